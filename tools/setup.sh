@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Turn a fresh clone on a Debian machine into a working .venv:
+#   ROS 2 Kilted wheels (FastDDS), the generated interfaces (av_perception_msgs,
+#   and tf2_msgs / audio_common_msgs where no ROS install has them), the CPU
+#   build of torch==2.13.0, onnxruntime-gpu, the simulator and test tools, and
+#   this package (editable).
+# Idempotent: each step keeps a stamp of what it was built from and is skipped
+# when nothing changed, so a second run takes a few seconds.
+#
+# Environment:
+#   AVP_VENV    where the venv goes (default: <repo>/.venv)
+#   AVP_PYTHON  the CPython 3.11 to build it from (default: python3)
+#   AVP_EXTRAS  extras of this package to install (default: gpu,train,sim,test)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${AVP_VENV:-$ROOT/.venv}
+PYTHON=${AVP_PYTHON:-python3}
+EXTRAS=${AVP_EXTRAS:-gpu,train,sim,test}
+STAMPS=$VENV/.av_perception_setup
+START=$(date +%s)
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. Debian packages: compilers and CMake for rosidl, Python headers, venv,
+#        PortAudio for sound cards, espeak-ng and sox for simulated sources.
+missing=()
+command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || missing+=(sox)
+ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2' || missing+=(libportaudio2)
+if command -v "$PYTHON" >/dev/null 2>&1; then
+  "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+  inc=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  [ -f "$inc/Python.h" ] || missing+=(python3-dev)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install: ${missing[*]}"
+    SUDO=sudo
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "not a Debian machine; install by hand: ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+  || die "ROS 2 Kilted wheels are built for CPython 3.11; $PYTHON is $("$PYTHON" -V 2>&1). Set AVP_PYTHON."
+
+# --- 2. The venv.
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+mkdir -p "$STAMPS"
+VPY=$VENV/bin/python
+
+hash_of() { (cd "$ROOT" && cat "$@" | sha256sum | cut -d' ' -f1); }
+
+# --- 3. Python packages, all pinned by requirements/constraints.txt.
+pip_hash=$(hash_of requirements/constraints.txt requirements/ros.txt setup.py setup.cfg; echo "$EXTRAS")
+if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$pip_hash" ]; then
+  log "installing Python packages (ROS 2 wheels, torch CPU, onnxruntime-gpu, ...)"
+  "$VPY" -m pip install -q --disable-pip-version-check \
+    -c "$ROOT/requirements/constraints.txt" \
+    -r "$ROOT/requirements/ros.txt" \
+    -e "$ROOT[$EXTRAS]" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  echo "$pip_hash" > "$STAMPS/pip"
+  rm -f "$STAMPS/cmake_paths" "$STAMPS/interfaces"
+fi
+
+# --- 4. The wheels' exported CMake files name the build machine's Python
+#        include dir and numpy include dir: point them at this interpreter's.
+if [ ! -f "$STAMPS/cmake_paths" ]; then
+  py_inc=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  np_inc=$("$VPY" -c 'import numpy; print(numpy.get_include())')
+  grep -rlZ --include='*.cmake' -e '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null \
+    | xargs -0 -r sed -i \
+        -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_inc#g" \
+        -e "s#/opt/python/cp311-cp311/include/python3.11#$py_inc#g"
+  touch "$STAMPS/cmake_paths"
+fi
+
+# --- 5. Interface packages, generated with rosidl by plain CMake into the venv.
+build_interface() {  # $1 = source dir
+  local src=$1 name
+  name=$(basename "$src")
+  local bld=$VENV/build/$name
+  AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV cmake -S "$src" -B "$bld" -G Ninja \
+    -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF \
+    -DCMAKE_BUILD_TYPE=Release > "$bld.log" 2>&1 \
+  && AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV cmake --build "$bld" >> "$bld.log" 2>&1 \
+  && cmake --install "$bld" >> "$bld.log" 2>&1 \
+  || { echo "[setup] error: building $name failed; see $bld.log" >&2; tail -20 "$bld.log" >&2; return 1; }
+}
+if_hash=$(cd "$ROOT" && find msg interfaces -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$STAMPS/interfaces" 2>/dev/null)" != "$if_hash" ]; then
+  mkdir -p "$VENV/build"
+  pkgs=("$ROOT/interfaces/av_perception_msgs")
+  # Standard packages only where the environment lacks them (no ROS install).
+  for std in tf2_msgs audio_common_msgs; do
+    if ! "$VPY" -c "import $std.msg" >/dev/null 2>&1 || [ -f "$VENV/share/$std/av_perception_compat" ]; then
+      pkgs+=("$ROOT/interfaces/compat/$std")
+    fi
+  done
+  log "generating interfaces: $(for p in "${pkgs[@]}"; do basename "$p"; done | tr '\n' ' ')"
+  pids=()
+  for p in "${pkgs[@]}"; do build_interface "$p" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  for p in "${pkgs[@]}"; do  # remember which standard packages are ours to rebuild
+    case $p in */compat/*) touch "$VENV/share/$(basename "$p")/av_perception_compat" ;; esac
+  done
+  echo "$if_hash" > "$STAMPS/interfaces"
+fi
+
+# --- 6. Check that everything imports (the package's own self-check).
+"$VENV/bin/av-perception" doctor --quiet \
+  || die "the environment does not work; run: $VENV/bin/av-perception doctor"
+log "ready in $(( $(date +%s) - START )) s: $VENV (try: $VENV/bin/av-perception --help)"
