@@ -1,3 +1,100 @@
+"""The ``av-perception`` command.
+
+Each subcommand is a thin layer over the library; errors a user can fix
+(a missing file, a bad parameter, a bag that is not a bag) end the command
+with one readable line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
-def main(argv=None):
-    print("stub"); return 0
+from collections.abc import Sequence
+from pathlib import Path
+
+from av_perception import __version__
+from av_perception.errors import ConfigError, InputError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from av_perception.runner import run_params
+    return run_params(args.params, args.ros_args)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from rclpy.parameter import Parameter
+
+    from av_perception.nodes.recorder import RecorderNode
+    from av_perception.ros.spin import spin_nodes
+
+    overrides = [Parameter('topics', Parameter.Type.STRING_ARRAY, list(args.topics))]
+    if args.output:
+        overrides.append(Parameter('output', Parameter.Type.STRING, str(args.output)))
+    if args.exclude:
+        overrides.append(Parameter('exclude', Parameter.Type.STRING_ARRAY, list(args.exclude)))
+    return spin_nodes([lambda: RecorderNode(parameter_overrides=overrides)],
+                      args=['av-perception', '--ros-args', *args.ros_args])
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from av_perception.doctor import run_checks
+    return run_checks(quiet=args.quiet)
+
+
+def _cmd_nodes(args: argparse.Namespace) -> int:
+    from av_perception.nodes import NODES
+    for name, target in NODES.items():
+        print(f'{name:24s} {target}')
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='av-perception',
+        description='Perception with sound for ROS 2 robots: run the nodes, record bags, '
+                    'check the environment.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    p = sub.add_parser('run', help='start the nodes a ROS 2 params file names, in one process',
+                       description='Start every node named in a ROS 2 params YAML (its top-level '
+                                   'keys) on one executor, until Ctrl-C or SIGTERM.')
+    p.add_argument('params', type=Path, help='params file, e.g. config/sim.yaml')
+    p.add_argument('--ros-args', nargs=argparse.REMAINDER, default=[], dest='ros_args',
+                   help='further ROS arguments (remappings, log levels)')
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser('record', help='record topics to an MCAP bag until Ctrl-C or SIGTERM',
+                       description='Record topics (any message type installed here) to a ROS 2 '
+                                   'MCAP bag; the bag is finalized on Ctrl-C or SIGTERM.')
+    p.add_argument('topics', nargs='*', help='topics to record (default: all)')
+    p.add_argument('-o', '--output', type=Path, help='bag folder to create')
+    p.add_argument('--exclude', nargs='*', default=[], help='topics never to record')
+    p.add_argument('--ros-args', nargs=argparse.REMAINDER, default=[], dest='ros_args',
+                   help='further ROS arguments')
+    p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser('doctor', help='check that ROS 2, the interfaces and ONNX Runtime work',
+                       description='Check the environment: rclpy and the middleware, generated '
+                                   'interfaces, ONNX Runtime providers, optional extras.')
+    p.add_argument('--quiet', action='store_true', help='print only problems')
+    p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser('nodes', help='list the nodes of the package')
+    p.set_defaults(func=_cmd_nodes)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, InputError, FileNotFoundError) as exc:
+        print(f'av-perception {args.command}: error: {exc}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Microphone array geometry, from a config file, never from code.
+
+A geometry file (YAML) names the array, its frame, its sample rate and its
+microphones in channel order, each with a position [m] in the array frame:
+
+    name: respeaker4
+    frame_id: mic_array
+    sample_rate: 16000
+    kind: circular            # circular | linear | binaural | echo
+    mics:                     # the order of the channels in the stream
+      - {name: m0, position: [0.0325, 0.0, 0.0]}
+      ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from av_perception.errors import ConfigError
+from av_perception.paths import config_path
+
+KINDS = ('circular', 'linear', 'planar', 'binaural', 'echo')
+
+
+@dataclass(frozen=True)
+class ArrayGeometry:
+    """A microphone array.
+
+    Attributes:
+        name: geometry id (goes into model metadata and diagnostics).
+        frame_id: the array frame (REP 103: x forward, y left, z up).
+        sample_rate: Hz.
+        kind: one of :data:`KINDS`.
+        mic_names: channel names in stream order.
+        positions: (channels, 3) microphone positions in the array frame [m].
+        speaker: (3,) speaker position [m] for an echolocation head, else None.
+    """
+
+    name: str
+    frame_id: str
+    sample_rate: int
+    kind: str
+    mic_names: tuple[str, ...]
+    positions: np.ndarray
+    speaker: np.ndarray | None = None
+
+    @property
+    def channels(self) -> int:
+        return len(self.mic_names)
+
+    @property
+    def front_back_ambiguous(self) -> bool:
+        """True where the array cannot tell front from back (2 mics on a line,
+        or a binaural head)."""
+        if self.kind == 'binaural' or self.channels < 3:
+            return True
+        centred = self.positions - self.positions.mean(axis=0)
+        return np.linalg.matrix_rank(centred[:, :2], tol=1e-4) < 2
+
+    @property
+    def aperture(self) -> float:
+        """Largest distance between two microphones [m]."""
+        d = self.positions[:, None, :] - self.positions[None, :, :]
+        return float(np.sqrt((d ** 2).sum(-1)).max())
+
+
+def load_array(name_or_path: str | Path) -> ArrayGeometry:
+    """Load a geometry file by path or by name (``config/arrays/<name>.yaml``).
+
+    Raises:
+        ConfigError: a missing file or a field that does not fit (one line).
+    """
+    p = Path(name_or_path)
+    try:
+        path = config_path(p if p.suffix else Path('arrays') / f'{p}.yaml')
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'{path}: not valid YAML ({exc.__class__.__name__})') from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f'{path}: expected a mapping, got {type(doc).__name__}')
+    try:
+        mics = doc['mics']
+        names = tuple(str(m['name']) for m in mics)
+        pos = np.asarray([[float(v) for v in m['position']] for m in mics], dtype=np.float64)
+        kind = str(doc.get('kind', 'planar'))
+        rate = int(doc['sample_rate'])
+        speaker = doc.get('speaker')
+        speaker = None if speaker is None else np.asarray(speaker, dtype=np.float64)
+        geom = ArrayGeometry(name=str(doc.get('name', path.stem)),
+                             frame_id=str(doc.get('frame_id', 'mic_array')),
+                             sample_rate=rate, kind=kind, mic_names=names,
+                             positions=pos, speaker=speaker)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f'{path}: expected name, frame_id, sample_rate and mics with '
+                          f'name and position [x, y, z] in metres; problem: {exc!r}') from None
+    if pos.ndim != 2 or pos.shape[1] != 3 or len(names) == 0:
+        raise ConfigError(f'{path}: expected mics with 3-D positions, got shape {pos.shape}')
+    if kind not in KINDS:
+        raise ConfigError(f'{path}: kind must be one of {KINDS}, got {kind!r}')
+    if rate <= 0:
+        raise ConfigError(f'{path}: sample_rate must be positive, got {rate}')
+    if len(set(names)) != len(names):
+        raise ConfigError(f'{path}: microphone names must be unique, got {list(names)}')
+    return geom

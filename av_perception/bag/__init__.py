@@ -1,0 +1,1 @@
+"""ROS 2 bags (MCAP, sqlite3 readable) through the ``rosbags`` library, no ROS."""

@@ -1,0 +1,139 @@
+"""Reading and writing bags with ``rosbags``.
+
+Topic names: this package's topics are relative (``audio/raw``); bags recorded
+by ``ros2 bag record`` hold them absolute (``/audio/raw``), possibly under a
+robot's namespace (``/robot1/audio/raw``). :func:`relative_topic` maps both to
+the relative name.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from av_perception.bag.types import package_msgtypes, typestore
+from av_perception.errors import InputError
+
+
+def relative_topic(topic: str, namespace: str = '') -> str:
+    """``/robot1/audio/raw`` with namespace ``robot1`` -> ``audio/raw``.
+
+    Topics outside the namespace keep their name without the leading slash.
+    """
+    t = topic.strip('/')
+    ns = namespace.strip('/')
+    if ns and t.startswith(ns + '/'):
+        return t[len(ns) + 1:]
+    return t
+
+
+@dataclass
+class BagMessage:
+    """One message from a bag.
+
+    Attributes:
+        topic: topic relative to the namespace (``audio/raw``).
+        msgtype: ``pkg/msg/Name``.
+        timestamp: receive time recorded in the bag [ns].
+        msg: the deserialized message (rosbags dataclass).
+    """
+
+    topic: str
+    msgtype: str
+    timestamp: int
+    msg: Any
+
+
+class BagWriter:
+    """Thread-safe MCAP bag writer taking CDR bytes (as rclpy delivers them
+    with ``raw=True``) or rosbags message objects.
+
+    The bag is complete and readable once :meth:`close` has run; messages are
+    written through as they come, so nothing received is held back.
+    """
+
+    def __init__(self, path: str | Path, msgtypes: Iterable[str] = ()) -> None:
+        self.path = Path(path)
+        if self.path.exists():
+            raise InputError('output', 'a path that does not exist yet', f'{self.path} exists')
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = typestore(list(msgtypes) + package_msgtypes())
+        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._connections: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self.closed = False
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Declare a topic (idempotent); registers its type if needed."""
+        with self._lock:
+            if topic in self._connections:
+                return
+            if msgtype not in self.store.fielddefs:
+                self.store.register({k: v for k, v in typestore([msgtype]).fielddefs.items()
+                                     if k not in self.store.fielddefs})
+            self._connections[topic] = self._writer.add_connection(topic, msgtype,
+                                                                   typestore=self.store)
+            self.counts[topic] = 0
+
+    def write_cdr(self, topic: str, timestamp_ns: int, data: bytes) -> None:
+        """Write serialized CDR bytes of a declared topic."""
+        with self._lock:
+            if self.closed:
+                return
+            self._writer.write(self._connections[topic], int(timestamp_ns), bytes(data))
+            self.counts[topic] += 1
+
+    def write(self, topic: str, msgtype: str, timestamp_ns: int, msg: Any) -> None:
+        """Write a rosbags message object (declares the topic if needed)."""
+        self.add_topic(topic, msgtype)
+        self.write_cdr(topic, timestamp_ns, self.store.serialize_cdr(msg, msgtype))
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self._writer.close()
+                self.closed = True
+
+    def __enter__(self) -> BagWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_bag(path: str | Path, topics: Iterable[str] | None = None,
+             namespace: str = '') -> Iterator[BagMessage]:
+    """Messages of a bag in time order, topics relative to ``namespace``.
+
+    Args:
+        path: a bag folder (MCAP or sqlite3) or a single .mcap file.
+        topics: relative topic names to read (None: all).
+
+    Raises:
+        InputError: not a readable bag (one line, what was expected and what came).
+    """
+    from rosbags.highlevel import AnyReader, AnyReaderError
+
+    path = Path(path)
+    wanted = set(topics) if topics is not None else None
+    try:
+        reader = AnyReader([path], default_typestore=typestore(package_msgtypes()))
+        reader.open()
+    except (AnyReaderError, OSError, ValueError, KeyError) as exc:
+        raise InputError('bag', 'a readable ROS 2 bag (MCAP or sqlite3)',
+                         f'{path}: {exc}') from None
+    try:
+        conns = [c for c in reader.connections
+                 if wanted is None or relative_topic(c.topic, namespace) in wanted]
+        for conn, timestamp, raw in reader.messages(connections=conns):
+            yield BagMessage(relative_topic(conn.topic, namespace), conn.msgtype, timestamp,
+                             reader.deserialize(raw, conn.msgtype))
+    finally:
+        reader.close()

@@ -1,0 +1,74 @@
+"""Validated inputs shared by the nodes: an audio stream subscription, and QoS
+matched to whatever publishers a topic has."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from av_perception.audio.chunk import AudioBlock, StreamChecker
+from av_perception.ros.messages import chunk_to_block
+from av_perception.ros.node import AvNode
+from av_perception.ros.qos import AUDIO
+from av_perception_msgs.msg import AudioChunk
+
+
+class AudioInput:
+    """Subscribes to an AudioChunk topic and hands valid blocks to ``on_block``.
+
+    Checks each chunk against the configured array (channel count, sample
+    rate) and the stream before it (gaps, overlaps, sample-rate changes,
+    stamps going backwards or jumping). A chunk that cannot be used is dropped
+    and counted under its reason; gaps and stamp jumps are counted as events
+    and the chunk is used.
+
+    Args:
+        node: the owning node (its /diagnostics reports this input).
+        topic: input topic (relative, remappable).
+        on_block: called with each valid :class:`AudioBlock`.
+        channels: expected channel count (0: any, fixed by the first chunk).
+        sample_rate: expected sample rate [Hz] (0: any, fixed by the first chunk).
+    """
+
+    def __init__(self, node: AvNode, topic: str, on_block: Callable[[AudioBlock], None],
+                 channels: int = 0, sample_rate: int = 0, stale_after: float = 0.0) -> None:
+        self.node = node
+        self.topic = topic
+        self.on_block = on_block
+        self.checker = StreamChecker(channels=channels, sample_rate=sample_rate)
+        self.stats = node.input(topic, stale_after=stale_after)
+        self.subscription = node.create_subscription(
+            AudioChunk, topic, node.guard(topic, self._on_msg), AUDIO)
+
+    def _on_msg(self, msg: AudioChunk) -> None:
+        block = chunk_to_block(msg)
+        for event in self.checker.check(block):
+            if event.fatal:
+                self.node.drop(self.topic, event.kind, event.detail)
+                return
+            if self.stats.on_event(event.kind, event.detail):
+                self.node.get_logger().warning(
+                    f'{self.topic}: {event.kind}: {event.detail} (counted in /diagnostics; '
+                    'further ones of this kind are not logged)')
+        self.on_block(block)
+
+
+def qos_matching_publishers(node: Node, topic: str, depth: int = 100) -> QoSProfile | None:
+    """A subscription QoS that receives from every current publisher of
+    ``topic`` (as rosbag2 chooses it), or None while the topic has none.
+
+    Reliable unless some publisher is best effort; transient local only if
+    every publisher is (so latched topics such as /tf_static are replayed to
+    a late subscriber).
+    """
+    infos = node.get_publishers_info_by_topic(topic)
+    if not infos:
+        return None
+    best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
+    latched = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth,
+        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)

@@ -1,0 +1,36 @@
+"""The QoS profiles of the package, chosen on purpose.
+
+- Images: sensor-data (best effort, keep last 5). A best-effort subscription
+  also receives from a reliable publisher, so any camera driver works.
+- Audio and everything a bag must not lose: reliable, keep last, a depth that
+  covers a few seconds of chunks.
+- Outputs: reliable (RViz and recorders default to reliable subscriptions).
+- /tf_static: reliable + transient local, depth 1 per publisher, as tf2 does.
+"""
+
+from __future__ import annotations
+
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+SENSOR = qos_profile_sensor_data
+
+#: Audio in and out: reliable, 100 chunks of history (several seconds).
+AUDIO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                   reliability=ReliabilityPolicy.RELIABLE,
+                   durability=DurabilityPolicy.VOLATILE)
+
+#: Outputs for RViz, bags and navigation.
+RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+#: Latched topics (/tf_static, audio_common's audio_info).
+LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                     reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+#: /tf as tf2_ros publishes it.
+TF = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.VOLATILE)

@@ -1,0 +1,36 @@
+"""Launch the robot-side nodes with config/robot.yaml (for users with a ROS install).
+
+    ros2 launch av_perception robot.launch.py [params_file:=/path/to/robot.yaml]
+
+Without a ROS install, ``av-perception run config/robot.yaml`` starts the same
+nodes with the same file in one process.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    default_params = os.path.join(get_package_share_directory('av_perception'), 'config',
+                                  'robot.yaml')
+    params = LaunchConfiguration('params_file')
+    nodes = [
+        Node(package='av_perception', executable='static_frames', name='static_frames',
+             parameters=[params], output='screen'),
+        Node(package='av_perception', executable='audio_common_adapter',
+             name='audio_common_adapter', parameters=[params], output='screen'),
+        Node(package='av_perception', executable='audio_monitor', name='audio_monitor',
+             parameters=[params], output='screen'),
+        Node(package='av_perception', executable='recorder', name='recorder',
+             parameters=[params], output='screen'),
+    ]
+    return LaunchDescription([
+        DeclareLaunchArgument('params_file', default_value=default_params,
+                              description='ROS 2 params file of the nodes'),
+        *nodes,
+    ])
