@@ -85,8 +85,17 @@ class StreamEvent:
     """Something a stream checker noticed about one block (not necessarily fatal)."""
 
     kind: str
-    detail: str
+    expected: str
+    got: str
     fatal: bool = False
+
+    @property
+    def detail(self) -> str:
+        return f'expected {self.expected}, got {self.got}'
+
+    def error(self) -> InputError:
+        """The event as an InputError (for a fatal one: the block is dropped)."""
+        return InputError(self.kind, self.expected, self.got)
 
 
 @dataclass
@@ -120,42 +129,34 @@ class StreamChecker:
         """
         events: list[StreamEvent] = []
         if self.channels and block.channels != self.channels:
-            events.append(StreamEvent(
-                'channels',
-                f'expected {self.channels} channels (array config), got {block.channels}',
-                fatal=True))
+            events.append(StreamEvent('channels', f'{self.channels} channels (array config)',
+                                      f'{block.channels}', fatal=True))
         if self.sample_rate and block.sample_rate != self.sample_rate:
-            events.append(StreamEvent(
-                'sample_rate',
-                f'expected {self.sample_rate} Hz (config), got {block.sample_rate} Hz',
-                fatal=True))
+            events.append(StreamEvent('sample_rate', f'{self.sample_rate} Hz (config)',
+                                      f'{block.sample_rate} Hz', fatal=True))
         elif self._stream_rate is not None and block.sample_rate != self._stream_rate:
-            events.append(StreamEvent(
-                'sample_rate_change',
-                f'expected {self._stream_rate} Hz as before, got {block.sample_rate} Hz '
-                'mid-stream', fatal=True))
+            events.append(StreamEvent('sample_rate_change', f'{self._stream_rate} Hz as before',
+                                      f'{block.sample_rate} Hz mid-stream', fatal=True))
         if any(e.fatal for e in events):
             return events
 
         if self._last_stamp_ns is not None and block.stamp_ns < self._last_stamp_ns:
-            events.append(StreamEvent(
-                'stamp_backwards',
-                f'expected a stamp after {self._last_stamp_ns * 1e-9:.6f} s, got '
-                f'{block.stamp_ns * 1e-9:.6f} s', fatal=True))
+            events.append(StreamEvent('stamp_backwards',
+                                      f'a stamp after {self._last_stamp_ns * 1e-9:.6f} s',
+                                      f'{block.stamp_ns * 1e-9:.6f} s', fatal=True))
             return events
         if self._next_sample is not None and block.first_sample != self._next_sample:
             delta = block.first_sample - self._next_sample
             kind = 'gap' if delta > 0 else 'overlap'
-            events.append(StreamEvent(
-                kind, f'expected first_sample {self._next_sample}, got {block.first_sample} '
-                f'({abs(delta)} samples of {kind})'))
+            events.append(StreamEvent(kind, f'first_sample {self._next_sample}',
+                                      f'{block.first_sample} ({abs(delta)} samples of {kind})'))
         elif self._predicted_stamp_ns is not None:
             err = (block.stamp_ns - self._predicted_stamp_ns) * 1e-9
             if abs(err) > self.stamp_tolerance:
                 events.append(StreamEvent(
                     'stamp_jump',
-                    f'expected a stamp near {self._predicted_stamp_ns * 1e-9:.6f} s from the '
-                    f'sample count, got {block.stamp_ns * 1e-9:.6f} s ({err * 1e3:+.1f} ms)'))
+                    f'a stamp near {self._predicted_stamp_ns * 1e-9:.6f} s (from the sample count)',
+                    f'{block.stamp_ns * 1e-9:.6f} s ({err * 1e3:+.1f} ms)'))
         self._stream_rate = block.sample_rate
         self._last_stamp_ns = block.stamp_ns
         self._next_sample = block.first_sample + block.frames

@@ -9,9 +9,11 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from av_perception.audio.chunk import AudioBlock, StreamChecker
-from av_perception.ros.messages import chunk_to_block
+from sensor_msgs.msg import Image
+
+from av_perception.ros.messages import chunk_to_block, image_to_array
 from av_perception.ros.node import AvNode
-from av_perception.ros.qos import AUDIO
+from av_perception.ros.qos import AUDIO, SENSOR
 from av_perception_msgs.msg import AudioChunk
 
 
@@ -46,13 +48,42 @@ class AudioInput:
         block = chunk_to_block(msg)
         for event in self.checker.check(block):
             if event.fatal:
-                self.node.drop(self.topic, event.kind, event.detail)
-                return
+                raise event.error()
             if self.stats.on_event(event.kind, event.detail):
                 self.node.get_logger().warning(
                     f'{self.topic}: {event.kind}: {event.detail} (counted in /diagnostics; '
                     'further ones of this kind are not logged)')
         self.on_block(block)
+
+
+class ImageInput:
+    """Subscribes to a camera image topic (sensor-data QoS: receives from best
+    effort and reliable publishers) and hands decoded arrays to ``on_image``.
+
+    Accepted encodings: rgb8, bgr8, mono8 (converted to ``want``), or any of
+    :data:`av_perception.image.ENCODINGS` when ``want`` is None. An image with
+    an unsupported encoding, a step that does not fit, or too little data is
+    dropped and counted under its reason.
+
+    Args:
+        node: the owning node.
+        topic: input topic (relative, remappable).
+        on_image: called with (array, header) for each valid image.
+        want: 'rgb8' or 'bgr8' to get (H, W, 3) uint8 whatever the camera sends.
+    """
+
+    def __init__(self, node: AvNode, topic: str, on_image: Callable, want: str | None = 'rgb8',
+                 stale_after: float = 0.0) -> None:
+        self.node = node
+        self.topic = topic
+        self.want = want
+        self.on_image = on_image
+        self.stats = node.input(topic, stale_after=stale_after)
+        self.subscription = node.create_subscription(
+            Image, topic, node.guard(topic, self._on_msg), SENSOR)
+
+    def _on_msg(self, msg: Image) -> None:
+        self.on_image(image_to_array(msg, want=self.want), msg.header)
 
 
 def qos_matching_publishers(node: Node, topic: str, depth: int = 100) -> QoSProfile | None:
