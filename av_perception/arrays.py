@@ -59,7 +59,7 @@ class ArrayGeometry:
         if self.kind == 'binaural' or self.channels < 3:
             return True
         centred = self.positions - self.positions.mean(axis=0)
-        return np.linalg.matrix_rank(centred[:, :2], tol=1e-4) < 2
+        return bool(np.linalg.matrix_rank(centred[:, :2], tol=1e-4) < 2)
 
     @property
     def aperture(self) -> float:

@@ -103,8 +103,14 @@ def encode(array: np.ndarray, encoding: str) -> RawImage:
         want = '(H, W, 3)' if nch > 1 else '(H, W)'
         raise InputError('shape', f'{want} for {encoding}', f'shape {array.shape}')
     dtype = np.dtype('<' + base) if base != 'u1' else np.dtype('u1')
-    if array.dtype.kind != dtype.kind and not (dtype.kind == 'f' and array.dtype.kind in 'iu'):
-        raise InputError('dtype', f'{dtype.name} for {encoding}', array.dtype.name)
+    # floats take any real numbers; integers only what fits without wrapping
+    if dtype.kind == 'f':
+        fits = array.dtype.kind in 'fiu'
+    else:
+        fits = array.dtype.kind in 'iu' and np.can_cast(array.dtype, dtype, 'safe')
+    if not fits:
+        raise InputError('dtype', f'{dtype.name} (or a type that fits in it) for {encoding}',
+                         array.dtype.name)
     data = np.ascontiguousarray(array, dtype=dtype)
     h, w = data.shape[:2]
     return RawImage(height=h, width=w, encoding=encoding, step=w * nch * dtype.itemsize,

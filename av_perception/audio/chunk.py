@@ -121,6 +121,7 @@ class StreamChecker:
     _last_stamp_ns: int | None = field(default=None, init=False)
     _predicted_stamp_ns: int | None = field(default=None, init=False)
     _stream_rate: int | None = field(default=None, init=False)
+    _stream_channels: int | None = field(default=None, init=False)
 
     def check(self, block: AudioBlock) -> list[StreamEvent]:
         """Check one block. Fatal events mean the block must be dropped.
@@ -131,6 +132,9 @@ class StreamChecker:
         if self.channels and block.channels != self.channels:
             events.append(StreamEvent('channels', f'{self.channels} channels (array config)',
                                       f'{block.channels}', fatal=True))
+        elif self._stream_channels is not None and block.channels != self._stream_channels:
+            events.append(StreamEvent('channels_change', f'{self._stream_channels} channels '
+                                      'as before', f'{block.channels} mid-stream', fatal=True))
         if self.sample_rate and block.sample_rate != self.sample_rate:
             events.append(StreamEvent('sample_rate', f'{self.sample_rate} Hz (config)',
                                       f'{block.sample_rate} Hz', fatal=True))
@@ -158,6 +162,7 @@ class StreamChecker:
                     f'a stamp near {self._predicted_stamp_ns * 1e-9:.6f} s (from the sample count)',
                     f'{block.stamp_ns * 1e-9:.6f} s ({err * 1e3:+.1f} ms)'))
         self._stream_rate = block.sample_rate
+        self._stream_channels = block.channels
         self._last_stamp_ns = block.stamp_ns
         self._next_sample = block.first_sample + block.frames
         self._predicted_stamp_ns = block.stamp_ns + int(round(block.duration * 1e9))
@@ -166,4 +171,4 @@ class StreamChecker:
     def reset(self) -> None:
         """Forget the stream (e.g. after a device restart)."""
         self._next_sample = self._last_stamp_ns = self._predicted_stamp_ns = None
-        self._stream_rate = None
+        self._stream_rate = self._stream_channels = None

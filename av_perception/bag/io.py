@@ -126,14 +126,21 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
     try:
         reader = AnyReader([path], default_typestore=typestore(package_msgtypes()))
         reader.open()
-    except (AnyReaderError, OSError, ValueError, KeyError) as exc:
+    except (AnyReaderError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InputError('bag', 'a readable ROS 2 bag (MCAP or sqlite3)',
                          f'{path}: {exc}') from None
+    count = 0
     try:
         conns = [c for c in reader.connections
                  if wanted is None or relative_topic(c.topic, namespace) in wanted]
-        for conn, timestamp, raw in reader.messages(connections=conns):
-            yield BagMessage(relative_topic(conn.topic, namespace), conn.msgtype, timestamp,
-                             reader.deserialize(raw, conn.msgtype))
+        try:
+            for conn, timestamp, raw in reader.messages(connections=conns):
+                yield BagMessage(relative_topic(conn.topic, namespace), conn.msgtype, timestamp,
+                                 reader.deserialize(raw, conn.msgtype))
+                count += 1
+        except (AnyReaderError, OSError, ValueError, KeyError, TypeError, IndexError,
+                EOFError) as exc:
+            raise InputError('bag', 'a complete ROS 2 bag',
+                             f'{path}: unreadable after {count} messages ({exc})') from None
     finally:
         reader.close()

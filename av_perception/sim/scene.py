@@ -210,7 +210,7 @@ class ChirpSpec:
 
 @dataclass(frozen=True)
 class RobotSpec:
-    """The simulated robot (config/sim_robot.yaml)."""
+    """The simulated robot (config/robots/sim.yaml)."""
 
     base_frame: str
     world_frame: str
@@ -224,7 +224,7 @@ class RobotSpec:
         return int(math.ceil(2.0 * self.chirp.max_range / self.sound_speed * sample_rate))
 
 
-def load_robot(name: str | Path = 'sim_robot.yaml') -> RobotSpec:
+def load_robot(name: str | Path = 'robots/sim.yaml') -> RobotSpec:
     """Load the robot description (a path, or a file name under config/)."""
     try:
         path = config_path(name)
