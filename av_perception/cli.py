@@ -36,6 +36,17 @@ def _cmd_record(args: argparse.Namespace) -> int:
                       args=['av-perception', '--ros-args', *args.ros_args])
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from av_perception.sim.bags import simulate
+    if args.scenes < 1:
+        raise ConfigError(f'--scenes must be at least 1, got {args.scenes}')
+    results = simulate(args.out, args.scenes, seed=args.seed, split=args.split,
+                       first=args.first, jobs=args.jobs, poses=args.poses)
+    samples = sum(r['samples'] for r in results)
+    print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from av_perception.doctor import run_checks
     return run_checks(quiet=args.quiet)
@@ -73,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--ros-args', nargs=argparse.REMAINDER, default=[], dest='ros_args',
                    help='further ROS arguments')
     p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser('simulate', help='render simulated scenes into MCAP bags',
+                       description='Render procedurally generated rooms (images, depth, echoes, '
+                                   'array and binaural audio, ground truth) into one MCAP bag '
+                                   'per scene, in parallel; deterministic for a given seed.')
+    p.add_argument('--scenes', type=int, required=True, help='number of scenes (rooms)')
+    p.add_argument('--out', type=Path, required=True, help='output folder (one bag per scene)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the scene generator')
+    p.add_argument('--split', choices=['train', 'test'], default='train',
+                   help='train rooms, or the held-out test rooms')
+    p.add_argument('--first', type=int, default=0, help='index of the first scene')
+    p.add_argument('--poses', type=int, default=8, help='samples (robot poses) per scene')
+    p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
+    p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser('doctor', help='check that ROS 2, the interfaces and ONNX Runtime work',
                        description='Check the environment: rclpy and the middleware, generated '

@@ -11,6 +11,7 @@ NODES: dict[str, str] = {
     'audio_common_adapter': 'av_perception.nodes.audio_common_adapter:AudioCommonAdapterNode',
     'audio_monitor': 'av_perception.nodes.audio_monitor:AudioMonitorNode',
     'recorder': 'av_perception.nodes.recorder:RecorderNode',
+    'sim_world': 'av_perception.nodes.sim_world:SimWorldNode',
 }
 
 

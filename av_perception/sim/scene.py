@@ -57,11 +57,13 @@ class SoundClass:
 
 #: The sound classes and the appearance of the objects that make them.
 SOUND_CLASSES: dict[str, SoundClass] = {c.name: c for c in (
-    SoundClass('speech', (0.35, 0.35, 1.60), (0.90, 0.60, 0.45), 'stripes', (0.0, 0.0, 1.50)),
-    SoundClass('tone', (0.30, 0.30, 0.50), (0.15, 0.25, 0.90), 'grid', (0.0, 0.0, 0.35)),
-    SoundClass('noise', (0.45, 0.45, 1.00), (0.20, 0.75, 0.30), 'stripes', (0.0, 0.0, 0.80)),
-    SoundClass('clicks', (0.25, 0.25, 0.35), (0.95, 0.85, 0.10), 'checker', (0.0, 0.0, 0.30)),
-    SoundClass('alarm', (0.30, 0.30, 0.30), (0.90, 0.10, 0.10), 'dots', (0.0, 0.0, 0.25)),
+    # the emission point sits just above the object: a point inside a closed
+    # obstacle would be outside the acoustic room
+    SoundClass('speech', (0.35, 0.35, 1.60), (0.90, 0.60, 0.45), 'stripes', (0.0, 0.0, 1.65)),
+    SoundClass('tone', (0.30, 0.30, 0.50), (0.15, 0.25, 0.90), 'grid', (0.0, 0.0, 0.55)),
+    SoundClass('noise', (0.45, 0.45, 1.00), (0.20, 0.75, 0.30), 'stripes', (0.0, 0.0, 1.05)),
+    SoundClass('clicks', (0.25, 0.25, 0.35), (0.95, 0.85, 0.10), 'checker', (0.0, 0.0, 0.40)),
+    SoundClass('alarm', (0.30, 0.30, 0.30), (0.90, 0.10, 0.10), 'dots', (0.0, 0.0, 0.35)),
 )}
 
 

@@ -1,0 +1,166 @@
+"""Node ``sim_world``: the simulated robot, live, so every node of the package
+runs with no hardware.
+
+Renders one scene of the simulated world (the same code as
+``av-perception simulate``) and plays it in real time, looping over the
+robot's path:
+
+- ``camera/image_raw`` (rgb8) + ``camera/camera_info`` at ``camera_rate``;
+- ``audio/raw`` (4-mic array) and ``audio/binaural`` as continuous
+  AudioChunks of ``chunk_seconds``, stamped at their first sample;
+- ``audio/echo``: one chirp echo every slot (``slot_seconds``), first sample
+  at the emission instant;
+- ground truth: ``gt/depth``, ``gt/camera_info``, ``gt/source_mask``,
+  ``gt/pose`` with every frame; ``gt/occupancy`` and ``gt/sound_direction``
+  every slot;
+- the robot's fixed frames on ``/tf_static``.
+
+The robot holds each pose of its path for most of a slot and turns or drives
+to the next one in the slot's last ``move_fraction`` (camera frames follow
+the motion; the audio of a slot is rendered at the slot's pose). Audio and
+echoes are rendered once at start-up (about a second per slot on one core)
+and then replayed as the path loops.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rclpy.qos import QoSProfile
+
+from av_perception.bag.messages import Messages
+from av_perception.ros.node import AvNode
+from av_perception.ros.qos import AUDIO, RELIABLE
+from av_perception.ros.spin import node_main
+from av_perception.ros.tf import StaticTfBroadcaster
+from av_perception.sim.bags import (TOPICS, audio_chunk_messages, frame_messages,
+                                    slot_event_messages, static_frames, stamp_of)
+from av_perception.sim.scene import SceneParams, describe, generate_scene, load_robot
+from av_perception.sim.world import SceneSimulator, interpolate
+
+
+class SimWorldNode(AvNode):
+    """Plays a simulated scene in real time."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('sim_world', **kwargs)
+        scene_id = self.param('scene_id', 0, 'Scene (room) to simulate.', lo=0, hi=10**6,
+                              read_only=True)
+        split = self.param('split', 'test', 'Rooms of the training or the held-out split.',
+                           choices=['train', 'test'], read_only=True)
+        seed = self.param('seed', 0, 'Seed of the scene generator.', lo=0, hi=2**31 - 1,
+                          read_only=True)
+        poses = self.param('poses', 12, 'Poses on the robot\'s (looping) path.', lo=2, hi=200,
+                           read_only=True)
+        self.slot_seconds = self.param('slot_seconds', 0.5, 'Time at each pose; one echo per '
+                                       'slot [s].', lo=0.2, hi=5.0, read_only=True)
+        self.camera_rate = self.param('camera_rate', 10.0, 'Camera frame rate [Hz].', lo=1.0,
+                                      hi=60.0, read_only=True)
+        self.move_fraction = self.param('move_fraction', 0.2, 'Share of a slot spent moving '
+                                        'to the next pose.', lo=0.0, hi=1.0, read_only=True)
+        robot_file = self.param('robot', 'robots/sim.yaml', 'Robot description file.',
+                                read_only=True)
+        self.robot = load_robot(robot_file)
+        self.scene = generate_scene(scene_id, split, seed, SceneParams(poses=poses))
+        self.get_logger().info(f'scene {describe(self.scene)}')
+        self.sim = SceneSimulator(self.scene, self.robot, slot_seconds=self.slot_seconds)
+        self.m = Messages()
+        self._pubs = {}
+        for topic, msgtype in TOPICS.items():
+            if topic == '/tf_static':
+                continue
+            qos: QoSProfile = AUDIO if topic.startswith('/audio') else RELIABLE
+            pkg, _, name = msgtype.split('/')
+            cls = getattr(__import__(f'{pkg}.msg', fromlist=[name]), name)
+            self._pubs[topic] = self.create_publisher(cls, topic.lstrip('/'), qos)
+        StaticTfBroadcaster(self).send_frames(static_frames(self.sim),
+                                              self.get_clock().now().nanoseconds)
+        self.slots = []
+        self.ready = threading.Event()
+        self._stop = False
+        self._render = threading.Thread(target=self._render_all, daemon=True)
+        self._render.start()
+        self._start_ns: int | None = None
+        self._next_frame = 0
+        self._next_chunk = 0
+        self._next_slot = 0
+        self._chunks: list = []
+        self._timer = self.create_timer(0.01, self._tick)
+        self.monitor.set_fact('scene', describe(self.scene))
+
+    # ------------------------------------------------------------------
+    def _render_all(self) -> None:
+        t = time.perf_counter()
+        for k in range(len(self.scene.poses)):
+            if self._stop:
+                return
+            self.slots.append(self.sim.slot(k))
+            self.monitor.set_fact('slots_rendered', f'{k + 1}/{len(self.scene.poses)}')
+        self.get_logger().info(f'rendered {len(self.slots)} slots in '
+                               f'{time.perf_counter() - t:.1f} s; playing')
+        self.ready.set()
+
+    def _publish(self, topic: str, msg) -> None:
+        """Publish a rosbags message as CDR bytes (same bytes as in a bag)."""
+        self._pubs[topic].publish(bytes(self.m.store.serialize_cdr(msg, TOPICS[topic])))
+
+    def _tick(self) -> None:
+        if not self.ready.is_set():
+            return
+        now = self.get_clock().now().nanoseconds
+        if self._start_ns is None:
+            self._start_ns = now
+        elapsed = now - self._start_ns
+        n = len(self.slots)
+        slot_ns = int(self.slot_seconds * 1e9)
+        # one slot's events (echo, occupancy, directions) and audio chunks
+        while self._next_slot * slot_ns <= elapsed:
+            k = self._next_slot
+            slot = self.slots[k % n]
+            stamp = self._start_ns + k * slot_ns
+            self._chunks += [(self._restamp(topic, msg, slot, stamp, k), topic)
+                             for topic, msg in audio_chunk_messages(self.m, self.sim, slot)]
+            for topic, msg in slot_event_messages(self.m, self.sim, slot):
+                self._publish(topic, self._restamp(topic, msg, slot, stamp, k))
+            self._next_slot += 1
+        # audio chunks are published when their last sample has been "heard"
+        while self._chunks and stamp_of(self._chunks[0][0]) + int(0.1 * 1e9) <= now:
+            msg, topic = self._chunks.pop(0)
+            self._publish(topic, msg)
+        # camera frames along the (interpolated) path
+        frame_ns = int(1e9 / self.camera_rate)
+        while self._next_frame * frame_ns <= elapsed:
+            t_ns = self._next_frame * frame_ns
+            k, into = divmod(t_ns, slot_ns)
+            a, b = self.scene.poses[k % n], self.scene.poses[(k + 1) % n]
+            f = into / slot_ns
+            start_move = 1.0 - self.move_fraction
+            frac = 0.0 if f < start_move or self.move_fraction == 0 else (
+                (f - start_move) / self.move_fraction)
+            pose = interpolate(a, b, frac)
+            view, mask = self.sim.frame(pose)
+            for topic, msg in frame_messages(self.m, self.sim, self._start_ns + t_ns, pose,
+                                             view.rgb, view.depth, mask):
+                self._publish(topic, msg)
+            self._next_frame += 1
+
+    def _restamp(self, topic: str, msg, slot, stamp_ns: int, k: int):
+        """A pre-rendered slot's message moved to the live time line: the path
+        loops, stamps and sample counters keep counting."""
+        msg.header.stamp = self.m.time(stamp_of(msg) + stamp_ns - slot.stamp_ns)
+        if topic == '/audio/echo':
+            msg.first_sample = k  # the emission count
+        elif topic in ('/audio/raw', '/audio/binaural'):
+            msg.first_sample += (k - slot.index) * self.sim.slot_len
+        return msg
+
+    def destroy_node(self) -> None:
+        self._stop = True
+        self._render.join(timeout=10)
+        self.sim.close()
+        super().destroy_node()
+
+
+def main(argv=None) -> int:
+    return node_main(SimWorldNode, argv)

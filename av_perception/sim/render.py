@@ -1,0 +1,386 @@
+"""Camera renderer of the simulated world (pybullet, CPU TinyRenderer, no ROS).
+
+One :class:`SceneRenderer` per scene: it opens its own pybullet client in
+DIRECT mode, builds the room once (floor, ceiling and four walls as thin
+boxes around the interior ``[0, Lx] x [0, Ly] x [0, Lz]``, plus every
+``scene.boxes`` entry) with procedural textures, and then renders the robot's
+camera at any :class:`~av_perception.sim.scene.Pose2D`:
+
+* ``rgb``: H x W x 3 uint8, row 0 at the top, column 0 at the left;
+* ``depth``: H x W float32, metres along the optical z axis (planar depth,
+  not ray length); ``+inf`` where nothing lies closer than the far plane
+  (REP 118);
+* ``labels``: H x W int32, index into ``scene.boxes`` of the object seen at
+  each pixel, -1 for room surfaces (and for nothing).
+
+Camera model (``CameraSpec``): at ``camera.xyz`` in the base frame, looking
+along base +x, pinhole with fx = fy = (W/2)/tan(hfov/2) and principal point
+(W/2, H/2); optical frame z forward, x right, y down. Pixel (u, v) covers
+[u, u+1) x [v, v+1), so its centre is at (u + 0.5, v + 0.5).
+
+Several renderers may live in one process (each has its own client) and in
+parallel worker processes (textures are cached per process).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+from PIL import Image
+
+from av_perception.sim.scene import SURFACES, TEXTURES, Box, Pose2D, RobotSpec, Scene, base_to_world
+
+__all__ = ['View', 'SceneRenderer', 'source_mask', 'texture_image', 'TEXTURE_SIZE',
+           'TEXTURE_TILE_M', 'WALL_THICKNESS']
+
+#: Texels per side of a texture tile.
+TEXTURE_SIZE = 256
+#: World size of one texture tile [m] (textures repeat every this many metres).
+TEXTURE_TILE_M = 2.0
+#: Thickness of the floor, ceiling and wall boxes (outside the interior) [m].
+WALL_THICKNESS = 0.1
+
+# Lighting of the TinyRenderer: a fixed directional light, mostly ambient so
+# that every face is visible, with some diffuse shading so that faces of
+# different orientation differ. No specular (view-independent shading).
+_LIGHT_DIRECTION = (0.4, 0.25, 1.0)
+_LIGHT_AMBIENT = 0.6
+_LIGHT_DIFFUSE = 0.45
+_LIGHT_SPECULAR = 0.0
+
+
+@dataclass
+class View:
+    """One camera image.
+
+    Attributes:
+        rgb: H x W x 3 uint8.
+        depth: H x W float32, planar depth (optical z) [m]; +inf beyond far.
+        labels: H x W int32, ``scene.boxes`` index per pixel, -1 elsewhere.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    labels: np.ndarray
+
+
+def source_mask(view: View, box_index: int) -> np.ndarray:
+    """H x W uint8 mask: 255 on the pixels of ``scene.boxes[box_index]``, else 0."""
+    return np.where(view.labels == int(box_index), np.uint8(255), np.uint8(0))
+
+
+# ------------------------------------------------------------------ textures
+def _rng(name: str) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(f'av_perception.texture:{name}'.encode()))
+
+
+def _pattern(name: str, n: int = TEXTURE_SIZE) -> np.ndarray:
+    """Grey pattern in [0, 1] (n x n float), deterministic per name.
+
+    Feature sizes are ~10-30 cm at a 2 m tile (n = 256 texels), coarse enough
+    to survive a 128 px camera at a few metres, with non-periodic variation
+    (jittered sizes and intensities) so that local features are distinctive.
+    """
+    if name not in TEXTURES:
+        raise ValueError(f'unknown texture {name!r}; expected one of {TEXTURES}')
+    rng = _rng(name)
+    v, u = np.mgrid[0:n, 0:n]
+    s = n / 256.0  # texels per nominal texel
+    lo, hi = 0.42, 1.0
+    if name == 'plain':
+        return np.ones((n, n))
+    if name == 'checker':
+        cell = int(32 * s)
+        q = ((u // cell) + (v // cell)) % 2
+        jitter = rng.uniform(-0.08, 0.08, (n // cell + 1, n // cell + 1))
+        return np.clip(np.where(q == 0, hi, lo) + jitter[v // cell, u // cell], 0, 1)
+    if name == 'stripes':
+        # vertical stripes of random widths, alternating light/dark, plus a
+        # few horizontal breaks so that stripe ends give corners
+        edges = np.cumsum(rng.integers(int(12 * s), int(36 * s), 64))
+        edges = edges[edges < n]
+        idx = np.searchsorted(edges, u[0], side='right')
+        col = np.where(idx % 2 == 0, hi, lo) + rng.uniform(-0.06, 0.06, idx.max() + 1)[idx]
+        img = np.broadcast_to(col, (n, n)).copy()
+        for _ in range(6):
+            r0 = int(rng.integers(0, n - int(20 * s)))
+            c0, c1 = sorted(rng.integers(0, n, 2))
+            img[r0:r0 + int(8 * s), c0:c1 + 1] = lo + 0.5 * (hi - lo)
+        return np.clip(img, 0, 1)
+    if name == 'grid':
+        cell, line = int(40 * s), int(7 * s)
+        on = ((u % cell) < line) | ((v % cell) < line)
+        fill = rng.uniform(0.72, 1.0, (n // cell + 1, n // cell + 1))[v // cell, u // cell]
+        return np.where(on, lo - 0.05, fill)
+    if name == 'noise':
+        cell = int(16 * s)
+        k = n // cell
+        blocks = rng.uniform(lo - 0.05, hi, (k, k))
+        return np.kron(blocks, np.ones((cell, cell)))[:n, :n]
+    if name == 'wood':
+        # planks along u with dark seams, staggered plank ends, soft grain
+        plank_h = int(36 * s)
+        row = v // plank_h
+        nrows = n // plank_h + 1
+        offs = rng.integers(0, n, nrows)
+        plank_len = int(128 * s)
+        uu = (u + offs[row]) % n
+        pid = row * 4 + uu // plank_len
+        shade = rng.uniform(0.62, 0.95, nrows * 4 + 4)[pid]
+        phase = rng.uniform(0, 2 * np.pi, nrows * 4 + 4)[pid]
+        grain = 0.08 * np.sin(2 * np.pi * v / (9.0 * s) + 0.6 * np.sin(2 * np.pi * u / (70 * s))
+                              + phase)
+        seam = ((v % plank_h) < int(3 * s)) | ((uu % plank_len) < int(3 * s))
+        return np.clip(np.where(seam, 0.3, shade + grain), 0, 1)
+    if name == 'bricks':
+        bh, bw, mortar = int(24 * s), int(64 * s), int(4 * s)
+        row = v // bh
+        shift = np.where(row % 2 == 0, 0, bw // 2)
+        col = (u + shift) // bw
+        local_u = (u + shift) % bw
+        ncol = n // bw + 2
+        tone = rng.uniform(0.45, 0.85, (n // bh + 1, ncol))[row, col]
+        is_mortar = ((v % bh) < mortar) | (local_u < mortar)
+        return np.where(is_mortar, 1.0, tone)
+    if name == 'dots':
+        img = np.full((n, n), hi)
+        cell = int(40 * s)
+        for cy in range(cell // 2, n, cell):
+            for cx in range(cell // 2, n, cell):
+                jy, jx = rng.integers(-cell // 5, cell // 5 + 1, 2)
+                r = rng.uniform(6 * s, 12 * s)
+                tone = rng.uniform(lo - 0.1, lo + 0.15)
+                # wrap-around distance so that the tile repeats seamlessly
+                dy = (v - (cy + jy) + n // 2) % n - n // 2
+                dx = (u - (cx + jx) + n // 2) % n - n // 2
+                img[dy * dy + dx * dx <= r * r] = tone
+        return img
+    raise AssertionError(name)  # pragma: no cover - TEXTURES covers all names
+
+
+def texture_image(name: str, color, size: int = TEXTURE_SIZE) -> np.ndarray:
+    """The texture ``name`` tinted by ``color`` (RGB in [0, 1]): size x size x 3 uint8.
+
+    Deterministic in (name, color, size).
+    """
+    c = np.clip(np.asarray(color, dtype=float).reshape(3), 0.0, 1.0)
+    img = _pattern(name, size)[:, :, None] * c[None, None, :] * 255.0
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+_cache_lock = threading.Lock()
+_cache: dict = {'pid': None, 'dir': None}
+
+
+def _cache_dir() -> Path:
+    """A texture cache directory of this process (new after a fork)."""
+    with _cache_lock:
+        if _cache['pid'] != os.getpid():
+            _cache['dir'] = tempfile.TemporaryDirectory(prefix='avp_textures_')
+            _cache['pid'] = os.getpid()
+        return Path(_cache['dir'].name)
+
+
+def _texture_file(name: str, color) -> Path:
+    c = tuple(int(round(float(x) * 255)) for x in np.clip(np.asarray(color, float), 0, 1))
+    path = _cache_dir() / f'{name}_{c[0]:02x}{c[1]:02x}{c[2]:02x}.png'
+    if not path.exists():
+        tmp = path.with_name(f'.{path.stem}.{os.getpid()}.{threading.get_ident()}.png')
+        Image.fromarray(texture_image(name, np.asarray(c) / 255.0)).save(tmp)
+        os.replace(tmp, path)
+    return path
+
+
+# -------------------------------------------------------------------- meshes
+# Faces of an axis-aligned box: (normal axis, sign). For each face the texture
+# u runs along the first in-plane axis, v along the second (z on vertical
+# faces, so patterns stand upright on walls and sides).
+_FACES = ((0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1))
+_INPLANE = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+
+
+def _box_mesh(size) -> tuple[list, list, list, list]:
+    """Vertices (centred on the origin), indices, normals and uvs of a box whose
+    texture repeats every TEXTURE_TILE_M metres."""
+    half = np.asarray(size, dtype=float) / 2.0
+    verts, normals, uvs, idx = [], [], [], []
+    for axis, sign in _FACES:
+        a, b = _INPLANE[axis]
+        n = [0.0, 0.0, 0.0]
+        n[axis] = float(sign)
+        corners = []
+        for sa, sb in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            q = [0.0, 0.0, 0.0]
+            q[axis] = sign * half[axis]
+            q[a] = sa * half[a]
+            q[b] = sb * half[b]
+            corners.append(q)
+        # counter-clockwise seen from outside the box
+        e1 = np.subtract(corners[1], corners[0])
+        e2 = np.subtract(corners[2], corners[0])
+        order = (0, 1, 2, 3) if np.dot(np.cross(e1, e2), n) > 0 else (0, 3, 2, 1)
+        base = len(verts)
+        for k in order:
+            q = corners[k]
+            verts.append(q)
+            normals.append(n)
+            uvs.append([(q[a] + half[a]) / TEXTURE_TILE_M, (q[b] + half[b]) / TEXTURE_TILE_M])
+        idx += [base, base + 1, base + 2, base, base + 2, base + 3]
+    return verts, idx, normals, uvs
+
+
+def _room_boxes(scene: Scene) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(surface, lo, hi) of the six thin boxes enclosing the room interior.
+    Each extends by the thickness beyond the interior so corners are closed."""
+    lx, ly, lz = (float(v) for v in scene.size)
+    t = WALL_THICKNESS
+    return [
+        ('floor', np.array([-t, -t, -t]), np.array([lx + t, ly + t, 0.0])),
+        ('ceiling', np.array([-t, -t, lz]), np.array([lx + t, ly + t, lz + t])),
+        ('west', np.array([-t, -t, -t]), np.array([0.0, ly + t, lz + t])),
+        ('east', np.array([lx, -t, -t]), np.array([lx + t, ly + t, lz + t])),
+        ('south', np.array([-t, -t, -t]), np.array([lx + t, 0.0, lz + t])),
+        ('north', np.array([-t, ly, -t]), np.array([lx + t, ly + t, lz + t])),
+    ]
+
+
+# ------------------------------------------------------------------ renderer
+class SceneRenderer:
+    """Renders the robot's camera in one scene (own pybullet DIRECT client).
+
+    Use as a context manager, or call :meth:`close` when done.
+    """
+
+    def __init__(self, scene: Scene, robot: RobotSpec) -> None:
+        self.scene = scene
+        self.robot = robot
+        cam = robot.camera
+        self.width, self.height = int(cam.width), int(cam.height)
+        self.near, self.far = float(cam.near), float(cam.far)
+        if not (0.0 < self.near < self.far):
+            raise ValueError(f'camera clipping planes must satisfy 0 < near < far, '
+                             f'got {self.near}, {self.far}')
+        self.K = cam.K
+        self.fx = float(cam.fx)
+        fov_y = math.degrees(2.0 * math.atan((self.height / 2.0) / self.fx))
+        self._proj = p.computeProjectionMatrixFOV(fov=fov_y, aspect=self.width / self.height,
+                                                  nearVal=self.near, farVal=self.far)
+        self._client = p.connect(p.DIRECT)
+        if self._client < 0:
+            raise RuntimeError('pybullet: cannot open a DIRECT client')
+        self._textures: dict[tuple, int] = {}
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------- building
+    def _texture(self, name: str, color) -> int:
+        key = (name, tuple(int(round(float(x) * 255)) for x in color))
+        tex = self._textures.get(key)
+        if tex is None:
+            tex = p.loadTexture(str(_texture_file(name, color)), physicsClientId=self._client)
+            if tex < 0:
+                raise RuntimeError(f'pybullet: cannot load texture {name} {color}')
+            self._textures[key] = tex
+        return tex
+
+    def _add_box(self, lo, hi, color, texture: str) -> int:
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        size = hi - lo
+        if np.any(size <= 0):
+            raise ValueError(f'box with non-positive size {size.tolist()}')
+        verts, idx, normals, uvs = _box_mesh(size)
+        vis = p.createVisualShape(p.GEOM_MESH, vertices=verts, indices=idx, normals=normals,
+                                  uvs=uvs, rgbaColor=[1, 1, 1, 1], physicsClientId=self._client)
+        if vis < 0:
+            raise RuntimeError('pybullet: cannot create a visual shape')
+        body = p.createMultiBody(baseMass=0.0, baseCollisionShapeIndex=-1,
+                                 baseVisualShapeIndex=vis,
+                                 basePosition=((lo + hi) / 2.0).tolist(),
+                                 physicsClientId=self._client)
+        if body < 0:
+            raise RuntimeError('pybullet: cannot create a body')
+        p.changeVisualShape(body, -1, rgbaColor=[1, 1, 1, 1],
+                            textureUniqueId=self._texture(texture, color),
+                            physicsClientId=self._client)
+        return body
+
+    def _build(self) -> None:
+        scene = self.scene
+        owners: dict[int, int] = {}
+        for surf, lo, hi in _room_boxes(scene):
+            body = self._add_box(lo, hi, scene.wall_colors[surf],
+                                 scene.wall_textures.get(surf, 'plain'))
+            owners[body] = -1
+        for i, box in enumerate(scene.boxes):
+            body = self._add_box(box.lo, box.hi, box.color, box.texture)
+            owners[body] = i
+        # segmentation id -> label; the last entry serves id -1 (nothing drawn)
+        lut = np.full(max(owners) + 2, -1, dtype=np.int32)
+        for body, label in owners.items():
+            lut[body] = label
+        self._label_lut = lut
+
+    # ------------------------------------------------------------ rendering
+    def camera_eye(self, pose: Pose2D) -> np.ndarray:
+        """The camera's optical centre in the world frame at ``pose``."""
+        return base_to_world(pose, self.robot.camera.xyz)
+
+    def view_matrix(self, pose: Pose2D):
+        eye = self.camera_eye(pose)
+        fwd = np.array([math.cos(pose.yaw), math.sin(pose.yaw), 0.0])
+        return p.computeViewMatrix(cameraEyePosition=eye.tolist(),
+                                   cameraTargetPosition=(eye + fwd).tolist(),
+                                   cameraUpVector=[0.0, 0.0, 1.0])
+
+    def render(self, pose: Pose2D) -> View:
+        """Render the camera with the robot base at ``pose``."""
+        if self._client is None:
+            raise RuntimeError('SceneRenderer is closed')
+        w, h = self.width, self.height
+        _, _, rgba, zbuf, seg = p.getCameraImage(
+            w, h, viewMatrix=self.view_matrix(pose), projectionMatrix=self._proj,
+            lightDirection=list(_LIGHT_DIRECTION), lightColor=[1.0, 1.0, 1.0], shadow=0,
+            lightAmbientCoeff=_LIGHT_AMBIENT, lightDiffuseCoeff=_LIGHT_DIFFUSE,
+            lightSpecularCoeff=_LIGHT_SPECULAR, renderer=p.ER_TINY_RENDERER,
+            physicsClientId=self._client)
+        rgb = np.ascontiguousarray(np.reshape(rgba, (h, w, 4))[:, :, :3], dtype=np.uint8)
+        zbuf = np.reshape(zbuf, (h, w)).astype(np.float64)
+        seg = np.reshape(seg, (h, w)).astype(np.int64)
+        near, far = self.near, self.far
+        depth = (far * near / (far - (far - near) * zbuf)).astype(np.float32)
+        # ids >= 2**24 would carry link indices; we ask for object ids only
+        labels = self._label_lut[np.clip(seg, -1, len(self._label_lut) - 2)]
+        depth[seg < 0] = np.inf
+        return View(rgb=rgb, depth=depth, labels=labels.astype(np.int32, copy=False))
+
+    # ------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        client, self._client = getattr(self, '_client', None), None
+        if client is not None and client >= 0:
+            try:
+                p.disconnect(physicsClientId=client)
+            except p.error:
+                pass
+
+    def __enter__(self) -> SceneRenderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # best effort; prefer close()
+        try:
+            self.close()
+        except Exception:
+            pass

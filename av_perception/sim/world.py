@@ -1,0 +1,294 @@
+"""Everything the robot senses in one scene, slot after slot, from one scene
+description: camera image and depth, the echo of its chirp, the microphone
+array and binaural streams, and the ground truth to score them.
+
+Time is cut into slots of ``slot_seconds``; in slot k the robot stands at
+``scene.poses[k]``. At the start of each slot the camera takes a frame and
+the speaker emits a chirp (the echo chunk's first sample is the emission
+instant, same stamp as the frame); the array and binaural streams are
+continuous, each slot's audio being what the microphones hear at that pose
+of sources that have been playing all along (their signals are continuous in
+time, reverberation included).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from av_perception.arrays import ArrayGeometry, load_array
+from av_perception.sim import acoustics
+from av_perception.sim.scene import (Pose2D, RobotSpec, Scene, base_to_world,
+                                     direction_in_frame, load_robot)
+
+#: Sim time of the first slot [ns] (a fixed epoch keeps bags reproducible).
+T0_NS = 1_700_000_000 * 1_000_000_000
+EMIT_GAIN = 0.05          # chirp amplitude at the speaker (1/r convention of pyroomacoustics)
+ECHO_NOISE_DBFS = -70.0   # self-noise of the echo microphones
+STREAM_RATE = 16000       # Hz, array and binaural streams
+
+
+@dataclass
+class Direction:
+    """Ground-truth direction of a sounding source seen from an array frame."""
+
+    cls: str
+    azimuth: float      # rad, CCW from +x of the array frame
+    elevation: float    # rad
+    distance: float     # m
+
+
+@dataclass
+class Occupancy:
+    """A local occupancy grid in the base frame.
+
+    Attributes:
+        data: (rows, cols) int8: 0 free, 100 occupied, -1 unknown; row = y.
+        resolution: metres per cell.
+        origin: (x, y) of cell (0, 0)'s corner in the base frame [m].
+    """
+
+    data: np.ndarray
+    resolution: float
+    origin: tuple[float, float]
+
+
+@dataclass
+class Slot:
+    """What the robot senses (and the truth about it) in one slot."""
+
+    index: int
+    stamp_ns: int
+    pose: Pose2D
+    rgb: np.ndarray                 # (H, W, 3) uint8
+    depth: np.ndarray               # (H, W) float32, metres along optical z
+    labels: np.ndarray              # (H, W) int32, box index or -1
+    source_mask: np.ndarray         # (H, W) uint8, 255 on sounding objects
+    echo: np.ndarray                # (2, N) float32, sample 0 = emission
+    echo_rate: int
+    array: np.ndarray               # (4, n) float32
+    binaural: np.ndarray            # (2, n) float32
+    stream_rate: int
+    first_sample: int               # of array and binaural in this slot
+    directions: dict = field(default_factory=dict)   # role -> [Direction]
+    occupancy: Occupancy | None = None
+
+
+def interpolate(a: Pose2D, b: Pose2D, f: float) -> Pose2D:
+    """Pose a fraction ``f`` in [0, 1] of the way from a to b (shortest turn)."""
+    dyaw = (b.yaw - a.yaw + math.pi) % (2 * math.pi) - math.pi
+    yaw = (a.yaw + f * dyaw + math.pi) % (2 * math.pi) - math.pi
+    return Pose2D(a.x + f * (b.x - a.x), a.y + f * (b.y - a.y), yaw)
+
+
+def occupancy_grid(scene: Scene, pose: Pose2D, size: float = 10.0,
+                   resolution: float = 0.1, z_range=(0.05, 2.0)) -> Occupancy:
+    """Ground-truth occupancy around the robot, in its base frame: walls and
+    every box reaching into ``z_range`` are occupied, the rest of the room
+    free, outside the room unknown."""
+    n = int(round(size / resolution))
+    origin = (-size / 2.0, -size / 2.0)
+    centres = origin[0] + (np.arange(n) + 0.5) * resolution
+    bx, by = np.meshgrid(centres, centres)  # rows = y, cols = x
+    c, s = math.cos(pose.yaw), math.sin(pose.yaw)
+    wx = pose.x + c * bx - s * by
+    wy = pose.y + s * bx + c * by
+    lx, ly = scene.size[:2]
+    inside = (wx >= 0) & (wx <= lx) & (wy >= 0) & (wy <= ly)
+    data = np.full((n, n), -1, np.int8)
+    data[inside] = 0
+    half = resolution / 2.0
+    r = resolution  # the cells along the room's boundary are the walls
+    wall = inside & ((wx < r) | (wx > lx - r) | (wy < r) | (wy > ly - r))
+    data[wall] = 100
+    for b in scene.boxes:
+        if b.hi[2] < z_range[0] or b.lo[2] > z_range[1]:
+            continue
+        hit = ((wx >= b.lo[0] - half) & (wx <= b.hi[0] + half) & (wy >= b.lo[1] - half)
+               & (wy <= b.hi[1] + half))
+        data[hit & inside] = 100
+    return Occupancy(data=data, resolution=resolution, origin=origin)
+
+
+class SceneSimulator:
+    """Renders the slots of one scene (images with pybullet, sound with
+    pyroomacoustics). Build once per scene; ``slot(k)`` for each pose.
+
+    Args:
+        scene: the scene description.
+        robot: the robot description (default: config/robots/sim.yaml).
+        slot_seconds: length of a slot [s].
+        rays: ray-tracing rays for the source renderings (the echoes use 2000).
+        max_order: image-source order.
+    """
+
+    def __init__(self, scene: Scene, robot: RobotSpec | None = None, slot_seconds: float = 0.5,
+                 rays: int = 1000, max_order: int = 3, tail_seconds: float = 0.6) -> None:
+        from av_perception.sim.hrtf import get_hrtf
+        from av_perception.sim.render import SceneRenderer
+        from av_perception.sim.signals import chirp
+
+        self.scene = scene
+        self.robot = robot or load_robot()
+        self.slot_seconds = slot_seconds
+        self.rays = rays
+        self.max_order = max_order
+        self.arrays: dict[str, ArrayGeometry] = {
+            role: load_array(m.geometry) for role, m in self.robot.arrays.items()}
+        self.echo_rate = self.arrays['echo'].sample_rate
+        self.stream_rate = self.arrays['array'].sample_rate
+        if self.arrays['binaural'].sample_rate != self.stream_rate:
+            raise ValueError('array and binaural streams must share a sample rate')
+        self.slot_len = int(round(slot_seconds * self.stream_rate))
+        self.tail_len = int(round(tail_seconds * self.stream_rate))
+        self.tail_seconds = tail_seconds
+        ch = self.robot.chirp
+        self.chirp = chirp(ch.f0, ch.f1, ch.duration, self.echo_rate)
+        self.echo_len = self.robot.echo_window(self.echo_rate)
+        self.hrtf = get_hrtf(self.stream_rate)
+        self.renderer = SceneRenderer(scene, self.robot)
+        self._signals: dict[int, np.ndarray] = {}
+
+    def close(self) -> None:
+        self.renderer.close()
+
+    def __enter__(self) -> SceneSimulator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- pieces
+    def world_mics(self, role: str, pose: Pose2D) -> np.ndarray:
+        """World positions (3, M) of an array's microphones at a pose."""
+        return acoustics.mic_positions(pose, self.robot.arrays[role].xyz,
+                                       self.arrays[role].positions)
+
+    def source_signal(self, i: int) -> np.ndarray:
+        """Source i's signal over the whole scene, preceded by a tail-long
+        pre-roll (it has been playing before the first slot)."""
+        if i not in self._signals:
+            from av_perception.sim.signals import db_to_gain, source_signal
+            src = self.scene.sources[i]
+            total = (self.tail_len + self.slot_len * len(self.scene.poses)) / self.stream_rate
+            sig = source_signal(src.cls, src.seed, total, self.stream_rate)
+            self._signals[i] = sig.astype(np.float64) * db_to_gain(src.level_db)
+        return self._signals[i]
+
+    def echo(self, k: int) -> np.ndarray:
+        """(2, N) echo recording of slot k, sample 0 = emission instant."""
+        pose = self.scene.poses[k]
+        room = acoustics.build_room(self.scene, self.echo_rate, self.max_order, rays=2000,
+                                    time_thres=self.echo_len / self.echo_rate + 0.01)
+        speaker = base_to_world(pose, np.asarray(self.robot.arrays['echo'].xyz)
+                                + (self.arrays['echo'].speaker
+                                   if self.arrays['echo'].speaker is not None else 0.0))
+        irs, lag = acoustics.rirs(room, speaker, self.world_mics('echo', pose),
+                                  seed=self.scene.seed + 7919 * k)
+        out = np.zeros((len(irs), self.echo_len))
+        for m, h in enumerate(irs):
+            y = fftconvolve(self.chirp * EMIT_GAIN, h)[lag:lag + self.echo_len]
+            out[m, :len(y)] = y
+        rng = np.random.default_rng([self.scene.seed, k, 1])
+        out += rng.normal(0.0, 10 ** (ECHO_NOISE_DBFS / 20), out.shape)
+        return out.astype(np.float32)
+
+    def streams(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(array (4, n), binaural (2, n)) of slot k."""
+        pose = self.scene.poses[k]
+        mics = self.world_mics('array', pose)
+        head = base_to_world(pose, self.robot.arrays['binaural'].xyz)[:, None]
+        n_arr = mics.shape[1]
+        array = np.zeros((n_arr, self.slot_len))
+        binaural = np.zeros((2, self.slot_len))
+        start = k * self.slot_len
+        ears = self.world_mics('binaural', pose)
+        for i, src in enumerate(self.scene.sources):
+            if not src.active:
+                continue
+            seed = self.scene.seed + 104729 * k + i
+            irs_arr, irs_bin = self._source_rirs(src.position, mics, head, ears, pose.yaw, seed)
+            seg = self.source_signal(i)[start:start + self.tail_len + self.slot_len]
+            for target, irs in ((array, irs_arr), (binaural, irs_bin)):
+                for m, h in enumerate(irs):
+                    y = fftconvolve(seg, h)[self.tail_len:self.tail_len + self.slot_len]
+                    target[m, :len(y)] += y
+        rng = np.random.default_rng([self.scene.seed, k, 2])
+        for sig in (array, binaural):
+            power = float(np.mean(sig ** 2))
+            sig += rng.normal(0.0, math.sqrt(power / 10 ** (self.scene.snr_db / 10)) + 1e-7,
+                              sig.shape)
+        return array.astype(np.float32), binaural.astype(np.float32)
+
+    def _source_rirs(self, source, mics, head, ears, yaw: float, seed: int):
+        """Impulse responses (delay-compensated) from one source to the array
+        microphones and to the two ears.
+
+        pyroomacoustics has no directivities with ray tracing, so the binaural
+        response is assembled from three runs of the same room: image sources
+        at the head centre through the HRIRs (direct path and early
+        reflections, with the interaural cues), plus the ray-traced part
+        alone at each ear (hybrid response at the ear minus the image-source
+        response at the ear), which carries the diffuse late tail.
+        """
+        fs, order = self.stream_rate, self.max_order
+        hybrid = acoustics.build_room(self.scene, fs, order, rays=self.rays,
+                                      time_thres=self.tail_seconds)
+        n_arr = mics.shape[1]
+        irs, lag = acoustics.rirs(hybrid, source, np.hstack([mics, ears]), seed)
+        arr = [h[lag:] for h in irs[:n_arr]]
+        ism_ears, _ = acoustics.rirs(acoustics.build_room(self.scene, fs, order, 0, 0.0),
+                                     source, ears, seed)
+        dirs = [acoustics.HrtfDirectivity(self.hrtf, e, yaw) for e in (0, 1)]
+        ism_head, _ = acoustics.rirs(acoustics.build_room(self.scene, fs, order, 0, 0.0),
+                                     source, np.hstack([head, head]), seed, directivities=dirs)
+        binaural = []
+        for e in range(2):
+            late = irs[n_arr + e].copy()
+            early = ism_ears[e][:len(late)]
+            late[:len(early)] -= early
+            n = max(len(late), len(ism_head[e]))
+            h = np.zeros(n)
+            h[:len(late)] += late
+            h[:len(ism_head[e])] += ism_head[e]
+            binaural.append(h[lag:])
+        return arr, binaural
+
+    def directions(self, pose: Pose2D) -> dict[str, list[Direction]]:
+        """Ground-truth direction of each sounding source from each array."""
+        out = {}
+        for role in ('array', 'binaural'):
+            xyz = self.robot.arrays[role].xyz
+            out[role] = [Direction(s.cls, *direction_in_frame(pose, xyz, s.position))
+                         for s in self.scene.active_sources]
+        return out
+
+    # --------------------------------------------------------------- slot
+    def frame(self, pose: Pose2D):
+        """Camera view at any pose, and the mask (255) of the sounding objects."""
+        view = self.renderer.render(pose)
+        mask = np.zeros(view.labels.shape, np.uint8)
+        for s in self.scene.active_sources:
+            mask[view.labels == s.box] = 255
+        return view, mask
+
+    def slot(self, k: int, audio: bool = True) -> Slot:
+        """Render slot k (``audio=False``: images and ground truth only)."""
+        pose = self.scene.poses[k]
+        view, mask = self.frame(pose)
+        if audio:
+            echo = self.echo(k)
+            array, binaural = self.streams(k)
+        else:
+            echo = np.zeros((2, self.echo_len), np.float32)
+            array = np.zeros((self.arrays['array'].channels, self.slot_len), np.float32)
+            binaural = np.zeros((2, self.slot_len), np.float32)
+        return Slot(index=k, stamp_ns=T0_NS + int(round(k * self.slot_seconds * 1e9)),
+                    pose=pose, rgb=view.rgb, depth=view.depth, labels=view.labels,
+                    source_mask=mask, echo=echo, echo_rate=self.echo_rate, array=array,
+                    binaural=binaural, stream_rate=self.stream_rate,
+                    first_sample=k * self.slot_len, directions=self.directions(pose),
+                    occupancy=occupancy_grid(self.scene, pose))
