@@ -40,8 +40,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from av_perception.sim.bags import simulate
     if args.scenes < 1:
         raise ConfigError(f'--scenes must be at least 1, got {args.scenes}')
+    if args.poses < 1:
+        raise ConfigError(f'--poses must be at least 1, got {args.poses}')
+    if args.snr_db[0] > args.snr_db[1]:
+        raise ConfigError(f'--snr-db expects LO <= HI, got {args.snr_db}')
     results = simulate(args.out, args.scenes, seed=args.seed, split=args.split,
-                       first=args.first, jobs=args.jobs, poses=args.poses)
+                       first=args.first, jobs=args.jobs, poses=args.poses,
+                       snr_db=tuple(args.snr_db))
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
     return 0
@@ -96,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='train rooms, or the held-out test rooms')
     p.add_argument('--first', type=int, default=0, help='index of the first scene')
     p.add_argument('--poses', type=int, default=8, help='samples (robot poses) per scene')
+    p.add_argument('--snr-db', type=float, nargs=2, default=[10.0, 30.0], metavar=('LO', 'HI'),
+                   help='range of the microphones\' signal-to-noise ratio [dB]')
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
 

@@ -118,11 +118,12 @@ class SceneJob:
     seed: int
     out: str
     poses: int
+    snr_db: tuple[float, float] = (10.0, 30.0)
 
 
 def simulate_scene(job: SceneJob) -> dict:
     """Render one scene into its own bag folder; returns a summary."""
-    params = SceneParams(poses=job.poses)
+    params = SceneParams(poses=job.poses, snr_db=job.snr_db)
     scene = generate_scene(job.scene_id, job.split, job.seed, params)
     path = Path(job.out) / f'{job.split}_{job.scene_id:05d}'
     start = time.perf_counter()
@@ -140,12 +141,14 @@ def simulate_scene(job: SceneJob) -> dict:
 
 
 def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first: int = 0,
-             jobs: int = 0, poses: int = 8, progress=sys.stderr) -> list[dict]:
+             jobs: int = 0, poses: int = 8, snr_db: tuple[float, float] = (10.0, 30.0),
+             progress=sys.stderr) -> list[dict]:
     """Write ``scenes`` bags into ``out`` (in parallel over ``jobs`` processes,
     0: one per core); deterministic for a given seed. Returns the summaries,
     also written to ``out/index.jsonl``."""
     out.mkdir(parents=True, exist_ok=True)
-    todo = [SceneJob(split, first + i, seed, str(out), poses) for i in range(scenes)]
+    todo = [SceneJob(split, first + i, seed, str(out), poses, tuple(snr_db))
+            for i in range(scenes)]
     jobs = jobs or mp.cpu_count()
     results = []
     start = time.perf_counter()
