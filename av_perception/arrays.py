@@ -38,6 +38,8 @@ class ArrayGeometry:
         mic_names: channel names in stream order.
         positions: (channels, 3) microphone positions in the array frame [m].
         speaker: (3,) speaker position [m] for an echolocation head, else None.
+        head_radius: effective radius [m] of a binaural head for the
+            interaural delay (Woodworth), else None.
     """
 
     name: str
@@ -47,6 +49,7 @@ class ArrayGeometry:
     mic_names: tuple[str, ...]
     positions: np.ndarray
     speaker: np.ndarray | None = None
+    head_radius: float | None = None
 
     @property
     def channels(self) -> int:
@@ -96,7 +99,9 @@ def load_array(name_or_path: str | Path) -> ArrayGeometry:
         geom = ArrayGeometry(name=str(doc.get('name', path.stem)),
                              frame_id=str(doc.get('frame_id', 'mic_array')),
                              sample_rate=rate, kind=kind, mic_names=names,
-                             positions=pos, speaker=speaker)
+                             positions=pos, speaker=speaker,
+                             head_radius=(float(doc['head_radius']) if 'head_radius' in doc
+                                          else None))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f'{path}: expected name, frame_id, sample_rate and mics with '
                           f'name and position [x, y, z] in metres; problem: {exc!r}') from None

@@ -1,0 +1,171 @@
+"""Classic direction of arrival: SRP-PHAT and NormMUSIC (pyroomacoustics) for
+arrays of 3+ microphones, GCC-PHAT for two.
+
+Angles follow REP 103 in the array frame: azimuth counter-clockwise from +x
+[rad], elevation above the x-y plane (0 for planar arrays, which cannot tell
+up from down). Two-microphone arrays (and binaural heads) cannot tell front
+from back: their azimuths are folded into the front half-plane (|az| <= 90
+deg) and flagged ``front_back_ambiguous``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyroomacoustics as pra
+
+from av_perception.arrays import ArrayGeometry
+from av_perception.doa.features import stft
+from av_perception.errors import InputError
+
+C = 343.0
+METHODS = ('srp', 'normmusic', 'gcc')
+
+
+@dataclass
+class DoaEstimate:
+    """One source's direction in the array frame.
+
+    Attributes:
+        azimuth: rad, CCW from +x, in (-pi, pi].
+        elevation: rad (0 where the geometry cannot resolve it).
+        confidence: [0, 1]: how much the peak stands above the spatial
+            spectrum's median (0: a flat spectrum, 1: a single sharp peak).
+        front_back_ambiguous: True for 2-mic / binaural arrays.
+    """
+
+    azimuth: float
+    elevation: float
+    confidence: float
+    front_back_ambiguous: bool
+
+
+def wrap(a: float) -> float:
+    """Angle into (-pi, pi]."""
+    return float(-((-a + math.pi) % (2 * math.pi) - math.pi))
+
+
+def fold_front(az: float) -> float:
+    """Mirror an azimuth into the front half-plane across the y axis."""
+    az = wrap(az)
+    if az > math.pi / 2:
+        return math.pi - az
+    if az < -math.pi / 2:
+        return -math.pi - az
+    return az
+
+
+def _peak_confidence(values: np.ndarray, peak: float) -> float:
+    med = float(np.median(values))
+    return float(np.clip((peak - med) / (abs(peak) + 1e-12), 0.0, 1.0))
+
+
+class ClassicDoa:
+    """Direction of arrival of up to ``num_src`` sources in one block of audio.
+
+    Args:
+        geometry: the array (positions in its frame, sample rate).
+        method: 'srp' (SRP-PHAT), 'normmusic' or 'gcc' (two microphones only).
+        nfft: STFT size [samples].
+        freq_range: band used [Hz]; default 300-3500 Hz, and 200-1500 Hz for a
+            binaural head (where interaural phase gives a reliable delay).
+        grid_deg: azimuth grid step [deg].
+    """
+
+    def __init__(self, geometry: ArrayGeometry, method: str = 'srp', nfft: int = 512,
+                 freq_range: tuple[float, float] | None = None, grid_deg: float = 1.0,
+                 num_src: int = 1) -> None:
+        if method not in METHODS:
+            raise InputError('method', f'one of {METHODS}', repr(method))
+        if method == 'gcc' and geometry.channels != 2:
+            raise InputError('method', 'gcc for a 2-microphone array',
+                             f'{geometry.channels} microphones')
+        if method != 'gcc' and geometry.channels < 3:
+            raise InputError('method', "'gcc' for a 2-microphone array (srp/normmusic "
+                             'need 3+ microphones)', repr(method))
+        self.geometry = geometry
+        self.method = method
+        self.nfft = nfft
+        self.freq_range = freq_range or ((200.0, 1500.0) if geometry.kind == 'binaural'
+                                         else (300.0, 3500.0))
+        self.num_src = num_src
+        self.ambiguous = geometry.front_back_ambiguous
+        fs = geometry.sample_rate
+        if method != 'gcc':
+            n = int(round(360 / grid_deg))
+            self.grid = np.linspace(-np.pi, np.pi, n, endpoint=False)
+            cls = pra.doa.algorithms['SRP' if method == 'srp' else 'NormMUSIC']
+            self._doa = cls(geometry.positions.T, fs, nfft, c=C, num_src=num_src,
+                            azimuth=self.grid, dim=2)
+
+    def spatial_spectrum(self, samples: np.ndarray) -> np.ndarray:
+        """The method's power over the azimuth grid (``self.grid``) for one
+        block (channels, frames); SRP-PHAT's is the acoustic image."""
+        X = stft(samples, self.nfft)
+        self._doa.locate_sources(X, num_src=self.num_src, freq_range=list(self.freq_range))
+        return np.asarray(self._doa.grid.values, float)
+
+    def estimate(self, samples: np.ndarray, num_src: int | None = None) -> list[DoaEstimate]:
+        """Directions of the strongest sources in a block (channels, frames)."""
+        samples = np.asarray(samples, np.float64)
+        if samples.ndim != 2 or samples.shape[0] != self.geometry.channels:
+            raise InputError('channels', f'({self.geometry.channels}, frames) samples',
+                             f'shape {samples.shape}')
+        if samples.shape[1] < self.nfft:
+            raise InputError('length', f'at least {self.nfft} frames', str(samples.shape[1]))
+        k = num_src or self.num_src
+        if self.method == 'gcc':
+            return self._gcc(samples, k)
+        X = stft(samples, self.nfft)
+        self._doa.locate_sources(X, num_src=k, freq_range=list(self.freq_range))
+        values = np.asarray(self._doa.grid.values, float)
+        out = []
+        for idx in np.atleast_1d(self._doa.src_idx)[:k]:
+            az = wrap(float(self.grid[idx]))
+            if self.ambiguous:
+                az = fold_front(az)
+            out.append(DoaEstimate(az, 0.0, _peak_confidence(values, float(values[idx])),
+                                   self.ambiguous))
+        return out
+
+    def _gcc(self, samples: np.ndarray, k: int) -> list[DoaEstimate]:
+        """GCC-PHAT between the two microphones (written here: pyroomacoustics
+        has no two-microphone TDOA estimator). The delay gives the angle to the
+        microphone axis; the azimuth is folded into the front half-plane."""
+        p0, p1 = self.geometry.positions
+        axis = (p1 - p0)[:2]
+        d = float(np.linalg.norm(axis))
+        fs = self.geometry.sample_rate
+        up = 8  # interpolation of the cross-correlation
+        n = 2 * samples.shape[1]
+        A, B = np.fft.rfft(samples[0], n), np.fft.rfft(samples[1], n)
+        freqs = np.fft.rfftfreq(n, 1 / fs)
+        band = (freqs >= self.freq_range[0]) & (freqs <= self.freq_range[1])
+        cross = np.conj(A) * B
+        cross = np.where(band, cross / (np.abs(cross) + 1e-12), 0)
+        r = np.fft.irfft(cross, n * up)
+        binaural = self.geometry.kind == 'binaural'
+        r_head = self.geometry.head_radius or d / 2
+        # a head's diffraction makes interaural delays longer than d / c
+        # (Woodworth: tau = r / c * (theta + sin theta), theta the lateral angle)
+        max_tau = r_head / C * (math.pi / 2 + 1) if binaural else d / C
+        max_lag = int(math.ceil(max_tau * fs * up)) + 1
+        r = np.concatenate([r[-max_lag:], r[:max_lag + 1]])
+        lags = np.arange(-max_lag, max_lag + 1)
+        peaks = [i for i in range(1, len(r) - 1) if r[i] >= r[i - 1] and r[i] >= r[i + 1]]
+        peaks = sorted(peaks, key=lambda i: r[i], reverse=True)[:k]
+        alpha = math.atan2(axis[1], axis[0])
+        grid = np.linspace(-math.pi / 2, math.pi / 2, 1801)
+        woodworth = r_head / C * (grid + np.sin(grid))
+        out = []
+        for i in peaks:
+            tau = lags[i] / (fs * up)  # arrival at mic 1 minus arrival at mic 0 [s]
+            if binaural:  # mic 0 left, mic 1 right: tau > 0 for a source on the left
+                az = float(np.interp(tau, woodworth, grid))
+            else:
+                cos_t = float(np.clip(-C * tau / d, -1.0, 1.0))
+                az = fold_front(alpha + math.acos(cos_t))  # acos: angle to the axis p0 -> p1
+            out.append(DoaEstimate(az, 0.0, _peak_confidence(r, float(r[i])), True))
+        return out
