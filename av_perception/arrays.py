@@ -40,6 +40,8 @@ class ArrayGeometry:
         speaker: (3,) speaker position [m] for an echolocation head, else None.
         head_radius: effective radius [m] of a binaural head for the
             interaural delay (Woodworth), else None.
+        itd_table: (K, 2) measured [azimuth rad, interaural delay s] of a
+            binaural head for azimuths 0..90 deg to the left, else None.
     """
 
     name: str
@@ -50,6 +52,7 @@ class ArrayGeometry:
     positions: np.ndarray
     speaker: np.ndarray | None = None
     head_radius: float | None = None
+    itd_table: np.ndarray | None = None
 
     @property
     def channels(self) -> int:
@@ -101,7 +104,10 @@ def load_array(name_or_path: str | Path) -> ArrayGeometry:
                              sample_rate=rate, kind=kind, mic_names=names,
                              positions=pos, speaker=speaker,
                              head_radius=(float(doc['head_radius']) if 'head_radius' in doc
-                                          else None))
+                                          else None),
+                             itd_table=(np.asarray([[np.radians(float(a)), float(t) * 1e-3]
+                                                    for a, t in doc['itd_table']])
+                                        if 'itd_table' in doc else None))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f'{path}: expected name, frame_id, sample_rate and mics with '
                           f'name and position [x, y, z] in metres; problem: {exc!r}') from None

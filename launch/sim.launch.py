@@ -22,6 +22,10 @@ def generate_launch_description():
     nodes = [
         Node(package='av_perception', executable='sim_world', name='sim_world',
              parameters=[params], output='screen'),
+        Node(package='av_perception', executable='sound_direction', name='sound_direction',
+             parameters=[params], output='screen'),
+        Node(package='av_perception', executable='sound_direction', name='sound_direction',
+             namespace='binaural', parameters=[params], output='screen'),
         Node(package='av_perception', executable='audio_monitor', name='audio_monitor',
              parameters=[params], output='screen'),
         Node(package='av_perception', executable='recorder', name='recorder',

@@ -22,6 +22,7 @@ from av_perception.errors import InputError
 
 C = 343.0
 METHODS = ('srp', 'normmusic', 'gcc')
+PHAT_BETA = 0.7
 
 
 @dataclass
@@ -144,7 +145,9 @@ class ClassicDoa:
         freqs = np.fft.rfftfreq(n, 1 / fs)
         band = (freqs >= self.freq_range[0]) & (freqs <= self.freq_range[1])
         cross = np.conj(A) * B
-        cross = np.where(band, cross / (np.abs(cross) + 1e-12), 0)
+        # PHAT-beta weighting (beta < 1 keeps some of the spectrum's magnitude, so
+        # noise-only bins do not count as much as the source's): robust in reverb
+        cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)
         r = np.fft.irfft(cross, n * up)
         binaural = self.geometry.kind == 'binaural'
         r_head = self.geometry.head_radius or d / 2
@@ -162,7 +165,10 @@ class ClassicDoa:
         out = []
         for i in peaks:
             tau = lags[i] / (fs * up)  # arrival at mic 1 minus arrival at mic 0 [s]
-            if binaural:  # mic 0 left, mic 1 right: tau > 0 for a source on the left
+            if binaural and self.geometry.itd_table is not None:  # measured on the head
+                table = self.geometry.itd_table
+                az = math.copysign(float(np.interp(abs(tau), table[:, 1], table[:, 0])), tau)
+            elif binaural:  # mic 0 left, mic 1 right: tau > 0 for a source on the left
                 az = float(np.interp(tau, woodworth, grid))
             else:
                 cos_t = float(np.clip(-C * tau / d, -1.0, 1.0))

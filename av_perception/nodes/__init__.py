@@ -12,6 +12,7 @@ NODES: dict[str, str] = {
     'audio_monitor': 'av_perception.nodes.audio_monitor:AudioMonitorNode',
     'recorder': 'av_perception.nodes.recorder:RecorderNode',
     'sim_world': 'av_perception.nodes.sim_world:SimWorldNode',
+    'sound_direction': 'av_perception.nodes.sound_direction:SoundDirectionNode',
 }
 
 

@@ -1,0 +1,146 @@
+"""Node ``sound_direction``: where sounds come from, seen from a microphone array.
+
+Subscribes to ``audio/raw`` (AudioChunk; ``audio_topic`` or a remap for
+``audio/binaural``) and,
+every ``hop`` seconds, estimates the direction of up to ``num_sources``
+sources over the last ``window`` seconds with the chosen method:
+
+- ``srp`` (SRP-PHAT) or ``normmusic`` (pyroomacoustics) for 3+ microphones,
+- ``gcc`` (GCC-PHAT) for two microphones or a binaural head.
+
+Publishes, stamped with the acquisition time of the analysis window's first
+sample, in the array frame (REP 103, azimuth CCW from +x):
+
+- ``sound_direction`` (av_perception_msgs/SoundDirection), one per source;
+- ``sound_direction/markers`` (visualization_msgs/MarkerArray): a DELETEALL,
+  then one ARROW per source whose length is proportional to its confidence
+  (only the DELETEALL when silent);
+- optionally a TF frame ``<tf_prefix><i>`` per source on /tf, 1 m from the
+  array along the direction (``publish_tf``).
+
+Chunks whose channel count or sample rate differ from the array geometry
+file are dropped and counted in /diagnostics: a wrong array configuration is
+reported, never silently mislocalised.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from visualization_msgs.msg import Marker, MarkerArray
+
+from av_perception.arrays import load_array
+from av_perception.audio.chunk import AudioBlock
+from av_perception.doa.classic import METHODS, ClassicDoa
+from av_perception.doa.stream import DoaResult, StreamingDoa
+from av_perception.errors import ConfigError
+from av_perception.geometry.frames import StaticFrame
+from av_perception.ros.inputs import AudioInput
+from av_perception.ros.messages import header
+from av_perception.ros.node import AvNode
+from av_perception.ros.qos import RELIABLE
+from av_perception.ros.spin import node_main
+from av_perception.ros.tf import TfBroadcaster, transform
+from av_perception_msgs.msg import SoundDirection
+
+
+class SoundDirectionNode(AvNode):
+    """Direction of arrival from a microphone array stream."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('sound_direction', **kwargs)
+        method = self.param('method', 'srp', 'Estimator: srp, normmusic (3+ mics) or gcc '
+                            '(2 mics / binaural).', choices=list(METHODS), read_only=True)
+        array_file = self.param('array', 'respeaker4', 'Array geometry: a name under '
+                                'config/arrays/ or a path to a geometry YAML.', read_only=True)
+        window = self.param('window', 0.256, 'Analysis window [s].', lo=0.032, hi=2.0,
+                            read_only=True)
+        hop = self.param('hop', 0.1, 'Time between estimates [s].', lo=0.01, hi=2.0,
+                         read_only=True)
+        num = self.param('num_sources', 1, 'Most sources reported per window.', lo=1, hi=8,
+                         read_only=True)
+        min_conf = self.param('min_confidence', 0.1, 'Estimates below this confidence are '
+                              'not published.', lo=0.0, hi=1.0, read_only=True)
+        silence = self.param('silence_dbfs', -60.0, 'Windows quieter than this [dBFS] give '
+                             'no direction.', lo=-150.0, hi=0.0, read_only=True)
+        self.publish_tf = self.param('publish_tf', False, 'Publish a TF frame per source.')
+        self.tf_prefix = self.param('tf_prefix', 'sound_source_', 'Prefix of the per-source '
+                                    'TF frames.')
+        self.arrow_length = self.param('arrow_length', 1.0, 'Marker length at confidence 1 '
+                                       '[m].', lo=0.05, hi=10.0)
+        audio_topic = self.param('audio_topic', 'audio/raw', 'AudioChunk input topic (e.g. '
+                                 '/audio/binaural for a binaural head).', read_only=True)
+        self.array = load_array(array_file)
+        try:
+            estimator = ClassicDoa(self.array, method, num_src=num)
+        except Exception as exc:  # an InputError naming the method/array mismatch
+            raise ConfigError(f'sound_direction: {exc}') from None
+        self.doa = StreamingDoa(estimator, self.array.sample_rate, self.array.channels,
+                                window=window, hop=hop, num_src=num, min_confidence=min_conf,
+                                silence_dbfs=silence)
+        self.frame_id = self.array.frame_id
+        self.pub = self.create_publisher(SoundDirection, 'sound_direction', RELIABLE)
+        self.markers = self.create_publisher(MarkerArray, 'sound_direction/markers', RELIABLE)
+        self.tf = TfBroadcaster(self) if self.publish_tf else None
+        self.audio_topic = audio_topic
+        self.audio = AudioInput(self, audio_topic, self.on_block, channels=self.array.channels,
+                                sample_rate=self.array.sample_rate, stale_after=2.0)
+        self.monitor.set_fact('method', method)
+        self.monitor.set_fact('array', f'{self.array.name} ({self.array.channels} mics, '
+                                       f'{self.array.sample_rate} Hz, frame {self.frame_id})')
+        self.monitor.set_fact('front_back_ambiguous', self.array.front_back_ambiguous)
+
+    def on_block(self, block: AudioBlock) -> None:
+        if block.frame_id and block.frame_id != self.frame_id:
+            stats = self.input(self.audio_topic)
+            if stats.on_event('frame_id', f'expected frame {self.frame_id!r} (array file), got '
+                                          f'{block.frame_id!r}'):
+                self.get_logger().warning(f'audio frame {block.frame_id!r} differs from the '
+                                          f'array file\'s {self.frame_id!r}; publishing in '
+                                          f'{self.frame_id!r}')
+        for result in self.doa.push(block):
+            start = time.monotonic()
+            self.publish(result)
+            self.input(self.audio_topic).on_processed(time.monotonic() - start)
+
+    def publish(self, result: DoaResult) -> None:
+        hdr = header(result.stamp_ns, self.frame_id)
+        arr = MarkerArray()
+        arr.markers.append(Marker(header=hdr, ns='sound_direction', action=Marker.DELETEALL))
+        transforms = []
+        for i, src in enumerate(result.sources):
+            self.pub.publish(SoundDirection(header=hdr, azimuth=src.azimuth,
+                                            elevation=src.elevation,
+                                            confidence=src.confidence,
+                                            front_back_ambiguous=src.front_back_ambiguous))
+            arr.markers.append(self._arrow(hdr, i, src.azimuth, src.elevation, src.confidence))
+            if self.tf is not None:
+                f = StaticFrame.from_rpy(self.frame_id, f'{self.tf_prefix}{i}',
+                                         _unit(src.azimuth, src.elevation), (0.0, -src.elevation,
+                                                                              src.azimuth))
+                transforms.append(transform(f.parent, f.child, f.xyz, f.quat_xyzw,
+                                            result.stamp_ns))
+        self.markers.publish(arr)
+        if transforms:
+            self.tf.send(transforms)
+        self.monitor.set_fact('level_dbfs', f'{result.level_dbfs:.1f}')
+        self.monitor.set_fact('sources', len(result.sources))
+
+    def _arrow(self, hdr, i: int, az: float, el: float, conf: float) -> Marker:
+        m = Marker(header=hdr, ns='sound_direction', id=i, type=Marker.ARROW, action=Marker.ADD)
+        length = max(0.05, self.arrow_length * conf)
+        f = StaticFrame.from_rpy('a', 'b', (0, 0, 0), (0.0, -el, az))
+        m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, \
+            m.pose.orientation.w = f.quat_xyzw
+        m.scale.x, m.scale.y, m.scale.z = length, 0.04, 0.04
+        m.color.r, m.color.g, m.color.b, m.color.a = 1.0, 0.3, 0.1, 1.0
+        return m
+
+
+def _unit(az: float, el: float) -> tuple[float, float, float]:
+    return (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
+
+
+def main(argv=None) -> int:
+    return node_main(SoundDirectionNode, argv)

@@ -1,0 +1,134 @@
+"""Sound direction: streaming windows, and the running node finds simulated
+sources where they are, for each array; bad input is counted."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from visualization_msgs.msg import Marker, MarkerArray
+
+from av_perception.audio.chunk import AudioBlock
+from av_perception.doa.classic import ClassicDoa
+from av_perception.doa.stream import StreamingDoa
+from av_perception.nodes.sound_direction import SoundDirectionNode
+from av_perception.ros import qos
+from av_perception.ros.messages import block_to_chunk
+from av_perception.sim.scene import Box, Pose2D, Source
+from av_perception.sim.world import SceneSimulator
+from av_perception_msgs.msg import AudioChunk, SoundDirection
+from test_sim_physics import ROBOT, room
+
+
+class _Fixed:
+    """An estimator that records the windows it is given."""
+
+    def __init__(self):
+        self.windows = []
+
+    def estimate(self, samples, num_src):
+        self.windows.append(samples.copy())
+        return []
+
+
+def test_streaming_windows_overlap_are_stamped_and_bounded():
+    est = _Fixed()
+    fs = 1000
+    s = StreamingDoa(est, fs, 1, window=0.25, hop=0.1, silence_dbfs=-200)
+    results = []
+    x = np.arange(3000, dtype=np.float32)[None] + 1
+    for k in range(30):  # 30 blocks of 100 samples
+        block = AudioBlock(x[:, k * 100:(k + 1) * 100], fs, k * 100, 5 * 10**9 + k * 10**8)
+        results += s.push(block)
+        assert s._buf.shape[1] <= 250 + 100
+    # first window ends at 250 samples, then one per 100 samples: 250..2950 -> 28 windows
+    assert len(results) == 28
+    assert results[0].stamp_ns == 5 * 10**9
+    assert results[1].stamp_ns == 5 * 10**9 + 10**8
+    np.testing.assert_array_equal(est.windows[1][0], x[0, 100:350])
+    assert all(w.shape == (1, 250) for w in est.windows)
+
+
+def test_silence_gives_no_source():
+    s = StreamingDoa(_Fixed(), 1000, 1, window=0.1, hop=0.1, silence_dbfs=-60)
+    out = s.push(AudioBlock(np.full((1, 100), 1e-5, np.float32), 1000, 0, 0))
+    assert out[0].silent and out[0].sources == []
+
+
+def _scene(azimuths_deg, dist=2.0, cls=('speech', 'noise')):
+    boxes, sources = [], []
+    for i, a in enumerate(azimuths_deg):
+        px, py = 4.0 + dist * math.cos(math.radians(a)), 4.0 + dist * math.sin(math.radians(a))
+        boxes.append(Box((px, py, 0.25), (0.3, 0.3, 0.5), (0, 0, 1), 'grid', 'hard_surface',
+                         cls[i]))
+        sources.append(Source(cls[i], i, (px, py, 0.6), 5 + i, True, -20.0))
+    return replace(room(sources=None, materials='panel_fabric_covered_6pcf'),
+                   boxes=tuple(boxes), sources=tuple(sources), poses=(Pose2D(4.0, 4.0, 0.0),))
+
+
+@pytest.fixture(scope='module')
+def one_source():
+    # broadband and continuous: what the classic methods are meant for
+    with SceneSimulator(_scene([60.0], cls=('noise',))) as sim:
+        return sim, sim.slot(0)
+
+
+def _run_node(ros, params, samples, fs, frame_id, topic='audio/raw'):
+    node = ros.node(SoundDirectionNode, params)
+    out = ros.collect(SoundDirection, 'sound_direction', qos.RELIABLE)
+    markers = ros.collect(MarkerArray, 'sound_direction/markers', qos.RELIABLE)
+    pub = ros.publisher(AudioChunk, topic, qos.AUDIO)
+    step = fs // 10
+    n = samples.shape[1] // step
+    for k in range(n):
+        pub.publish(block_to_chunk(AudioBlock(samples[:, k * step:(k + 1) * step], fs, k * step,
+                                              10**9 + k * 10**8, frame_id)))
+    stats = node.input(params.get('audio_topic', 'audio/raw'))
+    ros.spin_until(lambda: stats.received == n, what='all chunks')
+    ros.spin_until(lambda: len(markers) >= 2, what='results')
+    return node, out, markers
+
+
+@pytest.mark.parametrize('method', ['srp', 'normmusic'])
+def test_node_finds_a_source_with_the_4mic_array(ros, one_source, method):
+    sim, slot = one_source
+    truth = slot.directions['array'][0].azimuth
+    node, out, markers = _run_node(ros, {'method': method, 'array': 'respeaker4'}, slot.array,
+                                   slot.stream_rate, 'mic_array')
+    assert out, 'no direction published'
+    az = np.median([m.azimuth for m in out])
+    assert abs(math.degrees(az - truth)) < 10, (math.degrees(az), math.degrees(truth))
+    assert all(m.header.frame_id == 'mic_array' and not m.front_back_ambiguous for m in out)
+    assert all(0 <= m.confidence <= 1 for m in out)
+    arrows = [mk for arr in markers for mk in arr.markers if mk.type == Marker.ARROW]
+    assert arrows and all(arr.markers[0].action == Marker.DELETEALL for arr in markers)
+
+
+def test_wrong_channel_count_is_dropped_and_counted(ros):
+    node = ros.node(SoundDirectionNode, {'method': 'srp', 'array': 'respeaker4'})
+    pub = ros.publisher(AudioChunk, 'audio/raw', qos.AUDIO)
+    pub.publish(block_to_chunk(AudioBlock(np.zeros((2, 1600), np.float32), 16000, 0, 1,
+                                          'mic_array')))
+    pub.publish(block_to_chunk(AudioBlock(np.zeros((4, 1600), np.float32), 44100, 0, 1,
+                                          'mic_array')))
+    stats = node.input('audio/raw')
+    ros.spin_until(lambda: stats.received == 2, what='2 chunks')
+    assert dict(stats.drops) == {'channels': 1, 'sample_rate': 1}
+
+
+def test_gcc_on_a_4mic_array_is_refused_at_start(ros):
+    from av_perception.errors import ConfigError
+    with pytest.raises(ConfigError, match='gcc'):
+        ros.node(SoundDirectionNode, {'method': 'gcc', 'array': 'respeaker4'})
+
+
+def test_classic_estimator_rejects_wrong_shapes():
+    from av_perception.arrays import load_array
+    from av_perception.errors import InputError
+    est = ClassicDoa(load_array('respeaker4'), 'srp')
+    with pytest.raises(InputError):
+        est.estimate(np.zeros((3, 4096)))
+    with pytest.raises(InputError):
+        est.estimate(np.zeros((4, 100)))
