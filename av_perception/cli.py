@@ -46,10 +46,43 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f'--snr-db expects LO <= HI, got {args.snr_db}')
     results = simulate(args.out, args.scenes, seed=args.seed, split=args.split,
                        first=args.first, jobs=args.jobs, poses=args.poses,
-                       snr_db=tuple(args.snr_db))
+                       snr_db=tuple(args.snr_db), teacher=args.teacher)
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
     return 0
+
+
+def _cmd_train_direction(args: argparse.Namespace) -> int:
+    from av_perception.train.direction import train
+    res = train(args.bags, args.array, args.out, target=args.target, epochs=args.epochs,
+                jobs=args.jobs, seed=args.seed)
+    print(f'[train] wrote {res["model"]} ({res["windows"]} windows from {res["bags"]} bags; '
+          f'curve {res["curve"]})')
+    return 0
+
+
+def _cmd_eval_direction(args: argparse.Namespace) -> int:
+    from av_perception.doa.evaluate import score
+    s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace)
+    summary = s.summary()
+    print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
+                                                               for k, v in summary.items()))
+    return 0
+
+
+def _cmd_check_array(args: argparse.Namespace) -> int:
+    import math
+
+    from av_perception.arrays import load_array
+    from av_perception.doa.check_array import check, load_recording
+    geom = load_array(args.array)
+    samples, fs = load_recording(args.recording, args.topic)
+    if fs != geom.sample_rate:
+        raise ConfigError(f'the recording is at {fs} Hz, the geometry file says '
+                          f'{geom.sample_rate} Hz')
+    result = check(samples, geom, math.radians(args.azimuth), tolerance=args.tolerance)
+    print(result.report())
+    return 0 if result.ok else 1
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -103,8 +136,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--poses', type=int, default=8, help='samples (robot poses) per scene')
     p.add_argument('--snr-db', type=float, nargs=2, default=[10.0, 30.0], metavar=('LO', 'HI'),
                    help='range of the microphones\' signal-to-noise ratio [dB]')
+    p.add_argument('--teacher', action='store_true',
+                   help='also record the 16-mic virtual teacher array (audio/teacher) that the '
+                        'learned direction models distil from')
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser('train', help='train a model from bags',
+                       description='Train a model from bags (PyTorch, CPU or GPU).')
+    tsub = p.add_subparsers(dest='model_kind', required=True, metavar='MODEL')
+    t = tsub.add_parser('direction', help='learned direction of arrival, distilled from the '
+                        'acoustic image of the 16-mic teacher array')
+    t.add_argument('--bags', type=Path, required=True, help='folder of bags (simulate --teacher)')
+    t.add_argument('--array', choices=['array', 'binaural'], default='array',
+                   help='the student: the 4-mic array (audio/raw) or the binaural head')
+    t.add_argument('--target', choices=['teacher', 'labels'], default='teacher',
+                   help='acoustic-image distillation, or ground-truth labels (ablation)')
+    t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
+    t.add_argument('--epochs', type=int, default=60)
+    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    t.set_defaults(func=_cmd_train_direction)
+
+    p = sub.add_parser('eval', help='score a method or model on bags with ground truth',
+                       description='Score on any bags that carry the inputs and the gt/... '
+                                   'topics, whoever made them; prints the benchmark metrics.')
+    esub = p.add_subparsers(dest='eval_kind', required=True, metavar='TASK')
+    e = esub.add_parser('direction', help='direction of arrival vs gt/sound_direction')
+    e.add_argument('--bags', type=Path, required=True)
+    e.add_argument('--array', choices=['array', 'binaural'], default='array')
+    e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'learned'], default='srp')
+    e.add_argument('--model', type=Path, help='ONNX model for --method learned')
+    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.set_defaults(func=_cmd_eval_direction)
+
+    p = sub.add_parser('check-array', help='check channel order and geometry against a '
+                       'recording of a source at a known direction',
+                       description='Say whether the channel order and geometry of an array file '
+                                   'agree with a recording (WAV or bag) of one source at a known '
+                                   'azimuth, and which channel order would fit better. Exit 0 '
+                                   'if they agree, 1 if not.')
+    p.add_argument('--array', required=True, help='geometry name or file')
+    p.add_argument('--recording', type=Path, required=True, help='WAV/FLAC file or bag folder')
+    p.add_argument('--azimuth', type=float, required=True,
+                   help='known source azimuth [deg], CCW from +x of the array frame')
+    p.add_argument('--topic', default='audio/raw', help='AudioChunk topic in a bag')
+    p.add_argument('--tolerance', type=float, default=10.0, help='accepted error [deg]')
+    p.set_defaults(func=_cmd_check_array)
 
     p = sub.add_parser('doctor', help='check that ROS 2, the interfaces and ONNX Runtime work',
                        description='Check the environment: rclpy and the middleware, generated '

@@ -36,3 +36,8 @@ def config_path(name: str | os.PathLike) -> Path:
     if candidate.is_file():
         return candidate
     raise FileNotFoundError(f'no config file {str(name)!r} (looked in . and {candidate.parent})')
+
+
+def shipped_model(name: str) -> Path:
+    """A model shipped in the package (``av_perception/models/<name>.onnx``)."""
+    return Path(__file__).resolve().parent / 'models' / f'{name}.onnx'

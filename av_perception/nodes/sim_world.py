@@ -68,7 +68,7 @@ class SimWorldNode(AvNode):
         self.m = Messages()
         self._pubs = {}
         for topic, msgtype in TOPICS.items():
-            if topic == '/tf_static':
+            if topic in ('/tf_static', '/audio/teacher'):
                 continue
             qos: QoSProfile = AUDIO if topic.startswith('/audio') else RELIABLE
             pkg, _, name = msgtype.split('/')

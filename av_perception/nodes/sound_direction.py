@@ -34,7 +34,8 @@ from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.doa.classic import METHODS, ClassicDoa
 from av_perception.doa.stream import DoaResult, StreamingDoa
-from av_perception.errors import ConfigError
+from av_perception.errors import ConfigError, InputError
+from av_perception.paths import shipped_model
 from av_perception.geometry.frames import StaticFrame
 from av_perception.ros.inputs import AudioInput
 from av_perception.ros.messages import header
@@ -50,8 +51,11 @@ class SoundDirectionNode(AvNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('sound_direction', **kwargs)
-        method = self.param('method', 'srp', 'Estimator: srp, normmusic (3+ mics) or gcc '
-                            '(2 mics / binaural).', choices=list(METHODS), read_only=True)
+        method = self.param('method', 'srp', 'Estimator: srp, normmusic (3+ mics), gcc '
+                            '(2 mics / binaural) or learned (ONNX model).',
+                            choices=[*METHODS, 'learned'], read_only=True)
+        model = self.param('model', '', 'ONNX model for method learned ("": the shipped model '
+                           'for the array, models/direction_<array>.onnx).', read_only=True)
         array_file = self.param('array', 'respeaker4', 'Array geometry: a name under '
                                 'config/arrays/ or a path to a geometry YAML.', read_only=True)
         window = self.param('window', 0.256, 'Analysis window [s].', lo=0.032, hi=2.0,
@@ -73,8 +77,18 @@ class SoundDirectionNode(AvNode):
                                  '/audio/binaural for a binaural head).', read_only=True)
         self.array = load_array(array_file)
         try:
-            estimator = ClassicDoa(self.array, method, num_src=num)
-        except Exception as exc:  # an InputError naming the method/array mismatch
+            if method == 'learned':
+                from av_perception.doa.learned import LearnedDoa
+                estimator = LearnedDoa(model or shipped_model(f'direction_{self.array.name}'),
+                                       self.array)
+                window = estimator.window / self.array.sample_rate
+                self.monitor.set_fact('execution_provider', estimator.model.provider)
+                self.monitor.set_fact('model_id', estimator.model.model_id)
+                self.get_logger().info(f'model {estimator.model.path} on '
+                                       f'{estimator.model.provider}')
+            else:
+                estimator = ClassicDoa(self.array, method, num_src=num)
+        except InputError as exc:  # names the method/array mismatch
             raise ConfigError(f'sound_direction: {exc}') from None
         self.doa = StreamingDoa(estimator, self.array.sample_rate, self.array.channels,
                                 window=window, hop=hop, num_src=num, min_confidence=min_conf,

@@ -32,14 +32,15 @@ TOPICS = {
     '/gt/sound_direction': 'av_perception_msgs/msg/SoundDirection',
     '/gt/source_mask': 'sensor_msgs/msg/Image',
     '/gt/pose': 'geometry_msgs/msg/PoseStamped',
+    '/audio/teacher': 'av_perception_msgs/msg/AudioChunk',  # only with --teacher
 }
 
 
 def static_frames(sim: SceneSimulator) -> list[StaticFrame]:
     """base -> each array frame and the camera (+ its optical frame)."""
     r = sim.robot
-    frames = [StaticFrame.from_rpy(r.base_frame, sim.arrays[role].frame_id, m.xyz, (0, 0, 0))
-              for role, m in r.arrays.items()]
+    frames = [StaticFrame.from_rpy(r.base_frame, geom.frame_id, r.arrays[role].xyz, (0, 0, 0))
+              for role, geom in sim.arrays.items() if role != 'teacher']  # teacher: virtual
     frames.append(StaticFrame.from_rpy(r.base_frame, r.camera.frame, r.camera.xyz, (0, 0, 0)))
     frames.append(StaticFrame.from_rpy(r.camera.frame, f'{r.camera.frame}_optical', (0, 0, 0),
                                        OPTICAL_RPY))
@@ -88,8 +89,11 @@ def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[s
     out = []
     for j in range(0, slot.array.shape[1], step):
         t = slot.stamp_ns + int(round(j / slot.stream_rate * 1e9))
-        for topic, role, data in (('/audio/raw', 'array', slot.array),
-                                  ('/audio/binaural', 'binaural', slot.binaural)):
+        streams = [('/audio/raw', 'array', slot.array),
+                   ('/audio/binaural', 'binaural', slot.binaural)]
+        if slot.teacher is not None:
+            streams.append(('/audio/teacher', 'teacher', slot.teacher))
+        for topic, role, data in streams:
             out.append((topic, m.audio_chunk(data[:, j:j + step], slot.stream_rate,
                                              slot.first_sample + j, t,
                                              sim.arrays[role].frame_id)))
@@ -119,6 +123,7 @@ class SceneJob:
     out: str
     poses: int
     snr_db: tuple[float, float] = (10.0, 30.0)
+    teacher: bool = False
 
 
 def simulate_scene(job: SceneJob) -> dict:
@@ -128,9 +133,11 @@ def simulate_scene(job: SceneJob) -> dict:
     path = Path(job.out) / f'{job.split}_{job.scene_id:05d}'
     start = time.perf_counter()
     m = Messages()
-    with SceneSimulator(scene, load_robot()) as sim, BagWriter(path) as writer:
+    with SceneSimulator(scene, load_robot(), teacher=job.teacher) as sim, \
+            BagWriter(path) as writer:
         for topic, msgtype in TOPICS.items():
-            writer.add_topic(topic, msgtype)
+            if topic != '/audio/teacher' or job.teacher:
+                writer.add_topic(topic, msgtype)
         writer.write('/tf_static', TOPICS['/tf_static'], T0_NS, m.tf(static_frames(sim), T0_NS))
         count = 1
         for k in range(len(scene.poses)):
@@ -142,12 +149,12 @@ def simulate_scene(job: SceneJob) -> dict:
 
 def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first: int = 0,
              jobs: int = 0, poses: int = 8, snr_db: tuple[float, float] = (10.0, 30.0),
-             progress=sys.stderr) -> list[dict]:
+             teacher: bool = False, progress=sys.stderr) -> list[dict]:
     """Write ``scenes`` bags into ``out`` (in parallel over ``jobs`` processes,
     0: one per core); deterministic for a given seed. Returns the summaries,
     also written to ``out/index.jsonl``."""
     out.mkdir(parents=True, exist_ok=True)
-    todo = [SceneJob(split, first + i, seed, str(out), poses, tuple(snr_db))
+    todo = [SceneJob(split, first + i, seed, str(out), poses, tuple(snr_db), teacher)
             for i in range(scenes)]
     jobs = jobs or mp.cpu_count()
     results = []

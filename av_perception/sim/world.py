@@ -73,6 +73,7 @@ class Slot:
     binaural: np.ndarray            # (2, n) float32
     stream_rate: int
     first_sample: int               # of array and binaural in this slot
+    teacher: np.ndarray | None = None  # (16, n) float32, the virtual teacher array
     directions: dict = field(default_factory=dict)   # role -> [Direction]
     occupancy: Occupancy | None = None
 
@@ -123,10 +124,12 @@ class SceneSimulator:
         slot_seconds: length of a slot [s].
         rays: ray-tracing rays for the source renderings (the echoes use 2000).
         max_order: image-source order.
+        teacher: also render the 16-mic virtual teacher array (``Slot.teacher``).
     """
 
     def __init__(self, scene: Scene, robot: RobotSpec | None = None, slot_seconds: float = 0.5,
-                 rays: int = 1000, max_order: int = 3, tail_seconds: float = 0.6) -> None:
+                 rays: int = 1000, max_order: int = 3, tail_seconds: float = 0.6,
+                 teacher: bool = False) -> None:
         from av_perception.sim.hrtf import get_hrtf
         from av_perception.sim.render import SceneRenderer
         from av_perception.sim.signals import chirp
@@ -136,8 +139,10 @@ class SceneSimulator:
         self.slot_seconds = slot_seconds
         self.rays = rays
         self.max_order = max_order
+        self.teacher = teacher and 'teacher' in self.robot.arrays
         self.arrays: dict[str, ArrayGeometry] = {
-            role: load_array(m.geometry) for role, m in self.robot.arrays.items()}
+            role: load_array(m.geometry) for role, m in self.robot.arrays.items()
+            if role != 'teacher' or self.teacher}
         self.echo_rate = self.arrays['echo'].sample_rate
         self.stream_rate = self.arrays['array'].sample_rate
         if self.arrays['binaural'].sample_rate != self.stream_rate:
@@ -196,10 +201,13 @@ class SceneSimulator:
         out += rng.normal(0.0, 10 ** (ECHO_NOISE_DBFS / 20), out.shape)
         return out.astype(np.float32)
 
-    def streams(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(array (4, n), binaural (2, n)) of slot k."""
+    def streams(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(array (4, n), binaural (2, n), teacher (16, n) or None) of slot k."""
         pose = self.scene.poses[k]
         mics = self.world_mics('array', pose)
+        n_student = mics.shape[1]
+        if self.teacher:  # same room run: the teacher hears exactly the same scene
+            mics = np.hstack([mics, self.world_mics('teacher', pose)])
         head = base_to_world(pose, self.robot.arrays['binaural'].xyz)[:, None]
         n_arr = mics.shape[1]
         array = np.zeros((n_arr, self.slot_len))
@@ -216,12 +224,20 @@ class SceneSimulator:
                 for m, h in enumerate(irs):
                     y = fftconvolve(seg, h)[self.tail_len:self.tail_len + self.slot_len]
                     target[m, :len(y)] += y
+        teacher = None
+        if self.teacher:
+            array, teacher = array[:n_student], array[n_student:]
         rng = np.random.default_rng([self.scene.seed, k, 2])
         for sig in (array, binaural):
             power = float(np.mean(sig ** 2))
             sig += rng.normal(0.0, math.sqrt(power / 10 ** (self.scene.snr_db / 10)) + 1e-7,
                               sig.shape)
-        return array.astype(np.float32), binaural.astype(np.float32)
+        if teacher is not None:  # the same microphone self-noise as the student's
+            noise = math.sqrt(float(np.mean(array ** 2)) / 10 ** (self.scene.snr_db / 10))
+            teacher += np.random.default_rng([self.scene.seed, k, 3]).normal(
+                0.0, noise, teacher.shape)
+            teacher = teacher.astype(np.float32)
+        return array.astype(np.float32), binaural.astype(np.float32), teacher
 
     def _source_rirs(self, source, mics, head, ears, yaw: float, seed: int):
         """Impulse responses (delay-compensated) from one source to the array
@@ -279,9 +295,10 @@ class SceneSimulator:
         """Render slot k (``audio=False``: images and ground truth only)."""
         pose = self.scene.poses[k]
         view, mask = self.frame(pose)
+        teacher = None
         if audio:
             echo = self.echo(k)
-            array, binaural = self.streams(k)
+            array, binaural, teacher = self.streams(k)
         else:
             echo = np.zeros((2, self.echo_len), np.float32)
             array = np.zeros((self.arrays['array'].channels, self.slot_len), np.float32)
@@ -290,5 +307,6 @@ class SceneSimulator:
                     pose=pose, rgb=view.rgb, depth=view.depth, labels=view.labels,
                     source_mask=mask, echo=echo, echo_rate=self.echo_rate, array=array,
                     binaural=binaural, stream_rate=self.stream_rate,
-                    first_sample=k * self.slot_len, directions=self.directions(pose),
+                    first_sample=k * self.slot_len, teacher=teacher,
+                    directions=self.directions(pose),
                     occupancy=occupancy_grid(self.scene, pose))

@@ -1,0 +1,131 @@
+"""Training and evaluation windows for direction of arrival, from any bags
+that carry an array stream (``audio/raw`` or ``audio/binaural``) and, for
+training targets, the teacher array (``audio/teacher``, its acoustic image)
+and/or ``gt/sound_direction``.
+
+Streams are reassembled from their AudioChunks by ``first_sample``; a window
+is used only if it lies within one ground-truth period (between two
+consecutive ``gt/sound_direction`` stamps), so it never straddles a turn.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from av_perception.bag.io import read_bag
+from av_perception.errors import InputError
+
+
+@dataclass
+class Stream:
+    """A reassembled audio stream."""
+
+    samples: np.ndarray   # (channels, n) float32
+    sample_rate: int
+    t0_ns: int            # stamp of sample 0
+    frame_id: str
+
+
+def assemble(chunks: list) -> Stream:
+    """AudioChunk messages (rosbags objects) -> one continuous stream; gaps
+    are zeros, overlaps keep the later chunk."""
+    if not chunks:
+        raise InputError('stream', 'at least one AudioChunk', 'none')
+    chunks = sorted(chunks, key=lambda c: c.first_sample)
+    ch, fs = int(chunks[0].channels), int(chunks[0].sample_rate)
+    first = int(chunks[0].first_sample)
+    end = max(int(c.first_sample) + len(c.data) // ch for c in chunks)
+    out = np.zeros((ch, end - first), np.float32)
+    for c in chunks:
+        if int(c.channels) != ch or int(c.sample_rate) != fs:
+            raise InputError('stream', f'{ch} channels at {fs} Hz throughout',
+                             f'{c.channels} channels at {c.sample_rate} Hz')
+        data = np.asarray(c.data, np.float32).reshape(-1, ch).T
+        s = int(c.first_sample) - first
+        out[:, s:s + data.shape[1]] = data
+    c0 = chunks[0]
+    t0 = c0.header.stamp.sec * 10**9 + c0.header.stamp.nanosec
+    return Stream(out, fs, t0, c0.header.frame_id)
+
+
+@dataclass
+class Truth:
+    """Ground-truth directions valid from ``stamp_ns`` until the next stamp."""
+
+    stamp_ns: int
+    azimuths: dict = field(default_factory=dict)  # frame_id -> [azimuth rad]
+
+
+def truths(msgs: list) -> list[Truth]:
+    """gt/sound_direction messages grouped by stamp."""
+    by_stamp: dict[int, Truth] = {}
+    for m in msgs:
+        ns = m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+        t = by_stamp.setdefault(ns, Truth(ns))
+        t.azimuths.setdefault(m.header.frame_id, []).append(float(m.azimuth))
+    return [by_stamp[k] for k in sorted(by_stamp)]
+
+
+@dataclass
+class Window:
+    """One analysis window of a bag."""
+
+    start: int              # first sample in the stream
+    stamp_ns: int
+    truth: list[float]      # ground-truth azimuths in the stream's frame ([] if unknown)
+
+
+def windows(stream: Stream, gt: list[Truth], length: int, hop: int) -> list[Window]:
+    """Windows of ``length`` samples every ``hop`` that lie within one truth
+    period (all of them if there is no ground truth)."""
+    fs = stream.sample_rate
+    out = []
+    n = stream.samples.shape[1]
+    stamps = [t.stamp_ns for t in gt]
+    for s in range(0, n - length + 1, hop):
+        t_start = stream.t0_ns + int(s / fs * 1e9)
+        t_end = stream.t0_ns + int((s + length) / fs * 1e9)
+        if not gt:
+            out.append(Window(s, t_start, []))
+            continue
+        k = int(np.searchsorted(stamps, t_start, side='right')) - 1
+        if k < 0:
+            continue
+        nxt = stamps[k + 1] if k + 1 < len(stamps) else math.inf
+        if t_end > nxt:
+            continue  # straddles a change of pose
+        out.append(Window(s, t_start, gt[k].azimuths.get(stream.frame_id, [])))
+    return out
+
+
+STREAM_TOPICS = {'array': 'audio/raw', 'binaural': 'audio/binaural'}
+
+
+def load_bag(path: str | Path, namespace: str = '') -> tuple[dict[str, Stream], list[Truth]]:
+    """The audio streams ('array', 'binaural', 'teacher' where present) and
+    the ground truth of one bag."""
+    wanted = {'audio/raw': 'array', 'audio/binaural': 'binaural', 'audio/teacher': 'teacher'}
+    chunks: dict[str, list] = {v: [] for v in wanted.values()}
+    gt = []
+    for m in read_bag(path, list(wanted) + ['gt/sound_direction'], namespace):
+        if m.topic == 'gt/sound_direction':
+            gt.append(m.msg)
+        else:
+            chunks[wanted[m.topic]].append(m.msg)
+    return {k: assemble(v) for k, v in chunks.items() if v}, truths(gt)
+
+
+def list_bags(root: str | Path) -> list[Path]:
+    """Bag folders (holding metadata.yaml) under ``root`` (or ``root`` itself)."""
+    root = Path(root)
+    if (root / 'metadata.yaml').is_file():
+        return [root]
+    bags = sorted(p.parent for p in root.rglob('metadata.yaml'))
+    if not bags:
+        raise InputError('bags', f'ROS 2 bag folders (with metadata.yaml) under {root}',
+                         'none')
+    return bags

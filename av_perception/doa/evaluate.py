@@ -1,0 +1,97 @@
+"""Scoring direction of arrival on any bags with an array stream and
+``gt/sound_direction`` (``av-perception eval direction`` and bench/doa)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from av_perception.arrays import load_array
+from av_perception.doa.classic import ClassicDoa, fold_front
+from av_perception.doa.dataset import list_bags, load_bag, windows
+from av_perception.errors import ConfigError
+
+ROLE_ARRAY = {'array': 'respeaker4', 'binaural': 'binaural'}
+WINDOW = 4096          # samples (0.256 s at 16 kHz), as the node's default
+HOP_SECONDS = 0.1      # one estimate per 100 ms chunk, as the node
+
+
+def angle_error(a: float, b: float) -> float:
+    """Absolute angular difference [rad]."""
+    return abs((a - b + math.pi) % (2 * math.pi) - math.pi)
+
+
+def make_estimator(role: str, method: str, model: str | Path | None = None,
+                   array: str | None = None):
+    geom = load_array(array or ROLE_ARRAY[role])
+    if method == 'learned':
+        if model is None:
+            raise ConfigError('--method learned needs --model FILE.onnx')
+        from av_perception.doa.learned import LearnedDoa
+        return LearnedDoa(model, geom)
+    return ClassicDoa(geom, method)
+
+
+@dataclass
+class Scores:
+    """Per-window errors of one method on one set of bags."""
+
+    errors_deg: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    bags: list = field(default_factory=list)     # bag index of each error
+
+    def summary(self, mask: np.ndarray | None = None) -> dict:
+        e = np.asarray(self.errors_deg, float)
+        if mask is not None:
+            e = e[mask]
+        if e.size == 0:
+            return {'median_deg': None, 'mean_deg': None, 'within10': None, 'n': 0,
+                    'ms_per_100ms': self.ms_per_100ms}
+        return {'median_deg': round(float(np.median(e)), 2), 'mean_deg': round(float(e.mean()), 2),
+                'within10': round(float((e <= 10).mean()), 3), 'n': int(e.size),
+                'ms_per_100ms': self.ms_per_100ms}
+
+    @property
+    def ms_per_100ms(self) -> float | None:
+        return round(1e3 * float(np.median(self.seconds)), 2) if self.seconds else None
+
+
+def score(bags_dir: str | Path, role: str, method: str, model: str | Path | None = None,
+          namespace: str = '', max_windows_per_bag: int | None = None) -> Scores:
+    """Errors of ``method`` against ``gt/sound_direction`` on every window of
+    every bag: each true source is matched to the nearest estimate (as many
+    estimates as true sources are asked for); a missing estimate counts as
+    the largest error (180 deg, 90 for front/back-ambiguous arrays)."""
+    if role not in ROLE_ARRAY:
+        raise ConfigError(f'array role must be one of {list(ROLE_ARRAY)}, got {role!r}')
+    est = make_estimator(role, method, model)
+    ambiguous = est.ambiguous
+    out = Scores()
+    for bi, bag in enumerate(list_bags(bags_dir)):
+        streams, gt = load_bag(bag, namespace)
+        if role not in streams:
+            raise ConfigError(f'{bag}: no {"audio/raw" if role == "array" else "audio/binaural"}'
+                              ' stream')
+        stream = streams[role]
+        hop = int(round(HOP_SECONDS * stream.sample_rate))
+        ws = [w for w in windows(stream, gt, WINDOW, hop) if w.truth]
+        if max_windows_per_bag:
+            ws = ws[:max_windows_per_bag]
+        for w in ws:
+            seg = stream.samples[:, w.start:w.start + WINDOW]
+            t = time.perf_counter()
+            found = est.estimate(seg, len(w.truth))
+            out.seconds.append(time.perf_counter() - t)
+            for truth in w.truth:
+                tt = fold_front(truth) if ambiguous else truth
+                if found:
+                    err = min(angle_error(f.azimuth, tt) for f in found)
+                else:
+                    err = math.pi / 2 if ambiguous else math.pi
+                out.errors_deg.append(math.degrees(err))
+                out.bags.append(bi)
+    return out

@@ -1,0 +1,192 @@
+"""Input features and output maps of the learned direction models (numpy
+only: the node computes exactly what training computed).
+
+Features, per microphone pair of the array, over one analysis window:
+- GCC-PHAT-beta cross-correlation, interpolated, over the physically
+  possible lags (plus a margin);
+- level differences [dB] in log-spaced bands (head shadow for a binaural
+  head; near zero for a small free-field array).
+
+Output: a distribution over an azimuth grid — the full circle for arrays
+that can tell front from back, the front half (-90..90 deg) for 2-mic and
+binaural arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from av_perception.arrays import ArrayGeometry
+
+C = 343.0
+PHAT_BETA = 0.7
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The input contract of a learned direction model (stored in its ONNX
+    metadata; a node refuses a model whose contract does not match its
+    array).
+
+    Attributes:
+        array: geometry name.
+        channels: microphones.
+        sample_rate: Hz.
+        window: samples per analysis window.
+        max_lag: interpolated lags on each side of zero.
+        upsample: interpolation factor of the cross-correlation.
+        bands: level-difference bands.
+        fmin, fmax: band range [Hz].
+        bins: azimuth bins of the output.
+        front_only: True if the output covers -90..90 deg only.
+    """
+
+    array: str
+    channels: int
+    sample_rate: int
+    window: int
+    max_lag: int
+    upsample: int
+    bands: int
+    fmin: float
+    fmax: float
+    bins: int
+    front_only: bool
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return [(i, j) for i in range(self.channels) for j in range(i + 1, self.channels)]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.pairs) * (2 * self.max_lag + 1 + self.bands)
+
+    def grid(self) -> np.ndarray:
+        """Centres of the output's azimuth bins [rad]."""
+        if self.front_only:
+            return np.linspace(-math.pi / 2, math.pi / 2, self.bins)
+        return np.linspace(-math.pi, math.pi, self.bins, endpoint=False)
+
+    def to_metadata(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> FeatureSpec:
+        kinds = {f: t for f, t in cls.__annotations__.items()}
+        out = {}
+        for f, t in kinds.items():
+            v = meta[f]
+            out[f] = (v == 'True') if t == 'bool' else int(v) if t == 'int' else \
+                float(v) if t == 'float' else v
+        return cls(**out)
+
+
+def spec_for(geometry: ArrayGeometry, window: int = 4096, upsample: int = 4,
+             bands: int = 16) -> FeatureSpec:
+    """The feature contract for an array (lags cover its aperture, or a
+    head's largest interaural delay, plus a margin)."""
+    max_tau = geometry.aperture / C
+    if geometry.kind == 'binaural':
+        max_tau = max(max_tau, 1.0e-3)
+    max_lag = int(math.ceil(max_tau * geometry.sample_rate * upsample)) + 2 * upsample
+    front = geometry.front_back_ambiguous
+    return FeatureSpec(array=geometry.name, channels=geometry.channels,
+                       sample_rate=geometry.sample_rate, window=window, max_lag=max_lag,
+                       upsample=upsample, bands=bands, fmin=200.0,
+                       fmax=min(7000.0, geometry.sample_rate / 2 * 0.9),
+                       bins=37 if front else 72, front_only=front)
+
+
+def features(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """(channels, window) float -> (n_features,) float32."""
+    x = np.asarray(samples, np.float64)
+    n = 2 * spec.window
+    X = np.fft.rfft(x * np.hanning(x.shape[1]), n, axis=1)
+    f = np.fft.rfftfreq(n, 1 / spec.sample_rate)
+    band = (f >= spec.fmin) & (f <= spec.fmax)
+    edges = np.geomspace(spec.fmin, spec.fmax, spec.bands + 1)
+    idx = np.clip(np.searchsorted(edges, f) - 1, 0, spec.bands - 1)
+    power = np.abs(X) ** 2
+    out = []
+    for i, j in spec.pairs:
+        cross = np.conj(X[i]) * X[j]
+        cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)
+        r = np.fft.irfft(cross, n * spec.upsample)
+        L = spec.max_lag
+        g = np.concatenate([r[-L:], r[:L + 1]])
+        g = g / (np.abs(g).max() + 1e-12)
+        pi = np.bincount(idx[band], power[i][band], spec.bands) + 1e-12
+        pj = np.bincount(idx[band], power[j][band], spec.bands) + 1e-12
+        out.append(g)
+        out.append(np.clip(10 * np.log10(pi / pj), -30, 30) / 10.0)
+    return np.concatenate(out).astype(np.float32)
+
+
+def map_to_bins(azimuths: np.ndarray, values: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Resample a spatial map (e.g. a teacher's SRP map over azimuths) onto the
+    model's bins; a front-only model takes the larger of each direction and
+    its front/back mirror. Returns a distribution (sums to 1)."""
+    values = np.asarray(values, np.float64)
+    values = values - values.min()
+    grid = spec.grid()
+    az = np.asarray(azimuths, np.float64)
+    if spec.front_only:
+        az = np.where(az > math.pi / 2, math.pi - az, np.where(az < -math.pi / 2, -math.pi - az,
+                                                              az))
+    out = np.zeros(spec.bins)
+    width = (grid[1] - grid[0])
+    for a, v in zip(az, values):
+        d = np.abs((grid - a + math.pi) % (2 * math.pi) - math.pi)
+        k = int(np.argmin(d))
+        if d[k] <= width:
+            out[k] = max(out[k], v)
+    out = out ** 2  # sharpen the acoustic image around its peaks
+    return (out / out.sum()).astype(np.float32) if out.sum() > 0 else \
+        np.full(spec.bins, 1.0 / spec.bins, np.float32)
+
+
+def label_map(azimuths: list[float], spec: FeatureSpec, sigma_deg: float = 5.0) -> np.ndarray:
+    """The ground-truth ablation target: a Gaussian bump per source."""
+    grid = spec.grid()
+    out = np.zeros(spec.bins)
+    for a in azimuths:
+        if spec.front_only:
+            a = math.pi - a if a > math.pi / 2 else (-math.pi - a if a < -math.pi / 2 else a)
+        d = (grid - a + math.pi) % (2 * math.pi) - math.pi
+        out += np.exp(-0.5 * (np.degrees(d) / sigma_deg) ** 2)
+    return (out / out.sum()).astype(np.float32)
+
+
+def peaks(prob: np.ndarray, spec: FeatureSpec, k: int) -> list[tuple[float, float]]:
+    """(azimuth [rad], confidence) of the k strongest local maxima of a
+    predicted distribution; confidence = the probability mass within two
+    bins of the peak."""
+    p = np.asarray(prob, np.float64)
+    n = len(p)
+    grid = spec.grid()
+    cands = []
+    for i in range(n):
+        left = p[i - 1] if (i > 0 or not spec.front_only) else -1
+        right = p[(i + 1) % n] if (i < n - 1 or not spec.front_only) else -1
+        if p[i] >= left and p[i] >= right:
+            cands.append(i)
+    cands.sort(key=lambda i: p[i], reverse=True)
+    out = []
+    for i in cands[:k]:
+        lo, hi = i - 2, i + 3
+        if spec.front_only:
+            mass = p[max(0, lo):min(n, hi)].sum()
+        else:
+            mass = p[np.arange(lo, hi) % n].sum()
+        # refine with the neighbours' weighted mean
+        nb = np.arange(i - 1, i + 2)
+        if spec.front_only:
+            nb = nb[(nb >= 0) & (nb < n)]
+        w = p[nb % n]
+        d = (grid[nb % n] - grid[i] + math.pi) % (2 * math.pi) - math.pi
+        az = grid[i] + float((w * d).sum() / w.sum())
+        out.append((float((az + math.pi) % (2 * math.pi) - math.pi), float(min(1.0, mass))))
+    return out

@@ -1,0 +1,1 @@
+"""Training of the package's models (PyTorch; the `train` extra)."""

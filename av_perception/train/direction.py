@@ -1,0 +1,237 @@
+"""Training of the learned direction-of-arrival models (PyTorch).
+
+The student is a small network on one array's features (GCC-PHAT and level
+differences per microphone pair, ``av_perception.doa.learned_features``)
+that predicts a distribution over azimuth. Its target is, by default, the
+*acoustic image* of a larger array in the same scene: the SRP-PHAT power map
+of the 16-mic virtual teacher array (``audio/teacher``), as in Audio-Visual
+Model Distillation Using Acoustic Images; ``--target labels`` trains on
+Gaussian bumps at the ground-truth directions instead (the ablation).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from av_perception.arrays import load_array
+from av_perception.doa.dataset import list_bags, load_bag, windows
+from av_perception.doa.learned_features import (FeatureSpec, features, label_map, map_to_bins,
+                                                spec_for)
+from av_perception.errors import ConfigError
+
+ROLES = {'array': 'respeaker4', 'binaural': 'binaural'}
+TARGETS = ('teacher', 'labels')
+
+
+@dataclass
+class Examples:
+    """Feature vectors, targets, ground-truth azimuths and bag index."""
+
+    x: np.ndarray
+    y: np.ndarray
+    truth: list
+    bag: np.ndarray
+
+
+def _bag_examples(args) -> tuple:
+    path, role, spec, target, hop = args
+    streams, gt = load_bag(path)
+    if role not in streams:
+        raise ConfigError(f'{path}: no {"audio/raw" if role == "array" else "audio/binaural"} '
+                          'stream')
+    stream = streams[role]
+    teacher = streams.get('teacher')
+    if target == 'teacher':
+        if teacher is None:
+            raise ConfigError(f'{path}: no audio/teacher stream (make the bags with '
+                              '`av-perception simulate --teacher`, or use --target labels)')
+        from av_perception.doa.classic import ClassicDoa
+        srp = ClassicDoa(load_array('teacher16'), 'srp')
+    xs, ys, tr = [], [], []
+    for w in windows(stream, gt, spec.window, hop):
+        seg = stream.samples[:, w.start:w.start + spec.window]
+        if float(np.sqrt(np.mean(seg.astype(np.float64) ** 2))) < 1e-4:
+            continue  # silence: no direction to learn
+        xs.append(features(seg, spec))
+        if target == 'teacher':
+            values = srp.spatial_spectrum(teacher.samples[:, w.start:w.start + spec.window])
+            ys.append(map_to_bins(srp.grid, values, spec))
+        else:
+            if not w.truth:
+                continue
+            ys.append(label_map(w.truth, spec))
+        tr.append(w.truth)
+    if not xs:
+        return np.zeros((0, spec.n_features), np.float32), np.zeros((0, spec.bins), np.float32), []
+    return np.stack(xs), np.stack(ys), tr
+
+
+def build_examples(bags: list[Path], role: str, spec: FeatureSpec, target: str,
+                   jobs: int = 0, hop: int | None = None, progress=sys.stderr) -> Examples:
+    """Examples from every bag, in parallel over bags."""
+    hop = hop or spec.window // 2
+    todo = [(str(b), role, spec, target, hop) for b in bags]
+    xs, ys, truth, bag_idx = [], [], [], []
+    ctx = mp.get_context('spawn')
+    with ctx.Pool(jobs or mp.cpu_count()) as pool:
+        for i, (x, y, tr) in enumerate(pool.imap(_bag_examples, todo)):
+            xs.append(x)
+            ys.append(y)
+            truth += tr
+            bag_idx.append(np.full(len(x), i))
+            print(f'\r[dataset] {i + 1}/{len(bags)} bags, {sum(len(a) for a in xs)} windows',
+                  end='', file=progress, flush=True)
+    print(file=progress)
+    return Examples(np.concatenate(xs), np.concatenate(ys), truth, np.concatenate(bag_idx))
+
+
+def make_model(n_in: int, bins: int, hidden: int = 256):
+    import torch.nn as nn
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Dropout(0.1),
+                         nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(0.1),
+                         nn.Linear(hidden, bins))
+
+
+def soft_cross_entropy(logits, target):
+    import torch
+    return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+
+def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teacher',
+          epochs: int = 60, batch: int = 128, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
+          progress=sys.stderr) -> dict:
+    """Train, checkpoint each epoch (resumable), export ONNX; returns a summary."""
+    import torch
+
+    if role not in ROLES:
+        raise ConfigError(f'--array must be one of {list(ROLES)}, got {role!r}')
+    if target not in TARGETS:
+        raise ConfigError(f'--target must be one of {TARGETS}, got {target!r}')
+    out = Path(out)
+    spec = spec_for(load_array(ROLES[role]))
+    bags = list_bags(bags_dir)
+    ex = build_examples(bags, role, spec, target, jobs=jobs, progress=progress)
+    if len(ex.x) < 10:
+        raise ConfigError(f'only {len(ex.x)} usable windows in {bags_dir}; need more bags')
+    # validation: the last tenth of the bags (whole rooms held out)
+    n_val_bags = max(1, len(bags) // 10)
+    val = ex.bag >= len(bags) - n_val_bags
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mean = ex.x[~val].mean(0)
+    std = ex.x[~val].std(0) + 1e-3
+    xt = torch.from_numpy((ex.x - mean) / std)
+    yt = torch.from_numpy(ex.y)
+    model = make_model(spec.n_features, spec.bins)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    ckpt_dir = out.parent / f'{out.stem}_checkpoints'
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = ckpt_dir / 'last.pt'
+    curve, start_epoch = [], 0
+    if ckpt.is_file():  # resume
+        state = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(state['model'])
+        opt.load_state_dict(state['opt'])
+        sched.load_state_dict(state['sched'])
+        start_epoch = int(state['epoch'])
+        curve = json.loads((ckpt_dir / 'curve.json').read_text())
+        print(f'[train] resuming at epoch {start_epoch}', file=progress)
+    tr_idx = np.flatnonzero(~val)
+    va_idx = np.flatnonzero(val)
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        perm = rng.permutation(tr_idx)
+        losses = []
+        for i in range(0, len(perm), batch):
+            b = perm[i:i + batch]
+            loss = soft_cross_entropy(model(xt[b]), yt[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        sched.step()
+        model.eval()
+        with torch.no_grad():
+            vloss = float(soft_cross_entropy(model(xt[va_idx]), yt[va_idx]))
+        curve.append({'epoch': epoch + 1, 'train_loss': float(np.mean(losses)),
+                      'val_loss': vloss})
+        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(),
+                    'sched': sched.state_dict(), 'epoch': epoch + 1}, ckpt)
+        (ckpt_dir / 'curve.json').write_text(json.dumps(curve))
+        print(f'\r[train] epoch {epoch + 1}/{epochs} train {np.mean(losses):.4f} '
+              f'val {vloss:.4f} ({time.perf_counter() - t0:.0f} s)', end='', file=progress,
+              flush=True)
+    print(file=progress)
+    _plot_curve(curve, ckpt_dir / 'curve.png')
+    export(model, spec, mean, std, out, target=target, n_train=int((~val).sum()),
+           n_bags=len(bags))
+    return {'model': str(out), 'windows': int(len(ex.x)), 'bags': len(bags),
+            'final': curve[-1] if curve else None, 'curve': str(ckpt_dir / 'curve.png')}
+
+
+def _plot_curve(curve: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot([c['epoch'] for c in curve], [c['train_loss'] for c in curve], label='train')
+    ax.plot([c['epoch'] for c in curve], [c['val_loss'] for c in curve], label='validation')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('soft cross-entropy')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+class _Normalised:
+    """The exported graph: standardisation, network, softmax."""
+
+    def __new__(cls, model, mean, std):
+        import torch
+        import torch.nn as nn
+
+        class Wrapped(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = model
+                self.register_buffer('mean', torch.from_numpy(mean.astype(np.float32)))
+                self.register_buffer('std', torch.from_numpy(std.astype(np.float32)))
+
+            def forward(self, x):
+                return torch.softmax(self.net((x - self.mean) / self.std), dim=-1)
+        return Wrapped()
+
+
+def export(model, spec: FeatureSpec, mean, std, out: Path, target: str, n_train: int,
+           n_bags: int):
+    """ONNX with the input contract in its metadata (opset 17); returns the
+    exported PyTorch module (standardisation + network + softmax)."""
+    import onnx
+    import torch
+
+    wrapped = _Normalised(model, mean, std).eval()
+    x = torch.zeros(1, spec.n_features)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(wrapped, (x,), str(out), input_names=['features'],
+                      output_names=['azimuth_prob'],
+                      dynamic_axes={'features': {0: 'batch'}, 'azimuth_prob': {0: 'batch'}},
+                      opset_version=17, dynamo=False)
+    m = onnx.load(str(out))
+    meta = {'task': 'direction', 'target': target, 'train_windows': str(n_train),
+            'train_bags': str(n_bags), 'model_id': f'direction-{spec.array}-{target}',
+            **spec.to_metadata()}
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.save(m, str(out))
+    return wrapped

@@ -1,0 +1,127 @@
+"""Learned direction of arrival: features, targets, export (ONNX equals
+PyTorch), contract checks, and a tiny end-to-end training from simulated
+bags with the teacher array."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+
+from av_perception.arrays import load_array
+from av_perception.doa.learned_features import (FeatureSpec, features, label_map, map_to_bins,
+                                                peaks, spec_for)
+from av_perception.errors import ConfigError
+
+
+def test_spec_round_trips_through_metadata_and_sizes_fit():
+    spec = spec_for(load_array('respeaker4'))
+    assert FeatureSpec.from_metadata(spec.to_metadata()) == spec
+    assert len(spec.pairs) == 6 and spec.bins == 72 and not spec.front_only
+    x = features(np.random.default_rng(0).normal(size=(4, spec.window)), spec)
+    assert x.shape == (spec.n_features,) and np.isfinite(x).all()
+    b = spec_for(load_array('binaural'))
+    assert b.front_only and b.bins == 37 and len(b.pairs) == 1
+
+
+def test_gcc_feature_peaks_at_the_delay_between_two_mics():
+    """A copy delayed by 3 samples on mic 1 puts the GCC maximum 3 x upsample
+    lags from zero."""
+    spec = spec_for(load_array('binaural'))
+    s = np.random.default_rng(1).normal(size=spec.window + 3)
+    x = np.stack([s[3:], s[:-3]])  # mic 1 hears it 3 samples later
+    f = features(x, spec)
+    g = f[:2 * spec.max_lag + 1]
+    assert int(np.argmax(g)) - spec.max_lag == 3 * spec.upsample
+
+
+def test_targets_fold_front_back_and_peaks_find_bumps():
+    spec = spec_for(load_array('binaural'))
+    y = label_map([math.radians(150)], spec)  # behind-left folds to 30 deg
+    (az, conf), = peaks(y, spec, 1)
+    assert math.degrees(az) == pytest.approx(30, abs=3)
+    assert 0.5 < conf <= 1.0
+    grid = np.linspace(-math.pi, math.pi, 360, endpoint=False)
+    m = map_to_bins(grid, np.exp(-((grid - math.radians(-170)) ** 2) / 0.01), spec)
+    assert math.degrees(spec.grid()[int(np.argmax(m))]) == pytest.approx(-10, abs=5)
+    assert m.sum() == pytest.approx(1.0)
+    spec4 = spec_for(load_array('respeaker4'))
+    two = peaks(label_map([math.radians(10), math.radians(100)], spec4), spec4, 2)
+    assert sorted(round(math.degrees(a)) for a, _ in two) == [10, 100]
+
+
+def test_onnx_export_equals_pytorch_and_carries_the_contract(tmp_path):
+    import onnxruntime as ort
+    import torch
+
+    from av_perception.train.direction import export, make_model
+    spec = spec_for(load_array('respeaker4'))
+    torch.manual_seed(0)
+    model = make_model(spec.n_features, spec.bins).eval()
+    mean = np.random.default_rng(0).normal(size=spec.n_features).astype(np.float32)
+    std = np.ones(spec.n_features, np.float32) * 2
+    wrapped = export(model, spec, mean, std, tmp_path / 'm.onnx', 'teacher', 10, 1)
+    x = np.random.default_rng(2).normal(size=(5, spec.n_features)).astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / 'm.onnx'), providers=['CPUExecutionProvider'])
+    got = sess.run(None, {'features': x})[0]
+    with torch.no_grad():
+        want = wrapped(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert meta['array'] == 'respeaker4' and meta['task'] == 'direction'
+
+
+def test_a_model_for_another_array_is_refused(tmp_path):
+    import torch
+
+    from av_perception.doa.learned import LearnedDoa
+    from av_perception.train.direction import export, make_model
+    spec = spec_for(load_array('respeaker4'))
+    export(make_model(spec.n_features, spec.bins), spec, np.zeros(spec.n_features),
+           np.ones(spec.n_features), tmp_path / 'm.onnx', 'teacher', 1, 1)
+    with pytest.raises(ConfigError, match="array='binaural'"):
+        LearnedDoa(tmp_path / 'm.onnx', load_array('binaural'))
+    (tmp_path / 'bad.onnx').write_bytes(b'not a model')
+    with pytest.raises(ConfigError, match='not a loadable ONNX model'):
+        LearnedDoa(tmp_path / 'bad.onnx', load_array('respeaker4'))
+    with pytest.raises(ConfigError, match='does not exist'):
+        LearnedDoa(tmp_path / 'missing.onnx', load_array('respeaker4'))
+    assert torch is not None
+
+
+@pytest.fixture(scope='module')
+def teacher_bags(tmp_path_factory):
+    from av_perception.sim.bags import simulate
+    out = tmp_path_factory.mktemp('teacher_bags')
+    simulate(out, scenes=2, seed=9, poses=3, teacher=True, progress=io.StringIO())
+    return out
+
+
+def test_teacher_bags_carry_the_16_mic_stream(teacher_bags):
+    from av_perception.doa.dataset import list_bags, load_bag
+    streams, gt = load_bag(list_bags(teacher_bags)[0])
+    assert streams['teacher'].samples.shape[0] == 16
+    assert streams['teacher'].samples.shape[1] == streams['array'].samples.shape[1]
+    assert gt and gt[0].azimuths
+
+
+def test_training_end_to_end_lowers_the_loss_and_exports(teacher_bags, tmp_path):
+    from av_perception.doa.learned import LearnedDoa
+    from av_perception.train.direction import train
+    out = tmp_path / 'direction_respeaker4.onnx'
+    res = train(teacher_bags, 'array', out, target='teacher', epochs=8, jobs=1,
+                progress=io.StringIO())
+    curve = res['final']
+    first = __import__('json').loads((tmp_path / 'direction_respeaker4_checkpoints' /
+                                      'curve.json').read_text())[0]
+    assert curve['train_loss'] < first['train_loss']
+    assert (tmp_path / 'direction_respeaker4_checkpoints' / 'curve.png').is_file()
+    est = LearnedDoa(out, load_array('respeaker4'))
+    found = est.estimate(np.random.default_rng(0).normal(size=(4, 4096)) * 0.1, 2)
+    assert len(found) == 2 and all(0 <= f.confidence <= 1 for f in found)
+    # resuming from the checkpoint continues instead of starting over
+    res2 = train(teacher_bags, 'array', out, target='teacher', epochs=10, jobs=1,
+                 progress=io.StringIO())
+    assert res2['final']['epoch'] == 10
