@@ -43,6 +43,8 @@ class Scores:
     errors_deg: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     bags: list = field(default_factory=list)     # bag index of each error
+    stamps: list = field(default_factory=list)   # window stamp [ns] of each error
+    truths: list = field(default_factory=list)   # true azimuth [rad] of each error
 
     def summary(self, mask: np.ndarray | None = None) -> dict:
         e = np.asarray(self.errors_deg, float)
@@ -94,4 +96,6 @@ def score(bags_dir: str | Path, role: str, method: str, model: str | Path | None
                     err = math.pi / 2 if ambiguous else math.pi
                 out.errors_deg.append(math.degrees(err))
                 out.bags.append(bi)
+                out.stamps.append(w.stamp_ns)
+                out.truths.append(truth)
     return out

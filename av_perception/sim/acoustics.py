@@ -199,3 +199,39 @@ def free_field(emitter, mics: np.ndarray, signal: np.ndarray, fs: int, n: int,
         y = fftconvolve(signal, ir)[:n]
         out[m, :len(y)] = y
     return out
+
+
+def rt60_sabine(scene: Scene, band_hz: tuple[float, float] = (500.0, 1000.0)) -> float:
+    """Sabine reverberation time [s] of the empty room (walls, floor, ceiling)
+    averaged over the octave bands in ``band_hz``: 0.161 V / sum(S a)."""
+    lx, ly, lz = scene.size
+    areas = {'floor': lx * ly, 'ceiling': lx * ly, 'west': ly * lz, 'east': ly * lz,
+             'south': lx * lz, 'north': lx * lz}
+    absorption = 0.0
+    for surface, area in areas.items():
+        m = pra.Material(energy_absorption=scene.materials[surface])
+        coeffs = np.clip(np.asarray(m.absorption_coeffs, float), 0.01, MAX_ABSORPTION)
+        centres = np.asarray(m.energy_absorption['center_freqs'], float)
+        sel = (centres >= band_hz[0]) & (centres <= band_hz[1])
+        absorption += area * float(coeffs[sel].mean() if sel.any() else coeffs.mean())
+    return 0.161 * lx * ly * lz / absorption
+
+
+def line_of_sight(scene: Scene, a, b, ignore: tuple[int, ...] = ()) -> bool:
+    """True if the segment a -> b (world frame) crosses no box (slab test);
+    ``ignore``: indices of boxes not to test (e.g. the source's own object).
+    The simulator models no diffraction, so an occluded source is heard only
+    through reflections."""
+    a = np.asarray(a, float)
+    d = np.asarray(b, float) - a
+    for i, box in enumerate(scene.boxes):
+        if i in ignore:
+            continue
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t1 = (box.lo - a) / d
+            t2 = (box.hi - a) / d
+        tmin = np.nanmax(np.minimum(t1, t2))
+        tmax = np.nanmin(np.maximum(t1, t2))
+        if tmax >= max(tmin, 0.0) and tmin <= 1.0:
+            return False
+    return True

@@ -149,13 +149,15 @@ def simulate_scene(job: SceneJob) -> dict:
 
 def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first: int = 0,
              jobs: int = 0, poses: int = 8, snr_db: tuple[float, float] = (10.0, 30.0),
-             teacher: bool = False, progress=sys.stderr) -> list[dict]:
-    """Write ``scenes`` bags into ``out`` (in parallel over ``jobs`` processes,
-    0: one per core); deterministic for a given seed. Returns the summaries,
-    also written to ``out/index.jsonl``."""
+             teacher: bool = False, ids: list[int] | None = None,
+             progress=sys.stderr) -> list[dict]:
+    """Write ``scenes`` bags (scene ids ``first``... or ``ids``) into ``out``
+    (in parallel over ``jobs`` processes, 0: one per core); deterministic for
+    a given seed. Returns the summaries, also written to ``out/index.jsonl``."""
     out.mkdir(parents=True, exist_ok=True)
-    todo = [SceneJob(split, first + i, seed, str(out), poses, tuple(snr_db), teacher)
-            for i in range(scenes)]
+    ids = list(ids) if ids is not None else [first + i for i in range(scenes)]
+    scenes = len(ids)
+    todo = [SceneJob(split, i, seed, str(out), poses, tuple(snr_db), teacher) for i in ids]
     jobs = jobs or mp.cpu_count()
     results = []
     start = time.perf_counter()
