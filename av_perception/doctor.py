@@ -27,7 +27,12 @@ def _msgs(pkg: str, name: str):
 
 def _onnxruntime() -> str:
     import onnxruntime as ort
-    return f'onnxruntime {ort.__version__}, providers {ort.get_available_providers()}'
+
+    from av_perception.inference import provider_problem, usable_providers
+    missing = {p: provider_problem(p) for p in ort.get_available_providers()
+               if provider_problem(p)}
+    return (f'onnxruntime {ort.__version__}, usable providers {usable_providers()}'
+            + (f' (not usable: {missing})' if missing else ''))
 
 
 def _torch() -> str:

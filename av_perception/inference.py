@@ -16,7 +16,34 @@ import numpy as np
 from av_perception.errors import ConfigError
 
 PREFERRED = ('TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider')
+#: Libraries a GPU provider needs at run time (onnxruntime-gpu 1.31: CUDA 13,
+#: cuDNN 9, TensorRT 10). Checked first, so that a machine without them falls
+#: back to the CPU quietly instead of onnxruntime printing load errors.
+NEEDS = {'CUDAExecutionProvider': ('libcublasLt.so.13', 'libcudnn.so.9'),
+         'TensorrtExecutionProvider': ('libcublasLt.so.13', 'libcudnn.so.9', 'libnvinfer.so.10')}
 log = logging.getLogger(__name__)
+_usable: dict[str, str | None] = {}
+
+
+def provider_problem(provider: str) -> str | None:
+    """None if the provider's libraries load, else the first one missing."""
+    if provider not in _usable:
+        import ctypes
+        _usable[provider] = None
+        for lib in NEEDS.get(provider, ()):
+            try:
+                ctypes.CDLL(lib)
+            except OSError:
+                _usable[provider] = f'{lib} not found'
+                break
+    return _usable[provider]
+
+
+def usable_providers(preferred: tuple[str, ...] = PREFERRED) -> list[str]:
+    """The preferred providers this machine can really run, best first."""
+    import onnxruntime as ort
+    available = ort.get_available_providers()
+    return [p for p in preferred if p in available and provider_problem(p) is None]
 
 
 class OnnxModel:
@@ -44,9 +71,11 @@ class OnnxModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # the GPU build logs missing CUDA libraries as errors
-        available = ort.get_available_providers()
-        wanted = [p for p in (providers or PREFERRED) if p in available]
+        opts.log_severity_level = 3
+        # the GPU build logs missing CUDA libraries at provider creation; the
+        # provider really used is reported instead (self.provider)
+        ort.set_default_logger_severity(3)
+        wanted = usable_providers(providers or PREFERRED)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts,
                                                 providers=wanted)

@@ -125,7 +125,8 @@ def features(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def map_to_bins(azimuths: np.ndarray, values: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+def map_to_bins(azimuths: np.ndarray, values: np.ndarray, spec: FeatureSpec,
+                sharpen: bool = True) -> np.ndarray:
     """Resample a spatial map (e.g. a teacher's SRP map over azimuths) onto the
     model's bins; a front-only model takes the larger of each direction and
     its front/back mirror. Returns a distribution (sums to 1)."""
@@ -143,7 +144,8 @@ def map_to_bins(azimuths: np.ndarray, values: np.ndarray, spec: FeatureSpec) -> 
         k = int(np.argmin(d))
         if d[k] <= width:
             out[k] = max(out[k], v)
-    out = out ** 2  # sharpen the acoustic image around its peaks
+    if sharpen:
+        out = out ** 2  # sharpen the acoustic image around its peaks
     return (out / out.sum()).astype(np.float32) if out.sum() > 0 else \
         np.full(spec.bins, 1.0 / spec.bins, np.float32)
 

@@ -12,6 +12,7 @@ Gaussian bumps at the ground-truth directions instead (the ablation).
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import sys
 import time
@@ -40,8 +41,42 @@ class Examples:
     bag: np.ndarray
 
 
+def symmetries(geom) -> list[tuple[np.ndarray, object]]:
+    """Rotations about z (90, 180, 270 deg) and the mirror y -> -y that map the
+    array onto itself: (channel order, azimuth transform) pairs. A scene
+    transformed by such an operation is heard by the array as the original
+    with its channels reordered, so each is an exact data augmentation."""
+    pos = geom.positions
+    # a head is left/right symmetric but not front/back (pinnae): mirror only
+    turns = () if geom.kind == 'binaural' else (1, 2, 3)
+    ops = [(lambda a, k=k: a + k * math.pi / 2,
+            np.array([[math.cos(k * math.pi / 2), -math.sin(k * math.pi / 2), 0],
+                      [math.sin(k * math.pi / 2), math.cos(k * math.pi / 2), 0], [0, 0, 1]]))
+           for k in turns]
+    ops.append((lambda a: -a, np.diag([1.0, -1.0, 1.0])))
+    out = []
+    for fn, rot in ops:
+        moved = pos @ rot.T  # T(p_i)
+        src = []
+        for j in range(len(pos)):  # new[j] = old[i] where T(p_i) = p_j
+            hit = np.flatnonzero(np.linalg.norm(moved - pos[j], axis=1) < 1e-6)
+            if len(hit) != 1:
+                break
+            src.append(int(hit[0]))
+        if len(src) == len(pos):
+            out.append((np.array(src), fn))
+    return out
+
+
+def transform_target(y: np.ndarray, spec: FeatureSpec, fn) -> np.ndarray:
+    """A distribution over the spec's grid moved by an azimuth transform."""
+    grid = spec.grid()
+    moved = np.array([fn(a) for a in grid])
+    return map_to_bins(moved, y, spec, sharpen=False)
+
+
 def _bag_examples(args) -> tuple:
-    path, role, spec, target, hop = args
+    path, role, spec, target, hop, augment = args
     streams, gt = load_bag(path)
     if role not in streams:
         raise ConfigError(f'{path}: no {"audio/raw" if role == "array" else "audio/binaural"} '
@@ -54,30 +89,38 @@ def _bag_examples(args) -> tuple:
                               '`av-perception simulate --teacher`, or use --target labels)')
         from av_perception.doa.classic import ClassicDoa
         srp = ClassicDoa(load_array('teacher16'), 'srp')
+    syms = symmetries(load_array(spec.array)) if augment else []
     xs, ys, tr = [], [], []
     for w in windows(stream, gt, spec.window, hop):
         seg = stream.samples[:, w.start:w.start + spec.window]
         if float(np.sqrt(np.mean(seg.astype(np.float64) ** 2))) < 1e-4:
             continue  # silence: no direction to learn
-        xs.append(features(seg, spec))
         if target == 'teacher':
             values = srp.spatial_spectrum(teacher.samples[:, w.start:w.start + spec.window])
-            ys.append(map_to_bins(srp.grid, values, spec))
+            y = map_to_bins(srp.grid, values, spec)
+        elif w.truth:
+            y = label_map(w.truth, spec)
         else:
-            if not w.truth:
-                continue
-            ys.append(label_map(w.truth, spec))
+            continue
+        xs.append(features(seg, spec))
+        ys.append(y)
         tr.append(w.truth)
+        for order, fn in syms:
+            xs.append(features(seg[order], spec))
+            ys.append(transform_target(y, spec, fn))
+            tr.append([fn(a) for a in w.truth])
     if not xs:
         return np.zeros((0, spec.n_features), np.float32), np.zeros((0, spec.bins), np.float32), []
     return np.stack(xs), np.stack(ys), tr
 
 
 def build_examples(bags: list[Path], role: str, spec: FeatureSpec, target: str,
-                   jobs: int = 0, hop: int | None = None, progress=sys.stderr) -> Examples:
-    """Examples from every bag, in parallel over bags."""
-    hop = hop or spec.window // 2
-    todo = [(str(b), role, spec, target, hop) for b in bags]
+                   jobs: int = 0, hop: int | None = None, augment: bool = True,
+                   progress=sys.stderr) -> Examples:
+    """Examples from every bag (with the array's symmetry augmentations), in
+    parallel over bags."""
+    hop = hop or spec.window // 4
+    todo = [(str(b), role, spec, target, hop, augment) for b in bags]
     xs, ys, truth, bag_idx = [], [], [], []
     ctx = mp.get_context('spawn')
     with ctx.Pool(jobs or mp.cpu_count()) as pool:
@@ -166,16 +209,21 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
                       'val_loss': vloss})
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(),
                     'sched': sched.state_dict(), 'epoch': epoch + 1}, ckpt)
+        if vloss <= min(c['val_loss'] for c in curve):  # early stopping's choice
+            torch.save({'model': model.state_dict(), 'epoch': epoch + 1}, ckpt_dir / 'best.pt')
         (ckpt_dir / 'curve.json').write_text(json.dumps(curve))
         print(f'\r[train] epoch {epoch + 1}/{epochs} train {np.mean(losses):.4f} '
               f'val {vloss:.4f} ({time.perf_counter() - t0:.0f} s)', end='', file=progress,
               flush=True)
     print(file=progress)
     _plot_curve(curve, ckpt_dir / 'curve.png')
+    best = torch.load(ckpt_dir / 'best.pt', weights_only=True)
+    model.load_state_dict(best['model'])  # the epoch with the lowest validation loss
     export(model, spec, mean, std, out, target=target, n_train=int((~val).sum()),
            n_bags=len(bags))
     return {'model': str(out), 'windows': int(len(ex.x)), 'bags': len(bags),
-            'final': curve[-1] if curve else None, 'curve': str(ckpt_dir / 'curve.png')}
+            'final': curve[-1] if curve else None, 'best_epoch': int(best['epoch']),
+            'curve': str(ckpt_dir / 'curve.png')}
 
 
 def _plot_curve(curve: list, path: Path) -> None:
