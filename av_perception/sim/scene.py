@@ -266,6 +266,7 @@ class SceneParams:
         max_turn_deg: largest in-place yaw change between samples [deg].
         max_drive: longest straight drive between samples [m].
         snr_db: range of the microphone self-noise SNR [dB].
+        classes: sound classes the sources are drawn from.
     """
 
     length: tuple[float, float] = (2.5, 12.0)
@@ -279,6 +280,7 @@ class SceneParams:
     max_drive: float = 0.5
     snr_db: tuple[float, float] = (10.0, 30.0)
     robot_clearance: float = 0.45
+    classes: tuple[str, ...] = tuple(sorted(SOUND_CLASSES))
 
 
 SPLITS = ('train', 'test')
@@ -342,8 +344,8 @@ def _try_scene(rng, scene_id, split, s, p: SceneParams) -> Scene | None:
 
     boxes: list[Box] = []
     margin = 0.15
-    n_src = int(rng.integers(p.sources[0], p.sources[1] + 1))
-    classes = [str(c) for c in rng.choice(sorted(SOUND_CLASSES), size=n_src, replace=False)]
+    n_src = min(int(rng.integers(p.sources[0], p.sources[1] + 1)), len(p.classes))
+    classes = [str(c) for c in rng.choice(sorted(p.classes), size=n_src, replace=False)]
     sources: list[Source] = []
     for k, cls_name in enumerate(classes):
         c = SOUND_CLASSES[cls_name]

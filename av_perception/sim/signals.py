@@ -166,7 +166,7 @@ def signal_params(cls: str, seed: int) -> dict:
     # alarm
     f_lo = float(r.uniform(2000.0, 2800.0))
     return {'f_lo': round(f_lo, 1), 'f_hi': round(min(4000.0, f_lo * r.uniform(1.2, 1.4)), 1),
-            'beep': float(r.uniform(0.1, 0.3)), 'gap': float(r.uniform(0.02, 0.12))}
+            'beep': float(r.uniform(0.1, 0.3)), 'gap': float(r.uniform(0.05, 0.15))}
 
 
 # ------------------------------------------------------------------ signals
@@ -295,7 +295,7 @@ def _alarm(p, ev, n, fs):
         on = int(round((t0 + m * step) * fs))
         if on >= n:
             break
-        f = p['f_lo'] if m % 2 == 0 else p['f_hi']
+        f = min(p['f_lo'] if m % 2 == 0 else p['f_hi'], 0.45 * fs)  # (rates below 9 kHz)
         seg = np.sin(2 * np.pi * f * np.arange(beep_n) / fs)
         _apply_fades(seg, ramp)
         seg = seg[:n - on]

@@ -176,11 +176,12 @@ class SceneSimulator:
         """Source i's signal over the whole scene, preceded by a tail-long
         pre-roll (it has been playing before the first slot)."""
         if i not in self._signals:
-            from av_perception.sim.signals import db_to_gain, source_signal
+            from av_perception.sim.signals import RMS_TARGET, db_to_gain, source_signal
             src = self.scene.sources[i]
             total = (self.tail_len + self.slot_len * len(self.scene.poses)) / self.stream_rate
             sig = source_signal(src.cls, src.seed, total, self.stream_rate)
-            self._signals[i] = sig.astype(np.float64) * db_to_gain(src.level_db)
+            # signals come at RMS_TARGET while sounding: scale to level_db (at 1 m)
+            self._signals[i] = sig.astype(np.float64) * (db_to_gain(src.level_db) / RMS_TARGET)
         return self._signals[i]
 
     def echo(self, k: int) -> np.ndarray:
