@@ -15,8 +15,11 @@ camera at any :class:`~av_perception.sim.scene.Pose2D`:
 
 Camera model (``CameraSpec``): at ``camera.xyz`` in the base frame, looking
 along base +x, pinhole with fx = fy = (W/2)/tan(hfov/2) and principal point
-(W/2, H/2); optical frame z forward, x right, y down. Pixel (u, v) covers
-[u, u+1) x [v, v+1), so its centre is at (u + 0.5, v + 0.5).
+(W/2, H/2); optical frame z forward, x right, y down. Pixel coordinates
+follow OpenCV and ROS ``CameraInfo``: pixel (u, v) (column, row, integers)
+samples the ray ``K^-1 (u, v, 1)``, i.e. integer coordinates are pixel
+centres, and a point (X, Y, Z) in the optical frame appears at
+(fx X / Z + cx, fy Y / Z + cy).
 
 Several renderers may live in one process (each has its own client) and in
 parallel worker processes (textures are cached per process).
@@ -24,8 +27,10 @@ parallel worker processes (textures are cached per process).
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import shutil
 import tempfile
 import threading
 import zlib
@@ -36,7 +41,7 @@ import numpy as np
 import pybullet as p
 from PIL import Image
 
-from av_perception.sim.scene import SURFACES, TEXTURES, Box, Pose2D, RobotSpec, Scene, base_to_world
+from av_perception.sim.scene import TEXTURES, Pose2D, RobotSpec, Scene, base_to_world
 
 __all__ = ['View', 'SceneRenderer', 'source_mask', 'texture_image', 'TEXTURE_SIZE',
            'TEXTURE_TILE_M', 'WALL_THICKNESS']
@@ -180,16 +185,27 @@ _cache_lock = threading.Lock()
 _cache: dict = {'pid': None, 'dir': None}
 
 
+def _remove_cache(path: str, owner_pid: int) -> None:
+    # atexit handlers survive fork: only the creating process removes its dir
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _cache_dir() -> Path:
-    """A texture cache directory of this process (new after a fork)."""
+    """The texture cache directory of this process (a new one after a fork;
+    a child never removes its parent's directory)."""
     with _cache_lock:
         if _cache['pid'] != os.getpid():
-            _cache['dir'] = tempfile.TemporaryDirectory(prefix='avp_textures_')
-            _cache['pid'] = os.getpid()
-        return Path(_cache['dir'].name)
+            path = tempfile.mkdtemp(prefix='avp_textures_')
+            atexit.register(_remove_cache, path, os.getpid())
+            _cache['dir'], _cache['pid'] = path, os.getpid()
+        path = Path(_cache['dir'])
+    path.mkdir(parents=True, exist_ok=True)  # in case a tmp cleaner removed it
+    return path
 
 
 def _texture_file(name: str, color) -> Path:
+    """PNG of the texture (cached per process; written atomically)."""
     c = tuple(int(round(float(x) * 255)) for x in np.clip(np.asarray(color, float), 0, 1))
     path = _cache_dir() / f'{name}_{c[0]:02x}{c[1]:02x}{c[2]:02x}.png'
     if not path.exists():
@@ -271,8 +287,14 @@ class SceneRenderer:
         self.K = cam.K
         self.fx = float(cam.fx)
         fov_y = math.degrees(2.0 * math.atan((self.height / 2.0) / self.fx))
-        self._proj = p.computeProjectionMatrixFOV(fov=fov_y, aspect=self.width / self.height,
-                                                  nearVal=self.near, farVal=self.far)
+        proj = list(p.computeProjectionMatrixFOV(fov=fov_y, aspect=self.width / self.height,
+                                                 nearVal=self.near, farVal=self.far))
+        # TinyRenderer samples column u at x = u (OpenCV convention already)
+        # but row v at y = v + 1 (its vertical flip); shift the image down by
+        # one row so that pixel (u, v) sees the ray K^-1 (u, v, 1). Column-major
+        # element 9 is P[1][2]: y_ndc -= P[1][2].
+        proj[9] = 2.0 / self.height
+        self._proj = tuple(proj)
         self._client = p.connect(p.DIRECT)
         if self._client < 0:
             raise RuntimeError('pybullet: cannot open a DIRECT client')

@@ -106,7 +106,9 @@ class Source:
         position: emission point in the world frame [m].
         seed: seed of its signal (voice, words, pitch, rhythm).
         active: True if it sounds in this scene (others are silent look-alikes).
-        level_db: level relative to full scale at 1 m [dB].
+        level_db: RMS level while sounding, at 1 m, relative to full scale [dB]
+            (-35 to -25 dBFS: conversation-like levels that leave headroom for
+            the reverberant build-up at the microphones).
     """
 
     cls: str
@@ -366,7 +368,7 @@ def _try_scene(rng, scene_id, split, s, p: SceneParams) -> Scene | None:
         mouth = (round(cx + c.mouth[0], 3), round(cy + c.mouth[1], 3), c.mouth[2])
         sources.append(Source(cls=cls_name, box=len(boxes) - 1, position=mouth,
                               seed=int(rng.integers(0, 2**31 - 1)), active=False,
-                              level_db=float(rng.uniform(-26.0, -14.0))))
+                              level_db=float(rng.uniform(-35.0, -25.0))))
     n_active = 1 if (p.max_active < 2 or rng.random() < 0.6) else 2
     active = set(rng.choice(len(sources), size=min(n_active, len(sources)), replace=False))
     sources = [replace(src, active=i in active) for i, src in enumerate(sources)]
