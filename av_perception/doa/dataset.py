@@ -3,9 +3,9 @@ that carry an array stream (``audio/raw`` or ``audio/binaural``) and, for
 training targets, the teacher array (``audio/teacher``, its acoustic image)
 and/or ``gt/sound_direction``.
 
-Streams are reassembled from their AudioChunks by ``first_sample``; a window
-is used only if it lies within one ground-truth period (between two
-consecutive ``gt/sound_direction`` stamps), so it never straddles a turn.
+Streams are reassembled from their AudioChunks by ``first_sample``; a
+window's true directions are those of the sources that sound throughout it
+from the same direction (see :func:`windows`).
 """
 
 from __future__ import annotations
@@ -80,25 +80,30 @@ class Window:
 
 
 def windows(stream: Stream, gt: list[Truth], length: int, hop: int) -> list[Window]:
-    """Windows of ``length`` samples every ``hop`` that lie within one truth
-    period (all of them if there is no ground truth)."""
+    """Windows of ``length`` samples every ``hop``, each with the directions
+    that hold throughout it: a ground-truth message holds from its stamp to
+    the next stamp, so a source counts if every period the window overlaps
+    reports it at the same azimuth (it sounds all along, and the robot did
+    not turn). Without ground truth, every window (truth [])."""
     fs = stream.sample_rate
     out = []
     n = stream.samples.shape[1]
     stamps = [t.stamp_ns for t in gt]
     for s in range(0, n - length + 1, hop):
-        t_start = stream.t0_ns + int(s / fs * 1e9)
-        t_end = stream.t0_ns + int((s + length) / fs * 1e9)
+        t_start = stream.t0_ns + int(round(s / fs * 1e9))
+        t_end = stream.t0_ns + int(round((s + length) / fs * 1e9))
         if not gt:
             out.append(Window(s, t_start, []))
             continue
-        k = int(np.searchsorted(stamps, t_start, side='right')) - 1
-        if k < 0:
+        first = int(np.searchsorted(stamps, t_start, side='right')) - 1
+        last = int(np.searchsorted(stamps, t_end, side='left')) - 1
+        if first < 0:
             continue
-        nxt = stamps[k + 1] if k + 1 < len(stamps) else math.inf
-        if t_end > nxt:
-            continue  # straddles a change of pose
-        out.append(Window(s, t_start, gt[k].azimuths.get(stream.frame_id, [])))
+        truth = list(gt[first].azimuths.get(stream.frame_id, []))
+        for k in range(first + 1, last + 1):
+            here = gt[k].azimuths.get(stream.frame_id, [])
+            truth = [a for a in truth if any(abs(a - b) < 1e-4 for b in here)]
+        out.append(Window(s, t_start, truth))
     return out
 
 

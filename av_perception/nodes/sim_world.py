@@ -11,8 +11,9 @@ robot's path:
 - ``audio/echo``: one chirp echo every slot (``slot_seconds``), first sample
   at the emission instant;
 - ground truth: ``gt/depth``, ``gt/camera_info``, ``gt/source_mask``,
-  ``gt/pose`` with every frame; ``gt/occupancy`` and ``gt/sound_direction``
-  every slot;
+  ``gt/pose`` with every frame; ``gt/occupancy`` every slot;
+  ``gt/sound_direction`` with every audio chunk, for the sources sounding in
+  it;
 - the robot's fixed frames on ``/tf_static``.
 
 The robot holds each pose of its path for most of a slot and turns or drives

@@ -67,16 +67,11 @@ def frame_messages(m: Messages, sim: SceneSimulator, ns: int, pose, rgb, depth,
 
 def slot_event_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[str, object]]:
     """What happens once per slot: the echo of the chirp emitted at its
-    start, and the slot's ground-truth occupancy and source directions."""
+    start, and the slot's ground-truth occupancy."""
     ns = slot.stamp_ns
     occ = slot.occupancy
     out = [('/gt/occupancy', m.occupancy(occ.data, occ.resolution, occ.origin, ns,
                                          sim.robot.base_frame))]
-    for role in ('array', 'binaural'):
-        geom = sim.arrays[role]
-        for d in slot.directions[role]:
-            out.append(('/gt/sound_direction', m.sound_direction(
-                d.azimuth, d.elevation, 1.0, geom.front_back_ambiguous, ns, geom.frame_id)))
     out.append(('/audio/echo', m.audio_chunk(slot.echo, slot.echo_rate, slot.index, ns,
                                              sim.arrays['echo'].frame_id)))
     return out
@@ -84,11 +79,21 @@ def slot_event_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[st
 
 def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[str, object]]:
     """The slot's array and binaural streams cut into AudioChunks of
-    CHUNK_SECONDS, in time order."""
+    CHUNK_SECONDS, in time order, each preceded by the ground-truth direction
+    (per array) of every source that sounds during that chunk: a source in a
+    pause between words or bursts has no direction to find."""
     step = int(round(CHUNK_SECONDS * slot.stream_rate))
     out = []
+    active = [i for i, s in enumerate(sim.scene.sources) if s.active]
     for j in range(0, slot.array.shape[1], step):
         t = slot.stamp_ns + int(round(j / slot.stream_rate * 1e9))
+        for role in ('array', 'binaural'):
+            geom = sim.arrays[role]
+            for i, d in zip(active, slot.directions[role]):
+                if sim.sounding(i, slot.index, j, step):
+                    out.append(('/gt/sound_direction', m.sound_direction(
+                        d.azimuth, d.elevation, 1.0, geom.front_back_ambiguous, t,
+                        geom.frame_id)))
         streams = [('/audio/raw', 'array', slot.array),
                    ('/audio/binaural', 'binaural', slot.binaural)]
         if slot.teacher is not None:

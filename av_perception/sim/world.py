@@ -156,6 +156,7 @@ class SceneSimulator:
         self.hrtf = get_hrtf(self.stream_rate)
         self.renderer = SceneRenderer(scene, self.robot)
         self._signals: dict[int, np.ndarray] = {}
+        self._active: dict[int, np.ndarray] = {}
 
     def close(self) -> None:
         self.renderer.close()
@@ -176,13 +177,22 @@ class SceneSimulator:
         """Source i's signal over the whole scene, preceded by a tail-long
         pre-roll (it has been playing before the first slot)."""
         if i not in self._signals:
-            from av_perception.sim.signals import RMS_TARGET, db_to_gain, source_signal
+            from av_perception.sim.signals import RMS_TARGET, db_to_gain, render_source
             src = self.scene.sources[i]
             total = (self.tail_len + self.slot_len * len(self.scene.poses)) / self.stream_rate
-            sig = source_signal(src.cls, src.seed, total, self.stream_rate)
+            rendered = render_source(src.cls, src.seed, total, self.stream_rate)
             # signals come at RMS_TARGET while sounding: scale to level_db (at 1 m)
-            self._signals[i] = sig.astype(np.float64) * (db_to_gain(src.level_db) / RMS_TARGET)
+            self._signals[i] = (rendered.samples.astype(np.float64)
+                                * (db_to_gain(src.level_db) / RMS_TARGET))
+            self._active[i] = rendered.active
         return self._signals[i]
+
+    def sounding(self, i: int, k: int, start: int, length: int) -> bool:
+        """True if source i sounds (dry signal active) for at least half of
+        the stream samples [start, start + length) of slot k."""
+        self.source_signal(i)
+        a = self._active[i][self.tail_len + k * self.slot_len + start:][:length]
+        return bool(a.size and a.mean() >= 0.5)
 
     def echo(self, k: int) -> np.ndarray:
         """(2, N) echo recording of slot k, sample 0 = emission instant."""
