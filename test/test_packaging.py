@@ -172,3 +172,16 @@ def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / '.ci' / 'run').read_text().strip().splitlines()[-1]
     assert ci == 'tools/setup.sh && .venv/bin/python -m pytest -q test'
     assert f'\n{ci}\n' in readme
+
+
+def test_robot_nodes_do_not_import_torch_or_the_simulator():
+    """What a robot computer runs needs no torch, pybullet or HRTF data."""
+    code = ('import sys\n'
+            'import av_perception.nodes.sound_direction, av_perception.nodes.recorder\n'
+            'import av_perception.nodes.audio_common_adapter, av_perception.nodes.static_frames\n'
+            'import av_perception.nodes.audio_monitor, av_perception.doa.learned\n'
+            'bad = [m for m in ("torch", "pybullet", "shroom", "sofar") if m in sys.modules]\n'
+            'print(bad)\n')
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == '[]'
