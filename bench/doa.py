@@ -67,7 +67,8 @@ def conditions(out: Path, s) -> dict[str, np.ndarray]:
         mount = robot.arrays['array'].xyz
         src = min(sc.active_sources, key=lambda x: abs(math.remainder(
             direction_in_frame(pose, mount, x.position)[0] - truth, 2 * math.pi)))
-        los.append(line_of_sight(sc, base_to_world(pose, mount), src.position, ignore=(src.box,)))
+        objects = tuple(i for i, bx in enumerate(sc.boxes) if bx.label != 'furniture')
+        los.append(line_of_sight(sc, base_to_world(pose, mount), src.position, ignore=objects))
     b = np.asarray(s.bags)
     return {'rt60': rt[b], 'snr': snr[b], 'los': np.asarray(los, bool)}
 

@@ -68,8 +68,8 @@ def _box_faces(lo, hi) -> list[np.ndarray]:
 
 def build_room(scene: Scene, fs: int, max_order: int, rays: int, time_thres: float,
                receiver_radius: float = 0.25, seed: int = 0) -> pra.Room:
-    """The scene's room with its furniture as obstacles, ready for sources and
-    microphones."""
+    """The scene's room with its furniture as obstacles (not the sound-making
+    objects), ready for sources and microphones."""
     lx, ly, lz = scene.size
     corners = np.array([[0.0, lx, lx, 0.0], [0.0, 0.0, ly, ly]])
     base = pra.Room.from_corners(corners, fs=fs, max_order=max_order)
@@ -85,6 +85,12 @@ def build_room(scene: Scene, fs: int, max_order: int, rays: int, time_thres: flo
         absorption, scattering = material(scene.materials[name], bands)
         walls.append(wall_factory(w.corners, absorption, scattering, name))
     for k, box in enumerate(scene.boxes):
+        if box.label != 'furniture':
+            # The sound-making objects (0.25-0.45 m) are small against the
+            # wavelengths of speech and noise, around which sound diffracts;
+            # as rigid closed boxes (pyroomacoustics has no diffraction) they
+            # would shadow their own source for every microphone below their top.
+            continue
         lo, hi = box.lo.copy(), box.hi.copy()
         lo[2] = max(lo[2], LIFT)
         absorption, scattering = material(box.material, bands)
