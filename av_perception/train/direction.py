@@ -11,6 +11,7 @@ Gaussian bumps at the ground-truth directions instead (the ablation).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -179,14 +180,22 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt = ckpt_dir / 'last.pt'
     curve, start_epoch = [], 0
-    if ckpt.is_file():  # resume
+    # a checkpoint is resumed only for the same data, target and settings
+    fingerprint = hashlib.sha256(json.dumps(
+        [[str(b) for b in bags], int(len(ex.x)), float(ex.x.sum()), target, lr, batch, seed,
+         spec.to_metadata()]).encode()).hexdigest()
+    if ckpt.is_file():
         state = torch.load(ckpt, weights_only=True)
-        model.load_state_dict(state['model'])
-        opt.load_state_dict(state['opt'])
-        sched.load_state_dict(state['sched'])
-        start_epoch = int(state['epoch'])
-        curve = json.loads((ckpt_dir / 'curve.json').read_text())
-        print(f'[train] resuming at epoch {start_epoch}', file=progress)
+        if state.get('fingerprint') == fingerprint:
+            model.load_state_dict(state['model'])
+            opt.load_state_dict(state['opt'])
+            sched.load_state_dict(state['sched'])
+            start_epoch = int(state['epoch'])
+            curve = json.loads((ckpt_dir / 'curve.json').read_text())
+            print(f'[train] resuming at epoch {start_epoch}', file=progress)
+        else:
+            print(f'[train] {ckpt} was made from other data or settings: starting afresh',
+                  file=progress)
     tr_idx = np.flatnonzero(~val)
     va_idx = np.flatnonzero(val)
     t0 = time.perf_counter()
@@ -208,7 +217,8 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
         curve.append({'epoch': epoch + 1, 'train_loss': float(np.mean(losses)),
                       'val_loss': vloss})
         torch.save({'model': model.state_dict(), 'opt': opt.state_dict(),
-                    'sched': sched.state_dict(), 'epoch': epoch + 1}, ckpt)
+                    'sched': sched.state_dict(), 'epoch': epoch + 1,
+                    'fingerprint': fingerprint}, ckpt)
         if vloss <= min(c['val_loss'] for c in curve):  # early stopping's choice
             torch.save({'model': model.state_dict(), 'epoch': epoch + 1}, ckpt_dir / 'best.pt')
         (ckpt_dir / 'curve.json').write_text(json.dumps(curve))
