@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 from geometry_msgs.msg import PoseStamped
+from tf2_msgs.msg import TFMessage
 
 from av_perception.audio.chunk import StreamChecker
 from av_perception.nodes.sim_world import SimWorldNode
@@ -25,6 +26,7 @@ def test_sim_world_streams_camera_audio_echo_and_truth(ros):
     binaural = ros.collect(AudioChunk, 'audio/binaural', qos.AUDIO)
     dirs = ros.collect(SoundDirection, 'gt/sound_direction', qos.RELIABLE)
     poses = ros.collect(PoseStamped, 'gt/pose', qos.RELIABLE)
+    tf = ros.collect(TFMessage, '/tf', qos.TF)
     ros.spin_until(lambda: len(echoes) >= 3 and len(raw) >= 12 and len(imgs) >= 12,
                    timeout=90.0, what='a few slots of simulated data')
     robot = load_robot()
@@ -45,6 +47,10 @@ def test_sim_world_streams_camera_audio_echo_and_truth(ros):
     assert {m.header.frame_id for m in dirs} == {'mic_array', 'head'}
     assert all(m.confidence == 1.0 for m in dirs)
     assert poses[-1].header.frame_id == 'map'
+    odom = [t for m in tf for t in m.transforms]
+    assert odom and odom[0].header.frame_id == 'odom' and odom[0].child_frame_id == 'base_link'
+    # the odometry starts at the identity and follows the true pose's changes
+    assert odom[0].transform.translation.x == 0.0 and odom[0].transform.rotation.w == 1.0
     # real time: 10 frames per second of stream time
     span = (imgs[-1].header.stamp.sec - imgs[0].header.stamp.sec) + (
         imgs[-1].header.stamp.nanosec - imgs[0].header.stamp.nanosec) * 1e-9

@@ -14,7 +14,8 @@ robot's path:
   ``gt/pose`` with every frame; ``gt/occupancy`` every slot;
   ``gt/sound_direction`` with every audio chunk, for the sources sounding in
   it;
-- the robot's fixed frames on ``/tf_static``.
+- the robot's fixed frames on ``/tf_static``, and its (perfect) wheel
+  odometry ``odom -> base_link`` on ``/tf`` with every camera frame.
 
 The robot holds each pose of its path for most of a slot and turns or drives
 to the next one in the slot's last ``move_fraction`` (camera frames follow
@@ -25,6 +26,7 @@ and then replayed as the path loops.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -34,7 +36,8 @@ from av_perception.bag.messages import Messages
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO, RELIABLE
 from av_perception.ros.spin import node_main
-from av_perception.ros.tf import StaticTfBroadcaster
+from av_perception.geometry.frames import yaw_quaternion
+from av_perception.ros.tf import StaticTfBroadcaster, TfBroadcaster, transform
 from av_perception.sim.bags import (TOPICS, audio_chunk_messages, frame_messages,
                                     slot_event_messages, static_frames, stamp_of)
 from av_perception.sim.scene import SceneParams, describe, generate_scene, load_robot
@@ -62,6 +65,8 @@ class SimWorldNode(AvNode):
                                         'to the next pose.', lo=0.0, hi=1.0, read_only=True)
         robot_file = self.param('robot', 'robots/sim.yaml', 'Robot description file.',
                                 read_only=True)
+        self.odom_frame = self.param('odom_frame', 'odom', 'Frame of the simulated wheel '
+                                     'odometry on /tf ("" publishes none).', read_only=True)
         self.robot = load_robot(robot_file)
         self.scene = generate_scene(scene_id, split, seed, SceneParams(poses=poses))
         self.get_logger().info(f'scene {describe(self.scene)}')
@@ -77,6 +82,7 @@ class SimWorldNode(AvNode):
             self._pubs[topic] = self.create_publisher(cls, topic.lstrip('/'), qos)
         StaticTfBroadcaster(self).send_frames(static_frames(self.sim),
                                               self.get_clock().now().nanoseconds)
+        self.tf = TfBroadcaster(self) if self.odom_frame else None
         self.slots = []
         self.ready = threading.Event()
         self._stop = False
@@ -144,7 +150,19 @@ class SimWorldNode(AvNode):
             for topic, msg in frame_messages(self.m, self.sim, self._start_ns + t_ns, pose,
                                              view.rgb, view.depth, mask):
                 self._publish(topic, msg)
+            if self.tf is not None:
+                self._publish_odometry(pose, self._start_ns + t_ns)
             self._next_frame += 1
+
+    def _publish_odometry(self, pose, stamp_ns: int) -> None:
+        """odom -> base on /tf: the robot's motion since the path's first pose
+        (perfect wheel odometry; the truth in the world frame is gt/pose)."""
+        p0 = self.scene.poses[0]
+        c, s = math.cos(-p0.yaw), math.sin(-p0.yaw)
+        dx, dy = pose.x - p0.x, pose.y - p0.y
+        self.tf.send([transform(self.odom_frame, self.robot.base_frame,
+                                (c * dx - s * dy, s * dx + c * dy, 0.0),
+                                yaw_quaternion(pose.yaw - p0.yaw), stamp_ns)])
 
     def _restamp(self, topic: str, msg, slot, stamp_ns: int, k: int):
         """A pre-rendered slot's message moved to the live time line: the path
