@@ -271,15 +271,7 @@ def _clicks(p, ev, n, fs):
     click[0] = abs(click[0]) + 1.0  # a sharp leading edge
     period = 1.0 / p['rate']
     t0 = ev.uniform(0.0, min(period, 0.1))
-    m = 0
-    while True:
-        on = int(round((t0 + m * period) * fs))
-        if on >= n:
-            break
-        seg = click[:n - on]
-        x[on:on + len(seg)] = seg
-        act[on:on + len(seg)] = True
-        m += 1
+    _repeat(x, act, t0, period, fs, lambda m: click)
     return x, act
 
 
@@ -290,19 +282,30 @@ def _alarm(p, ev, n, fs):
     beep_n = max(1, int(round(p['beep'] * fs)))
     step = p['beep'] + p['gap']
     ramp = int(0.005 * fs)
+
+    def beep(m: int) -> np.ndarray:
+        f = min(p['f_lo'] if m % 2 == 0 else p['f_hi'], 0.45 * fs)  # (rates below 9 kHz)
+        seg = np.sin(2 * np.pi * f * np.arange(beep_n) / fs)
+        _apply_fades(seg, ramp)
+        return seg
+
+    _repeat(x, act, t0, step, fs, beep)
+    return x, act
+
+
+def _repeat(x, act, t0: float, step: float, fs: int, make) -> None:
+    """Write ``make(m)`` at t0 + m * step [s] for m = 0, 1, ... into x (cut
+    at its end) and mark those samples active."""
+    n = len(x)
     m = 0
     while True:
         on = int(round((t0 + m * step) * fs))
         if on >= n:
-            break
-        f = min(p['f_lo'] if m % 2 == 0 else p['f_hi'], 0.45 * fs)  # (rates below 9 kHz)
-        seg = np.sin(2 * np.pi * f * np.arange(beep_n) / fs)
-        _apply_fades(seg, ramp)
-        seg = seg[:n - on]
+            return
+        seg = make(m)[:n - on]
         x[on:on + len(seg)] = seg
         act[on:on + len(seg)] = True
         m += 1
-    return x, act
 
 
 def _speech(p, ev, n, fs):
