@@ -19,7 +19,7 @@ from av_perception.ros.messages import block_to_chunk
 from av_perception.sim.scene import Box, Pose2D, Source
 from av_perception.sim.world import SceneSimulator
 from av_perception_msgs.msg import AudioChunk, SoundDirection
-from test_sim_physics import ROBOT, room
+from test_sim_physics import room
 
 
 class _Fixed:

@@ -10,7 +10,6 @@ from the same direction (see :func:`windows`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 

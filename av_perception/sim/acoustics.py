@@ -20,14 +20,11 @@ room assembly from a scene, and the box faces' orientation.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 
 import numpy as np
 import pyroomacoustics as pra
 from pyroomacoustics.directivities import Directivity
 from pyroomacoustics.room import wall_factory
-from scipy.signal import fftconvolve
 
 from av_perception.sim.scene import Pose2D, Scene, base_to_world
 
@@ -163,48 +160,11 @@ class HrtfDirectivity(Directivity):
         return self.hrtf.irs[np.atleast_1d(idx), self.ear].astype(np.float64) * self.gain
 
 
-@dataclass
-class EchoResult:
-    """One echolocation recording.
-
-    Attributes:
-        signals: (2, N) float32, sample 0 = emission instant.
-        sample_rate: Hz.
-        direct: (2, N) the free-field direct path alone (what a calibration in
-            an anechoic space would record), for the front end to subtract.
-    """
-
-    signals: np.ndarray
-    sample_rate: int
-    direct: np.ndarray
-
-
 def mic_positions(pose: Pose2D, mount_xyz, geometry_positions: np.ndarray) -> np.ndarray:
     """World positions (3, M) of an array's microphones at a robot pose
     (array axes parallel to the base frame)."""
     pts = [base_to_world(pose, np.asarray(mount_xyz) + p) for p in geometry_positions]
     return np.asarray(pts).T
-
-
-def free_field(emitter, mics: np.ndarray, signal: np.ndarray, fs: int, n: int,
-               c: float) -> np.ndarray:
-    """Direct path only (1/r spreading, fractional delay), (M, n)."""
-    out = np.zeros((mics.shape[1], n))
-    taps = np.arange(-32, 33)
-    for m in range(mics.shape[1]):
-        d = float(np.linalg.norm(mics[:, m] - np.asarray(emitter)))
-        delay = d / c * fs
-        k0 = int(math.floor(delay))
-        h = np.sinc(taps - (delay - k0)) * np.hanning(len(taps)) / max(d, 0.05)
-        start = k0 + taps[0]
-        ir = np.zeros(max(0, start) + len(h) + 1)
-        if start >= 0:
-            ir[start:start + len(h)] = h
-        else:
-            ir[:len(h) + start] = h[-start:]
-        y = fftconvolve(signal, ir)[:n]
-        out[m, :len(y)] = y
-    return out
 
 
 def rt60_sabine(scene: Scene, band_hz: tuple[float, float] = (500.0, 1000.0)) -> float:
