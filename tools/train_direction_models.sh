@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-data/direction_train}
 AVP=.venv/bin/av-perception
-[ -f "$DATA/index.jsonl" ] || $AVP simulate --scenes 100 --out "$DATA" --teacher --seed 0
+[ -f "$DATA/index.jsonl" ] || $AVP simulate --scenes 200 --out "$DATA" --teacher --seed 0
 for role in array binaural; do
   name=$([ $role = array ] && echo respeaker4 || echo binaural)
   $AVP train direction --bags "$DATA" --array $role --target teacher \
