@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--bags', type=Path, required=True)
     e.add_argument('--array', choices=['array', 'binaural'], default='array')
     e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'learned'], default='srp')
-    e.add_argument('--model', type=Path, help='ONNX model for --method learned')
+    e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
+                   'shipped one for the array)')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.set_defaults(func=_cmd_eval_direction)
 

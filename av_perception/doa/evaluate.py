@@ -14,6 +14,7 @@ from av_perception.arrays import load_array
 from av_perception.doa.classic import ClassicDoa, fold_front
 from av_perception.doa.dataset import list_bags, load_bag, windows
 from av_perception.errors import ConfigError
+from av_perception.paths import shipped_model
 
 ROLE_ARRAY = {'array': 'respeaker4', 'binaural': 'binaural'}
 WINDOW = 4096          # samples (0.256 s at 16 kHz), as the node's default
@@ -25,15 +26,19 @@ def angle_error(a: float, b: float) -> float:
     return abs((a - b + math.pi) % (2 * math.pi) - math.pi)
 
 
-def make_estimator(role: str, method: str, model: str | Path | None = None,
-                   array: str | None = None):
-    geom = load_array(array or ROLE_ARRAY[role])
+def make_estimator(method: str, geometry, model: str | Path | None = None, num_src: int = 1):
+    """The estimator of ``method`` for an array: ClassicDoa, or LearnedDoa on
+    ``model`` (default: the shipped ``models/direction_<array>.onnx``). The
+    node and the scoring build it here alike.
+
+    Raises:
+        InputError: a method the array cannot use (gcc needs 2 microphones).
+        ConfigError: a missing or mismatched model.
+    """
     if method == 'learned':
-        if model is None:
-            raise ConfigError('--method learned needs --model FILE.onnx')
         from av_perception.doa.learned import LearnedDoa
-        return LearnedDoa(model, geom)
-    return ClassicDoa(geom, method)
+        return LearnedDoa(model or shipped_model(f'direction_{geometry.name}'), geometry)
+    return ClassicDoa(geometry, method, num_src=num_src)
 
 
 @dataclass
@@ -70,7 +75,7 @@ def score(bags_dir: str | Path, role: str, method: str, model: str | Path | None
     the largest error (180 deg, 90 for front/back-ambiguous arrays)."""
     if role not in ROLE_ARRAY:
         raise ConfigError(f'array role must be one of {list(ROLE_ARRAY)}, got {role!r}')
-    est = make_estimator(role, method, model)
+    est = make_estimator(method, load_array(ROLE_ARRAY[role]), model)
     ambiguous = est.ambiguous
     out = Scores()
     for bi, bag in enumerate(list_bags(bags_dir)):

@@ -32,10 +32,10 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
-from av_perception.doa.classic import METHODS, ClassicDoa
+from av_perception.doa.classic import METHODS
+from av_perception.doa.evaluate import make_estimator
 from av_perception.doa.stream import DoaResult, StreamingDoa
 from av_perception.errors import ConfigError, InputError
-from av_perception.paths import shipped_model
 from av_perception.geometry.frames import StaticFrame
 from av_perception.ros.inputs import AudioInput
 from av_perception.ros.messages import header
@@ -77,19 +77,14 @@ class SoundDirectionNode(AvNode):
                                  '/audio/binaural for a binaural head).', read_only=True)
         self.array = load_array(array_file)
         try:
-            if method == 'learned':
-                from av_perception.doa.learned import LearnedDoa
-                estimator = LearnedDoa(model or shipped_model(f'direction_{self.array.name}'),
-                                       self.array)
-                window = estimator.window / self.array.sample_rate
-                self.monitor.set_fact('execution_provider', estimator.model.provider)
-                self.monitor.set_fact('model_id', estimator.model.model_id)
-                self.get_logger().info(f'model {estimator.model.path} on '
-                                       f'{estimator.model.provider}')
-            else:
-                estimator = ClassicDoa(self.array, method, num_src=num)
+            estimator = make_estimator(method, self.array, model or None, num_src=num)
         except InputError as exc:  # names the method/array mismatch
             raise ConfigError(f'sound_direction: {exc}') from None
+        if method == 'learned':
+            window = estimator.window / self.array.sample_rate
+            self.monitor.set_fact('execution_provider', estimator.model.provider)
+            self.monitor.set_fact('model_id', estimator.model.model_id)
+            self.get_logger().info(f'model {estimator.model.path} on {estimator.model.provider}')
         self.doa = StreamingDoa(estimator, self.array.sample_rate, self.array.channels,
                                 window=window, hop=hop, num_src=num, min_confidence=min_conf,
                                 silence_dbfs=silence)
