@@ -13,7 +13,6 @@ that was received.
 
 from __future__ import annotations
 
-import importlib
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,20 +22,11 @@ import rclpy.logging
 from av_perception.bag.io import BagWriter
 from av_perception.errors import InputError
 from av_perception.ros.inputs import qos_matching_publishers
+from av_perception.ros.messages import import_message
 from av_perception.ros.node import AvNode
 from av_perception.ros.spin import node_main
 
 DEFAULT_EXCLUDE = ['/rosout', '/parameter_events']
-
-
-def import_message(msgtype: str):
-    """``pkg/msg/Name`` -> the Python message class, or InputError."""
-    try:
-        pkg, kind, name = msgtype.split('/')
-        return getattr(importlib.import_module(f'{pkg}.{kind}'), name)
-    except (ValueError, ImportError, AttributeError):
-        raise InputError('unknown_type', 'a message type installed in this environment',
-                         msgtype) from None
 
 
 class RecorderNode(AvNode):

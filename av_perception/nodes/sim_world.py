@@ -33,6 +33,7 @@ import time
 from rclpy.qos import QoSProfile
 
 from av_perception.bag.messages import Messages
+from av_perception.ros.messages import import_message
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO, RELIABLE
 from av_perception.ros.spin import node_main
@@ -77,9 +78,8 @@ class SimWorldNode(AvNode):
             if topic in ('/tf_static', '/audio/teacher'):
                 continue
             qos: QoSProfile = AUDIO if topic.startswith('/audio') else RELIABLE
-            pkg, _, name = msgtype.split('/')
-            cls = getattr(__import__(f'{pkg}.msg', fromlist=[name]), name)
-            self._pubs[topic] = self.create_publisher(cls, topic.lstrip('/'), qos)
+            self._pubs[topic] = self.create_publisher(import_message(msgtype),
+                                                      topic.lstrip('/'), qos)
         StaticTfBroadcaster(self).send_frames(static_frames(self.sim),
                                               self.get_clock().now().nanoseconds)
         self.tf = TfBroadcaster(self) if self.odom_frame else None

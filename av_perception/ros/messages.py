@@ -7,6 +7,7 @@ message that cannot be used; nodes count it and go on.
 from __future__ import annotations
 
 import array
+import importlib
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -15,6 +16,7 @@ from std_msgs.msg import Header
 
 from av_perception import image as imgcodec
 from av_perception.audio.chunk import AudioBlock, deinterleave, interleave
+from av_perception.errors import InputError
 from av_perception_msgs.msg import AudioChunk
 
 
@@ -77,3 +79,13 @@ def array_to_image(array: np.ndarray, encoding: str, hdr: Header) -> Image:
                 is_bigendian=int(raw.is_bigendian), step=raw.step)
     msg.data = raw.data
     return msg
+
+
+def import_message(msgtype: str):
+    """``pkg/msg/Name`` -> the Python message class, or InputError."""
+    try:
+        pkg, kind, name = msgtype.split('/')
+        return getattr(importlib.import_module(f'{pkg}.{kind}'), name)
+    except (ValueError, ImportError, AttributeError):
+        raise InputError('unknown_type', 'a message type installed in this environment',
+                         msgtype) from None
