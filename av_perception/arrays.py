@@ -24,6 +24,9 @@ from av_perception.errors import ConfigError
 from av_perception.paths import config_path
 
 KINDS = ('circular', 'linear', 'planar', 'binaural', 'echo')
+#: Default direction-of-arrival analysis window [s] of an array file without
+#: ``doa_window``.
+DEFAULT_DOA_WINDOW = 0.256
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class ArrayGeometry:
             interaural delay (Woodworth), else None.
         itd_table: (K, 2) measured [azimuth rad, interaural delay s] of a
             binaural head for azimuths 0..90 deg to the left, else None.
+        doa_window: the direction-of-arrival analysis window that suits the
+            array [s] (``doa_window`` in the file; default 0.256): the node's
+            default and what ``eval direction`` and bench/doa score with.
     """
 
     name: str
@@ -53,6 +59,7 @@ class ArrayGeometry:
     speaker: np.ndarray | None = None
     head_radius: float | None = None
     itd_table: np.ndarray | None = None
+    doa_window: float = DEFAULT_DOA_WINDOW
 
     @property
     def channels(self) -> int:
@@ -107,7 +114,8 @@ def load_array(name_or_path: str | Path) -> ArrayGeometry:
                                           else None),
                              itd_table=(np.asarray([[np.radians(float(a)), float(t) * 1e-3]
                                                     for a, t in doc['itd_table']])
-                                        if 'itd_table' in doc else None))
+                                        if 'itd_table' in doc else None),
+                             doa_window=float(doc.get('doa_window', DEFAULT_DOA_WINDOW)))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f'{path}: expected name, frame_id, sample_rate and mics with '
                           f'name and position [x, y, z] in metres; problem: {exc!r}') from None
@@ -115,6 +123,8 @@ def load_array(name_or_path: str | Path) -> ArrayGeometry:
         raise ConfigError(f'{path}: expected mics with 3-D positions, got shape {pos.shape}')
     if kind not in KINDS:
         raise ConfigError(f'{path}: kind must be one of {KINDS}, got {kind!r}')
+    if not 0.01 <= geom.doa_window <= 5.0:
+        raise ConfigError(f'{path}: doa_window must be 0.01-5 s, got {geom.doa_window}')
     if rate <= 0:
         raise ConfigError(f'{path}: sample_rate must be positive, got {rate}')
     if len(set(names)) != len(names):

@@ -13,7 +13,7 @@ import pytest
 from av_perception.arrays import load_array
 from av_perception.doa.learned_features import (FeatureSpec, features, label_map, map_to_bins,
                                                 peaks, spec_for)
-from av_perception.errors import ConfigError
+from av_perception.errors import ConfigError, InputError
 
 
 def test_spec_round_trips_through_metadata_and_sizes_fit():
@@ -125,3 +125,29 @@ def test_training_end_to_end_lowers_the_loss_and_exports(teacher_bags, tmp_path)
     res2 = train(teacher_bags, 'array', out, target='teacher', epochs=10, jobs=1,
                  progress=io.StringIO())
     assert res2['final']['epoch'] == 10
+
+
+def test_a_block_longer_than_the_model_window_averages_its_windows():
+    """The shipped 4-mic model on a 0.5 s block (the array's doa_window):
+    the distribution is the mean over windows overlapping by half that
+    cover the block, first and last sample included."""
+    from av_perception.doa.learned import LearnedDoa
+    from av_perception.doa.learned_features import features, peaks
+    from av_perception.paths import shipped_model
+    geom = load_array('respeaker4')
+    est = LearnedDoa(shipped_model('direction_respeaker4'), geom)
+    win = est.window
+    n = int(geom.doa_window * geom.sample_rate)
+    x = np.random.default_rng(3).normal(size=(4, n)).astype(np.float32)
+    x[:, -win:] += np.roll(x[:, -win:], 1, axis=1)  # the blocks' windows differ
+    starts = np.linspace(0, n - win, 1 + int(np.ceil((n - win) / (win // 2)))).round()
+    assert starts[0] == 0 and starts[-1] == n - win and len(starts) == 3
+    dist = np.mean([est.model(features(x[:, int(s):int(s) + win], est.spec)[None])[0]
+                    for s in starts], axis=0)
+    want = peaks(dist, est.spec, 1)[0]
+    got = est.estimate(x, 1)[0]
+    assert got.azimuth == pytest.approx(want[0]) and got.confidence == pytest.approx(want[1])
+    with pytest.raises(InputError):
+        est.estimate(x[:, :win - 1])
+    with pytest.raises(InputError):
+        est.estimate(x[:3])

@@ -185,3 +185,13 @@ def test_bad_kind_is_a_config_error(tmp_path):
     msg = one_line_config_error(write(tmp_path, LINEAR2.replace('kind: linear', 'kind: spherical')))
     assert "'spherical'" in msg
     assert all(k in msg for k in KINDS)
+
+
+def test_doa_window_comes_from_the_file_with_a_default(tmp_path):
+    """respeaker4 asks for 0.5 s analysis windows, binaural 0.256 s; a file
+    without doa_window gets 0.256 s; a nonsense value is a one-line error."""
+    assert load_array('respeaker4').doa_window == 0.5
+    assert load_array('binaural').doa_window == 0.256
+    assert load_array(write(tmp_path, LINEAR2)).doa_window == 0.256
+    msg = one_line_config_error(write(tmp_path, LINEAR2 + 'doa_window: 60\n', 'w.yaml'))
+    assert 'doa_window' in msg and '60' in msg

@@ -69,13 +69,16 @@ class ClassicDoa:
     Args:
         geometry: the array (positions in its frame, sample rate).
         method: 'srp' (SRP-PHAT), 'normmusic' or 'gcc' (two microphones only).
-        nfft: STFT size [samples].
-        freq_range: band used [Hz]; default 300-3500 Hz, and 200-1500 Hz for a
-            binaural head (where interaural phase gives a reliable delay).
+        nfft: STFT size [samples] (256 at 16 kHz: 16 ms frames, 31 Hz bins).
+        freq_range: band used [Hz]; default 300 Hz to 7.9 kHz (or 0.49 of the
+            sample rate): the wide band keeps SRP-PHAT and NormMUSIC sharp on
+            a 4-cm array despite spatial aliasing above ~3.7 kHz (bench/doa:
+            median error 4.8 deg vs 11.5 with 300-3500 Hz); 200-1500 Hz for
+            a binaural head (where interaural phase gives a reliable delay).
         grid_deg: azimuth grid step [deg].
     """
 
-    def __init__(self, geometry: ArrayGeometry, method: str = 'srp', nfft: int = 512,
+    def __init__(self, geometry: ArrayGeometry, method: str = 'srp', nfft: int = 256,
                  freq_range: tuple[float, float] | None = None, grid_deg: float = 1.0,
                  num_src: int = 1) -> None:
         if method not in METHODS:
@@ -89,8 +92,9 @@ class ClassicDoa:
         self.geometry = geometry
         self.method = method
         self.nfft = nfft
-        self.freq_range = freq_range or ((200.0, 1500.0) if geometry.kind == 'binaural'
-                                         else (300.0, 3500.0))
+        self.freq_range = freq_range or (
+            (200.0, 1500.0) if geometry.kind == 'binaural'
+            else (300.0, min(7900.0, 0.49 * geometry.sample_rate)))
         self.num_src = num_src
         self.ambiguous = geometry.front_back_ambiguous
         fs = geometry.sample_rate

@@ -47,11 +47,20 @@ class LearnedDoa:
         return self.model(features(samples, self.spec)[None])[0]
 
     def estimate(self, samples: np.ndarray, num_src: int = 1) -> list[DoaEstimate]:
+        """Directions in a block of at least the model's window. A longer block
+        (the array's ``doa_window``) is covered by model windows overlapping
+        by half, whose distributions are averaged: the estimate uses all of
+        the block's evidence, as the classic methods do."""
         samples = np.asarray(samples)
-        if samples.shape[1] > self.spec.window:  # the model's window: the latest samples
-            samples = samples[:, -self.spec.window:]
-        elif samples.shape[1] < self.spec.window:
-            raise InputError('length', f'at least {self.spec.window} frames',
-                             str(samples.shape[1]))
+        if samples.ndim != 2 or samples.shape[0] != self.spec.channels:
+            raise InputError('shape', f'({self.spec.channels}, frames) samples',
+                             f'shape {samples.shape}')
+        n, win = samples.shape[1], self.spec.window
+        if n < win:
+            raise InputError('length', f'at least {win} frames', str(n))
+        count = 1 + int(np.ceil((n - win) / (win // 2)))
+        starts = np.linspace(0, n - win, count).round().astype(int)
+        batch = np.stack([features(samples[:, s:s + win], self.spec) for s in starts])
+        dist = self.model(batch).mean(axis=0)
         return [DoaEstimate(az, 0.0, conf, self.ambiguous)
-                for az, conf in peaks(self.distribution(samples), self.spec, num_src)]
+                for az, conf in peaks(dist, self.spec, num_src)]

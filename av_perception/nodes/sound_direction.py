@@ -58,8 +58,9 @@ class SoundDirectionNode(AvNode):
                            'for the array, models/direction_<array>.onnx).', read_only=True)
         array_file = self.param('array', 'respeaker4', 'Array geometry: a name under '
                                 'config/arrays/ or a path to a geometry YAML.', read_only=True)
-        window = self.param('window', 0.256, 'Analysis window [s].', lo=0.032, hi=2.0,
-                            read_only=True)
+        window = self.param('window', 0.0, 'Analysis window [s]; 0: the array file\'s '
+                            'doa_window (0.5 s for respeaker4, 0.256 s binaural); a learned '
+                            'model averages its windows over it.', lo=0.0, hi=2.0, read_only=True)
         hop = self.param('hop', 0.1, 'Time between estimates [s].', lo=0.01, hi=2.0,
                          read_only=True)
         num = self.param('num_sources', 1, 'Most sources reported per window.', lo=1, hi=8,
@@ -80,8 +81,10 @@ class SoundDirectionNode(AvNode):
             estimator = make_estimator(method, self.array, model or None, num_src=num)
         except InputError as exc:  # names the method/array mismatch
             raise ConfigError(f'sound_direction: {exc}') from None
+        window = window or self.array.doa_window
         if method == 'learned':
-            window = estimator.window / self.array.sample_rate
+            # at least the model's window (a longer one averages several)
+            window = max(window, estimator.window / self.array.sample_rate)
             self.monitor.set_fact('execution_provider', estimator.model.provider)
             self.monitor.set_fact('model_id', estimator.model.model_id)
             self.get_logger().info(f'model {estimator.model.path} on {estimator.model.provider}')

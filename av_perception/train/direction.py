@@ -89,7 +89,9 @@ def _bag_examples(args) -> tuple:
             raise ConfigError(f'{path}: no audio/teacher stream (make the bags with '
                               '`av-perception simulate --teacher`, or use --target labels)')
         from av_perception.doa.classic import ClassicDoa
-        srp = ClassicDoa(load_array('teacher16'), 'srp')
+        # the acoustic image the shipped models were distilled from (pinned, so
+        # that a change of ClassicDoa's defaults does not change the teacher)
+        srp = ClassicDoa(load_array('teacher16'), 'srp', nfft=512, freq_range=(300.0, 3500.0))
     syms = symmetries(load_array(spec.array)) if augment else []
     xs, ys, tr = [], [], []
     for w in windows(stream, gt, spec.window, hop):
