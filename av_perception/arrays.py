@@ -66,6 +66,15 @@ class ArrayGeometry:
         return len(self.mic_names)
 
     @property
+    def resolves_elevation(self) -> bool:
+        """True where the microphones span 3-D space (not all in one plane):
+        only then can the array tell elevation (and up from down)."""
+        if self.channels < 4:
+            return False
+        centred = self.positions - self.positions.mean(axis=0)
+        return bool(np.linalg.matrix_rank(centred, tol=1e-4) == 3)
+
+    @property
     def front_back_ambiguous(self) -> bool:
         """True where the array cannot tell front from back (2 mics on a line,
         or a binaural head)."""

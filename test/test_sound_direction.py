@@ -209,3 +209,30 @@ def test_node_finds_a_source_with_the_binaural_head_by_gcc(ros, one_source):
     az = np.median([m.azimuth for m in out])
     assert abs(math.degrees(az - truth)) < 10, (math.degrees(az), math.degrees(truth))
     assert all(m.header.frame_id == 'head' and m.front_back_ambiguous for m in out)
+
+
+def test_a_3d_array_gives_elevation_and_a_planar_one_does_not():
+    """Six microphones spanning 3-D space find a broadband source at azimuth
+    40 deg, elevation 30 deg within one grid step (4 x 10 deg) in free
+    field; the planar 4-mic array reports elevation 0."""
+    import pyroomacoustics as pra
+
+    from av_perception.arrays import ArrayGeometry, load_array
+    pos = np.array([[0.04, 0.04, 0.04], [0.04, -0.04, -0.04], [-0.04, 0.04, -0.04],
+                    [-0.04, -0.04, 0.04], [0, 0, 0.06], [0.06, 0, 0]])
+    geom = ArrayGeometry('tetra6', 'mic_array', 16000, 'planar', tuple('abcdef'), pos)
+    assert geom.resolves_elevation and not load_array('respeaker4').resolves_elevation
+    az, el = math.radians(40), math.radians(30)
+    room = pra.AnechoicRoom(3, fs=16000)
+    room.add_source(2 * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az),
+                                  math.sin(el)]),
+                    signal=np.random.default_rng(0).normal(size=16000))
+    room.add_microphone_array(pos.T)
+    room.simulate()
+    x = room.mic_array.signals[:, :8000]
+    for method in ('srp', 'normmusic'):
+        e = ClassicDoa(geom, method).estimate(x)[0]
+        assert abs(math.degrees(e.azimuth) - 40) <= 4 and abs(math.degrees(e.elevation) - 30) <= 10
+    flat = ClassicDoa(load_array('respeaker4'), 'srp').estimate(
+        np.asarray(room.mic_array.signals[:4, :8000]))
+    assert flat[0].elevation == 0.0

@@ -2,8 +2,9 @@
 arrays of 3+ microphones, GCC-PHAT for two.
 
 Angles follow REP 103 in the array frame: azimuth counter-clockwise from +x
-[rad], elevation above the x-y plane (0 for planar arrays, which cannot tell
-up from down). Two-microphone arrays (and binaural heads) cannot tell front
+[rad], elevation above the x-y plane: estimated on an azimuth x elevation
+grid (4 x 10 deg) where the microphones span 3-D space, 0 for planar arrays
+(which cannot tell up from down). Two-microphone arrays (and binaural heads) cannot tell front
 from back: their azimuths are folded into the front half-plane (|az| <= 90
 deg) and flagged ``front_back_ambiguous``.
 """
@@ -23,6 +24,8 @@ from av_perception.errors import InputError
 C = 343.0
 METHODS = ('srp', 'normmusic', 'gcc')
 PHAT_BETA = 0.7
+#: Elevation grid step of 3-D arrays [deg].
+ELEVATION_STEP_DEG = 10.0
 
 
 @dataclass
@@ -75,7 +78,8 @@ class ClassicDoa:
             a 4-cm array despite spatial aliasing above ~3.7 kHz (bench/doa:
             median error 4.8 deg vs 11.5 with 300-3500 Hz); 200-1500 Hz for
             a binaural head (where interaural phase gives a reliable delay).
-        grid_deg: azimuth grid step [deg].
+        grid_deg: azimuth grid step [deg] (at least 4 for 3-D arrays, whose
+            grid also spans elevation).
     """
 
     def __init__(self, geometry: ArrayGeometry, method: str = 'srp', nfft: int = 256,
@@ -98,12 +102,23 @@ class ClassicDoa:
         self.num_src = num_src
         self.ambiguous = geometry.front_back_ambiguous
         fs = geometry.sample_rate
+        self.elevation = geometry.resolves_elevation and method != 'gcc'
         if method != 'gcc':
-            n = int(round(360 / grid_deg))
-            self.grid = np.linspace(-np.pi, np.pi, n, endpoint=False)
             cls = pra.doa.algorithms['SRP' if method == 'srp' else 'NormMUSIC']
-            self._doa = cls(geometry.positions.T, fs, nfft, c=C, num_src=num_src,
-                            azimuth=self.grid, dim=2)
+            if self.elevation:  # a 3-D array: azimuth x elevation grid (poles left out)
+                step = max(grid_deg, 4.0)
+                az = np.linspace(-np.pi, np.pi, int(round(360 / step)), endpoint=False)
+                col = np.radians(np.arange(ELEVATION_STEP_DEG / 2, 180.0, ELEVATION_STEP_DEG))
+                self._doa = cls(geometry.positions.T, fs, nfft, c=C, num_src=num_src,
+                                azimuth=az, colatitude=col, dim=3)
+                self.grid = np.asarray(self._doa.grid.azimuth, float)
+                self.grid_elevation = np.pi / 2 - np.asarray(self._doa.grid.colatitude, float)
+            else:
+                n = int(round(360 / grid_deg))
+                self.grid = np.linspace(-np.pi, np.pi, n, endpoint=False)
+                self.grid_elevation = np.zeros_like(self.grid)
+                self._doa = cls(geometry.positions.T, fs, nfft, c=C, num_src=num_src,
+                                azimuth=self.grid, dim=2)
 
     def spatial_spectrum(self, samples: np.ndarray) -> np.ndarray:
         """The method's power over the azimuth grid (``self.grid``) for one
@@ -131,8 +146,8 @@ class ClassicDoa:
             az = wrap(float(self.grid[idx]))
             if self.ambiguous:
                 az = fold_front(az)
-            out.append(DoaEstimate(az, 0.0, _peak_confidence(values, float(values[idx])),
-                                   self.ambiguous))
+            out.append(DoaEstimate(az, float(self.grid_elevation[idx]),
+                                   _peak_confidence(values, float(values[idx])), self.ambiguous))
         return out
 
     def _gcc(self, samples: np.ndarray, k: int) -> list[DoaEstimate]:
