@@ -62,8 +62,11 @@ def fold_front(az: float) -> float:
 
 
 def _peak_confidence(values: np.ndarray, peak: float) -> float:
-    med = float(np.median(values))
-    return float(np.clip((peak - med) / (abs(peak) + 1e-12), 0.0, 1.0))
+    """How far the peak stands above the spectrum's median, as a share of
+    the spectrum's range: 0 for a flat spectrum, near 1 for one sharp peak
+    (independent of the spectrum's offset, which is large for SRP-PHAT)."""
+    med, low = float(np.median(values)), float(np.min(values))
+    return float(np.clip((peak - med) / (peak - low + 1e-12), 0.0, 1.0))
 
 
 class ClassicDoa:
