@@ -121,7 +121,7 @@ def nodes_section(data: BagData) -> Section | None:
         return None
     metrics = {}
     for name, values in sorted(last.items()):
-        if name.startswith('recorder: '):  # one row per recorded topic: the total instead
+        if name.startswith('recorder: '):  # a row per recorded topic: left out
             continue
         row = {k: values[k] for k in ('rate_hz', 'latency_ms_p50', 'latency_ms_p95',
                                       'received', 'dropped', 'execution_provider', 'model_id')
