@@ -1,0 +1,209 @@
+"""Every benchmark in one run, and one table: each figure beside its baseline
+and its target, from the same run; writes bench/results/summary.json.
+
+    .venv/bin/python bench/run_all.py [--only doa echo_depth ...] [--skip-run]
+
+Each benchmark is its own script (``bench/<name>.py``) writing
+``bench/results/<name>.json``; this runs them one after another (each with
+its default, committed settings), then reads their results. ``--skip-run``
+only tabulates the results already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / 'results'
+
+
+def get(doc: dict, path: str):
+    """``doc['a']['b']`` for ``'a.b'``; None where a key is missing."""
+    for key in path.split('.'):
+        if not isinstance(doc, dict) or key not in doc:
+            return None
+        doc = doc[key]
+    return doc
+
+
+@dataclass
+class Figure:
+    """One line of the table.
+
+    Attributes:
+        label: what is measured.
+        value: the project's figure from the benchmark's JSON.
+        baseline: the baseline's figure from the same JSON (or None).
+        target: the target, as text.
+        ok: whether the value meets the target.
+    """
+
+    label: str
+    value: Callable[[dict], float | None]
+    baseline: Callable[[dict], float | None] | None
+    target: str
+    ok: Callable[[float, dict], bool]
+
+
+def _ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+def _gap_closed(d: dict) -> float | None:
+    """Share of the RMSE gap between the pseudo-depth student and the teacher
+    that SAM closes."""
+    p, s, t = (get(d, f'{k}.rmse') for k in ('student_pseudo', 'student_sam', 'teacher'))
+    if None in (p, s, t) or p == t:
+        return None
+    return (p - s) / (p - t)
+
+
+def _latency_worst(d: dict, key: str) -> float | None:
+    """Worst ratio over nodes: p95 latency / input period (key 'p95') or
+    input rate / output rate (key 'hz') in one process."""
+    nodes = d.get('one_process', d)
+    worst = None
+    for node, r in nodes.items():
+        if not isinstance(r, dict) or 'p95_ms' not in r:
+            continue
+        period_ms = 1e3 / r['input_hz'] if r.get('input_hz') else None
+        if key == 'p95' and period_ms:
+            v = r['p95_ms'] / period_ms
+        elif key == 'hz' and r.get('hz'):
+            v = r['input_hz'] / r['hz'] if r.get('input_hz') else None
+        else:
+            continue
+        worst = v if worst is None or (v is not None and v > worst) else worst
+    return worst
+
+
+BENCHES: dict[str, list[Figure]] = {
+    'doa': [
+        Figure('4-mic best median [deg], SNR>=10 dB, RT60<=0.6 s',
+               lambda d: get(d, 'targets.array4_best_median_deg_snr10_rt06_all'),
+               lambda d: get(d, f'array.{get(d, "array.best_classic")}.snr_ge10_rt60_le06.'
+                                'median_deg'),
+               '<= 5', lambda v, d: v <= 5),
+        Figure('binaural learned median [deg]', lambda d: get(d, 'binaural.learned.median_deg'),
+               lambda d: get(d, f'binaural.{get(d, "binaural.best_classic")}.median_deg'),
+               '<= 0.8 x best classic',
+               lambda v, d: v <= 0.8 * get(d, f'binaural.{get(d, "binaural.best_classic")}.'
+                                              'median_deg')),
+        Figure('worst ms per 100 ms chunk', lambda d: get(d, 'targets.max_ms_per_100ms'), None,
+               '<= 10', lambda v, d: v <= 10),
+    ],
+    'echo_depth': [
+        Figure('student_sam delta1', lambda d: get(d, 'student_sam.delta1'),
+               lambda d: get(d, 'mean_baseline.delta1'), '>= 0.80', lambda v, d: v >= 0.80),
+        Figure('student_sam RMSE [m]', lambda d: get(d, 'student_sam.rmse'),
+               lambda d: get(d, 'student_pseudo.rmse'), '(SAM closes >= 30 % of the gap)',
+               lambda v, d: True),
+        Figure('share of the pseudo->teacher RMSE gap SAM closes', _gap_closed, None,
+               '>= 0.30', lambda v, d: v >= 0.30),
+        Figure('student_sam ms per echo', lambda d: get(d, 'student_sam.ms_per_echo'), None,
+               '<= 20', lambda v, d: v <= 20),
+    ],
+    'rotation': [
+        Figure('self-supervised yaw median [deg]', lambda d: get(d, 'selfsup.median_deg'),
+               lambda d: get(d, 'opencv.median_deg'), '<= 2', lambda v, d: v <= 2),
+        Figure('self-supervised yaw median, poorly textured [deg]',
+               lambda d: get(d, 'poorly_textured.selfsup.median_deg'),
+               lambda d: get(d, 'poorly_textured.opencv.median_deg'),
+               '<= OpenCV', lambda v, d: v <= get(d, 'poorly_textured.opencv.median_deg')),
+        Figure('binaural azimuth median [deg]', lambda d: get(d, 'binaural.median_deg'), None,
+               '<= 10', lambda v, d: v <= 10),
+    ],
+    'av_heatmap': [
+        Figure('cIoU (share >= 0.5)', lambda d: get(d, 'model.ciou'),
+               lambda d: get(d, 'center_prior.ciou'), '>= 0.6 and >= 1.5 x centre prior',
+               lambda v, d: v >= 0.6 and v >= 1.5 * get(d, 'center_prior.ciou')),
+        Figure('cIoU without the extra positives', lambda d: get(d, 'no_extra_positives.ciou'),
+               None, '(ablation)', lambda v, d: True),
+        Figure('R@1 audio->image', lambda d: get(d, 'model.r1_a2i'),
+               lambda d: get(d, 'no_extra_positives.r1_a2i'), '>= 0.5', lambda v, d: v >= 0.5),
+    ],
+    'latency': [
+        Figure('worst node p95 latency / input period (one process)',
+               lambda d: _latency_worst(d, 'p95'), None, '< 1', lambda v, d: v < 1),
+        Figure('worst node input rate / output rate (one process)',
+               lambda d: _latency_worst(d, 'hz'), None, '<= 1.05', lambda v, d: v <= 1.05),
+    ],
+}
+
+
+def run(name: str) -> tuple[int, float]:
+    """Run ``bench/<name>.py``; returns (exit code, seconds)."""
+    start = time.monotonic()
+    code = subprocess.call([sys.executable, str(ROOT / f'{name}.py')])
+    return code, time.monotonic() - start
+
+
+def table(names: list[str], runs: dict[str, tuple[int, float]]) -> dict:
+    """Read each benchmark's JSON; print the table; return the summary."""
+    summary: dict = {}
+    print(f'\n{"benchmark":11s} {"figure":55s} {"value":>9s} {"baseline":>9s} {"ratio":>6s} '
+          f'target')
+    for name in names:
+        path = RESULTS / f'{name}.json'
+        if not path.is_file():
+            summary[name] = {'error': f'no {path.name}'}
+            print(f'{name:11s} (no {path.name})')
+            continue
+        doc = json.loads(path.read_text())
+        rows = []
+        for f in BENCHES[name]:
+            v = f.value(doc)
+            b = f.baseline(doc) if f.baseline else None
+            try:
+                ok = None if v is None else bool(f.ok(v, doc))
+            except TypeError:  # a figure the check needs is missing
+                ok = None
+            r = _ratio(v, b)
+            rows.append({'figure': f.label, 'value': v, 'baseline': b, 'ratio': r,
+                         'target': f.target, 'met': ok})
+            fmt = (lambda x: f'{x:9.3f}' if isinstance(x, (int, float)) and not
+                   (isinstance(x, float) and math.isnan(x)) else f'{"-":>9s}')
+            mark = {True: 'met', False: 'NOT MET', None: '?'}[ok]
+            print(f'{name:11s} {f.label[:55]:55s} {fmt(v)} {fmt(b)} '
+                  f'{(f"x{r:.2f}" if r is not None else "-"):>6s} {f.target}  [{mark}]')
+        summary[name] = {'figures': rows}
+        if name in runs:
+            summary[name]['exit_code'], summary[name]['seconds'] = runs[name][0], \
+                round(runs[name][1], 1)
+    return summary
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--only', nargs='*', choices=list(BENCHES), help='these benchmarks only')
+    ap.add_argument('--skip-run', action='store_true', help='tabulate the existing results')
+    args = ap.parse_args()
+    names = args.only or list(BENCHES)
+    runs = {}
+    if not args.skip_run:
+        for name in names:
+            if not (ROOT / f'{name}.py').is_file():
+                print(f'[run_all] no bench/{name}.py', file=sys.stderr)
+                continue
+            print(f'[run_all] {name} ...', flush=True)
+            runs[name] = run(name)
+    summary = table(names, runs)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    failed = [n for n, (code, _) in runs.items() if code != 0]
+    if failed:
+        print(f'[run_all] failed: {", ".join(failed)}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
