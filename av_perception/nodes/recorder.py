@@ -78,9 +78,10 @@ class RecorderNode(AvNode):
             stats = self.input(topic)
 
             def on_msg(data: bytes, topic=topic, stats=stats) -> None:
-                stats.on_receive(time.monotonic())
+                start = time.monotonic()
+                stats.on_receive(start)
                 self.writer.write_cdr(topic, self.get_clock().now().nanoseconds, data)
-                stats.processed += 1
+                stats.on_processed(time.monotonic() - start)
 
             self._subs[topic] = self.create_subscription(cls, topic, on_msg, qos, raw=True)
             self.get_logger().info(f'recording {topic} [{types[0]}]')
