@@ -90,10 +90,12 @@ class RecorderNode(AvNode):
         """Close the bag (finalized and readable) before the node goes."""
         self.writer.close()
         total = sum(self.writer.counts.values())
+        received = sum(self.input(t).received for t in self._subs)
         # Not the node's logger: the context may be shut down already (SIGINT),
         # and a node logger would try to publish on /rosout.
         rclpy.logging.get_logger(self.get_name()).info(
-            f'bag closed: {self.writer.path} ({total} messages)')
+            f'bag closed: {self.writer.path} ({total} messages written of {received} '
+            'received)')
         super().destroy_node()
 
 
