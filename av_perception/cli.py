@@ -28,8 +28,10 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from av_perception.ros.spin import spin_nodes
 
     overrides = [Parameter('topics', Parameter.Type.STRING_ARRAY, list(args.topics))]
-    if args.output:
-        overrides.append(Parameter('output', Parameter.Type.STRING, str(args.output)))
+    if args.output:  # the folder asked for: the bag is its last component
+        out = args.output.resolve()
+        overrides += [Parameter('output', Parameter.Type.STRING, out.name),
+                      Parameter('output_dir', Parameter.Type.STRING, str(out.parent))]
     if args.exclude:
         overrides.append(Parameter('exclude', Parameter.Type.STRING_ARRAY, list(args.exclude)))
     return spin_nodes([lambda: RecorderNode(parameter_overrides=overrides)],
