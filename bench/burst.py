@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +60,7 @@ def main() -> int:
                   f'{r["recovery_s"]} s (limit {RECOVERY_LIMIT_S:.0f}, {r["recovery"]}) '
                   f'-> {"ok" if r["ok"] else "NOT MET"}', flush=True)
     results['wall_seconds'] = round(time.perf_counter() - t0, 1)
+    results['load_average_1min_at_end'] = round(os.getloadavg()[0], 2)  # shared machine
     results['all_ok'] = all(r['ok'] for n in args.nodes for r in results[n].values())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + '\n')

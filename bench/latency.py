@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -74,6 +75,7 @@ def main() -> int:
                   f'  {r["hz"]:6.2f} Hz of {r["input_hz"]:.0f} Hz input  [{r["latency"]}]',
                   flush=True)
     results['seconds_per_run'] = args.seconds
+    results['load_average_1min_at_end'] = round(os.getloadavg()[0], 2)  # shared machine
     results['wall_seconds'] = round(time.perf_counter() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + '\n')

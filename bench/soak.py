@@ -183,6 +183,7 @@ def soak(minutes: float, workdir: Path, progress=sys.stderr) -> dict:
         'echoes_expected_by_clock': int((t_end - t0) / slot) + 1,
         'echoes_in_bag': in_bag,
         'exit_code': proc.returncode,
+        'load_average_1min_at_end': round(os.getloadavg()[0], 2),  # shared machine
     }
 
 

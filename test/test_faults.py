@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from av_perception import cli
 from av_perception.arrays import load_array
@@ -236,3 +236,31 @@ def test_stamps_jumping_forwards_and_backwards_are_reported(ros):
     v = values()
     assert v['events.stamp_jump'] == '1' and '+2000.0 ms' in v['events.stamp_jump.last']
     assert v['dropped.stamp_backwards'] == '1' and v['processed'] == '6'
+
+
+def test_an_audio_stream_that_stops_is_reported_and_its_gap_counted_when_it_returns(ros):
+    """A microphone that disappears: the consumer reports the input STALE
+    (after its 2 s), and when the stream comes back the chunks it missed are
+    counted as lost and processing goes on."""
+    ros.node(AudioMonitorNode, {'diagnostics_period': 0.2})
+    arrays = ros.collect(DiagnosticArray, '/diagnostics', qos.RELIABLE)
+    pub = ros.publisher(AudioChunk, 'audio/raw', qos.AUDIO)
+    make = audio_chunks()
+    name = 'audio_monitor: audio/raw'
+
+    def level() -> bytes | None:
+        for arr in reversed(arrays):
+            for st in arr.status:
+                if st.name == name:
+                    return st.level
+        return None
+    for k in range(3):
+        pub.publish(make(k, 10**9 + k * 100_000_000))
+    ros.spin_until(lambda: level() == DiagnosticStatus.STALE, timeout=15, what='STALE')
+    assert diag_values(arrays, name)['processed'] == '3'
+    for k in range(33, 36):  # 30 chunks (3 s) never came
+        pub.publish(make(k, 10**9 + k * 100_000_000))
+    ros.spin_until(lambda: diag_values(arrays, name).get('processed') == '6'
+                   and level() != DiagnosticStatus.STALE, what='the stream back')
+    v = diag_values(arrays, name)
+    assert v['lost'] == '30' and v['events.gap'] == '1'
