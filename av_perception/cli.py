@@ -33,8 +33,10 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from av_perception.ros.spin import spin_nodes
 
     overrides = [Parameter('topics', Parameter.Type.STRING_ARRAY, list(args.topics))]
-    if args.output:
-        overrides.append(Parameter('output', Parameter.Type.STRING, str(args.output)))
+    if args.output:  # the folder asked for: the bag is its last component
+        out = args.output.resolve()
+        overrides += [Parameter('output', Parameter.Type.STRING, out.name),
+                      Parameter('output_dir', Parameter.Type.STRING, str(out.parent))]
     if args.exclude:
         overrides.append(Parameter('exclude', Parameter.Type.STRING_ARRAY, list(args.exclude)))
     return spin_nodes([lambda: RecorderNode(parameter_overrides=overrides)],
@@ -60,7 +62,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train_direction(args: argparse.Namespace) -> int:
     from av_perception.train.direction import train
     res = train(args.bags, args.array, args.out, target=args.target, epochs=args.epochs,
-                jobs=args.jobs, seed=args.seed)
+                jobs=args.jobs, seed=args.seed, salvage=args.salvage)
     print(f'[train] wrote {res["model"]} ({res["windows"]} windows from {res["bags"]} bags; '
           f'curve {res["curve"]})')
     return 0
@@ -68,7 +70,8 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
 
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.doa.evaluate import score
-    s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace)
+    s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
+              salvage=args.salvage)
     summary = s.summary()
     print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
                                                                for k, v in summary.items()))
@@ -100,6 +103,10 @@ def _cmd_nodes(args: argparse.Namespace) -> int:
     for name, target in NODES.items():
         print(f'{name:24s} {target}')
     return 0
+
+
+SALVAGE_HELP = ('use the readable messages of damaged (e.g. truncated) MCAP bags, with a '
+                'warning, instead of stopping at the first one')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int, default=60)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     t.set_defaults(func=_cmd_train_direction)
 
     p = sub.add_parser('eval', help='score a method or model on bags with ground truth',
@@ -187,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
                    'shipped one for the array)')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     e.set_defaults(func=_cmd_eval_direction)
 
     p = sub.add_parser('check-array', help='check channel order and geometry against a '

@@ -22,6 +22,11 @@ class InputError(ValueError):
         self.got = got
         super().__init__(f'{kind}: expected {expected}, got {got}')
 
+    def __reduce__(self):
+        # raised in a worker process (training's feature pool) and re-raised
+        # in the parent: pickled with its three fields, not the message
+        return (type(self), (self.kind, self.expected, self.got))
+
 
 class ConfigError(ValueError):
     """A configuration file or parameter that cannot be used (one readable line)."""

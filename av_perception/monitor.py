@@ -33,6 +33,10 @@ class InputStats:
     stale_after: float = 0.0
     received: int = 0
     processed: int = 0
+    #: messages that never arrived, inferred from the stream (sequence gaps)
+    lost: int = 0
+    #: the subscription's queue policy (e.g. 'keep_last 10, reliable'), if known
+    queue: str = ''
     drops: Counter = field(default_factory=Counter)
     events: Counter = field(default_factory=Counter)
     last_detail: dict = field(default_factory=dict)
@@ -71,6 +75,15 @@ class InputStats:
         self.last_detail[kind] = detail
         return first
 
+    def on_lost(self, count: int, detail: str) -> bool:
+        """``count`` messages never arrived (a gap in the stream's sequence:
+        lost in transport or queue overflow before this node saw them).
+        Returns True the first time."""
+        first = self.lost == 0
+        self.lost += int(count)
+        self.last_detail['lost'] = detail
+        return first
+
     @property
     def dropped(self) -> int:
         return sum(self.drops.values())
@@ -95,6 +108,11 @@ class InputStats:
             lat = np.asarray(self._latency) * 1e3
             values['latency_ms_p50'] = f'{np.percentile(lat, 50):.2f}'
             values['latency_ms_p95'] = f'{np.percentile(lat, 95):.2f}'
+        if self.queue:
+            values['queue'] = self.queue
+        if self.lost:
+            values['lost'] = str(self.lost)
+            values['lost.last'] = self.last_detail.get('lost', '')
         if self._age:
             values['input_age_ms_p50'] = f'{np.percentile(np.asarray(self._age) * 1e3, 50):.2f}'
         for kind, count in sorted(self.drops.items()):

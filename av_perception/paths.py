@@ -41,3 +41,21 @@ def config_path(name: str | os.PathLike) -> Path:
 def shipped_model(name: str) -> Path:
     """A model shipped in the package (``av_perception/models/<name>.onnx``)."""
     return Path(__file__).resolve().parent / 'models' / f'{name}.onnx'
+
+
+def inside(base: str | os.PathLike, name: str | os.PathLike) -> Path:
+    """``name`` (relative to ``base``, or absolute) as a path that stays
+    inside ``base``: a name that leads out of it through ``..``, an absolute
+    path elsewhere or a symbolic link is refused, so a path taken from a
+    params file or a command line cannot write anywhere else.
+
+    Raises:
+        ConfigError: the path would leave ``base`` (one line, both named).
+    """
+    from av_perception.errors import ConfigError
+    root = Path(base).resolve()
+    path = (root / name).resolve()  # follows '..' and existing symbolic links
+    if path != root and root not in path.parents:
+        raise ConfigError(f'expected a path inside {root}, got {str(name)!r} (resolves to '
+                          f'{path})')
+    return path

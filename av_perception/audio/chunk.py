@@ -88,6 +88,8 @@ class StreamEvent:
     expected: str
     got: str
     fatal: bool = False
+    #: samples missing before this block (a ``gap``), else 0
+    missing: int = 0
 
     @property
     def detail(self) -> str:
@@ -153,7 +155,8 @@ class StreamChecker:
             delta = block.first_sample - self._next_sample
             kind = 'gap' if delta > 0 else 'overlap'
             events.append(StreamEvent(kind, f'first_sample {self._next_sample}',
-                                      f'{block.first_sample} ({abs(delta)} samples of {kind})'))
+                                      f'{block.first_sample} ({abs(delta)} samples of {kind})',
+                                      missing=max(delta, 0)))
         elif self._predicted_stamp_ns is not None:
             err = (block.stamp_ns - self._predicted_stamp_ns) * 1e-9
             if abs(err) > self.stamp_tolerance:

@@ -8,6 +8,7 @@ the relative name.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,8 +17,11 @@ from typing import Any
 
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from av_perception.bag.salvage import Damaged, count_readable, mcap_files, readable
 from av_perception.bag.types import package_msgtypes, typestore
 from av_perception.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def relative_topic(topic: str, namespace: str = '') -> str:
@@ -109,15 +113,20 @@ class BagWriter:
 
 
 def read_bag(path: str | Path, topics: Iterable[str] | None = None,
-             namespace: str = '') -> Iterator[BagMessage]:
+             namespace: str = '', salvage: bool = False) -> Iterator[BagMessage]:
     """Messages of a bag in time order, topics relative to ``namespace``.
 
     Args:
         path: a bag folder (MCAP or sqlite3) or a single .mcap file.
         topics: relative topic names to read (None: all).
+        salvage: for a damaged MCAP bag (cut short by a crash, corrupt bytes,
+            no metadata.yaml), yield the messages that are readable, in file
+            order, and log a warning saying where reading stopped, instead of
+            raising.
 
     Raises:
-        InputError: not a readable bag (one line, what was expected and what came).
+        InputError: not a readable bag, or damaged (without ``salvage``): one
+            line naming the bag, the damage and how many messages are readable.
     """
     from rosbags.highlevel import AnyReader, AnyReaderError
 
@@ -127,8 +136,10 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
         reader = AnyReader([path], default_typestore=typestore(package_msgtypes()))
         reader.open()
     except (AnyReaderError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InputError('bag', 'a readable ROS 2 bag (MCAP or sqlite3)',
-                         f'{path}: {exc}') from None
+        if salvage and mcap_files(path):
+            yield from _salvaged(path, wanted, namespace, 0)
+            return
+        raise _damaged(path, 'a readable ROS 2 bag (MCAP or sqlite3)', exc) from None
     count = 0
     try:
         conns = [c for c in reader.connections
@@ -139,8 +150,48 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
                                  reader.deserialize(raw, conn.msgtype))
                 count += 1
         except (AnyReaderError, OSError, ValueError, KeyError, TypeError, IndexError,
-                EOFError) as exc:
-            raise InputError('bag', 'a complete ROS 2 bag',
-                             f'{path}: unreadable after {count} messages ({exc})') from None
+                EOFError, MemoryError, OverflowError) as exc:
+            if salvage and mcap_files(path):
+                yield from _salvaged(path, wanted, namespace, count)
+                return
+            raise _damaged(path, 'a complete ROS 2 bag', exc, count) from None
     finally:
         reader.close()
+
+
+def _damaged(path: Path, expected: str, exc: Exception, read: int = 0) -> InputError:
+    """The one-line error for a bag that cannot be read whole."""
+    got = f'{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}'
+    if mcap_files(path):
+        n, _ = count_readable(path)
+        got += (f'; {n} messages before the damage are readable (read_bag(salvage=True), '
+                '--salvage on the command line)') if n else '; no message is readable'
+    elif read:
+        got += f' (after {read} messages)'
+    return InputError('bag', expected, got)
+
+
+def _salvaged(path: Path, wanted: set | None, namespace: str, skip: int
+              ) -> Iterator[BagMessage]:
+    """The readable messages of a damaged MCAP bag, after the first ``skip``
+    (already delivered in time order by the indexed reader)."""
+    store = typestore(package_msgtypes())
+    n = 0  # messages read (delivered or not wanted)
+    try:
+        for rec in readable(path):
+            topic = relative_topic(rec.topic, namespace)
+            if n < skip or (wanted is not None and topic not in wanted):
+                n += 1
+                continue
+            try:
+                if rec.msgtype not in store.fielddefs:
+                    store.register({k: v for k, v in typestore([rec.msgtype]).fielddefs.items()
+                                    if k not in store.fielddefs})
+                msg = store.deserialize_cdr(rec.data, rec.msgtype)
+            except Exception as exc:  # noqa: BLE001 - a message of a broken bag
+                raise Damaged(f'message {n + 1} ({rec.topic}, {rec.msgtype}) does not '
+                              f'decode: {type(exc).__name__}') from None
+            n += 1
+            yield BagMessage(topic, rec.msgtype, rec.timestamp, msg)
+    except Damaged as exc:
+        log.warning('bag %s is damaged: read %d messages, then %s', path, n, exc)

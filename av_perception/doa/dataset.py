@@ -109,13 +109,15 @@ def windows(stream: Stream, gt: list[Truth], length: int, hop: int) -> list[Wind
 STREAM_TOPICS = {'array': 'audio/raw', 'binaural': 'audio/binaural'}
 
 
-def load_bag(path: str | Path, namespace: str = '') -> tuple[dict[str, Stream], list[Truth]]:
+def load_bag(path: str | Path, namespace: str = '', salvage: bool = False
+             ) -> tuple[dict[str, Stream], list[Truth]]:
     """The audio streams ('array', 'binaural', 'teacher' where present) and
-    the ground truth of one bag."""
+    the ground truth of one bag (``salvage``: of its readable part, if it is
+    damaged; see :func:`~av_perception.bag.io.read_bag`)."""
     wanted = {'audio/raw': 'array', 'audio/binaural': 'binaural', 'audio/teacher': 'teacher'}
     chunks: dict[str, list] = {v: [] for v in wanted.values()}
     gt = []
-    for m in read_bag(path, list(wanted) + ['gt/sound_direction'], namespace):
+    for m in read_bag(path, list(wanted) + ['gt/sound_direction'], namespace, salvage=salvage):
         if m.topic == 'gt/sound_direction':
             gt.append(m.msg)
         else:

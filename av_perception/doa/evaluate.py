@@ -68,11 +68,13 @@ class Scores:
 
 
 def score(bags_dir: str | Path, role: str, method: str, model: str | Path | None = None,
-          namespace: str = '', max_windows_per_bag: int | None = None) -> Scores:
+          namespace: str = '', max_windows_per_bag: int | None = None,
+          salvage: bool = False) -> Scores:
     """Errors of ``method`` against ``gt/sound_direction`` on every window of
     every bag: each true source is matched to the nearest estimate (as many
     estimates as true sources are asked for); a missing estimate counts as
-    the largest error (180 deg, 90 for front/back-ambiguous arrays)."""
+    the largest error (180 deg, 90 for front/back-ambiguous arrays).
+    ``salvage``: score the readable part of damaged bags instead of failing."""
     if role not in ROLE_ARRAY:
         raise ConfigError(f'array role must be one of {list(ROLE_ARRAY)}, got {role!r}')
     geometry = load_array(ROLE_ARRAY[role])
@@ -80,7 +82,7 @@ def score(bags_dir: str | Path, role: str, method: str, model: str | Path | None
     ambiguous = est.ambiguous
     out = Scores()
     for bi, bag in enumerate(list_bags(bags_dir)):
-        streams, gt = load_bag(bag, namespace)
+        streams, gt = load_bag(bag, namespace, salvage=salvage)
         if role not in streams:
             raise ConfigError(f'{bag}: no {"audio/raw" if role == "array" else "audio/binaural"}'
                               ' stream')

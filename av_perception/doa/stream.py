@@ -57,6 +57,7 @@ class StreamingDoa:
         self._buf = np.zeros((channels, 0), np.float32)
         self._t0_ns = 0          # stamp of self._buf[:, 0]
         self._next_end = self.win  # where (in the buffer) the next window ends
+        self._next_sample: int | None = None  # first_sample the next block should have
 
     def reset(self) -> None:
         """Forget the stream (after a gap or a device restart)."""
@@ -64,7 +65,14 @@ class StreamingDoa:
         self._next_end = self.win
 
     def push(self, block: AudioBlock) -> list[DoaResult]:
-        """Add a block; returns the results of the windows it completed."""
+        """Add a block; returns the results of the windows it completed.
+
+        A block that does not continue the stream (``first_sample`` not where
+        the last one ended: chunks were lost) starts the windows afresh, so no
+        window joins audio from both sides of a gap."""
+        if self._next_sample is not None and block.first_sample != self._next_sample:
+            self.reset()
+        self._next_sample = block.first_sample + block.frames
         if self._buf.shape[1] == 0:
             self._t0_ns = block.stamp_ns
         self._buf = np.concatenate([self._buf, block.samples], axis=1)

@@ -16,6 +16,7 @@ from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.ros.inputs import AudioInput
 from av_perception.ros.node import AvNode
+from av_perception.ros.qos import AUDIO_LIVE
 from av_perception.ros.spin import node_main
 
 
@@ -34,7 +35,8 @@ class AudioMonitorNode(AvNode):
         self.levels = np.full(self.array.channels, -np.inf)
         self.clipped = np.zeros(self.array.channels, dtype=np.int64)
         self.audio = AudioInput(self, 'audio/raw', self.on_block, channels=self.array.channels,
-                                sample_rate=self.array.sample_rate, stale_after=2.0)
+                                sample_rate=self.array.sample_rate, stale_after=2.0,
+                                qos=AUDIO_LIVE)
         self.monitor.set_fact('array', self.array.name)
         self.monitor.set_fact('channels', self.array.channels)
         self.monitor.set_fact('sample_rate', self.array.sample_rate)

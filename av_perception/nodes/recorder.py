@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 
 import rclpy.logging
 
 from av_perception.bag.io import BagWriter
-from av_perception.errors import InputError
+from av_perception.errors import ConfigError, InputError
 from av_perception.ros.inputs import qos_matching_publishers
+from av_perception.paths import inside
 from av_perception.ros.messages import import_message
 from av_perception.ros.node import AvNode
 from av_perception.ros.spin import node_main
@@ -35,8 +35,11 @@ class RecorderNode(AvNode):
     def __init__(self, **kwargs) -> None:
         super().__init__('recorder', **kwargs)
         default_out = f'bags/av_perception_{datetime.now():%Y%m%d_%H%M%S}'
-        out = self.param('output', default_out, 'Bag folder to create (must not exist).',
+        out = self.param('output', default_out, 'Bag folder to create (must not exist), '
+                         'relative to output_dir; it may not lead out of output_dir.',
                          read_only=True)
+        out_dir = self.param('output_dir', '.', 'Folder bags are written under (relative: to '
+                             'the current directory).', read_only=True)
         topics = self.param('topics', [], 'Topics to record (relative names resolve in the '
                             "node's namespace); empty: every topic.", array_type=str,
                             read_only=True)
@@ -46,7 +49,10 @@ class RecorderNode(AvNode):
                             lo=0.05, hi=10.0, read_only=True)
         self.topics = {self.resolve_topic_name(t) for t in topics}
         self.exclude = {self.resolve_topic_name(t) for t in exclude}
-        self.writer = BagWriter(Path(out))
+        try:
+            self.writer = BagWriter(inside(out_dir, out))
+        except (ConfigError, InputError) as exc:  # leaves output_dir; exists already
+            raise ConfigError(f'recorder: parameter \'output\': {exc}') from None
         self.monitor.set_fact('output', str(self.writer.path))
         self._subs: dict[str, object] = {}
         self._skipped: set[str] = set()
@@ -78,21 +84,27 @@ class RecorderNode(AvNode):
             stats = self.input(topic)
 
             def on_msg(data: bytes, topic=topic, stats=stats) -> None:
-                stats.on_receive(time.monotonic())
+                start = time.monotonic()
+                stats.on_receive(start)
                 self.writer.write_cdr(topic, self.get_clock().now().nanoseconds, data)
-                stats.processed += 1
+                stats.on_processed(time.monotonic() - start)
 
             self._subs[topic] = self.create_subscription(cls, topic, on_msg, qos, raw=True)
             self.get_logger().info(f'recording {topic} [{types[0]}]')
 
     def destroy_node(self) -> None:
         """Close the bag (finalized and readable) before the node goes."""
+        if getattr(self, 'writer', None) is None:  # construction failed; rclpy destroys it
+            super().destroy_node()
+            return
         self.writer.close()
         total = sum(self.writer.counts.values())
+        received = sum(self.input(t).received for t in self._subs)
         # Not the node's logger: the context may be shut down already (SIGINT),
         # and a node logger would try to publish on /rosout.
         rclpy.logging.get_logger(self.get_name()).info(
-            f'bag closed: {self.writer.path} ({total} messages)')
+            f'bag closed: {self.writer.path} ({total} messages written of {received} '
+            'received)')
         super().destroy_node()
 
 

@@ -26,7 +26,6 @@ reported, never silently mislocalised.
 from __future__ import annotations
 
 import math
-import time
 
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -40,7 +39,7 @@ from av_perception.geometry.frames import StaticFrame
 from av_perception.ros.inputs import AudioInput
 from av_perception.ros.messages import header
 from av_perception.ros.node import AvNode
-from av_perception.ros.qos import RELIABLE
+from av_perception.ros.qos import AUDIO_LIVE, RELIABLE
 from av_perception.ros.spin import node_main
 from av_perception.ros.tf import TfBroadcaster, transform
 from av_perception_msgs.msg import SoundDirection
@@ -97,7 +96,8 @@ class SoundDirectionNode(AvNode):
         self.tf = TfBroadcaster(self) if self.publish_tf else None
         self.audio_topic = audio_topic
         self.audio = AudioInput(self, audio_topic, self.on_block, channels=self.array.channels,
-                                sample_rate=self.array.sample_rate, stale_after=2.0)
+                                sample_rate=self.array.sample_rate, stale_after=2.0,
+                                qos=AUDIO_LIVE)
         self.monitor.set_fact('method', method)
         self.monitor.set_fact('array', f'{self.array.name} ({self.array.channels} mics, '
                                        f'{self.array.sample_rate} Hz, frame {self.frame_id})')
@@ -112,9 +112,7 @@ class SoundDirectionNode(AvNode):
                                           f'array file\'s {self.frame_id!r}; publishing in '
                                           f'{self.frame_id!r}')
         for result in self.doa.push(block):
-            start = time.monotonic()
             self.publish(result)
-            self.input(self.audio_topic).on_processed(time.monotonic() - start)
 
     def publish(self, result: DoaResult) -> None:
         hdr = header(result.stamp_ns, self.frame_id)

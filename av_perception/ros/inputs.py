@@ -24,7 +24,9 @@ class AudioInput:
     rate) and the stream before it (gaps, overlaps, sample-rate changes,
     stamps going backwards or jumping). A chunk that cannot be used is dropped
     and counted under its reason; gaps and stamp jumps are counted as events
-    and the chunk is used.
+    and the chunk is used; the chunks a gap stands for are counted as ``lost``
+    (they never reached this node: transport, or the subscription queue
+    overflowed because the node fell behind).
 
     Args:
         node: the owning node (its /diagnostics reports this input).
@@ -32,23 +34,29 @@ class AudioInput:
         on_block: called with each valid :class:`AudioBlock`.
         channels: expected channel count (0: any, fixed by the first chunk).
         sample_rate: expected sample rate [Hz] (0: any, fixed by the first chunk).
+        qos: subscription QoS: :data:`~av_perception.ros.qos.AUDIO` (lossless
+            over seconds of backlog) or ``AUDIO_LIVE`` (fresh: a bounded,
+            short backlog; when behind, the oldest chunks are overwritten).
     """
 
     def __init__(self, node: AvNode, topic: str, on_block: Callable[[AudioBlock], None],
-                 channels: int = 0, sample_rate: int = 0, stale_after: float = 0.0) -> None:
+                 channels: int = 0, sample_rate: int = 0, stale_after: float = 0.0,
+                 qos: QoSProfile = AUDIO) -> None:
         self.node = node
         self.topic = topic
         self.on_block = on_block
         self.checker = StreamChecker(channels=channels, sample_rate=sample_rate)
         self.stats = node.input(topic, stale_after=stale_after)
         self.subscription = node.create_subscription(
-            AudioChunk, topic, node.guard(topic, self._on_msg), AUDIO)
+            AudioChunk, topic, node.guard(topic, self._on_msg), qos)
 
     def _on_msg(self, msg: AudioChunk) -> None:
         block = chunk_to_block(msg)
         for event in self.checker.check(block):
             if event.fatal:
                 raise event.error()
+            if event.missing:  # whole chunks of this size never arrived
+                self.stats.on_lost(-(-event.missing // block.frames), event.detail)
             if self.stats.on_event(event.kind, event.detail):
                 self.node.get_logger().warning(
                     f'{self.topic}: {event.kind}: {event.detail} (counted in /diagnostics; '

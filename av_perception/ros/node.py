@@ -109,6 +109,18 @@ class AvNode(Node):
             value = list(value)
         return value
 
+    # ------------------------------------------------------ subscriptions
+    def create_subscription(self, msg_type, topic: str, callback, qos_profile, **kwargs):
+        """rclpy's, plus: an input already known to the monitor under this
+        topic name reports its queue policy (history, depth, reliability) in
+        /diagnostics, so a bounded queue can be checked from outside."""
+        sub = super().create_subscription(msg_type, topic, callback, qos_profile, **kwargs)
+        if topic in self.monitor.inputs:
+            q = sub.qos_profile
+            self.monitor.inputs[topic].queue = (
+                f'{q.history.name.lower()} {q.depth}, {q.reliability.name.lower()}')
+        return sub
+
     # -------------------------------------------------------- bad input
     def input(self, name: str, stale_after: float = 0.0) -> InputStats:
         """The health figures of one input (created on first use)."""

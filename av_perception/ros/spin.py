@@ -16,15 +16,16 @@ from rclpy.signals import SignalHandlerOptions
 from av_perception.errors import ConfigError
 
 
-def make_executor(threads: int | None = None):
+def make_executor(threads: int | None = None, context=None):
     """rclpy's EventsExecutor (callbacks dispatched from C++: several times
     less overhead per message than the Python executors, which could not keep
     up with the simulated robot's ~100 messages/s in one process), or a
-    MultiThreadedExecutor when ``threads`` is given."""
+    MultiThreadedExecutor when ``threads`` is given; ``context``: rclpy's
+    default one if None."""
     if threads:
-        return MultiThreadedExecutor(num_threads=threads)
+        return MultiThreadedExecutor(num_threads=threads, context=context)
     from rclpy.experimental import EventsExecutor
-    return EventsExecutor()
+    return EventsExecutor(context=context)
 
 
 def spin_nodes(factories: Sequence[Callable[[], Node]], args: Sequence[str] | None = None,

@@ -77,8 +77,8 @@ def transform_target(y: np.ndarray, spec: FeatureSpec, fn) -> np.ndarray:
 
 
 def _bag_examples(args) -> tuple:
-    path, role, spec, target, hop, augment = args
-    streams, gt = load_bag(path)
+    path, role, spec, target, hop, augment, salvage = args
+    streams, gt = load_bag(path, salvage=salvage)
     if role not in streams:
         raise ConfigError(f'{path}: no {"audio/raw" if role == "array" else "audio/binaural"} '
                           'stream')
@@ -119,11 +119,11 @@ def _bag_examples(args) -> tuple:
 
 def build_examples(bags: list[Path], role: str, spec: FeatureSpec, target: str,
                    jobs: int = 0, hop: int | None = None, augment: bool = True,
-                   progress=sys.stderr) -> Examples:
+                   progress=sys.stderr, salvage: bool = False) -> Examples:
     """Examples from every bag (with the array's symmetry augmentations), in
     parallel over bags."""
     hop = hop or spec.window // 4
-    todo = [(str(b), role, spec, target, hop, augment) for b in bags]
+    todo = [(str(b), role, spec, target, hop, augment, salvage) for b in bags]
     xs, ys, truth, bag_idx = [], [], [], []
     ctx = mp.get_context('spawn')
     with ctx.Pool(jobs or mp.cpu_count()) as pool:
@@ -152,8 +152,9 @@ def soft_cross_entropy(logits, target):
 
 def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teacher',
           epochs: int = 60, batch: int = 128, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
-          progress=sys.stderr) -> dict:
-    """Train, checkpoint each epoch (resumable), export ONNX; returns a summary."""
+          progress=sys.stderr, salvage: bool = False) -> dict:
+    """Train, checkpoint each epoch (resumable), export ONNX; returns a summary.
+    ``salvage``: use the readable part of damaged bags instead of failing."""
     import torch
 
     if role not in ROLES:
@@ -163,7 +164,8 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
     out = Path(out)
     spec = spec_for(load_array(ROLES[role]))
     bags = list_bags(bags_dir)
-    ex = build_examples(bags, role, spec, target, jobs=jobs, progress=progress)
+    ex = build_examples(bags, role, spec, target, jobs=jobs, progress=progress,
+                        salvage=salvage)
     if len(ex.x) < 10:
         raise ConfigError(f'only {len(ex.x)} usable windows in {bags_dir}; need more bags')
     # validation: the last tenth of the bags (whole rooms held out)

@@ -1,0 +1,107 @@
+"""What each node is fed under load: ONE entry per node with inputs.
+
+Used by the load harness (``av_perception.ros.load``), ``bench/latency.py``,
+``bench/burst.py`` and the fuzz and burst tests. A new node plugs in with one
+:class:`~av_perception.ros.load.LoadTarget` in :data:`TARGETS`: its params for
+the run, its inputs with a factory of valid messages, its nominal rate, and
+the output whose header stamp names the input it came from.
+
+Message factories make valid messages of the package's contract
+(``/work``-independent, deterministic): 4-mic audio at 16 kHz in 100 ms
+chunks, audio_common S16LE buffers, ...
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from visualization_msgs.msg import MarkerArray
+
+from av_perception.arrays import load_array
+from av_perception.audio.chunk import AudioBlock
+from av_perception.ros.load import LoadInput, LoadTarget
+from av_perception.ros.messages import block_to_chunk, ns_to_stamp, stamp_to_ns
+from av_perception.ros.qos import AUDIO, LATCHED
+from av_perception_msgs.msg import AudioChunk
+
+CHUNK_SECONDS = 0.1
+
+
+def _noise(channels: int, frames: int, variants: int = 8, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal((channels, frames))).astype(np.float32)
+            for _ in range(variants)]
+
+
+def audio_chunks(array: str = 'respeaker4', chunk_seconds: float = CHUNK_SECONDS):
+    """``make(k, stamp_ns)`` of a continuous AudioChunk stream of ``array``
+    (its channel count, rate and frame): chunk k starts at sample k * frames."""
+    geom = load_array(array)
+    frames = int(round(chunk_seconds * geom.sample_rate))
+    pool = _noise(geom.channels, frames)
+
+    def make(k: int, stamp_ns: int) -> AudioChunk:
+        return block_to_chunk(AudioBlock(pool[k % len(pool)], geom.sample_rate, k * frames,
+                                         stamp_ns, geom.frame_id))
+    return make
+
+
+def audio_common_buffers(channels: int = 4, rate: int = 16000,
+                         chunk_seconds: float = CHUNK_SECONDS):
+    """``make(k, stamp_ns)`` of audio_common AudioDataStamped S16LE buffers,
+    stamped at their last sample as audio_common does (``stamp_ns`` is the
+    chunk's first sample + its duration)."""
+    frames = int(round(chunk_seconds * rate))
+    pool = [(x.T * 32767).astype('<i2').tobytes() for x in _noise(channels, frames)]
+
+    def make(k: int, stamp_ns: int) -> AudioDataStamped:
+        msg = AudioDataStamped(audio=AudioData(data=pool[k % len(pool)]))
+        msg.header.stamp = ns_to_stamp(stamp_ns)
+        return msg
+    return make
+
+
+def audio_common_info(channels: int = 4, rate: int = 16000):
+    def make(k: int, stamp_ns: int) -> AudioInfo:
+        return AudioInfo(channels=channels, sample_rate=rate, sample_format='S16LE',
+                         bitrate=0, coding_format='wave')
+    return make
+
+
+def _header_stamp(msg) -> int:
+    return stamp_to_ns(msg.header.stamp)
+
+
+def _markers_stamp(msg: MarkerArray) -> int:
+    return stamp_to_ns(msg.markers[0].header.stamp)
+
+
+#: Analysis window of sound_direction under load [s] (its default).
+_WINDOW = 0.256
+
+TARGETS: dict[str, LoadTarget] = {
+    # every window gives a MarkerArray (a DELETEALL at least), stamped at the
+    # window's first sample: the chunk that completed it holds its last sample
+    'sound_direction': LoadTarget(
+        'sound_direction', {'method': 'srp', 'array': 'respeaker4', 'window': _WINDOW,
+                            'hop': CHUNK_SECONDS, 'min_confidence': 0.0,
+                            'silence_dbfs': -150.0},
+        [LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 1 / CHUNK_SECONDS,
+        ('sound_direction/markers', MarkerArray), _markers_stamp,
+        offset_s=_WINDOW - 1 / 16000),
+    # the chunk is stamped at its first sample, the buffer at its last
+    'audio_common_adapter': LoadTarget(
+        'audio_common_adapter', {'frame_id': 'mic_array'},
+        [LoadInput('audio_info', AudioInfo, audio_common_info(), LATCHED, once=True),
+         LoadInput('audio', AudioDataStamped, audio_common_buffers(), AUDIO)],
+        1 / CHUNK_SECONDS, ('audio/raw', AudioChunk), _header_stamp, offset_s=CHUNK_SECONDS),
+    # outputs only /diagnostics: latency is its own callback time
+    'audio_monitor': LoadTarget(
+        'audio_monitor', {'array': 'respeaker4'},
+        [LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 1 / CHUNK_SECONDS),
+    # outputs a bag: latency is its own write time
+    'recorder': LoadTarget(
+        'recorder', {'output': '{out}/bag', 'topics': ['audio/raw']},
+        [LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 1 / CHUNK_SECONDS,
+        diag_input='/audio/raw'),
+}
