@@ -13,6 +13,8 @@ NODES: dict[str, str] = {
     'recorder': 'av_perception.nodes.recorder:RecorderNode',
     'sim_world': 'av_perception.nodes.sim_world:SimWorldNode',
     'sound_direction': 'av_perception.nodes.sound_direction:SoundDirectionNode',
+    'audio_capture': 'av_perception.nodes.audio_capture:AudioCaptureNode',
+    'chirp_emitter': 'av_perception.nodes.chirp_emitter:ChirpEmitterNode',
 }
 
 
