@@ -43,6 +43,9 @@ from av_perception.ros.qos import AUDIO
 from av_perception.ros.spin import node_main
 from av_perception_msgs.msg import AudioChunk
 
+#: How often what the audio thread handed over is published [s].
+DRAIN_PERIOD = 0.01
+
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
 PUBLISHES = ('audio/raw',)
 
@@ -109,7 +112,9 @@ class AudioCaptureNode(AvNode):
         self._queue_lost = 0
         self._discontinuity = False
         self._qlock = threading.Lock()
-        self._wake = self.create_guard_condition(self._drain)
+        # drained by a timer: rclpy's EventsExecutor (av-perception run) has no guard
+        # conditions to wake it from the audio thread; 10 ms adds at most that latency
+        self._drain_timer = self.create_timer(DRAIN_PERIOD, self._drain)
         self.supervisor = StreamSupervisor(self._open, timeout=timeout or max(1.0, 10 * chunk),
                                            retry_period=retry, on_state=self._on_state)
         self.monitor.set_fact('array', f'{self.array.name} ({self.array.channels} mics)')
@@ -149,7 +154,7 @@ class AudioCaptureNode(AvNode):
             self.get_logger().info(f'device {self.device or "(default)"!r} is running')
 
     def _callback(self, indata, frames, time_info, status) -> None:
-        """PortAudio's audio thread: copy, stamp, queue, wake the executor."""
+        """PortAudio's audio thread: copy, stamp, queue for the executor."""
         now_ns = self.get_clock().now().nanoseconds
         stamp = adc_time_to_ns(now_ns, time_info.currentTime, time_info.inputBufferAdcTime,
                                frames, self.rate, self.latency)
@@ -161,7 +166,6 @@ class AudioCaptureNode(AvNode):
             self._queue.append((block, stamp, bool(status.input_overflow),
                                 bool(status.input_underflow), time.monotonic()))
         self.supervisor.alive()
-        self._wake.trigger()
 
     # ----------------------------------------------------------- publish
     def _drain(self) -> None:

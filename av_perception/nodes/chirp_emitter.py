@@ -54,7 +54,7 @@ from av_perception.audio.echo_recorder import EchoScheduler, LatencyCalibrator
 from av_perception.audio.soundcard import (StreamSupervisor, adc_time_to_ns, find_device,
                                            portaudio)
 from av_perception.errors import ConfigError
-from av_perception.nodes.audio_capture import check_channel_map
+from av_perception.nodes.audio_capture import DRAIN_PERIOD, check_channel_map
 from av_perception.ros.messages import block_to_chunk
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO, LATCHED
@@ -155,7 +155,9 @@ class ChirpEmitterNode(AvNode):
         self._published = 0
         self._queue: collections.deque = collections.deque(maxlen=64)
         self._qlock = threading.Lock()
-        self._wake = self.create_guard_condition(self._drain)
+        # drained by a timer: rclpy's EventsExecutor (av-perception run) has no guard
+        # conditions to wake it from the audio thread; 10 ms adds at most that latency
+        self._drain_timer = self.create_timer(DRAIN_PERIOD, self._drain)
         self.add_on_set_parameters_callback(self._on_params)
         self.supervisor = StreamSupervisor(self._open, timeout=timeout or max(1.0, 2 * period),
                                            retry_period=retry, on_state=self._on_state)
@@ -237,7 +239,6 @@ class ChirpEmitterNode(AvNode):
         with self._qlock:
             self._queue.append((windows, xrun, calibrated, time.monotonic()))
         self.supervisor.alive()
-        self._wake.trigger()
 
     # ----------------------------------------------------------- publish
     def _drain(self) -> None:
