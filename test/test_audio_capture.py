@@ -5,16 +5,23 @@ appears; the stamping and supervision logic on its own."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
+import rclpy
+from rclpy.parameter import Parameter
 
 from alsa_pcm import Fifo, capture_pcm, write_config
 from av_perception.audio.chunk import deinterleave
-from av_perception.audio.soundcard import SampleClock, StreamSupervisor, adc_time_to_ns
+from av_perception.audio.soundcard import (RescanPolicy, SampleClock, StreamSupervisor,
+                                           adc_time_to_ns)
 from av_perception.errors import ConfigError
 from av_perception.nodes.audio_capture import AudioCaptureNode
 from av_perception.ros import qos
 from av_perception.ros.messages import stamp_to_ns
+from av_perception.ros.spin import spin_nodes
 from av_perception_msgs.msg import AudioChunk
 from conftest import diag_values
 from diagnostic_msgs.msg import DiagnosticArray
@@ -106,6 +113,35 @@ def test_missing_device_is_reported_then_picked_up(ros, alsa_dir):
         fifo.close()
 
 
+def test_capture_runs_on_the_executor_of_av_perception_run(alsa_dir):
+    """spin_nodes (rclpy's EventsExecutor, as `av-perception run`) drives the node."""
+    fifo = Fifo(alsa_dir / 'run.fifo')
+    write_config(alsa_dir / 'asound.conf', capture_pcm('avp_run_in', fifo.path))
+    signal = _signal(6)
+    fifo.write(signal)
+    got: list = []
+    stop = threading.Event()
+
+    def probe():
+        node = rclpy.create_node('capture_probe')
+        node.create_subscription(AudioChunk, 'audio/raw', got.append, qos.AUDIO)
+        return node
+
+    def until_received():
+        deadline = time.monotonic() + 10
+        while len(got) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        fifo.close()
+        stop.set()
+    watcher = threading.Thread(target=until_received)
+    watcher.start()
+    code = spin_nodes([probe, lambda: AudioCaptureNode(parameter_overrides=[
+        Parameter(k, value=v) for k, v in _params('avp_run_in').items()])], args=[], stop=stop)
+    watcher.join()
+    assert code == 0
+    _check_chunks(got, signal, 4)
+
+
 def test_bad_channel_map_is_refused(ros):
     with pytest.raises(ConfigError, match='channel_map must list 4'):
         ros.node(AudioCaptureNode, {'channel_map': [0, 1]})
@@ -129,6 +165,19 @@ def test_sample_clock_counts_lost_samples_as_a_gap():
     assert c.lost == 50
     # a discontinuity flag without a time gap costs nothing
     assert c.place(100, 350_000_000, True) == 350
+
+
+def test_rescans_back_off_while_a_device_stays_missing():
+    now = [0.0]
+    p = RescanPolicy(first=1.0, longest=4.0, clock=lambda: now[0])
+    times = []
+    for t in np.arange(0.0, 12.0, 0.5):
+        now[0] = float(t)
+        if p.due():
+            times.append(float(t))
+    assert times == [0.0, 1.0, 3.0, 7.0, 11.0]
+    p.found()
+    assert p.due()
 
 
 class _Stream:

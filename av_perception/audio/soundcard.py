@@ -6,7 +6,8 @@ What the nodes ``audio_capture`` and ``chirp_emitter`` share:
   what to install (``pip install .[robot]`` and Debian's ``libportaudio2``);
 - :func:`find_device`: a device by index or by (part of) its name, with a
   re-scan of PortAudio's device list when it is not found (a USB card plugged
-  in after start-up, or an ALSA PCM defined after PortAudio started);
+  in after start-up, or an ALSA PCM defined after PortAudio started), as
+  often as :class:`RescanPolicy` allows;
 - :func:`adc_time_to_ns`: the acquisition time of a block's first sample on
   the caller's clock (ROS time) from PortAudio's ADC time;
 - :class:`SampleClock`: ``first_sample`` and stamps of consecutive blocks,
@@ -60,7 +61,7 @@ def portaudio():
     return sounddevice
 
 
-def rescan() -> bool:
+def rescan_devices() -> bool:
     """Re-read PortAudio's device list (Pa_Terminate + Pa_Initialize).
 
     PortAudio scans devices once, when it starts; a card plugged in later is
@@ -88,7 +89,36 @@ def describe_devices(kind: str) -> str:
     return ', '.join(devs) if devs else 'none'
 
 
-def find_device(spec: str, kind: str, channels: int) -> tuple[int, str]:
+class RescanPolicy:
+    """When a node looking for a missing device may re-scan PortAudio's
+    device list: at the first miss, then after ``first``, 2 ``first``, 4
+    ``first``... seconds, at most ``longest`` apart. A re-scan probes every
+    ALSA device and blocks the caller for up to a second on a robot, so a
+    long-missing card is not re-scanned every retry.
+    """
+
+    def __init__(self, first: float, longest: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.first, self.longest, self._clock = first, longest, clock
+        self._next = 0.0
+        self._gap = first
+
+    def due(self) -> bool:
+        """True if a re-scan is allowed now (and counts it)."""
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self._gap
+        self._gap = min(self.longest, 2 * self._gap)
+        return True
+
+    def found(self) -> None:
+        """The device was found: the next miss re-scans at once."""
+        self._next, self._gap = 0.0, self.first
+
+
+def find_device(spec: str, kind: str, channels: int,
+                rescan: bool = True) -> tuple[int, str]:
     """The PortAudio device ``spec`` names: ``''`` the default device, an
     integer its index, else a unique substring of its name.
 
@@ -96,6 +126,7 @@ def find_device(spec: str, kind: str, channels: int) -> tuple[int, str]:
         spec: device index or name.
         kind: 'input' or 'output'.
         channels: the number of channels it must have at least.
+        rescan: re-scan the device list once if it is not found.
 
     Returns:
         (index, name).
@@ -113,7 +144,7 @@ def find_device(spec: str, kind: str, channels: int) -> tuple[int, str]:
             info = sd.query_devices(query, kind)
             break
         except (ValueError, sd.PortAudioError) as exc:
-            if attempt == 0 and rescan():
+            if attempt == 0 and rescan and rescan_devices():
                 continue
             raise DeviceError(f'no {kind} device {spec or "(default)"!r} ({exc}); '
                               f'{kind} devices: {describe_devices(kind)}') from None

@@ -34,8 +34,8 @@ import numpy as np
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
-from av_perception.audio.soundcard import (SampleClock, StreamSupervisor, adc_time_to_ns,
-                                           find_device, portaudio)
+from av_perception.audio.soundcard import (RescanPolicy, SampleClock, StreamSupervisor,
+                                           adc_time_to_ns, find_device, portaudio)
 from av_perception.errors import ConfigError
 from av_perception.ros.messages import block_to_chunk
 from av_perception.ros.node import AvNode
@@ -115,6 +115,7 @@ class AudioCaptureNode(AvNode):
         # drained by a timer: rclpy's EventsExecutor (av-perception run) has no guard
         # conditions to wake it from the audio thread; 10 ms adds at most that latency
         self._drain_timer = self.create_timer(DRAIN_PERIOD, self._drain)
+        self.rescans = RescanPolicy(first=retry)
         self.supervisor = StreamSupervisor(self._open, timeout=timeout or max(1.0, 10 * chunk),
                                            retry_period=retry, on_state=self._on_state)
         self.monitor.set_fact('array', f'{self.array.name} ({self.array.channels} mics)')
@@ -128,7 +129,9 @@ class AudioCaptureNode(AvNode):
     # ------------------------------------------------------------ device
     def _open(self):
         sd = portaudio()
-        index, name = find_device(self.device, 'input', self.device_channels)
+        index, name = find_device(self.device, 'input', self.device_channels,
+                                  rescan=self.rescans.due())
+        self.rescans.found()
         stream = sd.InputStream(device=index, channels=self.device_channels,
                                 samplerate=self.rate, blocksize=self.frames, dtype='float32',
                                 latency=self.latency or 'high', callback=self._callback)

@@ -51,8 +51,8 @@ from rclpy.parameter import Parameter
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.audio.echo_recorder import EchoScheduler, LatencyCalibrator
-from av_perception.audio.soundcard import (StreamSupervisor, adc_time_to_ns, find_device,
-                                           portaudio)
+from av_perception.audio.soundcard import (RescanPolicy, StreamSupervisor, adc_time_to_ns,
+                                           find_device, portaudio)
 from av_perception.errors import ConfigError
 from av_perception.nodes.audio_capture import DRAIN_PERIOD, check_channel_map
 from av_perception.ros.messages import block_to_chunk
@@ -159,6 +159,7 @@ class ChirpEmitterNode(AvNode):
         # conditions to wake it from the audio thread; 10 ms adds at most that latency
         self._drain_timer = self.create_timer(DRAIN_PERIOD, self._drain)
         self.add_on_set_parameters_callback(self._on_params)
+        self.rescans = RescanPolicy(first=retry)
         self.supervisor = StreamSupervisor(self._open, timeout=timeout or max(1.0, 2 * period),
                                            retry_period=retry, on_state=self._on_state)
         self.monitor.set_fact('array', f'{self.array.name} ({self.array.channels} mics, '
@@ -174,10 +175,11 @@ class ChirpEmitterNode(AvNode):
     # ------------------------------------------------------------ device
     def _open(self):
         sd = portaudio()
-        inp = find_device(self.device, 'input', self.in_device_channels)
-        out = (find_device(self.output_device, 'output', self.out_device_channels)
-               if self.output_device else find_device(self.device, 'output',
-                                                       self.out_device_channels))
+        rescan = self.rescans.due()
+        inp = find_device(self.device, 'input', self.in_device_channels, rescan=rescan)
+        out = find_device(self.output_device or self.device, 'output',
+                          self.out_device_channels, rescan=rescan)
+        self.rescans.found()
         stream = sd.Stream(device=(inp[0], out[0]),
                            channels=(self.in_device_channels, self.out_device_channels),
                            samplerate=self.rate, dtype='float32',
