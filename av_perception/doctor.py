@@ -40,6 +40,15 @@ def _torch() -> str:
     return f'torch {torch.__version__} (CUDA available: {torch.cuda.is_available()})'
 
 
+def _soundcards() -> str:
+    from av_perception.audio.soundcard import portaudio
+    sd = portaudio()
+    devs = sd.query_devices()
+    return (f'sounddevice {sd.__version__}, {sd.get_portaudio_version()[1]}: '
+            f'{sum(d["max_input_channels"] > 0 for d in devs)} input and '
+            f'{sum(d["max_output_channels"] > 0 for d in devs)} output devices')
+
+
 REQUIRED = [
     ('ROS 2 (rclpy + middleware)', _rclpy),
     ('av_perception_msgs', _msgs('av_perception_msgs', 'AudioChunk')),
@@ -48,7 +57,8 @@ REQUIRED = [
     ('sensor/diagnostic/visualization msgs', _msgs('diagnostic_msgs', 'DiagnosticArray')),
     ('ONNX Runtime', _onnxruntime),
 ]
-OPTIONAL = [('torch (training extra)', _torch)]
+OPTIONAL = [('torch (training extra)', _torch),
+            ('sound cards (robot extra)', _soundcards)]
 
 
 def run_checks(quiet: bool = False) -> int:

@@ -1,4 +1,6 @@
-"""Launch the robot-side nodes with config/robot.yaml (for users with a ROS install).
+"""Launch the robot-side nodes with config/robot.yaml (for users with a ROS install):
+static frames, the sound cards (audio_capture, chirp_emitter), sound direction,
+the audio monitor and the recorder.
 
     ros2 launch av_perception robot.launch.py [params_file:=/path/to/robot.yaml]
 
@@ -22,8 +24,12 @@ def generate_launch_description():
     nodes = [
         Node(package='av_perception', executable='static_frames', name='static_frames',
              parameters=[params], output='screen'),
-        Node(package='av_perception', executable='audio_common_adapter',
-             name='audio_common_adapter', parameters=[params], output='screen'),
+        Node(package='av_perception', executable='audio_capture', name='audio_capture',
+             parameters=[params], output='screen'),
+        Node(package='av_perception', executable='chirp_emitter', name='chirp_emitter',
+             parameters=[params], output='screen'),
+        Node(package='av_perception', executable='sound_direction', name='sound_direction',
+             parameters=[params], output='screen'),
         Node(package='av_perception', executable='audio_monitor', name='audio_monitor',
              parameters=[params], output='screen'),
         Node(package='av_perception', executable='recorder', name='recorder',

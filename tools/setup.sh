@@ -2,7 +2,8 @@
 # Turn a fresh clone on a Debian machine into a working .venv:
 #   ROS 2 Kilted wheels (FastDDS), the generated interfaces (av_perception_msgs,
 #   and tf2_msgs / audio_common_msgs where no ROS install has them), the CPU
-#   build of torch==2.13.0, onnxruntime-gpu, the simulator and test tools, and
+#   build of torch==2.13.0, onnxruntime-gpu, the simulator, sounddevice (sound
+#   cards) and test tools, and
 #   this package (editable).
 # Idempotent: each step keeps a stamp of what it was built from and is skipped
 # when nothing changed, so a second run takes a few seconds.
@@ -10,13 +11,13 @@
 # Environment:
 #   AVP_VENV    where the venv goes (default: <repo>/.venv)
 #   AVP_PYTHON  the CPython 3.11 to build it from (default: python3)
-#   AVP_EXTRAS  extras of this package to install (default: gpu,train,sim,test)
+#   AVP_EXTRAS  extras of this package to install (default: gpu,train,sim,robot,test)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${AVP_VENV:-$ROOT/.venv}
 PYTHON=${AVP_PYTHON:-python3}
-EXTRAS=${AVP_EXTRAS:-gpu,train,sim,test}
+EXTRAS=${AVP_EXTRAS:-gpu,train,sim,robot,test}
 STAMPS=$VENV/.av_perception_setup
 START=$(date +%s)
 

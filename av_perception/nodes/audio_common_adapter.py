@@ -29,6 +29,10 @@ from av_perception.ros.spin import node_main
 from av_perception_msgs.msg import AudioChunk
 
 
+#: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
+PUBLISHES = ('audio/raw',)
+
+
 class AudioCommonAdapterNode(AvNode):
     """Republishes audio_common's stream as AudioChunk."""
 

@@ -20,6 +20,10 @@ from av_perception.ros.qos import AUDIO_LIVE
 from av_perception.ros.spin import node_main
 
 
+#: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
+PUBLISHES = ()  # /diagnostics only
+
+
 class AudioMonitorNode(AvNode):
     """Checks an audio stream and reports its health in /diagnostics."""
 

@@ -29,6 +29,10 @@ from av_perception.ros.spin import node_main
 DEFAULT_EXCLUDE = ['/rosout', '/parameter_events']
 
 
+#: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
+PUBLISHES = ()  # writes a bag
+
+
 class RecorderNode(AvNode):
     """Records topics to a bag."""
 

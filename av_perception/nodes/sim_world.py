@@ -45,6 +45,11 @@ from av_perception.sim.scene import SceneParams, describe, generate_scene, load_
 from av_perception.sim.world import SceneSimulator, interpolate
 
 
+#: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
+PUBLISHES = tuple(t.lstrip('/') for t in TOPICS
+                  if t not in ('/tf_static', '/audio/teacher')) + ('/tf', '/tf_static')
+
+
 class SimWorldNode(AvNode):
     """Plays a simulated scene in real time."""
 

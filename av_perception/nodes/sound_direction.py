@@ -45,6 +45,10 @@ from av_perception.ros.tf import TfBroadcaster, transform
 from av_perception_msgs.msg import SoundDirection
 
 
+#: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
+PUBLISHES = ('sound_direction', 'sound_direction/markers', '/tf')  # /tf: publish_tf
+
+
 class SoundDirectionNode(AvNode):
     """Direction of arrival from a microphone array stream."""
 

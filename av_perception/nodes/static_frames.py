@@ -21,6 +21,10 @@ from av_perception.ros.spin import node_main
 from av_perception.ros.tf import StaticTfBroadcaster
 
 
+#: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
+PUBLISHES = ('/tf_static',)
+
+
 class StaticFramesNode(AvNode):
     """Publishes the configured fixed transforms on /tf_static."""
 
