@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from av_perception.ros.load import RECOVERY_LIMIT_S, RSS_LIMIT_MB, burst, isolate_domain
+from av_perception.ros.load import RECOVERY_LIMIT_S, RSS_LIMIT_MB, burst, bench_setup
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -69,5 +69,5 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    isolate_domain()
+    bench_setup()
     raise SystemExit(main())

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from av_perception.ros.load import LoadRun, LoadTarget, isolate_domain
+from av_perception.ros.load import LoadRun, LoadTarget, bench_setup
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -84,5 +84,5 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    isolate_domain()
+    bench_setup()
     raise SystemExit(main())

@@ -38,7 +38,7 @@ import numpy as np
 import yaml
 
 from av_perception.loadstats import RssSampler, percentiles_ms
-from av_perception.ros.load import isolate_domain
+from av_perception.ros.load import bench_setup
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -100,7 +100,7 @@ def soak(minutes: float, workdir: Path, progress=sys.stderr) -> dict:
     from rclpy.executors import SingleThreadedExecutor
 
     params = yaml.safe_load(CONFIG.read_text())
-    params['recorder']['ros__parameters']['output'] = str(workdir / 'bag')
+    params['recorder']['ros__parameters'].update(output='bag', output_dir=str(workdir))
     slot = float(params['sim_world']['ros__parameters']['slot_seconds'])
     path = workdir / 'sim.yaml'
     path.write_text(yaml.safe_dump(params))
@@ -206,5 +206,5 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    isolate_domain()
+    bench_setup()
     raise SystemExit(main())

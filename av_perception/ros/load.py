@@ -21,6 +21,7 @@ The figures are computed by :mod:`av_perception.loadstats` (no ROS).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -41,13 +42,15 @@ from av_perception.loadstats import (LatencyMatcher, RssSampler, drained_seconds
 from av_perception.ros.qos import RELIABLE
 
 
-def isolate_domain() -> None:
-    """Give a benchmark process its own ROS domain on this host only (unless
+def bench_setup() -> None:
+    """For a benchmark's main: its own ROS domain on this host only (unless
     ROS_DOMAIN_ID is set), so that a load run never feeds, or is fed by,
-    another graph running on the machine. Call before rclpy is initialised;
-    child processes inherit it."""
+    another graph running on the machine (child processes inherit it); and
+    SIGTERM unwinds like Ctrl-C, so the nodes it started are stopped too.
+    Call before rclpy is initialised."""
     os.environ.setdefault('ROS_DOMAIN_ID', str(200 + os.getpid() % 30))
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 #: What a burst may cost: resident memory growth [MB] and the time after it

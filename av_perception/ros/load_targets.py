@@ -101,7 +101,7 @@ TARGETS: dict[str, LoadTarget] = {
         [LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 1 / CHUNK_SECONDS),
     # outputs a bag: latency is its own write time
     'recorder': LoadTarget(
-        'recorder', {'output': '{out}/bag', 'topics': ['audio/raw']},
+        'recorder', {'output': 'bag', 'output_dir': '{out}', 'topics': ['audio/raw']},
         [LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 1 / CHUNK_SECONDS,
         diag_input='/audio/raw'),
 }
