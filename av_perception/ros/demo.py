@@ -29,7 +29,7 @@ def demo_params(out: Path, params: str | Path = DEMO_PARAMS) -> Path:
     rec = next((k for k in doc if str(k).rstrip('/').split('/')[-1] == 'recorder'), None)
     if rec is None:
         raise ConfigError(f'{path}: expected a recorder entry to record the demo')
-    doc[rec]['ros__parameters']['output'] = str(out / 'bag')
+    doc[rec]['ros__parameters'].update({'output_dir': str(out), 'output': 'bag'})
     target = out / 'params.yaml'
     target.write_text(yaml.safe_dump(doc, sort_keys=False))
     return target
