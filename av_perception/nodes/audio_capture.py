@@ -136,6 +136,7 @@ class AudioCaptureNode(AvNode):
                                 samplerate=self.rate, blocksize=self.frames, dtype='float32',
                                 latency=self.latency or 'high', callback=self._callback)
         self._new_stream = True
+        self._stream_latency = float(stream.latency)  # (stamps without an ADC time)
         stream.start()
         self.monitor.set_fact('device', f'[{index}] {name}')
         self.monitor.set_fact('device_latency_s', f'{stream.latency:.4f}')
@@ -159,7 +160,7 @@ class AudioCaptureNode(AvNode):
         """PortAudio's audio thread: copy, stamp, queue for the executor."""
         now_ns = self.get_clock().now().nanoseconds
         stamp = adc_time_to_ns(now_ns, time_info.currentTime, time_info.inputBufferAdcTime,
-                               frames, self.rate, self.latency)
+                               frames, self.rate, self._stream_latency)
         block = np.ascontiguousarray(indata[:, self.channel_map].T)
         new, self._new_stream = self._new_stream, False
         with self._qlock:
