@@ -110,7 +110,7 @@ class AudioCaptureNode(AvNode):
         self._queue: collections.deque = collections.deque()
         self._max_queue = max(4, int(np.ceil(5.0 / chunk)))  # 5 s of backlog at most
         self._queue_lost = 0
-        self._discontinuity = False
+        self._new_stream = False  # set at each (re-)open, read by the first callback
         self._qlock = threading.Lock()
         # drained by a timer: rclpy's EventsExecutor (av-perception run) has no guard
         # conditions to wake it from the audio thread; 10 ms adds at most that latency
@@ -135,6 +135,8 @@ class AudioCaptureNode(AvNode):
         stream = sd.InputStream(device=index, channels=self.device_channels,
                                 samplerate=self.rate, blocksize=self.frames, dtype='float32',
                                 latency=self.latency or 'high', callback=self._callback)
+        self._new_stream = True
+        self._stream_latency = float(stream.latency)  # (stamps without an ADC time)
         stream.start()
         self.monitor.set_fact('device', f'[{index}] {name}')
         self.monitor.set_fact('device_latency_s', f'{stream.latency:.4f}')
@@ -143,9 +145,7 @@ class AudioCaptureNode(AvNode):
         return stream
 
     def _supervise(self) -> None:
-        if self.supervisor.check():
-            with self._qlock:
-                self._discontinuity = True
+        self.supervisor.check()
         self.monitor.set_fact('device_opens', self.supervisor.opens)
         self.monitor.set_fact('device_failures', self.supervisor.failures)
 
@@ -160,14 +160,15 @@ class AudioCaptureNode(AvNode):
         """PortAudio's audio thread: copy, stamp, queue for the executor."""
         now_ns = self.get_clock().now().nanoseconds
         stamp = adc_time_to_ns(now_ns, time_info.currentTime, time_info.inputBufferAdcTime,
-                               frames, self.rate, self.latency)
+                               frames, self.rate, self._stream_latency)
         block = np.ascontiguousarray(indata[:, self.channel_map].T)
+        new, self._new_stream = self._new_stream, False
         with self._qlock:
             if len(self._queue) >= self._max_queue:
                 self._queue.popleft()
                 self._queue_lost += 1
             self._queue.append((block, stamp, bool(status.input_overflow),
-                                bool(status.input_underflow), time.monotonic()))
+                                bool(status.input_underflow), new, time.monotonic()))
         self.supervisor.alive()
 
     # ----------------------------------------------------------- publish
@@ -176,9 +177,9 @@ class AudioCaptureNode(AvNode):
             with self._qlock:
                 if not self._queue:
                     return
-                block, stamp, overflow, underflow, t_cb = self._queue.popleft()
-                jump = self._discontinuity or self._queue_lost > 0
-                lost_in_queue, self._queue_lost, self._discontinuity = self._queue_lost, 0, False
+                block, stamp, overflow, underflow, new, t_cb = self._queue.popleft()
+                jump = new or self._queue_lost > 0
+                lost_in_queue, self._queue_lost = self._queue_lost, 0
             self.stats.on_receive(t_cb)
             if overflow:
                 self._event('input_overflow', 'no lost input', 'the driver lost input samples '

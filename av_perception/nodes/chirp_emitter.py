@@ -14,8 +14,9 @@ reads it unchanged:
 
 - ``header.stamp``: ROS time of the emission (the ADC time of sample 0);
   ``header.frame_id``: the echo array frame;
-- ``first_sample``: the input stream's frame index of sample 0 (successive
-  echoes are ``period * sample_rate`` apart).
+- ``first_sample``: the input frame index of sample 0, counted from the
+  node's start (successive echoes are ``period * sample_rate`` apart; after
+  a device re-open it goes on, skipping the time the card was away).
 
 The emitted waveform is published once on ``audio/chirp`` (AudioChunk,
 latched, at the output rate, peak 1 before ``gain``) so a consumer can check
@@ -146,7 +147,9 @@ class ChirpEmitterNode(AvNode):
                                                          self.get_clock().now().nanoseconds,
                                                          self.array.frame_id)))
         self.stats = self.input('device', stale_after=max(2.0, 3 * period))
-        self._n = 0
+        self._n = 0            # frame counter of the current stream
+        self._base = 0         # frames of earlier streams (+ the gaps between them)
+        self._last_callback = 0.0
         self._loop_latency = 0
         self.calibrator = (LatencyCalibrator(self.waveform, self.distances, self.rate,
                                              self.sound_speed, calibration_chirps)
@@ -185,6 +188,9 @@ class ChirpEmitterNode(AvNode):
                            samplerate=self.rate, dtype='float32',
                            latency=self.latency or 'high', callback=self._callback)
         self._fallback_latency = float(sum(stream.latency))
+        if self._n:  # a re-open: first_sample goes on, skipping the time the card was away
+            away = max(0.0, time.monotonic() - self._last_callback)
+            self._base += self._n + int(round(away * self.rate))
         self._n = 0
         self.scheduler.restart(first=self.period)
         stream.start()
@@ -238,8 +244,10 @@ class ChirpEmitterNode(AvNode):
         outdata.fill(0)
         outdata[:, self.out_channels] = mono[:, None]
         self._n += frames
+        self._last_callback = time.monotonic()
         with self._qlock:
-            self._queue.append((windows, xrun, calibrated, time.monotonic()))
+            self._queue.append(([(w, self._base + w.start) for w in windows], xrun, calibrated,
+                                time.monotonic()))
         self.supervisor.alive()
 
     # ----------------------------------------------------------- publish
@@ -256,10 +264,10 @@ class ChirpEmitterNode(AvNode):
                                           '(counted in /diagnostics)')
             if calibrated is not None:
                 self._calibrated(calibrated)
-            for w in windows:
+            for w, first_sample in windows:
                 if w.offset == int(round(self.offset_s * self.rate)):
-                    self.pub.publish(block_to_chunk(AudioBlock(w.samples, self.rate, w.start,
-                                                               w.stamp_ns,
+                    self.pub.publish(block_to_chunk(AudioBlock(w.samples, self.rate,
+                                                               first_sample, w.stamp_ns,
                                                                self.array.frame_id)))
                     self._published += 1
                 else:
