@@ -90,21 +90,28 @@ class LatencyMatcher:
 
 
 def recovery_seconds(matched: list, burst_end: float, threshold: float) -> float | None:
-    """Seconds after ``burst_end`` from which latency is back to normal: the
-    earliest time r such that the 95th percentile of the latencies of every
-    input published from r on is at or below ``threshold`` [s] (a percentile,
-    so one late output caused by something else on the machine does not count
-    as "not recovered"). None if that never happens or no output came.
+    """Seconds after ``burst_end`` until latency is back to normal: the time
+    of the output after the last late one (latency above ``threshold`` [s])
+    that is part of a backlog: the first output after the burst, or one next
+    to another late one. A lone late output later on (something else on the
+    machine) is not a backlog and does not count. None if no output came, or
+    the last one is still late.
 
     Args:
         matched: (publish time, latency) pairs as :attr:`LatencyMatcher.matched`.
     """
     after = sorted((t, lat) for t, lat in matched if t >= burst_end)
-    lats = np.asarray([lat for _, lat in after])
-    for i, (t, _) in enumerate(after):
-        if np.percentile(lats[i:], 95) <= threshold:
-            return round(max(0.0, t - burst_end), 3)
-    return None
+    if not after:
+        return None
+    late = [lat > threshold for _, lat in after]
+    n = len(late)
+    backlog = [k for k in range(n) if late[k] and (
+        k == 0 or late[k - 1] or (k + 1 < n and late[k + 1]))]
+    if not backlog:
+        return 0.0
+    if backlog[-1] + 1 >= n:
+        return None
+    return round(after[backlog[-1] + 1][0] - burst_end, 3)
 
 
 def drained_seconds(history: list, done_at: int, since: float) -> float | None:

@@ -7,9 +7,9 @@ node reports it in /diagnostics; a node that falls behind loses the oldest
 waiting messages, never buffers without bound), resident memory growth during and after the burst (< 50 MB), every
 message accounted for in the node's own /diagnostics (published = received +
 lost, received = processed + dropped), and how long after the burst the
-latency is back to normal (p95 of what follows within max(1.5 x the
-baseline p95, baseline p95 + 20 ms); target < 2 s; for a node without a
-stamped output, the time until it has worked off its backlog). Writes
+latency is back to normal (no backlog of outputs later than max(1.5 x the
+baseline p95, baseline p95 + 20 ms) remains; target < 2 s; for a node
+without a stamped output, the time until it has worked off its backlog). Writes
 bench/results/burst.json.
 
     nice -n 10 .venv/bin/python bench/burst.py [--burst-seconds 30] [--nodes a b]

@@ -168,6 +168,14 @@ def soak(minutes: float, workdir: Path, progress=sys.stderr) -> dict:
     dropped = {name: {'dropped': int(v.get('dropped', 0)), 'lost': int(v.get('lost', 0))}
                for name, v in diag.items() if 'received' in v}
     in_bag = bag_count(workdir / 'bag', '/audio/echo')
+    minutes = int((t_end - t0) // 60)
+    per_minute = {
+        'rss_mb': [round(float(np.median([mb for t, mb in rss.samples
+                                          if t0 + 60 * i <= t < t0 + 60 * (i + 1)])), 1)
+                   for i in range(minutes)],
+        'p95_ms': [percentiles_ms(lat for t, lat in latency
+                                  if t0 + 60 * i <= t < t0 + 60 * (i + 1))['p95_ms']
+                   for i in range(minutes)]}
     return {
         'minutes': round((t_end - t0) / 60, 2),
         'rss_mb_first': round(float(np.median(first)), 1),
@@ -182,6 +190,7 @@ def soak(minutes: float, workdir: Path, progress=sys.stderr) -> dict:
         'echoes': len(ks), 'echoes_expected': expected, 'missed_echoes': missing,
         'echoes_expected_by_clock': int((t_end - t0) / slot) + 1,
         'echoes_in_bag': in_bag,
+        'per_minute': per_minute,
         'exit_code': proc.returncode,
         'load_average_1min_at_end': round(os.getloadavg()[0], 2),  # shared machine
     }

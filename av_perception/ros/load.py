@@ -281,12 +281,11 @@ class LoadRun:
                 time.sleep(delay)
             k = self.published
             stamp = self.t0_ns + k * self.period_ns
-            for inp in self.target.stream:
-                msg = inp.make(k, stamp)
-                t = time.monotonic()
-                self.pubs[inp.topic].publish(msg)
-            with self._lock:
-                self.matcher.sent(stamp, t)
+            msgs = [(inp.topic, inp.make(k, stamp)) for inp in self.target.stream]
+            with self._lock:  # before publishing: the output may come back at once
+                self.matcher.sent(stamp, time.monotonic())
+            for topic, msg in msgs:
+                self.pubs[topic].publish(msg)
             self.published += 1
         phase = Phase(name, rate_hz, start, time.monotonic(), n)
         self.phases.append(phase)
@@ -353,8 +352,9 @@ def burst(target: LoadTarget, workdir: Path, separate: bool, burst_seconds: floa
     latency per phase, the input queue the node reports, resident memory
     growth, every message accounted for in the node's /diagnostics
     (published = received + lost, received = processed + dropped), and the
-    seconds after the burst until latency is back to normal (p95 of what
-    follows within max(1.5 x baseline p95, baseline p95 + 20 ms); for a node
+    seconds after the burst until latency is back to normal (no backlog of
+    outputs later than max(1.5 x baseline p95, baseline p95 + 20 ms), see
+    :func:`~av_perception.loadstats.recovery_seconds`); for a node
     without a stamped output, until its backlog is worked off).
     ``ok``: all accounted, growth < RSS_LIMIT_MB, recovery <= RECOVERY_LIMIT_S."""
     with LoadRun(target, workdir, separate_process=separate,
