@@ -120,7 +120,7 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
                                    'time, run the visual teacher (pseudo-depth and feature maps) '
                                    'and cache the result; gt/depth, where the bags have it, is '
                                    'kept for evaluation only.')
-    p.add_argument('--bags', type=Path, required=True, help='folder of bags')
+    p.add_argument('--bags', type=Path, nargs='+', required=True, help='folder(s) of bags')
     p.add_argument('--out', type=Path, required=True, help='data set folder to write')
     p.add_argument('--teacher', type=Path, help='ONNX depth teacher (default: the shipped one)')
     p.add_argument('--tolerance', type=float, default=0.05,

@@ -22,26 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception import image as imgcodec
 from av_perception.bag.io import read_bag
 from av_perception.doa.dataset import list_bags
 from av_perception.echo.features import EchoSpec, check_echo, echo_features, mirror_features
 from av_perception.echo.teacher import Teacher, resize_depth, resize_rgb
 from av_perception.errors import InputError
+from av_perception.image import decode_message
 
 TOPICS = ('audio/echo', 'camera/image_raw', 'camera/camera_info', 'gt/depth')
 
 
 def stamp_ns(msg) -> int:
     return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
-
-
-def decode_image(msg, want: str | None = None) -> np.ndarray:
-    """A rosbags sensor_msgs/Image -> numpy (validated)."""
-    raw = imgcodec.RawImage(height=int(msg.height), width=int(msg.width),
-                            encoding=str(msg.encoding), step=int(msg.step),
-                            data=bytes(msg.data), is_bigendian=bool(msg.is_bigendian))
-    return imgcodec.decode(raw, want=want)
 
 
 def nearest(stamps: np.ndarray, t: int, tolerance_ns: int) -> int | None:
@@ -117,7 +109,7 @@ def read_pairs(path: str | Path, spec: EchoSpec, size: tuple[int, int],
             continue
         data = np.asarray(msg.data, np.float32).reshape(-1, int(msg.channels)).T
         echo = check_echo(data, spec, int(msg.sample_rate))
-        rgb = decode_image(images[i], want='rgb8')
+        rgb = decode_message(images[i], want='rgb8')
         if out.k is None:
             k = (np.asarray(info.k, float).reshape(3, 3) if info is not None else
                  _default_k(rgb.shape[:2]))
@@ -125,7 +117,7 @@ def read_pairs(path: str | Path, spec: EchoSpec, size: tuple[int, int],
         j = nearest(d_st, t, tol)
         out.echo.append(echo)
         out.rgb.append(resize_rgb(rgb, size))
-        out.gt.append(None if j is None else resize_depth(decode_image(depths[j]), size))
+        out.gt.append(None if j is None else resize_depth(decode_message(depths[j]), size))
         out.stamps.append(t)
         out.bag.append(bag_index)
     return out
@@ -150,15 +142,17 @@ def collect(bags: list[Path], spec: EchoSpec, size: tuple[int, int], tolerance: 
     return pairs
 
 
-def build(bags_dir: str | Path, out: str | Path, teacher: str | Path, spec: EchoSpec,
+def build(bags_dir: str | Path | list, out: str | Path, teacher: str | Path, spec: EchoSpec,
           size: tuple[int, int] = (64, 64), tolerance: float = 0.05, namespace: str = '',
           progress=sys.stderr) -> dict:
-    """Bags -> cached data set in ``out`` (dataset.npz + dataset.json).
+    """Bags (under one folder or several) -> cached data set in ``out``
+    (dataset.npz + dataset.json).
 
     Returns the summary written to dataset.json (pairs, unpaired chunks,
     teacher id, feature maps, whether ground truth is present).
     """
-    bags = list_bags(bags_dir)
+    roots = bags_dir if isinstance(bags_dir, (list, tuple)) else [bags_dir]
+    bags = [b for r in roots for b in list_bags(r)]
     pairs = collect(bags, spec, size, tolerance, namespace, progress)
     if not len(pairs):
         raise InputError('pairs', f'echo chunks with a camera frame within {tolerance} s',
@@ -224,7 +218,7 @@ def load(path: str | Path) -> Cache:
     """
     path = Path(path)
     if not (path / 'dataset.npz').is_file() or not (path / 'dataset.json').is_file():
-        raise InputError('dataset', f'a folder made by `av-perception dataset` '
+        raise InputError('dataset', 'a folder made by `av-perception dataset` '
                          '(dataset.npz, dataset.json)', str(path))
     summary = json.loads((path / 'dataset.json').read_text())
     z = np.load(path / 'dataset.npz')

@@ -184,7 +184,7 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         vloss = _eval_loss(lambda x: model(x.float() / 255.0)[0], rgb, gt, va_idx, max_depth,
                            model)
         ck.save(model, opt, sched, epoch + 1, {'epoch': epoch + 1,
@@ -346,9 +346,13 @@ def train_student(data: str | Path, out: str | Path, cfg: StudentConfig,
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
-            step_losses.append(float(loss))
+            losses.append(float(loss.detach()))
+            step_losses.append(losses[-1])
             step += 1
+            if len(losses) % 20 == 0:
+                print(f'\r[train {cfg.variant}] epoch {epoch + 1}/{cfg.epochs} step '
+                      f'{len(losses)}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} '
+                      f'({time.perf_counter() - t0:.0f} s)', end='', file=progress, flush=True)
             if cfg.max_steps and step >= cfg.max_steps:
                 break
         vloss = _eval_loss(lambda v: model(v)[0], x, y, val_rows, cfg.max_depth, model)
