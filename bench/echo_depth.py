@@ -30,7 +30,6 @@ from av_perception.sim.bags import simulate
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
-SEED = 2023
 MEAN_DEPTH = ROOT / 'data' / 'echo_depth_train_mean.npy'
 STUDENTS = {'student_pseudo': 'echo_depth_pseudo', 'student_sam': 'echo_depth',
             'student_gt': 'echo_depth_gt'}
@@ -39,8 +38,9 @@ STUDENTS = {'student_pseudo': 'echo_depth_pseudo', 'student_sam': 'echo_depth',
 def main() -> None:
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--bags', type=Path, default=ROOT / '.cache' / 'echo_test',
-                    help='test bags (simulated here if the folder has none)')
+    ap.add_argument('--bags', type=Path, default=ROOT / '.cache' / 'doa_test',
+                    help='test bags (simulated here if the folder has none: the held-out '
+                         'rooms of bench/doa.py, which shares them)')
     ap.add_argument('--scenes', type=int, default=24, help='test rooms to simulate')
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     ap.add_argument('--train-data', type=Path,
@@ -48,8 +48,9 @@ def main() -> None:
                          f'the mean-depth baseline from (else {MEAN_DEPTH.name})')
     args = ap.parse_args()
     if not (args.bags / 'index.jsonl').is_file():
-        simulate(args.bags, args.scenes, seed=SEED, split='test', jobs=1,
-                 progress=io.StringIO())
+        from doa import CLASSES, PARAMS, SEED, pick_rooms  # bench/doa.py: the same rooms
+        simulate(args.bags, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
+                 ids=pick_rooms(args.scenes), classes=CLASSES, jobs=1, progress=io.StringIO())
     default = EchoDepthModel(args.models / 'echo_depth.onnx')
     test = load_test(args.bags, default.spec, (default.height, default.width))
     if args.train_data:
@@ -85,11 +86,16 @@ def main() -> None:
         print(f'targets: student_sam delta1 {sam["delta1"]:.3f} (>= 0.80); SAM closes '
               f'{targets["sam_closes_rmse_gap"]} of the RMSE gap pseudo -> teacher (>= 0.30); '
               f'{sam["ms_per_echo"]:.2f} ms per echo (<= 20)')
-    out = {**results, 'test': {'bags': test.bags, 'echoes': len(test.pairs.echo),
-                               'unpaired_or_without_gt': test.pairs.unpaired},
-           'targets': targets}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'echo_depth.json').write_text(json.dumps(out, indent=2) + '\n')
+    # one object per model holding exactly the metrics; the run's facts beside it
+    (RESULTS / 'echo_depth.json').write_text(json.dumps(
+        {name: {m: r[m] for m in METRICS} for name, r in results.items()}, indent=2) + '\n')
+    details = {'test': {'bags': str(args.bags), 'rooms': test.bags,
+                        'echoes': len(test.pairs.echo),
+                        'unpaired_or_without_gt': test.pairs.unpaired},
+               'images_scored': {name: r['images'] for name, r in results.items()},
+               'targets': targets}
+    (RESULTS / 'echo_depth_details.json').write_text(json.dumps(details, indent=2) + '\n')
 
 
 if __name__ == '__main__':

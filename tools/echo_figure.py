@@ -3,7 +3,7 @@ microphone's spectrogram), the depth the shipped student predicts from it,
 the teacher's depth from the camera image, the ground truth, and the
 occupancy grid made from the prediction (ground-truth obstacles in red).
 
-    .venv/bin/python tools/echo_figure.py [--bags bench/.cache/echo_test] [--out docs/echo_depth.png]
+    .venv/bin/python tools/echo_figure.py [--bags bench/.cache/doa_test] [--out docs/echo_depth.png]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--bags', type=Path, default=ROOT / 'bench' / '.cache' / 'echo_test')
+    ap.add_argument('--bags', type=Path, default=ROOT / 'bench' / '.cache' / 'doa_test')
     ap.add_argument('--out', type=Path, default=ROOT / 'docs' / 'echo_depth.png')
     ap.add_argument('--rows', type=int, nargs='+', default=[3, 60, 130],
                     help='indices of the test echoes to show')
@@ -37,7 +37,7 @@ def main() -> None:
     test = load_test(args.bags, net.spec, (net.height, net.width))
     teacher = Teacher(shipped_model('echo_teacher'), (net.height, net.width))
     rows = [r for r in args.rows if r < len(test.pairs.echo)]
-    fig, axes = plt.subplots(len(rows), 6, figsize=(15, 2.6 * len(rows)))
+    fig, axes = plt.subplots(len(rows), 6, figsize=(15, 2.9 * len(rows)))
     axes = np.atleast_2d(axes)
     vmax = 5.0
     for ax, i in zip(axes, rows):
@@ -48,7 +48,7 @@ def main() -> None:
         ax[0].imshow(feats[0], origin='lower', aspect='auto', cmap='magma',
                      extent=[0, 1e3 * net.spec.window / net.spec.sample_rate, 0,
                              net.spec.bins * net.spec.sample_rate / net.spec.n_fft / 1e3])
-        ax[0].set_xlabel('ms after the chirp')
+        ax[0].set_xlabel('ms after the chirp', fontsize=8)
         ax[0].set_ylabel('kHz')
         ax[1].imshow(rgb)
         for a, d in zip(ax[2:5], (pred, tdepth, gt)):
@@ -65,8 +65,8 @@ def main() -> None:
         ax[5].set_xlim(-1, 5)
         ax[5].set_ylim(-3, 3)
     for a, t in zip(axes[0], ('echo (left mic, log power)', 'camera (not used)',
-                              'student: depth from the echo', 'teacher: depth from RGB',
-                              'ground truth', 'occupancy from the echo')):
+                              'student (echo)', 'teacher (RGB)', 'ground truth',
+                              'occupancy from the echo')):
         a.set_title(t, fontsize=9)
     for a in axes[:, 1:5].ravel():
         a.set_xticks([])

@@ -18,8 +18,8 @@ $AVP train echo-teacher --bags $DATA/direction_train --out av_perception/models/
 $AVP dataset --bags $DATA/direction_train $DATA/echo_train_more --out $DATA/echo_dataset \
   --teacher av_perception/models/echo_teacher.onnx
 # 4. the three students (the shipped default is the SAM one)
-$AVP train echo-depth --data $DATA/echo_dataset --variant sam --out av_perception/models/echo_depth.onnx
-$AVP train echo-depth --data $DATA/echo_dataset --variant pseudo --out av_perception/models/echo_depth_pseudo.onnx
-$AVP train echo-depth --data $DATA/echo_dataset --variant gt --out av_perception/models/echo_depth_gt.onnx
+$AVP train echo-depth --data $DATA/echo_dataset --variant sam --epochs 10 --out av_perception/models/echo_depth.onnx
+$AVP train echo-depth --data $DATA/echo_dataset --variant pseudo --epochs 10 --out av_perception/models/echo_depth_pseudo.onnx
+$AVP train echo-depth --data $DATA/echo_dataset --variant gt --epochs 10 --out av_perception/models/echo_depth_gt.onnx
 # 5. the benchmark (recomputes the mean-depth baseline from the training data)
 $PY bench/echo_depth.py --train-data $DATA/echo_dataset
