@@ -240,3 +240,22 @@ def test_depth_metrics_definitions():
     assert m['abs_rel'] == pytest.approx((0 + 0.2 + 0.25 + 1.0) / 4)
     assert m['delta1'] == pytest.approx(2 / 4) and m['delta2'] == pytest.approx(3 / 4)
     assert m['delta3'] == pytest.approx(3 / 4)          # 2.0 vs 1.0: ratio 2 > 1.25^3
+
+
+def test_shipped_models_fit_the_simulated_robot():
+    net = EchoDepthModel(expect={'sample_rate': 44100, 'channels': 2, 'window': SPEC.window,
+                                 'geometry': 'echo_head'})
+    assert net.spec == SPEC and (net.height, net.width) == (64, 64)
+    assert net.model.metadata['variant'] == 'sam'
+    depth = net(np.zeros((2, SPEC.window), np.float32))
+    assert depth.shape == (64, 64) and np.isfinite(depth).all()
+
+
+def test_echo_only_bags_have_camera_echo_and_ground_truth(tmp_path):
+    from av_perception.bag.io import read_bag
+    simulate_scene(SceneJob('train', 3, 5, str(tmp_path), 1, echo_only=True))
+    topics = {m.topic for m in read_bag(tmp_path / 'train_00003')}
+    assert {'audio/echo', 'camera/image_raw', 'gt/depth'} <= topics
+    assert not topics & {'audio/raw', 'audio/binaural', 'gt/sound_direction'}
+    pairs = echo_dataset.read_pairs(tmp_path / 'train_00003', SPEC, (64, 64))
+    assert len(pairs) == 1 and np.abs(pairs.echo[0]).max() > 1e-3    # a real echo
