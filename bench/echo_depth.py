@@ -30,7 +30,7 @@ from av_perception.sim.bags import simulate
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
-MEAN_DEPTH = ROOT / 'data' / 'echo_depth_train_mean.npy'
+MEAN_DEPTH = RESULTS / 'echo_depth_train_mean.npy'   # written by --train-data
 STUDENTS = {'student_pseudo': 'echo_depth_pseudo', 'student_sam': 'echo_depth',
             'student_gt': 'echo_depth_gt'}
 
