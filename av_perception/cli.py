@@ -53,7 +53,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f'--snr-db expects LO <= HI, got {args.snr_db}')
     results = simulate(args.out, args.scenes, seed=args.seed, split=args.split,
                        first=args.first, jobs=args.jobs, poses=args.poses,
-                       snr_db=tuple(args.snr_db), teacher=args.teacher)
+                       snr_db=tuple(args.snr_db), teacher=args.teacher,
+                       echo_only=args.echo_only)
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
     return 0
@@ -76,6 +77,96 @@ def _cmd_eval_direction(args: argparse.Namespace) -> int:
     print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
                                                                for k, v in summary.items()))
     return 0
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from av_perception.arrays import load_array
+    from av_perception.echo.dataset import build
+    from av_perception.echo.features import spec_for
+    from av_perception.paths import shipped_model
+    if args.tolerance < 0:
+        raise ConfigError(f'--tolerance must be >= 0 s, got {args.tolerance}')
+    spec = spec_for(load_array(args.array), args.max_range)
+    build(args.bags, args.out, args.teacher or shipped_model('echo_teacher'), spec,
+          tolerance=args.tolerance, namespace=args.namespace)
+    return 0
+
+
+def _cmd_train_echo_teacher(args: argparse.Namespace) -> int:
+    from av_perception.train.echo_depth import train_teacher
+    res = train_teacher(args.bags, args.out, epochs=args.epochs, seed=args.seed)
+    print(f'[train] wrote {res["model"]} ({res["frames"]} frames from {res["bags"]} bags, best '
+          f'epoch {res["best_epoch"]}; curve {res["curve"]})')
+    return 0
+
+
+def _cmd_train_echo_depth(args: argparse.Namespace) -> int:
+    from av_perception.train.echo_depth import StudentConfig, train_student
+    if args.epochs < 1 or args.sam_blocks < 1 or args.k < 1:
+        raise ConfigError('--epochs, --sam-blocks and --k must be at least 1')
+    cfg = StudentConfig(variant=args.variant, sam_blocks=args.sam_blocks, k=args.k,
+                        epochs=args.epochs, seed=args.seed, width=args.width)
+    res = train_student(args.data, args.out, cfg)
+    if 'model' in res:
+        print(f'[train] wrote {res["model"]} ({res["variant"]}, {res["train_examples"]} '
+              f'training examples, {res["seconds"]:.0f} s; curve {res["curve"]})')
+    return 0
+
+
+def _cmd_eval_echo_depth(args: argparse.Namespace) -> int:
+    from av_perception.echo.evaluate import format_scores, score_student
+    print(format_scores({'model': score_student(args.bags, args.model, args.tolerance,
+                                                args.namespace)}))
+    return 0
+
+
+def _add_echo_depth_commands(sub, tsub, esub) -> None:
+    """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``."""
+    p = sub.add_parser('dataset', help='echo / camera pairs from bags, with the teacher\'s '
+                       'pseudo-depth, cached for echo-depth training',
+                       description='Pair each audio/echo chunk with the camera frame nearest in '
+                                   'time, run the visual teacher (pseudo-depth and feature maps) '
+                                   'and cache the result; gt/depth, where the bags have it, is '
+                                   'kept for evaluation only.')
+    p.add_argument('--bags', type=Path, nargs='+', required=True, help='folder(s) of bags')
+    p.add_argument('--out', type=Path, required=True, help='data set folder to write')
+    p.add_argument('--teacher', type=Path, help='ONNX depth teacher (default: the shipped one)')
+    p.add_argument('--tolerance', type=float, default=0.05,
+                   help='largest echo / camera stamp difference for a pair [s]')
+    p.add_argument('--array', default='echo_head', help='echo array geometry')
+    p.add_argument('--max-range', type=float, default=12.0, help='echo range [m]')
+    p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    p.set_defaults(func=_cmd_dataset)
+
+    t = tsub.add_parser('echo-teacher', help='the stand-in RGB -> depth teacher (simulated bags '
+                        'with gt/depth)')
+    t.add_argument('--bags', type=Path, required=True)
+    t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
+    t.add_argument('--epochs', type=int, default=12)
+    t.add_argument('--seed', type=int, default=0)
+    t.set_defaults(func=_cmd_train_echo_teacher)
+
+    t = tsub.add_parser('echo-depth', help='the echo student (depth from echoes); torchrun '
+                        'for data-parallel training')
+    t.add_argument('--data', type=Path, required=True, help='folder made by `dataset`')
+    t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
+    t.add_argument('--variant', choices=['pseudo', 'sam', 'gt'], default='sam',
+                   help='pseudo-depth only, pseudo-depth + SAM, or ground truth (simulation)')
+    t.add_argument('--sam-blocks', type=int, default=2, help='SAM blocks, coarsest first')
+    t.add_argument('--k', type=int, default=64, help='embeddings of the first SAM block '
+                   '(K/4 for each next one)')
+    t.add_argument('--width', type=int, default=16, help='channel multiplier')
+    t.add_argument('--epochs', type=int, default=25)
+    t.add_argument('--seed', type=int, default=0)
+    t.set_defaults(func=_cmd_train_echo_depth)
+
+    e = esub.add_parser('echo-depth', help='depth from echoes vs gt/depth')
+    e.add_argument('--bags', type=Path, required=True)
+    e.add_argument('--model', type=Path, help='ONNX student (default: the shipped one)')
+    e.add_argument('--tolerance', type=float, default=0.05,
+                   help='largest echo / gt/depth stamp difference [s]')
+    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.set_defaults(func=_cmd_eval_echo_depth)
 
 
 def _cmd_check_array(args: argparse.Namespace) -> int:
@@ -164,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--teacher', action='store_true',
                    help='also record the 16-mic virtual teacher array (audio/teacher) that the '
                         'learned direction models distil from')
+    p.add_argument('--echo-only', action='store_true',
+                   help='camera, echo and ground truth only, without the array and binaural '
+                        'streams (about 3x faster; data for echo depth)')
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
 
@@ -197,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     e.set_defaults(func=_cmd_eval_direction)
+    _add_echo_depth_commands(sub, tsub, esub)
 
     p = sub.add_parser('check-array', help='check channel order and geometry against a '
                        'recording of a source at a known direction',

@@ -115,3 +115,12 @@ def encode(array: np.ndarray, encoding: str) -> RawImage:
     h, w = data.shape[:2]
     return RawImage(height=h, width=w, encoding=encoding, step=w * nch * dtype.itemsize,
                     data=data.tobytes(), is_bigendian=False)
+
+
+def decode_message(msg, *, want: str | None = None) -> np.ndarray:
+    """A sensor_msgs/Image of any binding (rclpy, or rosbags when read from a
+    bag) -> numpy, through :func:`decode`."""
+    return decode(RawImage(height=int(msg.height), width=int(msg.width),
+                           encoding=str(msg.encoding), step=int(msg.step),
+                           data=bytes(msg.data), is_bigendian=bool(msg.is_bigendian)),
+                  want=want)

@@ -22,8 +22,6 @@ RVIZ = ROOT / 'config' / 'av_perception.rviz'
 # when its node is merged (test_pending_topics_are_not_published_yet fails
 # until then, so the list cannot outlive its purpose).
 NOT_YET_MERGED: dict[str, tuple[str, ...]] = {
-    'echo_depth': ('echo_depth/depth', 'echo_depth/camera_info', 'echo_depth/occupancy',
-                   'echo_depth/points'),
     'av_heatmap': ('av_heatmap/heatmap', 'av_heatmap/overlay'),
     'rotation': ('rotation/twist', '/tf'),
 }

@@ -21,6 +21,7 @@ NODES: dict[str, str] = {
     'sound_direction': 'av_perception.nodes.sound_direction:SoundDirectionNode',
     'audio_capture': 'av_perception.nodes.audio_capture:AudioCaptureNode',
     'chirp_emitter': 'av_perception.nodes.chirp_emitter:ChirpEmitterNode',
+    'echo_depth': 'av_perception.nodes.echo_depth:EchoDepthNode',
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
 from av_perception.arrays import load_array
@@ -68,6 +69,20 @@ def audio_common_info(channels: int = 4, rate: int = 16000):
     return make
 
 
+def echo_chunks(array: str = 'echo_head', max_range: float = 12.0):
+    """``make(k, stamp_ns)`` of echo windows of ``array`` (sample 0 = the
+    chirp's emission; one per slot), as the chirp emitter publishes them."""
+    from av_perception.echo.features import spec_for
+    geom = load_array(array)
+    spec = spec_for(geom, max_range)
+    pool = _noise(geom.channels, spec.window, seed=1)
+
+    def make(k: int, stamp_ns: int) -> AudioChunk:
+        return block_to_chunk(AudioBlock(pool[k % len(pool)], geom.sample_rate,
+                                         k * spec.window, stamp_ns, geom.frame_id))
+    return make
+
+
 def _header_stamp(msg) -> int:
     return stamp_to_ns(msg.header.stamp)
 
@@ -76,8 +91,8 @@ def _markers_stamp(msg: MarkerArray) -> int:
     return stamp_to_ns(msg.markers[0].header.stamp)
 
 
-#: Analysis window of sound_direction under load [s] (its default).
-_WINDOW = 0.256
+#: Analysis window of sound_direction under load [s] (its default: the array's).
+_WINDOW = load_array('respeaker4').doa_window
 
 TARGETS: dict[str, LoadTarget] = {
     # every window gives a MarkerArray (a DELETEALL at least), stamped at the
@@ -95,6 +110,10 @@ TARGETS: dict[str, LoadTarget] = {
         [LoadInput('audio_info', AudioInfo, audio_common_info(), LATCHED, once=True),
          LoadInput('audio', AudioDataStamped, audio_common_buffers(), AUDIO)],
         1 / CHUNK_SECONDS, ('audio/raw', AudioChunk), _header_stamp, offset_s=CHUNK_SECONDS),
+    # one depth image per echo, with the echo's stamp
+    'echo_depth': LoadTarget(
+        'echo_depth', {}, [LoadInput('audio/echo', AudioChunk, echo_chunks(), AUDIO)], 2.0,
+        ('echo_depth/depth', Image), _header_stamp),
     # outputs only /diagnostics: latency is its own callback time
     'audio_monitor': LoadTarget(
         'audio_monitor', {'array': 'respeaker4'},

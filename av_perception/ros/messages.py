@@ -66,10 +66,7 @@ def block_to_chunk(block: AudioBlock) -> AudioChunk:
 
 def image_to_array(msg: Image, want: str | None = None) -> np.ndarray:
     """sensor_msgs/Image -> numpy; ``want`` converts colour to 'rgb8'/'bgr8'."""
-    raw = imgcodec.RawImage(height=int(msg.height), width=int(msg.width),
-                            encoding=str(msg.encoding), step=int(msg.step),
-                            data=bytes(msg.data), is_bigendian=bool(msg.is_bigendian))
-    return imgcodec.decode(raw, want=want)
+    return imgcodec.decode_message(msg, want=want)
 
 
 def array_to_image(array: np.ndarray, encoding: str, hdr: Header) -> Image:

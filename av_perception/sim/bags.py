@@ -36,6 +36,10 @@ TOPICS = {
 }
 
 
+#: Topics an echo-only bag (``simulate --echo-only``) does not have.
+ECHO_ONLY_SKIPS = ('/audio/raw', '/audio/binaural', '/gt/sound_direction')
+
+
 def static_frames(sim: SceneSimulator) -> list[StaticFrame]:
     """base -> each array frame and the camera (+ its optical frame)."""
     r = sim.robot
@@ -110,11 +114,15 @@ def stamp_of(msg) -> int:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
-def write_slot(writer: BagWriter, m: Messages, sim: SceneSimulator, slot) -> int:
-    """Write one slot's messages (bag time = header stamp); returns how many."""
+def write_slot(writer: BagWriter, m: Messages, sim: SceneSimulator, slot,
+               streams: bool = True) -> int:
+    """Write one slot's messages (bag time = header stamp); returns how many.
+    ``streams=False``: without the array / binaural streams and their
+    ground-truth directions."""
     out = (frame_messages(m, sim, slot.stamp_ns, slot.pose, slot.rgb, slot.depth,
                           slot.source_mask)
-           + slot_event_messages(m, sim, slot) + audio_chunk_messages(m, sim, slot))
+           + slot_event_messages(m, sim, slot)
+           + (audio_chunk_messages(m, sim, slot) if streams else []))
     for topic, msg in out:
         writer.write(topic, TOPICS[topic], stamp_of(msg), msg)
     return len(out)
@@ -130,6 +138,7 @@ class SceneJob:
     snr_db: tuple[float, float] = (10.0, 30.0)
     teacher: bool = False
     classes: tuple[str, ...] | None = None
+    echo_only: bool = False   # camera, echo and ground truth; no array / binaural streams
 
 
 def simulate_scene(job: SceneJob) -> dict:
@@ -143,13 +152,17 @@ def simulate_scene(job: SceneJob) -> dict:
     m = Messages()
     with SceneSimulator(scene, load_robot(), teacher=job.teacher) as sim, \
             BagWriter(path) as writer:
+        skip = set(ECHO_ONLY_SKIPS if job.echo_only else ())
+        if not job.teacher or job.echo_only:
+            skip.add('/audio/teacher')
         for topic, msgtype in TOPICS.items():
-            if topic != '/audio/teacher' or job.teacher:
+            if topic not in skip:
                 writer.add_topic(topic, msgtype)
         writer.write('/tf_static', TOPICS['/tf_static'], T0_NS, m.tf(static_frames(sim), T0_NS))
         count = 1
         for k in range(len(scene.poses)):
-            count += write_slot(writer, m, sim, sim.slot(k))
+            count += write_slot(writer, m, sim, sim.slot(k, streams=not job.echo_only),
+                                streams=not job.echo_only)
     return {'bag': path.name, 'split': job.split, 'scene_id': job.scene_id,
             'samples': len(scene.poses), 'messages': count,
             'seconds': time.perf_counter() - start, 'scene': describe(scene)}
@@ -158,15 +171,16 @@ def simulate_scene(job: SceneJob) -> dict:
 def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first: int = 0,
              jobs: int = 0, poses: int = 8, snr_db: tuple[float, float] = (10.0, 30.0),
              teacher: bool = False, ids: list[int] | None = None,
-             classes: tuple[str, ...] | None = None, progress=sys.stderr) -> list[dict]:
+             classes: tuple[str, ...] | None = None, echo_only: bool = False,
+             progress=sys.stderr) -> list[dict]:
     """Write ``scenes`` bags (scene ids ``first``... or ``ids``) into ``out``
     (in parallel over ``jobs`` processes, 0: one per core); deterministic for
     a given seed. Returns the summaries, also written to ``out/index.jsonl``."""
     out.mkdir(parents=True, exist_ok=True)
     ids = list(ids) if ids is not None else [first + i for i in range(scenes)]
     scenes = len(ids)
-    todo = [SceneJob(split, i, seed, str(out), poses, tuple(snr_db), teacher, classes)
-            for i in ids]
+    todo = [SceneJob(split, i, seed, str(out), poses, tuple(snr_db), teacher, classes,
+                     echo_only) for i in ids]
     jobs = jobs or mp.cpu_count()
     results = []
     start = time.perf_counter()

@@ -302,16 +302,17 @@ class SceneSimulator:
             mask[view.labels == s.box] = 255
         return view, mask
 
-    def slot(self, k: int, audio: bool = True) -> Slot:
-        """Render slot k (``audio=False``: images and ground truth only)."""
+    def slot(self, k: int, audio: bool = True, streams: bool = True) -> Slot:
+        """Render slot k (``audio=False``: images and ground truth only;
+        ``streams=False``: no array and binaural streams (zeros), the echo is
+        rendered -- several times faster, for echo-depth data)."""
         pose = self.scene.poses[k]
         view, mask = self.frame(pose)
         teacher = None
-        if audio:
-            echo = self.echo(k)
+        echo = self.echo(k) if audio else np.zeros((2, self.echo_len), np.float32)
+        if audio and streams:
             array, binaural, teacher = self.streams(k)
         else:
-            echo = np.zeros((2, self.echo_len), np.float32)
             array = np.zeros((self.arrays['array'].channels, self.slot_len), np.float32)
             binaural = np.zeros((2, self.slot_len), np.float32)
         return Slot(index=k, stamp_ns=T0_NS + int(round(k * self.slot_seconds * 1e9)),

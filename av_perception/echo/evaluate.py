@@ -1,0 +1,157 @@
+"""Scoring depth from echoes on any bags with ``audio/echo`` and ``gt/depth``
+(``av-perception eval echo-depth`` and bench/echo_depth).
+
+Metrics over the valid pixels of each image (ground truth finite, > 0 and
+within the model's range), then averaged over images, as BatVision and DAPS
+report them: MAE and RMSE [m], abs-rel (mean |p - g| / g), delta_i (share of
+pixels with max(p/g, g/p) < 1.25^i). ``occ_iou``: intersection over union of
+the free cells of the occupancy grid made from the prediction and of the one
+the same ray casting makes from the ground-truth depth. ``ms_per_echo``:
+median inference time per echo (features + network) on one thread.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from av_perception.doa.dataset import list_bags
+from av_perception.echo.dataset import Pairs, read_pairs
+from av_perception.echo.features import EchoSpec
+from av_perception.echo.model import EchoDepthModel
+from av_perception.echo.occupancy import CameraMount, GridSpec, free_iou, occupancy_from_depth
+from av_perception.errors import InputError
+
+METRICS = ('mae', 'rmse', 'abs_rel', 'delta1', 'delta2', 'delta3', 'occ_iou', 'ms_per_echo')
+
+
+def depth_metrics(pred: np.ndarray, gt: np.ndarray, max_depth: float) -> dict | None:
+    """Metrics of one image over its valid pixels (None if it has none)."""
+    pred = np.asarray(pred, np.float64)
+    gt = np.asarray(gt, np.float64)
+    valid = np.isfinite(gt) & (gt > 0) & (gt <= max_depth) & np.isfinite(pred)
+    if not valid.any():
+        return None
+    p = np.clip(pred[valid], 1e-3, None)
+    g = gt[valid]
+    err = p - g
+    ratio = np.maximum(p / g, g / p)
+    return {'mae': float(np.abs(err).mean()), 'rmse': float(np.sqrt((err ** 2).mean())),
+            'abs_rel': float((np.abs(err) / g).mean()),
+            'delta1': float((ratio < 1.25).mean()), 'delta2': float((ratio < 1.25 ** 2).mean()),
+            'delta3': float((ratio < 1.25 ** 3).mean())}
+
+
+@dataclass
+class Scores:
+    """Per-image metrics of one model on a test set."""
+
+    per_image: list = field(default_factory=list)
+    occ: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    skipped: int = 0        # images without valid ground truth
+
+    def summary(self) -> dict:
+        out: dict = {}
+        for m in METRICS[:6]:
+            vals = [d[m] for d in self.per_image]
+            out[m] = round(float(np.mean(vals)), 4) if vals else None
+        occ = [v for v in self.occ if not math.isnan(v)]
+        out['occ_iou'] = round(float(np.mean(occ)), 4) if occ else None
+        out['ms_per_echo'] = (round(1e3 * float(np.median(self.seconds)), 3)
+                              if self.seconds else None)
+        out['images'] = len(self.per_image)
+        return out
+
+
+@dataclass
+class TestSet:
+    """Echo / camera pairs with ground-truth depth, and their intrinsics."""
+
+    pairs: Pairs
+    bags: int
+
+    @property
+    def k(self) -> np.ndarray:
+        return self.pairs.k
+
+
+def load_test(bags_dir: str | Path, spec: EchoSpec, size: tuple[int, int],
+              tolerance: float = 0.05, namespace: str = '') -> TestSet:
+    """The pairs of every bag that have gt/depth.
+
+    Raises:
+        InputError: no bag, or no pair with ground truth.
+    """
+    bags = list_bags(bags_dir)
+    pairs = Pairs()
+    for bi, bag in enumerate(bags):
+        read_pairs(bag, spec, size, tolerance, namespace, bi, into=pairs)
+    keep = [i for i, g in enumerate(pairs.gt) if g is not None]
+    if not keep:
+        raise InputError('gt', f'gt/depth within {tolerance} s of the echo chunks in {bags_dir}',
+                         f'none ({len(pairs)} pairs)')
+    out = Pairs(k=pairs.k, unpaired=pairs.unpaired + len(pairs) - len(keep),
+                echo_chunks=pairs.echo_chunks)
+    for name in ('echo', 'rgb', 'gt', 'stamps', 'bag'):
+        setattr(out, name, [getattr(pairs, name)[i] for i in keep])
+    return TestSet(out, len(bags))
+
+
+def score(test: TestSet, predict: Callable[[int], np.ndarray], max_depth: float,
+          mount: CameraMount = CameraMount(), grid: GridSpec = GridSpec()) -> Scores:
+    """Score ``predict(i) -> depth (h, w)`` on every pair of the test set;
+    the time of each call is the model's time per echo."""
+    out = Scores()
+    for i, gt in enumerate(test.pairs.gt):
+        t = time.perf_counter()
+        pred = predict(i)
+        out.seconds.append(time.perf_counter() - t)
+        m = depth_metrics(pred, gt, max_depth)
+        if m is None:
+            out.skipped += 1
+            continue
+        out.per_image.append(m)
+        ref = occupancy_from_depth(np.where(gt <= max_depth, gt, np.nan), test.k, mount, grid)
+        out.occ.append(free_iou(occupancy_from_depth(pred, test.k, mount, grid), ref))
+    return out
+
+
+def score_student(bags_dir: str | Path, model: str | Path | None = None,
+                  tolerance: float = 0.05, namespace: str = '',
+                  test: TestSet | None = None) -> dict:
+    """Metrics of an echo-depth model (default: the shipped one) on bags."""
+    net = EchoDepthModel(model)
+    if test is None:
+        test = load_test(bags_dir, net.spec, (net.height, net.width), tolerance, namespace)
+    echoes = test.pairs.echo
+    sr = net.spec.sample_rate
+    return score(test, lambda i: net(echoes[i], sr), net.max_depth).summary()
+
+
+def score_teacher(test: TestSet, teacher: str | Path, max_depth: float) -> dict:
+    """Metrics of an RGB teacher on the camera frames of the pairs."""
+    from av_perception.echo.teacher import Teacher
+    t = Teacher(teacher, tuple(test.pairs.gt[0].shape))
+    rgb = test.pairs.rgb
+    return score(test, lambda i: t(rgb[i][None])[0][0], max_depth).summary()
+
+
+def score_constant(test: TestSet, depth: np.ndarray, max_depth: float) -> dict:
+    """Metrics of one fixed depth image (the mean-depth baseline)."""
+    return score(test, lambda i: depth.copy(), max_depth).summary()
+
+
+def format_scores(results: dict) -> str:
+    """One line per model."""
+    lines = []
+    for name, r in results.items():
+        lines.append(f'{name:15s} ' + '  '.join(
+            f'{m} {r[m]:.3f}' if isinstance(r.get(m), float) else f'{m} {r.get(m)}'
+            for m in METRICS) + f'  ({r.get("images")} images)')
+    return '\n'.join(lines)
