@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', type=Path, required=True, help='folder for the ONNX models')
     t.add_argument('--target', choices=['selfsup', 'labels', 'both'], default='both',
                    help='self-supervised, label-trained reference, or both')
-    t.add_argument('--epochs', type=int, default=40)
+    t.add_argument('--epochs', type=int, default=20, help='epochs per target (self-supervised: '
+                   '10 of the visual pretext task and 2 of binaural warm-up included)')
     t.add_argument('--seed', type=int, default=0)
     t.set_defaults(func=_cmd_train_rotation)
 

@@ -119,7 +119,7 @@ def test_fusion_uses_agreeing_audio_and_ignores_disagreeing_audio():
     f = fuse(v, math.radians(10.0), math.radians(-11.0))
     assert f.audio_used and f.sigma < v.sigma
     assert math.degrees(f.yaw) == pytest.approx(20.0, abs=0.5)
-    assert not fuse(v, math.radians(10.0), math.radians(60.0)).audio_used
+    assert not fuse(v, math.radians(10.0), math.radians(85.0)).audio_used
     assert fuse(v, None, 0.1) is v
 
 

@@ -18,8 +18,8 @@ between which the robot turned in place by r:
 - geometric consistency: a source at azimuth a (robot frame) is seen at
   a - r after the turn. With folded azimuths a_s, a_t the front hypothesis
   predicts a_t = fold(a_s - r) and the back one a_t = fold(pi - a_s - r) =
-  fold(a_s + r) (fold = asin(sin .)); the loss is the smaller squared error
-  of the two (:func:`consistency_loss`);
+  fold(a_s + r) (fold = asin(sin .)); the loss is the smaller error of the
+  two (:func:`consistency_residual`, Huber);
 - binaural symmetry: swapping left and right negates the azimuth;
 - visual symmetry: swapping the two views negates the yaw, and mirroring
   both frames left/right negates it (with the binaural channels swapped, the
@@ -27,14 +27,23 @@ between which the robot turned in place by r:
 - a prior against the trivial solution (yaw 0, every azimuth equal, which
   satisfies all of the above): around a robot that turns to every heading,
   sources are seen from every direction, so folded azimuths are uniform on
-  [-90, 90] deg; the loss is the 1-D Wasserstein distance between a batch's
-  azimuths and that uniform distribution.
+  [-90, 90] deg (1-D Wasserstein distance of a batch to that distribution);
+- a visual pretext task instead of the paper's cross-view binauralization
+  (not done here): each frame warped by the homography of two camera turns
+  (:func:`synthetic_pairs`), whose difference the network must give. It
+  uses the frames' own field of view, no labels. Without it, the two
+  networks, trained jointly from scratch, settle on the trivial solution.
 
-What these cannot fix is the global mirror (every yaw and azimuth negated
-is an equally consistent solution). It is resolved afterwards, as the paper
-does, with a handful (``SIGN_PAIRS``) of labelled validation pairs: the sign
-whose yaw agrees with theirs is kept (one bit of supervision; a robot could
-use its commanded turn direction instead).
+Training runs in phases: pretext (visual only), binaural warm-up (visual
+frozen, the binaural network learns from the turns it sees), then joint.
+
+Signs: every yaw and azimuth negated is an equally consistent solution,
+and with folded azimuths the binaural sign is not tied to the visual one (a
+mirrored head hears a source in front as if it were behind). Both are fixed
+afterwards, as the paper does, by a handful (``SIGN_PAIRS``) of labelled
+validation samples: pairs for the yaw, views for the azimuth (one bit of
+supervision each; a robot could use its commanded turn direction for the
+yaw).
 
 ``--target labels`` trains the same networks with the true yaw and
 direction (the supervised upper reference).
@@ -55,7 +64,7 @@ import numpy as np
 from av_perception.doa.classic import fold_front
 from av_perception.errors import ConfigError
 from av_perception.rotation.dataset import load_all
-from av_perception.rotation.features import RotationSpec
+from av_perception.rotation.features import RotationSpec, hfov_deg
 
 TARGETS = ('selfsup', 'labels')
 MAX_SHIFT = 20            # cells of the stride-2 feature map (+-51 deg at 64 px, 90 deg HFOV)
@@ -210,20 +219,30 @@ def rotation_homography(yaw: float, spec: RotationSpec) -> np.ndarray:
 
 
 def synthetic_pairs(grey: np.ndarray, spec: RotationSpec, rng: np.random.Generator,
-                    max_yaw: float = math.radians(45.0)) -> tuple[np.ndarray, np.ndarray]:
+                    max_yaw: float = math.radians(50.0)) -> tuple[np.ndarray, np.ndarray]:
     """The pretext task: each frame seen by a camera turned by r1 and by r2
-    (a homography; what falls outside the frame is 0, the standardised
-    mean), and the turn r2 - r1 between the two views. No labels: the
-    geometry of a turning pinhole camera with the frames' own field of view."""
+    (a homography), and the turn r2 - r1 between the two views. What the
+    turned camera would see outside the original frame is filled with
+    another frame's pixels: new, unrelated content, as after a real turn
+    (an empty border would let the network read the turn off the border's
+    width). No labels: the geometry of a turning pinhole camera with the
+    frames' own field of view."""
     import cv2
     n = spec.image_size
-    r1 = rng.uniform(-max_yaw / 2, max_yaw / 2, len(grey))
-    r2 = np.clip(r1 + rng.uniform(-max_yaw, max_yaw, len(grey)), -max_yaw, max_yaw)
+    turn = rng.uniform(-max_yaw, max_yaw, len(grey))   # as many large turns as small ones
+    r1 = -turn / 2 + rng.uniform(-max_yaw / 8, max_yaw / 8, len(grey))
+    r2 = r1 + turn
+    filler = rng.permutation(len(grey))
     out = np.zeros((len(grey), 2, n, n), np.float32)
+    ones = np.ones((n, n), np.float32)
     for i, g in enumerate(grey):
         for j, r in enumerate((r1[i], r2[i])):
-            out[i, j] = cv2.warpPerspective(g, rotation_homography(r, spec), (n, n),
-                                            flags=cv2.INTER_LINEAR, borderValue=0.0)
+            H = rotation_homography(r, spec)
+            warped = cv2.warpPerspective(g, H, (n, n), flags=cv2.INTER_LINEAR,
+                                         borderValue=0.0)
+            inside = cv2.warpPerspective(ones, H, (n, n), flags=cv2.INTER_LINEAR,
+                                         borderValue=0.0)
+            out[i, j] = inside * warped + (1.0 - inside) * grey[filler[(i + j) % len(grey)]]
     return out, (r2 - r1).astype(np.float32)
 
 
@@ -242,8 +261,10 @@ class Data:
 
 def build_data(bags_dirs: list, spec: RotationSpec, progress=sys.stderr) -> Data:
     grey, audio, loud, az, pairs, yaw, room, offset, n_bags = [], [], [], [], [], [], [], 0, 0
+    all_bags = []
     for d in bags_dirs:
         bags, prs = load_all(d, spec, progress=progress)
+        all_bags += bags
         starts = np.cumsum([0] + [len(b.views) for b in bags])
         for b in bags:
             for v in b.views:
@@ -260,6 +281,10 @@ def build_data(bags_dirs: list, spec: RotationSpec, progress=sys.stderr) -> Data
         n_bags += len(bags)
     if len(pairs) < 10:
         raise ConfigError(f'only {len(pairs)} turn-in-place pairs in {bags_dirs}; need more bags')
+    fovs = {round(hfov_deg(b.K, b.width), 1) for b in all_bags if b.K is not None}
+    if any(abs(f - spec.hfov_deg) > 1.0 for f in fovs):
+        raise ConfigError(f'the bags\' cameras have fields of view {sorted(fovs)} deg; the '
+                          f'rotation models are made for {spec.hfov_deg} deg')
     return Data(np.stack(grey), np.stack(audio), np.array(loud), np.array(az, np.float32),
                 np.array(pairs), np.array(yaw, np.float32), np.array(room), n_bags)
 
@@ -301,9 +326,14 @@ def _batch_losses(vis, aud, data_t, idx, target, rng, fixed_yaw=None):
         else r.sum() * 0
     if target == 'selfsup':
         if both.any():
-            res = consistency_residual(r[both], a_s[both], a_t[both])
-            terms['consistency'] = torch.nn.functional.smooth_l1_loss(
-                res, torch.zeros_like(res), beta=0.1)
+            # the sound learns from the turn (weight 'consistency') and the
+            # turn, more weakly, from the sound ('consistency_visual')
+            huber = torch.nn.functional.smooth_l1_loss
+            res = consistency_residual(r[both].detach(), a_s[both], a_t[both])
+            terms['consistency'] = huber(res, torch.zeros_like(res), beta=0.1)
+            if fixed_yaw is None:
+                res = consistency_residual(r[both], a_s[both].detach(), a_t[both].detach())
+                terms['consistency_visual'] = huber(res, torch.zeros_like(res), beta=0.1)
             terms['prior'] = uniform_prior_loss(torch.cat([a_s[loud[first]],
                                                            a_t[loud[second]]]))
     else:
@@ -315,7 +345,8 @@ def _batch_losses(vis, aud, data_t, idx, target, rng, fixed_yaw=None):
     return terms
 
 
-WEIGHTS = {'swap': 1.0, 'mirror': 1.0, 'binaural': 1.0, 'consistency': 10.0, 'prior': 1.0,
+WEIGHTS = {'swap': 1.0, 'mirror': 1.0, 'binaural': 1.0, 'consistency': 10.0,
+           'consistency_visual': 1.0, 'prior': 1.0,
            'yaw': 10.0, 'azimuth': 1.0, 'pretext': 10.0}
 
 
@@ -328,8 +359,8 @@ def _val_loss(vis, aud, data_t, idx, target) -> float:
     return float(sum(WEIGHTS[k] * v for k, v in terms.items()))
 
 
-def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs: int = 25,
-          batch: int = 32, lr: float = 2e-3, seed: int = 0, pretext: int = 8, warmup: int = 3,
+def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs: int = 20,
+          batch: int = 32, lr: float = 2e-3, seed: int = 0, pretext: int = 10, warmup: int = 2,
           progress=sys.stderr) -> dict:
     """Train the chosen targets from the same data, checkpoint each epoch
     (resumable), fix the self-supervised sign, export ONNX; returns a summary.
@@ -497,7 +528,11 @@ def rotation_outputs(vis, pairs, grey):
 
 
 def fix_sign(vis, aud, data: Data, va_idx: np.ndarray, data_t) -> str:
-    """The global sign: the first SIGN_PAIRS labelled validation pairs vote."""
+    """The global signs. The visual yaw: the first SIGN_PAIRS labelled
+    validation pairs vote. The binaural azimuth: with folded azimuths a
+    mirrored binaural network is exactly as consistent (a source in front
+    seen mirrored behaves like one behind), so the first SIGN_PAIRS
+    validation views with one labelled direction vote for it."""
     torch, _ = _nn()
     idx = va_idx[:SIGN_PAIRS]
     with torch.no_grad():
@@ -505,8 +540,16 @@ def fix_sign(vis, aud, data: Data, va_idx: np.ndarray, data_t) -> str:
     agree = float(np.sum(r * data.yaw[idx]))
     if agree < 0:
         vis.sign.mul_(-1.0)
+    views = np.unique(data.pairs[va_idx])
+    views = views[~np.isnan(data.azimuth[views])][:SIGN_PAIRS]
+    with torch.no_grad():
+        a = aud(data_t[1][views]).numpy()
+    agree_a = float(np.sum(a * data.azimuth[views]))
+    if agree_a < 0:
         aud.sign.mul_(-1.0)
-    return f'{"flipped" if agree < 0 else "kept"} by {len(idx)} labelled validation pairs'
+    return (f'visual {"flipped" if agree < 0 else "kept"} by {len(idx)} labelled validation '
+            f'pairs, binaural {"flipped" if agree_a < 0 else "kept"} by {len(views)} labelled '
+            'validation views')
 
 
 def _plot_curve(curve: list, path: Path, target: str) -> None:
