@@ -55,16 +55,20 @@ def main() -> None:
                      progress=io.StringIO())
         per_set[name] = score(folder, model=args.models / 'rotation_visual.onnx',
                               labels_model=args.models / 'rotation_visual_labels.onnx',
-                              binaural_model=args.models / 'rotation_binaural.onnx')
+                              binaural_model=args.models / 'rotation_binaural.onnx',
+                              labels_binaural_model=args.models / 'rotation_binaural_labels.onnx')
         lines += report(per_set[name], label=f'{name:>15} ')
     methods = ('selfsup', 'supervised', 'opencv')
-    every = {m: merged([r[m] for r in per_set.values()]) for m in (*methods, 'binaural')}
+    audio = ('binaural', 'binaural_supervised')
+    every = {m: merged([r[m] for r in per_set.values()]) for m in (*methods, *audio)}
     lines += report(every, label=f'{"all":>15} ')
     results = {m: every[m].summary() for m in methods}
-    results['binaural'] = every['binaural'].summary(with_time=False)
+    for m in audio:
+        results[m] = every[m].summary(with_time=False)
     for name, r in per_set.items():
         results[name] = {m: r[m].summary() for m in methods}
-        results[name]['binaural'] = r['binaural'].summary(with_time=False)
+        for m in audio:
+            results[name][m] = r[m].summary(with_time=False)
     poor = results['poorly_textured']
     results['targets'] = {
         'selfsup_median_deg_le': TARGET_SELFSUP_DEG,

@@ -174,14 +174,21 @@ def test_node_publishes_a_simulated_turn_on_tf_and_twist(ros, turn_views):
     pub.publish(_image(b, t0 + 500_000_000))
     ros.spin_until(lambda: twists and tfs, what='twist and tf')
     tw = twists[-1]
-    assert math.degrees(tw.twist.twist.angular.z * 0.5) == pytest.approx(15.0, abs=3.0)
+    # what the library says for these frames, exactly; and the true turn
+    # within the model's accuracy (bench/results/rotation.json: median 5.7,
+    # mean 9.9 deg on held-out textured rooms; it underestimates large turns)
+    from av_perception.rotation.estimate import VisualRotation
+    want = VisualRotation().estimate(grey_input(a, SPEC.image_size),
+                                     grey_input(b, SPEC.image_size))
+    assert tw.twist.twist.angular.z * 0.5 == pytest.approx(want.yaw, abs=1e-5)
+    assert math.degrees(tw.twist.twist.angular.z * 0.5) == pytest.approx(15.0, abs=7.0)
     sigma = math.sqrt(tw.twist.covariance[35]) * 0.5
-    assert 0 < math.degrees(sigma) < 10.0
+    assert sigma == pytest.approx(want.sigma, rel=1e-4) and 0 < math.degrees(sigma) < 10.0
     assert tw.header.frame_id == 'base_link'
     t = tfs[-1].transforms[-1]
     assert (t.header.frame_id, t.child_frame_id) == ('vo', 'vo_base')
     yaw = 2 * math.atan2(t.transform.rotation.z, t.transform.rotation.w)
-    assert math.degrees(yaw) == pytest.approx(15.0, abs=3.0)
+    assert yaw == pytest.approx(want.yaw, abs=1e-5)
     assert t.header.stamp.sec * 10**9 + t.header.stamp.nanosec == t0 + 500_000_000
     # turning back: the integrated yaw returns near 0
     pub.publish(_image(a, t0 + 1_000_000_000))
@@ -189,7 +196,7 @@ def test_node_publishes_a_simulated_turn_on_tf_and_twist(ros, turn_views):
     ros.spin_until(lambda: len(tfs) >= 2, what='second tf')
     t = tfs[-1].transforms[-1]
     assert math.degrees(2 * math.atan2(t.transform.rotation.z, t.transform.rotation.w)) == \
-        pytest.approx(0.0, abs=3.0)
+        pytest.approx(0.0, abs=1.0)   # the exported yaw is antisymmetric: back to 0
     ros.spin_until(lambda: any('model_id' in diag_values([d], 'rotation')
                                for d in diags if any(s.name == 'rotation' for s in d.status)),
                    what='diagnostics')

@@ -54,10 +54,12 @@ def _angle_deg(a: float, b: float) -> float:
 
 def score(bags_dir: str | Path, model: str | Path | None = None,
           labels_model: str | Path | None = None, binaural_model: str | Path | None = None,
-          namespace: str = '', opencv: bool = True, progress=None) -> dict[str, Errors]:
+          namespace: str = '', opencv: bool = True, progress=None,
+          labels_binaural_model: str | Path | None = None) -> dict[str, Errors]:
     """Errors of the self-supervised visual model (``model``, default the
     shipped one), the supervised reference (``labels_model``, default the
-    shipped ``rotation_visual_labels``), OpenCV, and the binaural model.
+    shipped ``rotation_visual_labels``), OpenCV, and the binaural model
+    (and its label-trained reference, ``binaural_supervised``).
 
     Raises:
         ConfigError: bags without the topics scoring needs, or no turn pairs.
@@ -65,14 +67,16 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
     visual = VisualRotation(model)
     reference = VisualRotation(labels_model or shipped_model('rotation_visual_labels'))
     audio = BinauralDirection(binaural_model)
+    audio_ref = BinauralDirection(labels_binaural_model
+                                  or shipped_model('rotation_binaural_labels'))
     spec = visual.spec
-    if reference.spec != spec or audio.spec != spec:
+    if reference.spec != spec or audio.spec != spec or audio_ref.spec != spec:
         raise ConfigError('the scored models were trained on different input contracts')
     bags, pairs = load_all(bags_dir, spec, namespace, need_audio=True, progress=progress)
     if not pairs or any(p.yaw is None for p in pairs):
         raise ConfigError(f'{bags_dir}: no turn-in-place pairs with gt/pose to score')
     out = {'selfsup': Errors(), 'supervised': Errors(), 'opencv': Errors(),
-           'binaural': Errors()}
+           'binaural': Errors(), 'binaural_supervised': Errors()}
     cv = {}
     for p in pairs:
         bv = bags[p.bag]
@@ -101,6 +105,8 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
                 az = audio.azimuth(v.audio)
                 out['binaural'].seconds.append(time.perf_counter() - t)
                 out['binaural'].errors_deg.append(_angle_deg(az, fold_front(v.azimuths[0])))
+                out['binaural_supervised'].errors_deg.append(
+                    _angle_deg(audio_ref.azimuth(v.audio), fold_front(v.azimuths[0])))
     if not opencv:
         del out['opencv']
     return out
@@ -129,4 +135,8 @@ def report(results: dict[str, Errors], label: str = '') -> list[str]:
         lines.append(f'{label}  binaural: median {b["median_deg"]} deg, mean {b["mean_deg"]} '
                      f'deg, n {b["n"]}; target <= {TARGET_BINAURAL_DEG} deg: '
                      f'{"met" if b["median_deg"] <= TARGET_BINAURAL_DEG else "NOT met"}')
+    if 'binaural_supervised' in results and results['binaural_supervised'].errors_deg:
+        b = results['binaural_supervised'].summary(with_time=False)
+        lines.append(f'{label}binaural supervised: median {b["median_deg"]} deg, mean '
+                     f'{b["mean_deg"]} deg, n {b["n"]}')
     return lines
