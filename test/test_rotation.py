@@ -251,3 +251,43 @@ def test_eval_cli_refuses_a_folder_without_bags(tmp_path):
                         str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.count('\n') == 1 and 'bags' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_views):
+    """With use_audio the pair is published once the later frame's binaural
+    segment has arrived; silence is not fused; a 4-channel chunk is dropped."""
+    from geometry_msgs.msg import TwistWithCovarianceStamped
+    from sensor_msgs.msg import Image
+
+    from av_perception.audio.chunk import AudioBlock
+    from av_perception.nodes.rotation import RotationNode
+    from av_perception.ros import qos
+    from av_perception.ros.messages import block_to_chunk
+    from av_perception_msgs.msg import AudioChunk
+    _, (a, b) = turn_views
+    node = ros.node(RotationNode, {'use_audio': True})
+    twists = ros.collect(TwistWithCovarianceStamped, 'rotation/twist')
+    img = ros.publisher(Image, 'camera/image_raw', qos.SENSOR)
+    aud = ros.publisher(AudioChunk, 'audio/binaural', qos.AUDIO)
+    t0 = 1_700_000_000 * 10**9
+    chunk = 1600
+
+    def send_audio(k):
+        aud.publish(block_to_chunk(AudioBlock(np.zeros((2, chunk), np.float32), 16000,
+                                              k * chunk, t0 + k * 100_000_000, 'binaural')))
+    img.publish(_image(a, t0))
+    for k in range(5):
+        send_audio(k)
+    img.publish(_image(b, t0 + 500_000_000))
+    stats = node.input('camera/image_raw')
+    ros.spin_until(lambda: stats.received == 2 and node.input('audio/binaural').received == 5,
+                   what='2 images and 5 chunks')
+    assert twists == []                      # the second frame's audio is still to come
+    for k in range(5, 10):
+        send_audio(k)
+    aud.publish(block_to_chunk(AudioBlock(np.zeros((4, chunk), np.float32), 16000, 10 * chunk,
+                                          t0 + 10**9, 'binaural')))
+    ros.spin_until(lambda: twists, what='the twist once the audio is complete')
+    ros.spin_until(lambda: node.input('audio/binaural').received == 11, what='11 chunks')
+    assert node.monitor.facts['audio_fused'] == 'False'     # silence carries no direction
+    assert dict(node.input('audio/binaural').drops) == {'channels': 1}

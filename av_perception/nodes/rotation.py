@@ -56,7 +56,7 @@ class RotationNode(AvNode):
                            'models/rotation_visual.onnx).', read_only=True)
         audio_model = self.param('binaural_model', '', 'Binaural direction ONNX model ("": '
                                  'the shipped models/rotation_binaural.onnx).', read_only=True)
-        self.use_audio = self.param('use_audio', True, 'Fuse the binaural direction of a '
+        self.use_audio = self.param('use_audio', False, 'Fuse the binaural direction of a '
                                     'static source when one is heard.', read_only=True)
         image_topic = self.param('image_topic', 'camera/image_raw', 'Camera image topic.',
                                  read_only=True)
