@@ -54,7 +54,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     results = simulate(args.out, args.scenes, seed=args.seed, split=args.split,
                        first=args.first, jobs=args.jobs, poses=args.poses,
                        snr_db=tuple(args.snr_db), teacher=args.teacher,
-                       echo_only=args.echo_only)
+                       echo_only=args.echo_only,
+                       textures=tuple(args.textures) if args.textures else None)
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
     return 0
@@ -169,6 +170,26 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     e.set_defaults(func=_cmd_eval_echo_depth)
 
 
+def _cmd_train_rotation(args: argparse.Namespace) -> int:
+    from av_perception.train.rotation import TARGETS, train
+    targets = TARGETS if args.target == 'both' else (args.target,)
+    res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed)
+    for t in targets:
+        print(f'[train] rotation {t}: {res[t]}')
+    print(f'[train] wrote the rotation models to {args.out} ({res["pairs"]} turn pairs from '
+          f'{res["bags"]} bags)')
+    return 0
+
+
+def _cmd_eval_rotation(args: argparse.Namespace) -> int:
+    from av_perception.rotation.evaluate import report, score
+    results = score(args.bags, model=args.model, labels_model=args.labels_model,
+                    binaural_model=args.binaural_model, namespace=args.namespace,
+                    progress=sys.stderr)
+    print('\n'.join(report(results)))
+    return 0
+
+
 def _cmd_check_array(args: argparse.Namespace) -> int:
     import math
 
@@ -239,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='further ROS arguments')
     p.set_defaults(func=_cmd_record)
 
+    from av_perception.sim.scene import TEXTURES
     p = sub.add_parser('simulate', help='render simulated scenes into MCAP bags',
                        description='Render procedurally generated rooms (images, depth, echoes, '
                                    'array and binaural audio, ground truth) into one MCAP bag '
@@ -258,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--echo-only', action='store_true',
                    help='camera, echo and ground truth only, without the array and binaural '
                         'streams (about 3x faster; data for echo depth)')
+    p.add_argument('--textures', nargs='+', choices=list(TEXTURES), default=None,
+                   metavar='TEXTURE', help='draw walls, floor, ceiling and furniture from these '
+                   f'textures only (default: all of {", ".join(TEXTURES)}; plain: poorly '
+                   'textured rooms)')
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
 
@@ -278,6 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     t.set_defaults(func=_cmd_train_direction)
 
+    t = tsub.add_parser('rotation', help='visual rotation and binaural direction, learned '
+                        'together without labels (and the label-trained reference)')
+    t.add_argument('--bags', type=Path, nargs='+', required=True,
+                   help='folders of bags with camera/image_raw and audio/binaural')
+    t.add_argument('--out', type=Path, required=True, help='folder for the ONNX models')
+    t.add_argument('--target', choices=['selfsup', 'labels', 'both'], default='both',
+                   help='self-supervised, label-trained reference, or both')
+    t.add_argument('--epochs', type=int, default=20, help='epochs per target (self-supervised: '
+                   '10 of the visual pretext task and 2 of binaural warm-up included)')
+    t.add_argument('--seed', type=int, default=0)
+    t.set_defaults(func=_cmd_train_rotation)
+
     p = sub.add_parser('eval', help='score a method or model on bags with ground truth',
                        description='Score on any bags that carry the inputs and the gt/... '
                                    'topics, whoever made them; prints the benchmark metrics.')
@@ -292,6 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     e.set_defaults(func=_cmd_eval_direction)
     _add_echo_depth_commands(sub, tsub, esub)
+    e = esub.add_parser('rotation', help='yaw between frames vs gt/pose, binaural direction vs '
+                        'gt/sound_direction; OpenCV baseline and label-trained reference')
+    e.add_argument('--bags', type=Path, required=True)
+    e.add_argument('--model', type=Path, help='visual rotation model (default: the shipped '
+                   'self-supervised one)')
+    e.add_argument('--labels-model', type=Path, help='supervised reference (default: shipped)')
+    e.add_argument('--binaural-model', type=Path, help='binaural model (default: shipped)')
+    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.set_defaults(func=_cmd_eval_rotation)
 
     p = sub.add_parser('check-array', help='check channel order and geometry against a '
                        'recording of a source at a known direction',

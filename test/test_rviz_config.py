@@ -23,7 +23,6 @@ RVIZ = ROOT / 'config' / 'av_perception.rviz'
 # until then, so the list cannot outlive its purpose).
 NOT_YET_MERGED: dict[str, tuple[str, ...]] = {
     'av_heatmap': ('av_heatmap/heatmap', 'av_heatmap/overlay'),
-    'rotation': ('rotation/twist', '/tf'),
 }
 
 

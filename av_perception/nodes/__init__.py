@@ -22,6 +22,7 @@ NODES: dict[str, str] = {
     'audio_capture': 'av_perception.nodes.audio_capture:AudioCaptureNode',
     'chirp_emitter': 'av_perception.nodes.chirp_emitter:ChirpEmitterNode',
     'echo_depth': 'av_perception.nodes.echo_depth:EchoDepthNode',
+    'rotation': 'av_perception.nodes.rotation:RotationNode',
 }
 
 

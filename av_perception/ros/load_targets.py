@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from geometry_msgs.msg import TwistWithCovarianceStamped
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
@@ -22,7 +23,7 @@ from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.ros.load import LoadInput, LoadTarget
 from av_perception.ros.messages import block_to_chunk, ns_to_stamp, stamp_to_ns
-from av_perception.ros.qos import AUDIO, LATCHED
+from av_perception.ros.qos import AUDIO, LATCHED, SENSOR
 from av_perception_msgs.msg import AudioChunk
 
 CHUNK_SECONDS = 0.1
@@ -83,6 +84,20 @@ def echo_chunks(array: str = 'echo_head', max_range: float = 12.0):
     return make
 
 
+def camera_images(width: int = 128, height: int = 128):
+    """``make(k, stamp_ns)`` of rgb8 camera frames (textured noise shifted a
+    few pixels per frame: a steady turn), in the camera's optical frame."""
+    from av_perception.ros.messages import array_to_image, header
+    rng = np.random.default_rng(2)
+    base = (rng.random((height, width * 2, 3)) * 255).astype(np.uint8)
+
+    def make(k: int, stamp_ns: int):
+        shift = (3 * k) % width
+        return array_to_image(np.ascontiguousarray(base[:, shift:shift + width]), 'rgb8',
+                              header(stamp_ns, 'camera_link_optical'))
+    return make
+
+
 def _header_stamp(msg) -> int:
     return stamp_to_ns(msg.header.stamp)
 
@@ -114,6 +129,10 @@ TARGETS: dict[str, LoadTarget] = {
     'echo_depth': LoadTarget(
         'echo_depth', {}, [LoadInput('audio/echo', AudioChunk, echo_chunks(), AUDIO)], 2.0,
         ('echo_depth/depth', Image), _header_stamp),
+    # one twist per frame after the first, with the later frame's stamp
+    'rotation': LoadTarget(
+        'rotation', {}, [LoadInput('camera/image_raw', Image, camera_images(), SENSOR)], 10.0,
+        ('rotation/twist', TwistWithCovarianceStamped), _header_stamp),
     # outputs only /diagnostics: latency is its own callback time
     'audio_monitor': LoadTarget(
         'audio_monitor', {'array': 'respeaker4'},

@@ -139,6 +139,7 @@ class SceneJob:
     teacher: bool = False
     classes: tuple[str, ...] | None = None
     echo_only: bool = False   # camera, echo and ground truth; no array / binaural streams
+    textures: tuple[str, ...] | None = None
 
 
 def simulate_scene(job: SceneJob) -> dict:
@@ -146,6 +147,8 @@ def simulate_scene(job: SceneJob) -> dict:
     params = SceneParams(poses=job.poses, snr_db=job.snr_db)
     if job.classes:
         params = replace(params, classes=tuple(job.classes))
+    if job.textures:
+        params = replace(params, textures=tuple(job.textures))
     scene = generate_scene(job.scene_id, job.split, job.seed, params)
     path = Path(job.out) / f'{job.split}_{job.scene_id:05d}'
     start = time.perf_counter()
@@ -172,7 +175,7 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
              jobs: int = 0, poses: int = 8, snr_db: tuple[float, float] = (10.0, 30.0),
              teacher: bool = False, ids: list[int] | None = None,
              classes: tuple[str, ...] | None = None, echo_only: bool = False,
-             progress=sys.stderr) -> list[dict]:
+             progress=sys.stderr, textures: tuple[str, ...] | None = None) -> list[dict]:
     """Write ``scenes`` bags (scene ids ``first``... or ``ids``) into ``out``
     (in parallel over ``jobs`` processes, 0: one per core); deterministic for
     a given seed. Returns the summaries, also written to ``out/index.jsonl``."""
@@ -180,7 +183,7 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
     ids = list(ids) if ids is not None else [first + i for i in range(scenes)]
     scenes = len(ids)
     todo = [SceneJob(split, i, seed, str(out), poses, tuple(snr_db), teacher, classes,
-                     echo_only) for i in ids]
+                     echo_only, textures) for i in ids]
     jobs = jobs or mp.cpu_count()
     results = []
     start = time.perf_counter()

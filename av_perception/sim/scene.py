@@ -269,6 +269,9 @@ class SceneParams:
         max_drive: longest straight drive between samples [m].
         snr_db: range of the microphone self-noise SNR [dB].
         classes: sound classes the sources are drawn from.
+        textures: textures that walls, floor, ceiling and furniture are drawn
+            from (``('plain',)`` makes poorly textured rooms; the sound-making
+            objects keep their class's look).
     """
 
     length: tuple[float, float] = (2.5, 12.0)
@@ -283,6 +286,7 @@ class SceneParams:
     snr_db: tuple[float, float] = (10.0, 30.0)
     robot_clearance: float = 0.45
     classes: tuple[str, ...] = tuple(sorted(SOUND_CLASSES))
+    textures: tuple[str, ...] = TEXTURES
 
 
 SPLITS = ('train', 'test')
@@ -334,14 +338,14 @@ def _try_scene(rng, scene_id, split, s, p: SceneParams) -> Scene | None:
                  'ceiling': str(rng.choice(CEILING_MATERIALS))}
     textures, colors = {}, {}
     wall_mat = str(rng.choice(WALL_MATERIALS))
-    wall_tex = str(rng.choice(TEXTURES))
+    wall_tex = str(rng.choice(p.textures))
     for surf in SURFACES:
         if surf in ('west', 'east', 'south', 'north'):
             # mostly one finish for the room, sometimes a different wall
             materials[surf] = wall_mat if rng.random() < 0.7 else str(rng.choice(WALL_MATERIALS))
-            textures[surf] = wall_tex if rng.random() < 0.7 else str(rng.choice(TEXTURES))
+            textures[surf] = wall_tex if rng.random() < 0.7 else str(rng.choice(p.textures))
         else:
-            textures[surf] = str(rng.choice(TEXTURES))
+            textures[surf] = str(rng.choice(p.textures))
         colors[surf] = tuple(float(v) for v in rng.uniform(0.35, 0.95, 3))
 
     boxes: list[Box] = []
@@ -387,7 +391,7 @@ def _try_scene(rng, scene_id, split, s, p: SceneParams) -> Scene | None:
                 boxes.append(Box(center=(round(cx, 3), round(cy, 3), round(sz / 2, 3)),
                                  size=(round(sx, 3), round(sy, 3), round(sz, 3)),
                                  color=tuple(float(v) for v in rng.uniform(0.1, 0.9, 3)),
-                                 texture=str(rng.choice(TEXTURES)),
+                                 texture=str(rng.choice(p.textures)),
                                  material=str(rng.choice(FURNITURE_MATERIALS))))
                 break
 

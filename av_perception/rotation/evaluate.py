@@ -1,0 +1,142 @@
+"""Scoring rotation and binaural direction on any bags that carry
+``camera/image_raw``, ``audio/binaural``, ``gt/pose`` and
+``gt/sound_direction`` (``av-perception eval rotation`` and bench/rotation).
+
+Yaw is scored on every pair of consecutive frames between which the robot
+turned in place (``dataset.turn_pairs``): the error is the absolute angle
+between the estimated and the true yaw [deg]. The binaural direction is
+scored on every frame's binaural segment in which exactly one source sounds
+(gt/sound_direction), against its azimuth folded into the front half-plane.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from av_perception.errors import ConfigError
+from av_perception.paths import shipped_model
+from av_perception.rotation.dataset import load_all
+from av_perception.rotation.estimate import BinauralDirection, OpenCvRotation, VisualRotation
+from av_perception.rotation.features import fold_front, wrap
+
+#: Targets of the issue: self-supervised median yaw error, binaural median error [deg].
+TARGET_SELFSUP_DEG = 2.0
+TARGET_BINAURAL_DEG = 10.0
+
+
+@dataclass
+class Errors:
+    """Absolute errors [deg] and the time per estimate [s] of one method."""
+
+    errors_deg: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    failures: int = 0   # estimates the method could not make (counted with yaw 0)
+
+    def summary(self, with_time: bool = True) -> dict:
+        e = np.asarray(self.errors_deg, float)
+        out = {'median_deg': round(float(np.median(e)), 2) if e.size else None,
+               'mean_deg': round(float(e.mean()), 2) if e.size else None, 'n': int(e.size)}
+        if with_time:
+            out['ms_per_pair'] = (round(1e3 * float(np.median(self.seconds)), 2)
+                                  if self.seconds else None)
+        if self.failures:
+            out['failures'] = self.failures
+        return out
+
+
+def _angle_deg(a: float, b: float) -> float:
+    return float(np.degrees(abs(wrap(a - b))))
+
+
+def score(bags_dir: str | Path, model: str | Path | None = None,
+          labels_model: str | Path | None = None, binaural_model: str | Path | None = None,
+          namespace: str = '', opencv: bool = True, progress=None,
+          labels_binaural_model: str | Path | None = None) -> dict[str, Errors]:
+    """Errors of the self-supervised visual model (``model``, default the
+    shipped one), the supervised reference (``labels_model``, default the
+    shipped ``rotation_visual_labels``), OpenCV, and the binaural model
+    (and its label-trained reference, ``binaural_supervised``).
+
+    Raises:
+        ConfigError: bags without the topics scoring needs, or no turn pairs.
+    """
+    visual = VisualRotation(model)
+    reference = VisualRotation(labels_model or shipped_model('rotation_visual_labels'))
+    audio = BinauralDirection(binaural_model)
+    audio_ref = BinauralDirection(labels_binaural_model
+                                  or shipped_model('rotation_binaural_labels'))
+    spec = visual.spec
+    if reference.spec != spec or audio.spec != spec or audio_ref.spec != spec:
+        raise ConfigError('the scored models were trained on different input contracts')
+    bags, pairs = load_all(bags_dir, spec, namespace, need_audio=True, progress=progress)
+    if not pairs or any(p.yaw is None for p in pairs):
+        raise ConfigError(f'{bags_dir}: no turn-in-place pairs with gt/pose to score')
+    out = {'selfsup': Errors(), 'supervised': Errors(), 'opencv': Errors(),
+           'binaural': Errors(), 'binaural_supervised': Errors()}
+    cv = {}
+    for p in pairs:
+        bv = bags[p.bag]
+        a, b = bv.views[p.first], bv.views[p.second]
+        for name, est in (('selfsup', visual), ('supervised', reference)):
+            t = time.perf_counter()
+            y = est.estimate(a.grey, b.grey).yaw
+            out[name].seconds.append(time.perf_counter() - t)
+            out[name].errors_deg.append(_angle_deg(y, p.yaw))
+        if opencv:
+            if bv.K is None:
+                raise ConfigError(f'{bv.path}: no camera/camera_info for the OpenCV baseline')
+            if p.bag not in cv:
+                cv[p.bag] = OpenCvRotation(bv.K)
+            t = time.perf_counter()
+            y = cv[p.bag].estimate(a.image, b.image)
+            out['opencv'].seconds.append(time.perf_counter() - t)
+            if y is None:
+                out['opencv'].failures += 1
+                y = 0.0
+            out['opencv'].errors_deg.append(_angle_deg(y, p.yaw))
+    for bv in bags:
+        for v in bv.views:
+            if v.audio is not None and len(v.azimuths) == 1:
+                t = time.perf_counter()
+                az = audio.azimuth(v.audio)
+                out['binaural'].seconds.append(time.perf_counter() - t)
+                out['binaural'].errors_deg.append(_angle_deg(az, fold_front(v.azimuths[0])))
+                out['binaural_supervised'].errors_deg.append(
+                    _angle_deg(audio_ref.azimuth(v.audio), fold_front(v.azimuths[0])))
+    if not opencv:
+        del out['opencv']
+    return out
+
+
+def report(results: dict[str, Errors], label: str = '') -> list[str]:
+    """Printable lines: each figure beside the OpenCV baseline (ratio) and the targets."""
+    lines = []
+    base = results.get('opencv')
+    base_med = base.summary()['median_deg'] if base else None
+    for name in ('selfsup', 'supervised', 'opencv'):
+        if name not in results:
+            continue
+        s = results[name].summary()
+        ratio = (f' (x{s["median_deg"] / base_med:.2f} of OpenCV)'
+                 if base_med and name != 'opencv' else '')
+        target = (f'; target <= {TARGET_SELFSUP_DEG} deg: '
+                  f'{"met" if s["median_deg"] <= TARGET_SELFSUP_DEG else "NOT met"}'
+                  if name == 'selfsup' else '')
+        fails = f', {s["failures"]} failed pairs' if s.get('failures') else ''
+        lines.append(f'{label}{name:>10}: median {s["median_deg"]} deg{ratio}, mean '
+                     f'{s["mean_deg"]} deg, {s["ms_per_pair"]} ms/pair, n {s["n"]}{fails}'
+                     f'{target}')
+    b = results['binaural'].summary(with_time=False)
+    if b['n']:
+        lines.append(f'{label}  binaural: median {b["median_deg"]} deg, mean {b["mean_deg"]} '
+                     f'deg, n {b["n"]}; target <= {TARGET_BINAURAL_DEG} deg: '
+                     f'{"met" if b["median_deg"] <= TARGET_BINAURAL_DEG else "NOT met"}')
+    if 'binaural_supervised' in results and results['binaural_supervised'].errors_deg:
+        b = results['binaural_supervised'].summary(with_time=False)
+        lines.append(f'{label}binaural supervised: median {b["median_deg"]} deg, mean '
+                     f'{b["mean_deg"]} deg, n {b["n"]}')
+    return lines

@@ -1,0 +1,89 @@
+"""Benchmark: yaw between camera frames and binaural direction on held-out
+simulated rooms (the same scoring code as `av-perception eval rotation`).
+
+Test-split rooms (never trained on), turns in place of up to +-45 deg
+between consecutive frames, in two sets: textured rooms (every texture of
+the generator) and poorly textured rooms (plain walls, floor, ceiling and
+furniture; only the sound-making objects keep their look). Scored: the
+self-supervised visual model, the same network trained with labels (the
+supervised reference), the OpenCV baseline (SIFT + homography, K from
+camera_info) and the binaural model. Prints each figure beside the OpenCV
+baseline and the targets; writes bench/results/rotation.json.
+
+    .venv/bin/python bench/rotation.py [--scenes 20] [--models av_perception/models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+from av_perception.rotation.evaluate import (TARGET_BINAURAL_DEG, TARGET_SELFSUP_DEG, Errors,
+                                             report, score)
+from av_perception.sim.bags import simulate
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / 'results'
+SEED = 2026
+SETS = {'textured': None, 'poorly_textured': ('plain',)}
+
+
+def merged(parts: list[Errors]) -> Errors:
+    out = Errors()
+    for p in parts:
+        out.errors_deg += p.errors_deg
+        out.seconds += p.seconds
+        out.failures += p.failures
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--scenes', type=int, default=20, help='rooms per set')
+    ap.add_argument('--data', type=Path, default=ROOT / '.cache' / 'rotation_test')
+    ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
+    args = ap.parse_args()
+    per_set = {}
+    lines = []
+    for name, textures in SETS.items():
+        folder = args.data / name
+        if not (folder / 'index.jsonl').is_file():
+            print(f'[bench] simulating {args.scenes} held-out {name} rooms into {folder}')
+            simulate(folder, args.scenes, seed=SEED, split='test', textures=textures,
+                     progress=io.StringIO())
+        per_set[name] = score(folder, model=args.models / 'rotation_visual.onnx',
+                              labels_model=args.models / 'rotation_visual_labels.onnx',
+                              binaural_model=args.models / 'rotation_binaural.onnx',
+                              labels_binaural_model=args.models / 'rotation_binaural_labels.onnx')
+        lines += report(per_set[name], label=f'{name:>15} ')
+    methods = ('selfsup', 'supervised', 'opencv')
+    audio = ('binaural', 'binaural_supervised')
+    every = {m: merged([r[m] for r in per_set.values()]) for m in (*methods, *audio)}
+    lines += report(every, label=f'{"all":>15} ')
+    results = {m: every[m].summary() for m in methods}
+    for m in audio:
+        results[m] = every[m].summary(with_time=False)
+    for name, r in per_set.items():
+        results[name] = {m: r[m].summary() for m in methods}
+        for m in audio:
+            results[name][m] = r[m].summary(with_time=False)
+    poor = results['poorly_textured']
+    results['targets'] = {
+        'selfsup_median_deg_le': TARGET_SELFSUP_DEG,
+        'selfsup_median_met': results['selfsup']['median_deg'] <= TARGET_SELFSUP_DEG,
+        'selfsup_no_worse_than_opencv_poorly_textured':
+            poor['selfsup']['median_deg'] <= poor['opencv']['median_deg'],
+        'binaural_median_deg_le': TARGET_BINAURAL_DEG,
+        'binaural_median_met': results['binaural']['median_deg'] <= TARGET_BINAURAL_DEG}
+    results['data'] = {'seed': SEED, 'split': 'test', 'rooms_per_set': args.scenes,
+                       'pairs': results['selfsup']['n']}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / 'rotation.json').write_text(json.dumps(results, indent=2) + '\n')
+    print('\n'.join(lines))
+    print(f'targets: {results["targets"]}')
+
+
+if __name__ == '__main__':
+    main()
