@@ -66,31 +66,33 @@ class BagData:
 
 
 # ---------------------------------------------------------------- sections
-def direction_section(data: BagData, topic: str, name: str, label: str) -> Section | None:
-    """Published directions vs gt/sound_direction of the same array frame:
-    each estimate's error to the nearest true source that sounds within
-    0.3 s of it (folded into the front for front/back-ambiguous arrays)."""
+def direction_section(data: BagData, topic: str, name: str, label: str,
+                      window_s: float = 0.5) -> Section | None:
+    """Published directions vs gt/sound_direction of the same array frame,
+    as bench/doa scores them: per analysis window (the estimates sharing a
+    stamp, the window's first sample), each true source that sounds in it
+    (a gt message stamped within ``window_s`` after the window's stamp) is
+    matched to the nearest estimate (folded into the front for
+    front/back-ambiguous arrays)."""
     est = data.topics.get(topic, [])
     if not est:
         return None
     frame = est[0].header.frame_id
     gt = [m for m in data.topics.get('gt/sound_direction', []) if m.header.frame_id == frame]
     g_t = np.array([stamp_ns(m) for m in gt], np.int64)
-    errors, t_est, az_est, t_gt, az_gt = [], [], [], [], []
-    for m in gt:
-        t_gt.append(data.seconds(stamp_ns(m)))
-        az_gt.append(fold_front(m.azimuth) if m.front_back_ambiguous else m.azimuth)
+    t_est = [data.seconds(stamp_ns(m)) for m in est]
+    az_est = [m.azimuth for m in est]
+    t_gt = [data.seconds(stamp_ns(m)) for m in gt]
+    az_gt = [fold_front(m.azimuth) if m.front_back_ambiguous else m.azimuth for m in gt]
+    windows: dict[int, list] = defaultdict(list)
     for m in est:
-        t = stamp_ns(m)
-        t_est.append(data.seconds(t))
-        az_est.append(m.azimuth)
-        if not gt:
-            continue
-        near = np.abs(g_t - t) <= 3 * 10**8
-        truths = [fold_front(g.azimuth) if m.front_back_ambiguous else g.azimuth
-                  for g, ok in zip(gt, near) if ok]
-        if truths:
-            errors.append(math.degrees(min(angle_error(m.azimuth, a) for a in truths)))
+        windows[stamp_ns(m)].append(m)
+    errors = []
+    for t, found in windows.items():
+        inside = (g_t >= t) & (g_t <= t + int(window_s * 1e9))
+        truths = {round(az_gt[i], 4) for i in np.flatnonzero(inside)}
+        for a in truths:
+            errors.append(math.degrees(min(angle_error(f.azimuth, a) for f in found)))
     e = np.asarray(errors)
     metrics = {'topic': topic, 'frame': frame, 'estimates': len(est), 'scored': int(e.size),
                'median_deg': round(float(np.median(e)), 2) if e.size else None,
@@ -107,6 +109,130 @@ def direction_section(data: BagData, topic: str, name: str, label: str) -> Secti
         ax.set_title(f'{label}: median error {med} deg' if med is not None else label)
         ax.legend(loc='upper right', fontsize=7)
     return Section(name, metrics, draw, 1)
+
+
+def _nearest(stamps: np.ndarray, t: int, tolerance_ns: int) -> int | None:
+    if stamps.size == 0:
+        return None
+    i = int(np.argmin(np.abs(stamps - t)))
+    return i if abs(int(stamps[i]) - t) <= tolerance_ns else None
+
+
+def _yaw(q) -> float:
+    """Yaw [rad] of a quaternion message (rotation about z)."""
+    return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y ** 2 + q.z ** 2))
+
+
+def echo_depth_section(data: BagData, max_depth: float = 12.0) -> Section | None:
+    """echo_depth/depth against gt/depth of the same instant (resized to the
+    prediction, as bench/echo_depth scores it) and echo_depth/occupancy
+    against the occupancy the same ray casting makes from gt/depth."""
+    from av_perception.echo.evaluate import depth_metrics
+    from av_perception.echo.occupancy import free_iou, occupancy_from_depth
+    from av_perception.echo.teacher import resize_depth
+    from av_perception.image import decode_message
+
+    preds = data.topics.get('echo_depth/depth', [])
+    if not preds:
+        return None
+    gts = data.topics.get('gt/depth', [])
+    g_t = np.array([stamp_ns(m) for m in gts], np.int64)
+    infos = {stamp_ns(m): m for m in data.topics.get('echo_depth/camera_info', [])}
+    occs = {stamp_ns(m): m for m in data.topics.get('echo_depth/occupancy', [])}
+    rows, times, last = [], [], None
+    for msg in preds:
+        t = stamp_ns(msg)
+        i = _nearest(g_t, t, 5 * 10**7)
+        if i is None:
+            continue
+        pred = decode_message(msg)
+        gt = resize_depth(decode_message(gts[i]), pred.shape)
+        m = depth_metrics(pred, gt, max_depth)
+        if m is None:
+            continue
+        info, occ = infos.get(t), occs.get(t)
+        if info is not None and occ is not None:
+            k = np.reshape(np.asarray(info.k, float), (3, 3))
+            ref = occupancy_from_depth(np.where(gt <= max_depth, gt, np.nan), k)
+            grid = np.asarray(occ.data, np.int8).reshape(occ.info.height, occ.info.width)
+            if grid.shape == ref.shape:
+                m['occ_iou'] = free_iou(grid, ref)
+                last = (pred, gt, grid, ref)
+        rows.append(m)
+        times.append(data.seconds(t))
+    if not rows:
+        return None
+    keys = ('mae', 'rmse', 'abs_rel', 'delta1', 'occ_iou')
+    metrics = {'echoes': len(preds), 'scored': len(rows),
+               **{k: round(float(np.nanmean([r.get(k, np.nan) for r in rows])), 3)
+                  for k in keys}}
+
+    def draw(axes):
+        ax = axes[0]
+        ax.plot(times, [r['delta1'] for r in rows], '.-', label='delta1')
+        ax.plot(times, [r['mae'] for r in rows], '.-', label='MAE [m]')
+        ax.set_xlabel('time [s]')
+        ax.set_title(f'echo depth: delta1 {metrics["delta1"]}, MAE {metrics["mae"]} m')
+        ax.legend(fontsize=7)
+        if last is None:
+            for a in axes[1:]:
+                a.axis('off')
+            return
+        pred, gt, grid, ref = last
+        both = np.concatenate([pred, np.full((pred.shape[0], 2), np.nan), gt], axis=1)
+        axes[1].imshow(both, cmap='viridis', vmin=0, vmax=np.nanpercentile(gt, 98))
+        axes[1].set_title('last echo: predicted | ground-truth depth')
+        axes[1].axis('off')
+        pair = np.concatenate([grid, np.full((grid.shape[0], 2), -1, np.int8), ref], axis=1)
+        shade = np.where(pair < 0, 0.6, np.where(pair >= 50, 0.0, 1.0))  # unknown grey
+        axes[2].imshow(shade, cmap='gray', vmin=0, vmax=1, origin='lower')  # x right, y up
+        axes[2].set_title(f'occupancy: predicted | from gt depth (free IoU '
+                          f'{metrics["occ_iou"]})')
+        axes[2].axis('off')
+    return Section('echo_depth', metrics, draw, 3)
+
+
+def rotation_section(data: BagData) -> Section | None:
+    """The rotation node's integrated yaw (its /tf) against the true yaw
+    (gt/pose), both from their first common instant; and its yaw rate."""
+    est = []
+    for arr in data.topics.get('tf', []):
+        for tr in arr.transforms:
+            if tr.child_frame_id == 'base_link_rotation':
+                est.append((stamp_ns(tr), _yaw(tr.transform.rotation)))
+    poses = data.topics.get('gt/pose', [])
+    if not est or not poses:
+        return None
+    gt_t = np.array([stamp_ns(m) for m in poses], np.int64)
+    gt_yaw = np.unwrap([_yaw(m.pose.orientation) for m in poses])
+    e_t = np.array([t for t, _ in est], np.int64)
+    e_yaw = np.unwrap([y for _, y in est])
+    pairs = [(t, y, _nearest(gt_t, t, 5 * 10**7)) for t, y in zip(e_t, e_yaw)]
+    pairs = [(t, y, i) for t, y, i in pairs if i is not None]
+    if not pairs:
+        return None
+    t0, y0, i0 = pairs[0]
+    ts = np.array([data.seconds(t) for t, _, _ in pairs])
+    ey = np.degrees(np.array([y - y0 for _, y, _ in pairs]))
+    gy = np.degrees(np.array([gt_yaw[i] - gt_yaw[i0] for _, _, i in pairs]))
+    err = np.abs(ey - gy)
+    turned = float(np.abs(np.diff(gy)).sum())
+    metrics = {'frames': len(pairs), 'median_abs_error_deg': round(float(np.median(err)), 2),
+               'final_error_deg': round(float(err[-1]), 2),
+               'true_turning_deg': round(turned, 1),
+               'drift_per_100deg_turned': round(float(err[-1]) / turned * 100, 2)
+               if turned > 0 else None}
+
+    def draw(axes):
+        ax = axes[0]
+        ax.plot(ts, gy, c='0.6', lw=3, label='true yaw (gt/pose)')
+        ax.plot(ts, ey, c='tab:blue', lw=1, label='integrated (rotation /tf)')
+        ax.set_xlabel('time [s]')
+        ax.set_ylabel('yaw since start [deg]')
+        ax.set_title(f'rotation: final error {metrics["final_error_deg"]} deg after '
+                     f'{metrics["true_turning_deg"]} deg of turns')
+        ax.legend(fontsize=7)
+    return Section('rotation', metrics, draw, 1)
 
 
 def nodes_section(data: BagData) -> Section | None:
@@ -151,7 +277,9 @@ def nodes_section(data: BagData) -> Section | None:
 SECTIONS: list[Callable[[BagData], Section | None]] = [
     lambda d: direction_section(d, 'sound_direction', 'direction_array', '4-mic direction'),
     lambda d: direction_section(d, 'binaural/sound_direction', 'direction_binaural',
-                                'binaural direction'),
+                                'binaural direction', window_s=0.256),
+    echo_depth_section,
+    rotation_section,
     nodes_section,
 ]
 
