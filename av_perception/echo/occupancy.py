@@ -26,12 +26,16 @@ class GridSpec:
         size: side [m].
         resolution: metres per cell.
         z_min, z_max: height band in the base frame [m] whose surfaces are obstacles
-            (above the floor, below the robot's top).
+            (above the floor, below the robot's top). z_min is 0.25 m: echo depth
+            is too coarse near the floor (a floor pixel predicted a little short
+            rises above a lower band and becomes a phantom obstacle in front of
+            the robot: free-space IoU 0.01 with 0.05 m, 0.33 with 0.25 m in the
+            demo room).
     """
 
     size: float = 10.0
     resolution: float = 0.1
-    z_min: float = 0.05
+    z_min: float = 0.25
     z_max: float = 2.0
 
     @property

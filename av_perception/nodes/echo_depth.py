@@ -71,8 +71,9 @@ class EchoDepthNode(AvNode):
                           hi=100.0, read_only=True)
         res = self.param('grid_resolution', 0.1, 'Occupancy cell size [m].', lo=0.01, hi=1.0,
                          read_only=True)
-        z_min = self.param('obstacle_z_min', 0.05, 'Lowest obstacle height in the base frame '
-                           '[m].', lo=-10.0, hi=10.0, read_only=True)
+        z_min = self.param('obstacle_z_min', GridSpec.z_min, 'Lowest obstacle height in the '
+                           'base frame [m] (lower, echo depth\'s floor errors become phantom '
+                           'obstacles).', lo=-10.0, hi=10.0, read_only=True)
         z_max = self.param('obstacle_z_max', 2.0, 'Highest obstacle height in the base frame '
                            '[m].', lo=-10.0, hi=10.0, read_only=True)
         self.publish_points = self.param('publish_points', False, 'Also publish '
