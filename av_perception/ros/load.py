@@ -180,6 +180,14 @@ class LoadRun:
             topic, mtype = self.target.output
             self.probe.create_subscription(mtype, topic, self._on_output, RELIABLE)
         self._spin_in_thread(self._probe_exec)
+        try:
+            self._start()
+        except BaseException:  # stop what did start (a node process, threads)
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self) -> None:
         if self.separate_process:
             self._start_process()
         else:
@@ -202,7 +210,6 @@ class LoadRun:
         if self.target.output is not None:
             self._wait(lambda: self.probe.count_publishers(self.target.output[0]) > 0, 30.0,
                        f'{self.target.node} to publish {self.target.output[0]}')
-        return self
 
     def _start_in_process(self) -> None:
         from rclpy.parameter import Parameter
@@ -332,7 +339,7 @@ class LoadRun:
         self._stop.set()
         for th in self._threads:
             th.join(timeout=5)
-        if self.node is not None:
+        if self.node is not None and hasattr(self, '_node_exec'):
             self._node_exec.remove_node(self.node)
             self.node.destroy_node()
             self._node_exec.shutdown()
