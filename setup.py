@@ -8,7 +8,7 @@ PACKAGE = 'av_perception'
 # Every node is its own console script (the `ros2 run av_perception <node>` shape);
 # `av-perception` is the command-line tool with subcommands.
 NODES = ['static_frames', 'audio_common_adapter', 'audio_monitor', 'recorder', 'sim_world',
-         'sound_direction']
+         'sound_direction', 'av_heatmap']
 
 setup(
     name=PACKAGE,

@@ -13,6 +13,7 @@ NODES: dict[str, str] = {
     'recorder': 'av_perception.nodes.recorder:RecorderNode',
     'sim_world': 'av_perception.nodes.sim_world:SimWorldNode',
     'sound_direction': 'av_perception.nodes.sound_direction:SoundDirectionNode',
+    'av_heatmap': 'av_perception.nodes.av_heatmap:AvHeatmapNode',
 }
 
 
