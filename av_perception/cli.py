@@ -64,7 +64,7 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
 def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
     from av_perception.train.av_heatmap import train
     res = train(args.bags, args.out, extra_positives=not args.no_extra_positives,
-                epochs=args.epochs, jobs=args.jobs, seed=args.seed)
+                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view)
     print(f'[train] wrote {res["model"]} ({res["samples"]} samples from {res["bags"]} bags, '
           f'{res["seconds"]} s; curve {res["curve"]})')
     return 0
@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
     t.add_argument('--no-extra-positives', action='store_true',
                    help='ablation: one view per sample, its own pair the only positive')
+    t.add_argument('--in-view', type=float, metavar='DEG',
+                   help='train only on samples the array hears within DEG of the camera axis '
+                        '(its own SRP-PHAT direction, no ground truth)')
     t.add_argument('--epochs', type=int, default=25)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')

@@ -26,6 +26,8 @@ def generate_launch_description():
              parameters=[params], output='screen'),
         Node(package='av_perception', executable='sound_direction', name='sound_direction',
              namespace='binaural', parameters=[params], output='screen'),
+        Node(package='av_perception', executable='av_heatmap', name='av_heatmap',
+             parameters=[params], output='screen'),
         Node(package='av_perception', executable='audio_monitor', name='audio_monitor',
              parameters=[params], output='screen'),
         Node(package='av_perception', executable='recorder', name='recorder',

@@ -101,6 +101,26 @@ def build_data(bags: list[Path], spec: AvSpec, jobs: int = 0, progress=sys.stder
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def _bag_azimuths(args) -> np.ndarray:
+    path, bag_index, spec = args
+    from av_perception.doa.classic import ClassicDoa
+    srp = ClassicDoa(load_array(spec.array), 'srp')
+    out = []
+    for s in load_samples(path, spec.window, bag_index, span=spec.window + max(OFFSETS)):
+        est = srp.estimate(s.audio[:, :spec.window], 1)
+        out.append(est[0].azimuth if est else np.nan)
+    return np.asarray(out, float)
+
+
+def array_azimuths(bags: list[Path], spec: AvSpec, jobs: int = 0) -> np.ndarray:
+    """The array's own SRP-PHAT direction [rad] of every sample's window (no
+    ground truth): where the robot hears the sound from."""
+    ctx = mp.get_context('spawn')
+    with ctx.Pool(jobs or mp.cpu_count()) as pool:
+        parts = pool.map(_bag_azimuths, [(str(b), i, spec) for i, b in enumerate(bags)])
+    return np.concatenate(parts)
+
+
 # ------------------------------------------------------------------ loss
 def multi_positive_nce(sim, pos):
     """Contrastive loss with several positives per anchor, both directions:
@@ -174,8 +194,14 @@ def _neighbours(bank_a, bank_v, bags, k: int) -> np.ndarray:
 
 def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
           epochs: int = 25, batch: int = 64, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
-          warmup: int | None = None, progress=sys.stderr) -> dict:
-    """Train, checkpoint each epoch (resumable), export ONNX; returns a summary."""
+          warmup: int | None = None, in_view_deg: float | None = None,
+          progress=sys.stderr) -> dict:
+    """Train, checkpoint each epoch (resumable), export ONNX; returns a summary.
+
+    ``in_view_deg``: train only on samples whose sound the array itself (SRP-PHAT,
+    no ground truth) hears within this azimuth of the camera's axis, i.e. from
+    inside the camera's view, so that most training pairs show what they hear.
+    """
     import torch
 
     torch.set_num_threads(1)
@@ -188,7 +214,7 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     data_key = hashlib.sha256(json.dumps([[str(b) for b in bags], spec.to_metadata(),
                                           list(OFFSETS)]).encode()).hexdigest()[:16]
-    cache = out.parent / f'av_heatmap_data_{data_key}.npz'  # shared by the variants
+    cache = ckpt_dir / f'data_{data_key}.npz'
     if cache.is_file():
         data = dict(np.load(cache))
         print(f'[dataset] {len(data["bag"])} samples from {cache}', file=progress)
@@ -196,11 +222,22 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
         data = build_data(bags, spec, jobs=jobs, progress=progress)
         np.savez(cache, **data)
     n = len(data['bag'])
-    if n < 4 * batch:
-        raise ConfigError(f'only {n} samples in {len(bags)} bags; need at least {4 * batch}')
     n_val_bags = max(1, len(bags) // 10)
     val = data['bag'] >= len(bags) - n_val_bags
     tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
+    if in_view_deg is not None:
+        az_cache = ckpt_dir / f'azimuth_{data_key}.npy'
+        if az_cache.is_file():
+            az = np.load(az_cache)
+        else:
+            az = array_azimuths(bags, spec, jobs)
+            np.save(az_cache, az)
+        tr_idx = tr_idx[np.abs(np.degrees(az[tr_idx])) <= in_view_deg]
+        print(f'[train] {len(tr_idx)} training samples heard within {in_view_deg:g} deg of the '
+              f'camera axis', file=progress)
+    if len(tr_idx) < 4 * batch:
+        raise ConfigError(f'only {len(tr_idx)} training samples in {len(bags)} bags; need at '
+                          f'least {4 * batch}')
     warmup = epochs // 4 if warmup is None else warmup
 
     torch.manual_seed(seed)
@@ -210,7 +247,8 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     ckpt = ckpt_dir / 'last.pt'
     fingerprint = hashlib.sha256(json.dumps(
-        [data_key, extra_positives, epochs, batch, lr, seed, warmup]).encode()).hexdigest()
+        [data_key, extra_positives, epochs, batch, lr, seed, warmup, in_view_deg]).encode()
+    ).hexdigest()
     curve, start_epoch = [], 0
     bank_a = np.zeros((n, 64), np.float32)
     bank_v = np.zeros((n, 64), np.float32)
@@ -290,7 +328,7 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
     best = torch.load(ckpt_dir / 'best.pt', weights_only=True)
     model.load_state_dict(best['model'])
     export(model, spec, out, extra_positives=extra_positives, n_train=len(tr_idx),
-           n_bags=len(bags))
+           n_bags=len(bags), in_view_deg=in_view_deg)
     return {'model': str(out), 'samples': n, 'bags': len(bags), 'best_epoch': int(best['epoch']),
             'final': curve[-1] if curve else None, 'curve': str(ckpt_dir / 'curve.png'),
             'seconds': round(time.perf_counter() - t0, 1)}
@@ -334,7 +372,7 @@ def _plot_curve(curve: list, path: Path) -> None:
 
 
 def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
-           n_bags: int) -> None:
+           n_bags: int, in_view_deg: float | None = None) -> None:
     """ONNX (opset 17) with the input contract in its metadata. Inputs:
     ``image`` (B, 3, S, S) in [0, 1], ``spectrogram`` (B, 1, bands, frames),
     ``pair_features`` (B, n); outputs: ``cosine`` (B, G, G), the audio's and
@@ -355,7 +393,8 @@ def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
     variant = 'multi-positive' if extra_positives else 'single-positive'
     meta = {'task': 'av_heatmap', 'model_id': f'av_heatmap-{spec.array}-{variant}',
             'extra_positives': str(extra_positives), 'train_samples': str(n_train),
-            'train_bags': str(n_bags), **spec.to_metadata()}
+            'train_bags': str(n_bags), 'train_in_view_deg': str(in_view_deg),
+            **spec.to_metadata()}
     for k, v in meta.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
