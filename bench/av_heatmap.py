@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from av_perception.arrays import load_array
 from av_perception.avl import metrics
 from av_perception.avl.dataset import load_folder
 from av_perception.avl.evaluate import print_summary, score
+from av_perception.avl.heatmap import HeatmapModel
 from av_perception.sim.bags import simulate
 
 ROOT = Path(__file__).resolve().parent
@@ -83,7 +85,8 @@ def main() -> None:
     for k in (1, 5, 10):
         for d in ('a2i', 'i2a'):
             results['center_prior'][f'r{k}_{d}'] = round(k / cand, 4)
-    results['oracle_continuous_map'] = oracle_ceiling(args.data, 6400)
+    window = HeatmapModel(args.model, load_array('respeaker4')).window
+    results['oracle_continuous_map'] = oracle_ceiling(args.data, window)
     results['data'] = {'rooms': args.scenes, 'split': 'test', 'seed': SEED,
                        'images': main_scores.samples,
                        'scored_images': len(main_scores.cious['model']),

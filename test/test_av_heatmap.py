@@ -179,3 +179,25 @@ def test_eval_cli_on_a_folder_without_bags_fails_in_one_line(tmp_path, capsys):
     assert main(['eval', 'av-heatmap', '--bags', str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'bag' in err[0]
+
+
+def test_training_from_bags_exports_a_model_the_node_loads_and_resumes(tmp_path):
+    import io
+    import json
+
+    from av_perception.sim.bags import simulate
+    from av_perception.train.av_heatmap import train
+    bags = tmp_path / 'bags'
+    simulate(bags, scenes=3, seed=5, poses=4, jobs=1, progress=io.StringIO())
+    out = tmp_path / 'm.onnx'
+    res = train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=io.StringIO())
+    assert res['samples'] == 12 and res['bags'] == 3
+    curve = json.loads((tmp_path / 'm_checkpoints' / 'curve.json').read_text())
+    assert [c['epoch'] for c in curve] == [1, 2]
+    assert (tmp_path / 'm_checkpoints' / 'curve.png').is_file()
+    model = HeatmapModel(out, GEOM)
+    assert model.model.metadata['extra_positives'] == 'True'
+    assert model.spec == spec_for_array(GEOM)
+    log = io.StringIO()
+    train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=log)
+    assert 'resuming at epoch 2' in log.getvalue()
