@@ -8,7 +8,8 @@ PACKAGE = 'av_perception'
 # Every node is its own console script (the `ros2 run av_perception <node>` shape);
 # `av-perception` is the command-line tool with subcommands.
 NODES = ['static_frames', 'audio_common_adapter', 'audio_monitor', 'recorder', 'sim_world',
-         'sound_direction', 'audio_capture', 'chirp_emitter', 'echo_depth', 'rotation']
+         'sound_direction', 'audio_capture', 'chirp_emitter', 'echo_depth', 'rotation',
+         'av_heatmap']
 
 setup(
     name=PACKAGE,

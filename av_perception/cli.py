@@ -70,6 +70,15 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
+    from av_perception.train.av_heatmap import train
+    res = train(args.bags, args.out, extra_positives=not args.no_extra_positives,
+                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view)
+    print(f'[train] wrote {res["model"]} ({res["samples"]} samples from {res["bags"]} bags, '
+          f'{res["seconds"]} s; curve {res["curve"]})')
+    return 0
+
+
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.doa.evaluate import score
     s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
@@ -190,6 +199,16 @@ def _cmd_eval_rotation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_av_heatmap(args: argparse.Namespace) -> int:
+    from av_perception.avl.evaluate import print_summary, score
+    s = score(args.bags, model=args.model, namespace=args.namespace)
+    print(f'av-heatmap: {len(s.cious["model"])} scored images (sounding object in view) of '
+          f'{s.samples}; {s.silent} silent')
+    for method in ('model', 'center_prior'):
+        print_summary(method, s.summary(method))
+    return 0
+
+
 def _cmd_check_array(args: argparse.Namespace) -> int:
     import math
 
@@ -303,6 +322,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
     t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     t.set_defaults(func=_cmd_train_direction)
+    t = tsub.add_parser('av-heatmap', help='audio-visual localization (where in the image the '
+                        'sound comes from), self-supervised contrastive')
+    t.add_argument('--bags', type=Path, required=True, action='append',
+                   help='folder of bags with camera/image_raw and audio/raw (repeatable)')
+    t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
+    t.add_argument('--no-extra-positives', action='store_true',
+                   help='ablation: one view per sample, its own pair the only positive')
+    t.add_argument('--in-view', type=float, metavar='DEG',
+                   help='train only on samples the array hears within DEG of the camera axis '
+                        '(its own SRP-PHAT direction, no ground truth)')
+    t.add_argument('--epochs', type=int, default=25)
+    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    t.set_defaults(func=_cmd_train_av_heatmap)
 
     t = tsub.add_parser('rotation', help='visual rotation and binaural direction, learned '
                         'together without labels (and the label-trained reference)')
@@ -339,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--binaural-model', type=Path, help='binaural model (default: shipped)')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.set_defaults(func=_cmd_eval_rotation)
+    e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: cIoU, '
+                        'AUC, retrieval, beside the centre prior')
+    e.add_argument('--bags', type=Path, required=True,
+                   help='bags with camera/image_raw, audio/raw and gt/source_mask')
+    e.add_argument('--model', type=Path, help='ONNX model (default: the shipped one)')
+    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.set_defaults(func=_cmd_eval_av_heatmap)
 
     p = sub.add_parser('check-array', help='check channel order and geometry against a '
                        'recording of a source at a known direction',

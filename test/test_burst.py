@@ -23,8 +23,13 @@ def test_burst_is_bounded_and_accounted(name, tmp_path):
     # a bounded queue, as the node itself reports it
     m = re.fullmatch(r'keep_last (\d+), (reliable|best_effort)', r['queue'] or '')
     assert m and 1 <= int(m.group(1)) <= 100, r['queue']
-    # every published message is accounted for by the node
-    assert r['published'] == r['received'] + r['lost'], r
+    # every published message is accounted for by the node; a best-effort
+    # image stream carries no sequence number, so frames the queue overwrote
+    # before the node saw them cannot be counted by it
+    if m.group(2) == 'reliable':
+        assert r['published'] == r['received'] + r['lost'], r
+    else:
+        assert 0 < r['received'] + r['lost'] <= r['published'], r
     assert r['received'] == r['processed'] + r['dropped'], r
     assert 'internal_error' not in r['drop_reasons'], r['drop_reasons']
     assert r['rss_growth_mb'] is not None and r['rss_growth_mb'] < RSS_LIMIT_MB

@@ -17,15 +17,6 @@ from av_perception.nodes import NODES
 ROOT = Path(__file__).resolve().parent.parent
 RVIZ = ROOT / 'config' / 'av_perception.rviz'
 
-# Topics of interfaces.md's "Out" table whose nodes are being built on other
-# branches and are not registered here yet: node -> topics. DELETE an entry
-# when its node is merged (test_pending_topics_are_not_published_yet fails
-# until then, so the list cannot outlive its purpose).
-NOT_YET_MERGED: dict[str, tuple[str, ...]] = {
-    'av_heatmap': ('av_heatmap/heatmap', 'av_heatmap/overlay'),
-}
-
-
 def _norm(topic: str) -> str:
     """Relative and absolute names of the same topic (no namespace) compare equal."""
     return topic.lstrip('/')
@@ -96,14 +87,8 @@ def test_rviz_shows_what_the_issue_asks_for():
 
 def test_every_rviz_topic_is_published_by_a_node():
     published = {_norm(t) for n in NODES for t in _published(n)}
-    pending = {_norm(t) for topics in NOT_YET_MERGED.values() for t in topics}
-    missing = sorted(t for t in _rviz_topics() if _norm(t) not in published | pending)
+    missing = sorted(t for t in _rviz_topics() if _norm(t) not in published)
     assert not missing, f'{RVIZ.name} names topics no node publishes: {missing}'
-
-
-def test_pending_topics_are_not_published_yet():
-    for node, topics in NOT_YET_MERGED.items():
-        assert node not in NODES, f'{node} is registered now: delete it from NOT_YET_MERGED'
 
 
 def test_rviz_fixed_frame_is_broadcast_by_the_robot_config():

@@ -23,6 +23,7 @@ NODES: dict[str, str] = {
     'chirp_emitter': 'av_perception.nodes.chirp_emitter:ChirpEmitterNode',
     'echo_depth': 'av_perception.nodes.echo_depth:EchoDepthNode',
     'rotation': 'av_perception.nodes.rotation:RotationNode',
+    'av_heatmap': 'av_perception.nodes.av_heatmap:AvHeatmapNode',
 }
 
 

@@ -133,6 +133,13 @@ TARGETS: dict[str, LoadTarget] = {
     'rotation': LoadTarget(
         'rotation', {}, [LoadInput('camera/image_raw', Image, camera_images(), SENSOR)], 10.0,
         ('rotation/twist', TwistWithCovarianceStamped), _header_stamp),
+    # a heatmap per image, with the image's stamp, once the audio window
+    # that starts at the image has come
+    'av_heatmap': LoadTarget(
+        'av_heatmap', {'array': 'respeaker4', 'silence_dbfs': -150.0},
+        [LoadInput('camera/image_raw', Image, camera_images(), SENSOR),
+         LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 10.0,
+        ('av_heatmap/heatmap', Image), _header_stamp),
     # outputs only /diagnostics: latency is its own callback time
     'audio_monitor': LoadTarget(
         'audio_monitor', {'array': 'respeaker4'},

@@ -1,0 +1,157 @@
+"""The input front end of the audio-visual localization model (numpy and
+OpenCV only: the node computes exactly what training computed).
+
+Audio, over one window of the microphone array's stream:
+
+- a log spectrogram of the channels' mean (the paper's mono input:
+  ``scipy.signal.spectrogram`` with nperseg 512 and noverlap 353, as its
+  public code), pooled into log-spaced bands;
+- the GCC-PHAT and level-difference features of the array's microphone
+  pairs (``av_perception.doa.learned_features.features``, the same function
+  as the learned direction models), which say from which side the sound
+  comes: among many samples of the same sound class, that is what tells the
+  one matching a given image (retrieval) apart.
+
+Image: RGB resized to ``image_size`` (area interpolation), [0, 1], channels
+first.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from av_perception.arrays import ArrayGeometry
+from av_perception.doa.learned_features import FeatureSpec, features, spec_for
+from av_perception.errors import InputError
+
+
+@dataclass(frozen=True)
+class AvSpec:
+    """The input contract of an audio-visual localization model (stored in
+    its ONNX metadata; a node refuses a model whose contract does not match
+    its configuration).
+
+    Attributes:
+        array: microphone array geometry name.
+        channels: microphones.
+        sample_rate: Hz.
+        window: audio samples per estimate (starting at the image's stamp).
+        nperseg, noverlap: spectrogram segment and overlap [samples].
+        bands: log-spaced frequency bands of the spectrogram.
+        fmin, fmax: band range [Hz].
+        image_size: the network's square input [px].
+        grid: cells per side of the localization map.
+    """
+
+    array: str
+    channels: int
+    sample_rate: int
+    window: int = 6400
+    nperseg: int = 512
+    noverlap: int = 353
+    bands: int = 64
+    fmin: float = 100.0
+    fmax: float = 7800.0
+    image_size: int = 64
+    grid: int = 8
+
+    @property
+    def frames(self) -> int:
+        """Spectrogram frames of one window."""
+        return 1 + (self.window - self.nperseg) // (self.nperseg - self.noverlap)
+
+    @property
+    def gcc(self) -> FeatureSpec:
+        """The pair features' contract (the direction models' front end)."""
+        return _gcc_spec(self.array, self.window)
+
+    def to_metadata(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> AvSpec:
+        out = {}
+        for f, t in cls.__annotations__.items():
+            if f not in meta:
+                raise KeyError(f)
+            v = meta[f]
+            out[f] = int(v) if t == 'int' else float(v) if t == 'float' else v
+        return cls(**out)
+
+
+@functools.lru_cache(maxsize=8)
+def _gcc_spec(array: str, window: int) -> FeatureSpec:
+    from av_perception.arrays import load_array
+    return spec_for(load_array(array), window=window)
+
+
+def spec_for_array(geometry: ArrayGeometry, window_seconds: float = 0.4) -> AvSpec:
+    """The contract for an array: its channels and rate, a window of
+    ``window_seconds``."""
+    return AvSpec(array=geometry.name, channels=geometry.channels,
+                  sample_rate=geometry.sample_rate,
+                  window=int(round(window_seconds * geometry.sample_rate)))
+
+
+def _band_matrix(spec: AvSpec) -> np.ndarray:
+    """(bands, nperseg // 2 + 1) averaging matrix onto log-spaced bands."""
+    f = np.fft.rfftfreq(spec.nperseg, 1.0 / spec.sample_rate)
+    edges = np.geomspace(spec.fmin, spec.fmax, spec.bands + 1)
+    m = np.zeros((spec.bands, f.size))
+    for b in range(spec.bands):
+        sel = (f >= edges[b]) & (f < edges[b + 1])
+        if not sel.any():  # narrower than a bin at low frequencies: nearest bin
+            sel = np.abs(f - np.sqrt(edges[b] * edges[b + 1])) == \
+                np.abs(f - np.sqrt(edges[b] * edges[b + 1])).min()
+        m[b, sel] = 1.0 / sel.sum()
+    return m
+
+
+_BANDS: dict[AvSpec, np.ndarray] = {}
+
+
+def log_spectrogram(samples: np.ndarray, spec: AvSpec) -> np.ndarray:
+    """(channels, window) -> (1, bands, frames) float32: log10 power of the
+    channels' mean in log-spaced bands."""
+    from scipy.signal import spectrogram
+
+    mono = np.asarray(samples, np.float64).mean(axis=0)
+    _, _, p = spectrogram(mono, fs=spec.sample_rate, nperseg=spec.nperseg,
+                          noverlap=spec.noverlap, mode='psd')
+    if spec not in _BANDS:
+        _BANDS[spec] = _band_matrix(spec)
+    return np.log10(_BANDS[spec] @ p + 1e-12).astype(np.float32)[None]
+
+
+def audio_features(samples: np.ndarray, spec: AvSpec) -> tuple[np.ndarray, np.ndarray]:
+    """One window of the array's stream -> (spectrogram (1, bands, frames),
+    pair features (n,)), both float32.
+
+    Raises:
+        InputError: a window of the wrong shape or with non-finite samples.
+    """
+    x = np.asarray(samples)
+    if x.ndim != 2 or x.shape != (spec.channels, spec.window):
+        raise InputError('audio_window', f'({spec.channels}, {spec.window}) samples '
+                         f'(channels, window)', f'shape {x.shape}')
+    if not np.all(np.isfinite(x)):
+        raise InputError('audio_values', 'finite samples', 'NaN or infinite values')
+    return log_spectrogram(x, spec), features(x, spec.gcc)
+
+
+def image_input(rgb: np.ndarray, spec: AvSpec) -> np.ndarray:
+    """An RGB image (H, W, 3) uint8 -> (3, size, size) float32 in [0, 1].
+
+    Raises:
+        InputError: not an (H, W, 3) uint8 array.
+    """
+    import cv2
+
+    a = np.asarray(rgb)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise InputError('image', '(H, W, 3) uint8 RGB', f'shape {a.shape} {a.dtype}')
+    small = cv2.resize(a, (spec.image_size, spec.image_size), interpolation=cv2.INTER_AREA)
+    return (small.astype(np.float32) / 255.0).transpose(2, 0, 1).copy()

@@ -1,0 +1,402 @@
+"""Training of the audio-visual localization model (PyTorch, from scratch,
+self-supervised: no label or mask is used).
+
+As in Sound Source Localization is All About Cross-Modal Alignment: the
+audio embedding must match the image cells of the object that sounds
+(localization: multiple-instance similarity, the best-matching cell, with
+temperature 0.03) and, in a separate projection, the whole image (global
+alignment); both through a contrastive loss with multiple positives:
+
+- augmented views of the same pair (time crops of the audio window, colour
+  jitter and shifts of the image, and the exact left-right mirror: the image
+  flipped with the array's channels reordered by its mirror symmetry, which
+  holds because camera and array sit on the robot's x axis);
+- conceptually similar samples: each batch pairs every anchor with one of
+  its k nearest neighbours (from other rooms) in embedding space, mined over
+  the whole training set before every epoch: in the model's own audio and
+  image global embeddings after a warm-up, and during the warm-up in a
+  fixed label-free audio embedding (the level-free time-averaged log
+  spectrogram), where sounds of a kind already cluster.
+
+``extra_positives=False`` is the ablation: one view per sample and its own
+pair as the only positive (plain InfoNCE), otherwise the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from av_perception.arrays import load_array
+from av_perception.avl.dataset import load_samples
+from av_perception.avl.frontend import AvSpec, audio_features, image_input, spec_for_array
+from av_perception.avl.metrics import retrieval
+from av_perception.avl.networks import AvModel
+from av_perception.doa.dataset import list_bags
+from av_perception.errors import ConfigError
+
+#: audio crop offsets inside a sample's span [samples]: augmented views
+OFFSETS = (0, 1600)
+TAU_LOC = 0.03
+TAU_GLOBAL = 0.07
+K_NEIGHBOURS = 5
+
+
+def mirror_order(spec: AvSpec) -> np.ndarray:
+    """Channel order that mirrors the array about its x-z plane (y -> -y)."""
+    from av_perception.train.direction import symmetries
+    ops = symmetries(load_array(spec.array))
+    for order, fn in ops:
+        if abs(fn(0.5) + 0.5) < 1e-9 and abs(fn(math.pi / 2) + math.pi / 2) < 1e-9:
+            return order
+    raise ConfigError(f'array {spec.array} has no left-right mirror symmetry')
+
+
+def _bag_arrays(args) -> dict:
+    path, bag_index, spec = args
+    span = spec.window + max(OFFSETS)
+    samples = load_samples(path, spec.window, bag_index, span=span)
+    mirror = mirror_order(spec)
+    images, specs, pairs, masks = [], [], [], []
+    for s in samples:
+        images.append(np.round(image_input(s.rgb, spec) * 255).astype(np.uint8))
+        vs, vp = [], []
+        for flip in (False, True):
+            for off in OFFSETS:
+                seg = s.audio[:, off:off + spec.window]
+                sp, pr = audio_features(seg[mirror] if flip else seg, spec)
+                vs.append(sp)
+                vp.append(pr)
+        specs.append(np.stack(vs))
+        pairs.append(np.stack(vp))
+        masks.append(s.mask if s.mask is not None else np.zeros(s.rgb.shape[:2], bool))
+    n = len(samples)
+    return {'image': np.stack(images) if n else np.zeros((0, 3, spec.image_size,
+                                                         spec.image_size), np.uint8),
+            'spec': np.stack(specs) if n else None, 'pair': np.stack(pairs) if n else None,
+            'mask': np.stack(masks) if n else None, 'bag': np.full(n, bag_index)}
+
+
+def build_data(bags: list[Path], spec: AvSpec, jobs: int = 0, progress=sys.stderr) -> dict:
+    """Images (uint8), audio features of every view variant, masks (for
+    monitoring only), bag index; in parallel over bags."""
+    todo = [(str(b), i, spec) for i, b in enumerate(bags)]
+    parts = []
+    ctx = mp.get_context('spawn')
+    with ctx.Pool(jobs or mp.cpu_count()) as pool:
+        for i, part in enumerate(pool.imap(_bag_arrays, todo)):
+            if len(part['bag']):
+                parts.append(part)
+            print(f'\r[dataset] {i + 1}/{len(bags)} bags, '
+                  f'{sum(len(p["bag"]) for p in parts)} samples', end='', file=progress,
+                  flush=True)
+    print(file=progress)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _bag_azimuths(args) -> np.ndarray:
+    path, bag_index, spec = args
+    from av_perception.doa.classic import ClassicDoa
+    srp = ClassicDoa(load_array(spec.array), 'srp')
+    out = []
+    for s in load_samples(path, spec.window, bag_index, span=spec.window + max(OFFSETS)):
+        est = srp.estimate(s.audio[:, :spec.window], 1)
+        out.append(est[0].azimuth if est else np.nan)
+    return np.asarray(out, float)
+
+
+def array_azimuths(bags: list[Path], spec: AvSpec, jobs: int = 0) -> np.ndarray:
+    """The array's own SRP-PHAT direction [rad] of every sample's window (no
+    ground truth): where the robot hears the sound from."""
+    ctx = mp.get_context('spawn')
+    with ctx.Pool(jobs or mp.cpu_count()) as pool:
+        parts = pool.map(_bag_azimuths, [(str(b), i, spec) for i, b in enumerate(bags)])
+    return np.concatenate(parts)
+
+
+# ------------------------------------------------------------------ loss
+def multi_positive_nce(sim, pos):
+    """Contrastive loss with several positives per anchor, both directions:
+    mean over each row's (and column's) positives of the log-softmax."""
+    import torch
+    loss = 0.0
+    for s, p in ((sim, pos), (sim.t(), pos.t())):
+        logp = torch.log_softmax(s, dim=1)
+        loss = loss + (-(logp * p).sum(1) / p.sum(1)).mean()
+    return loss / 2
+
+
+def loc_similarity(a, cells):
+    """(N, D) audio, (N, D, G, G) cells -> (N, N): the best-matching cell's
+    cosine similarity for every audio/image combination."""
+    import torch
+    return torch.einsum('id,jdhw->ijhw', a, cells).flatten(2).max(dim=2).values
+
+
+def _augment(images, flips, rng):
+    """uint8 (N, 3, S, S) -> float views: flip, colour jitter, shift by up to 3 px."""
+    import torch
+    x = torch.from_numpy(images).float() / 255.0
+    x = torch.where(torch.from_numpy(flips)[:, None, None, None], x.flip(3), x)
+    n = len(x)
+    gain = torch.from_numpy(rng.uniform(0.8, 1.2, (n, 3, 1, 1)).astype(np.float32))
+    bias = torch.from_numpy(rng.uniform(-0.08, 0.08, (n, 1, 1, 1)).astype(np.float32))
+    x = (x * gain + bias).clamp(0, 1)
+    s = x.shape[-1]
+    pad = torch.nn.functional.pad(x, (3, 3, 3, 3), mode='replicate')
+    out = torch.empty_like(x)
+    for i, (dy, dx) in enumerate(rng.integers(0, 7, (n, 2))):
+        out[i] = pad[i, :, dy:dy + s, dx:dx + s]
+    return out
+
+
+def _views(data, idx, rng, plain: bool):
+    """Inputs of one view per index: audio variant (crop, mirror) and image."""
+    import torch
+    n_off = len(OFFSETS)
+    flips = np.zeros(len(idx), bool) if plain else rng.random(len(idx)) < 0.5
+    offs = np.zeros(len(idx), int) if plain else rng.integers(0, n_off, len(idx))
+    var = flips * n_off + offs
+    img = torch.from_numpy(data['image'][idx]).float() / 255.0 if plain else \
+        _augment(data['image'][idx], flips, rng)
+    return (img, torch.from_numpy(data['spec'][idx, var]),
+            torch.from_numpy(data['pair'][idx, var]))
+
+
+def spectral_profiles(spec: np.ndarray) -> np.ndarray:
+    """A fixed, label-free audio embedding to start the neighbour search
+    with (before the model's own embeddings mean anything): the time-averaged
+    log spectrogram without its level, standardised over the data set, unit
+    length. (N, V, 1, bands, frames) -> (N, bands)."""
+    f = spec[:, 0, 0].mean(axis=2)
+    f = f - f.mean(axis=1, keepdims=True)
+    f = (f - f.mean(axis=0)) / (f.std(axis=0) + 1e-6)
+    return (f / np.linalg.norm(f, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _neighbours(bank_a, bank_v, bags, k: int) -> np.ndarray:
+    """(N, 2k) indices of each sample's k nearest neighbours by audio and by
+    image embedding (``bank_v`` None: audio only), from other rooms."""
+    out = []
+    for bank in (bank_a, bank_v) if bank_v is not None else (bank_a,):
+        s = bank @ bank.T
+        s[bags[:, None] == bags[None, :]] = -np.inf
+        out.append(np.argsort(-s, axis=1)[:, :k])
+    return np.concatenate(out, axis=1)
+
+
+def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
+          epochs: int = 25, batch: int = 64, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
+          warmup: int | None = None, in_view_deg: float | None = None,
+          progress=sys.stderr) -> dict:
+    """Train, checkpoint each epoch (resumable), export ONNX; returns a summary.
+
+    ``in_view_deg``: train only on samples whose sound the array itself (SRP-PHAT,
+    no ground truth) hears within this azimuth of the camera's axis, i.e. from
+    inside the camera's view, so that most training pairs show what they hear.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(out)
+    spec = spec_for_array(load_array('respeaker4'))
+    bags = []
+    for d in ([bags_dir] if isinstance(bags_dir, (str, Path)) else bags_dir):
+        bags += list_bags(d)
+    ckpt_dir = out.parent / f'{out.stem}_checkpoints'
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    data_key = hashlib.sha256(json.dumps([[str(b) for b in bags], spec.to_metadata(),
+                                          list(OFFSETS)]).encode()).hexdigest()[:16]
+    cache = ckpt_dir / f'data_{data_key}.npz'
+    if cache.is_file():
+        data = dict(np.load(cache))
+        print(f'[dataset] {len(data["bag"])} samples from {cache}', file=progress)
+    else:
+        data = build_data(bags, spec, jobs=jobs, progress=progress)
+        np.savez(cache, **data)
+    n = len(data['bag'])
+    n_val_bags = max(1, len(bags) // 10)
+    val = data['bag'] >= len(bags) - n_val_bags
+    tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
+    if in_view_deg is not None:
+        az_cache = ckpt_dir / f'azimuth_{data_key}.npy'
+        if az_cache.is_file():
+            az = np.load(az_cache)
+        else:
+            az = array_azimuths(bags, spec, jobs)
+            np.save(az_cache, az)
+        tr_idx = tr_idx[np.abs(np.degrees(az[tr_idx])) <= in_view_deg]
+        print(f'[train] {len(tr_idx)} training samples heard within {in_view_deg:g} deg of the '
+              f'camera axis', file=progress)
+    if len(tr_idx) < 4 * batch:
+        raise ConfigError(f'only {len(tr_idx)} training samples in {len(bags)} bags; need at '
+                          f'least {4 * batch}')
+    warmup = epochs // 4 if warmup is None else warmup
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = AvModel(spec)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    ckpt = ckpt_dir / 'last.pt'
+    fingerprint = hashlib.sha256(json.dumps(
+        [data_key, extra_positives, epochs, batch, lr, seed, warmup, in_view_deg]).encode()
+    ).hexdigest()
+    curve, start_epoch = [], 0
+    bank_a = np.zeros((n, 64), np.float32)
+    bank_v = np.zeros((n, 64), np.float32)
+    if ckpt.is_file():
+        state = torch.load(ckpt, weights_only=True)
+        if state.get('fingerprint') == fingerprint:
+            model.load_state_dict(state['model'])
+            opt.load_state_dict(state['opt'])
+            sched.load_state_dict(state['sched'])
+            start_epoch = int(state['epoch'])
+            bank_a, bank_v = state['bank_a'].numpy(), state['bank_v'].numpy()
+            rng = np.random.default_rng([seed, start_epoch])
+            curve = json.loads((ckpt_dir / 'curve.json').read_text())
+            print(f'[train] resuming at epoch {start_epoch}', file=progress)
+        else:
+            print(f'[train] {ckpt} was made from other data or settings: starting afresh',
+                  file=progress)
+    profiles = spectral_profiles(data['spec'])
+    t0 = time.perf_counter()
+    half = batch // 2
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        nn_idx = None
+        if extra_positives:  # neighbours among the training samples
+            if epoch < warmup:  # the model's embeddings are not there yet
+                local = _neighbours(profiles[tr_idx], None, data['bag'][tr_idx], K_NEIGHBOURS)
+            else:
+                local = _neighbours(bank_a[tr_idx], bank_v[tr_idx], data['bag'][tr_idx],
+                                    K_NEIGHBOURS)
+            nn_idx = np.zeros((n, local.shape[1]), int)
+            nn_idx[tr_idx] = tr_idx[local]
+        perm = rng.permutation(tr_idx)
+        losses = []
+        step = half if extra_positives else batch
+        for i in range(0, len(perm) - step + 1, step):
+            anchors = perm[i:i + step]
+            if extra_positives:
+                partners = nn_idx[anchors, rng.integers(0, nn_idx.shape[1], len(anchors))]
+                idx = np.concatenate([anchors, partners])
+                groups = np.concatenate([np.arange(len(anchors)), np.arange(len(anchors))])
+                v1, v2 = _views(data, idx, rng, False), _views(data, idx, rng, False)
+                inputs = [torch.cat([a, b]) for a, b in zip(v1, v2)]
+                sample = np.concatenate([idx, idx])
+                group = np.concatenate([groups, groups])
+            else:
+                inputs = _views(data, anchors, rng, False)
+                sample = anchors
+                group = np.arange(len(anchors))
+            cells, gv = model.image(inputs[0])
+            a, ga = model.audio(inputs[1], inputs[2])
+            g = torch.from_numpy(group)
+            pos = (g[:, None] == g[None, :]).float()
+            loss = multi_positive_nce(loc_similarity(a, cells) / TAU_LOC, pos) + \
+                multi_positive_nce(ga @ gv.t() / TAU_GLOBAL, pos)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            bank_a[sample] = ga.detach().numpy()
+            bank_v[sample] = gv.detach().numpy()
+        sched.step()
+        row = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses)),
+               **_validate(model, data, va_idx)}
+        curve.append(row)
+        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(),
+                    'sched': sched.state_dict(), 'epoch': epoch + 1,
+                    'bank_a': torch.from_numpy(bank_a), 'bank_v': torch.from_numpy(bank_v),
+                    'fingerprint': fingerprint}, ckpt)
+        if row['val_loss'] <= min(c['val_loss'] for c in curve):
+            torch.save({'model': model.state_dict(), 'epoch': epoch + 1}, ckpt_dir / 'best.pt')
+        (ckpt_dir / 'curve.json').write_text(json.dumps(curve))
+        print(f'\r[train] epoch {epoch + 1}/{epochs} train {row["train_loss"]:.3f} '
+              f'val {row["val_loss"]:.3f} val R@1 a2i {row["val_r1_a2i"]:.2f} '
+              f'({time.perf_counter() - t0:.0f} s)', end='', file=progress, flush=True)
+    print(file=progress)
+    _plot_curve(curve, ckpt_dir / 'curve.png')
+    best = torch.load(ckpt_dir / 'best.pt', weights_only=True)
+    model.load_state_dict(best['model'])
+    export(model, spec, out, extra_positives=extra_positives, n_train=len(tr_idx),
+           n_bags=len(bags), in_view_deg=in_view_deg)
+    return {'model': str(out), 'samples': n, 'bags': len(bags), 'best_epoch': int(best['epoch']),
+            'final': curve[-1] if curve else None, 'curve': str(ckpt_dir / 'curve.png'),
+            'seconds': round(time.perf_counter() - t0, 1)}
+
+
+def _validate(model, data, idx) -> dict:
+    """Self-supervised loss (single positive, un-augmented views) and
+    retrieval on the validation rooms; no labels are used."""
+    import torch
+    model.eval()
+    with torch.no_grad():
+        img, sp, pr = _views(data, idx, None, True)
+        cells, gv = model.image(img)
+        a, ga = model.audio(sp, pr)
+        pos = torch.eye(len(idx))
+        loss = float(multi_positive_nce(ga @ gv.t() / TAU_GLOBAL, pos))
+    r = retrieval(ga.numpy(), gv.numpy())
+    model.train()
+    return {'val_loss': loss, 'val_r1_a2i': r['r1_a2i'], 'val_r1_i2a': r['r1_i2a']}
+
+
+def _plot_curve(curve: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(8, 3))
+    ep = [c['epoch'] for c in curve]
+    ax.plot(ep, [c['train_loss'] for c in curve], label='train (both losses)')
+    ax.plot(ep, [c['val_loss'] for c in curve], label='validation (global)')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('contrastive loss')
+    ax.legend()
+    bx.plot(ep, [c['val_r1_a2i'] for c in curve], label='R@1 audio->image')
+    bx.plot(ep, [c['val_r1_i2a'] for c in curve], label='R@1 image->audio')
+    bx.set_xlabel('epoch')
+    bx.set_ylabel('validation retrieval')
+    bx.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
+           n_bags: int, in_view_deg: float | None = None) -> None:
+    """ONNX (opset 17) with the input contract in its metadata. Inputs:
+    ``image`` (B, 3, S, S) in [0, 1], ``spectrogram`` (B, 1, bands, frames),
+    ``pair_features`` (B, n); outputs: ``cosine`` (B, G, G), the audio's and
+    the image's global embeddings (unit vectors)."""
+    import onnx
+    import torch
+
+    model.eval()
+    args = (torch.zeros(1, 3, spec.image_size, spec.image_size),
+            torch.zeros(1, 1, spec.bands, spec.frames), torch.zeros(1, spec.gcc.n_features))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = ['image', 'spectrogram', 'pair_features']
+    outs = ['cosine', 'audio_embedding', 'image_embedding']
+    torch.onnx.export(model, args, str(out), input_names=names, output_names=outs,
+                      dynamic_axes={k: {0: 'batch'} for k in names + outs},
+                      opset_version=17, dynamo=False)
+    m = onnx.load(str(out))
+    variant = 'multi-positive' if extra_positives else 'single-positive'
+    meta = {'task': 'av_heatmap', 'model_id': f'av_heatmap-{spec.array}-{variant}',
+            'extra_positives': str(extra_positives), 'train_samples': str(n_train),
+            'train_bags': str(n_bags), 'train_in_view_deg': str(in_view_deg),
+            **spec.to_metadata()}
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.save(m, str(out))
+

@@ -1,0 +1,203 @@
+"""Audio-visual heatmaps: the running node puts the heatmap on the sounding
+object; image/audio pairing; ONNX equals PyTorch; bad input is refused or
+dropped and counted."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+
+from av_perception.arrays import load_array
+from av_perception.audio.chunk import AudioBlock
+from av_perception.avl.frontend import audio_features, image_input, spec_for_array
+from av_perception.avl.heatmap import HeatmapModel, overlay
+from av_perception.avl.sync import AudioImageSync
+from av_perception.errors import ConfigError, InputError
+from av_perception.nodes.av_heatmap import AvHeatmapNode
+from av_perception.ros import qos
+from av_perception.ros.messages import array_to_image, block_to_chunk, header
+from av_perception.sim.scene import SOUND_CLASSES, Box, Pose2D, Source
+from av_perception.sim.world import SceneSimulator
+from av_perception_msgs.msg import AudioChunk
+from conftest import diag_values
+from test_sim_physics import room
+
+GEOM = load_array('respeaker4')
+T0 = 10**9
+
+
+def _object(cls: str, azimuth_deg: float, active: bool, index: int, robot=(1.5, 4.0),
+            dist=2.2) -> tuple[Box, Source]:
+    c = SOUND_CLASSES[cls]
+    x = robot[0] + dist * math.cos(math.radians(azimuth_deg))
+    y = robot[1] + dist * math.sin(math.radians(azimuth_deg))
+    box = Box((x, y, c.size[2] / 2), c.size, c.color, c.texture, 'hard_surface', cls)
+    return box, Source(cls, index, (x + c.mouth[0], y + c.mouth[1], c.mouth[2]), 11 + index,
+                       active, -25.0)
+
+
+@pytest.fixture(scope='module')
+def left_scene():
+    """The robot faces +x; a sounding object 25 deg to the left, a silent one
+    of another kind 25 deg to the right (both in view)."""
+    (b0, s0), (b1, s1) = _object('speech', 25.0, True, 0), _object('tone', -25.0, False, 1)
+    scene = replace(room(sources=None), boxes=(b0, b1), sources=(s0, s1),
+                    poses=(Pose2D(1.5, 4.0, 0.0),))
+    with SceneSimulator(scene) as sim:
+        slot = sim.slot(0)
+    return slot
+
+
+def _publish(ros, node, rgb, audio, image_stamp=T0, audio_stamp=T0, frame='camera_optical'):
+    img_pub = ros.publisher(Image, 'camera/image_raw', qos.SENSOR)
+    aud_pub = ros.publisher(AudioChunk, 'audio/raw', qos.AUDIO)
+    img_pub.publish(array_to_image(rgb, 'rgb8', header(image_stamp, frame)))
+    step = GEOM.sample_rate // 10
+    n = audio.shape[1] // step
+    for k in range(n):
+        aud_pub.publish(block_to_chunk(AudioBlock(audio[:, k * step:(k + 1) * step],
+                                                  GEOM.sample_rate, k * step,
+                                                  audio_stamp + k * 10**8, 'mic_array')))
+    stats = node.input('audio/raw')
+    ros.spin_until(lambda: stats.received == n, what='all chunks')
+
+
+@pytest.mark.xfail(strict=True, reason='the shipped model does not localise yet (bench/results/'
+                   'av_heatmap.json: at chance); strict: passing means this marker must go')
+def test_running_node_puts_the_heatmap_on_the_sounding_object_on_the_left(ros, left_scene):
+    slot = left_scene
+    mask = slot.source_mask > 0
+    h, w = mask.shape
+    assert mask[:, : w // 2].sum() > 0.9 * mask.sum()    # the scene is what it claims
+    node = ros.node(AvHeatmapNode)
+    heat = ros.collect(Image, 'av_heatmap/heatmap', qos.RELIABLE)
+    over = ros.collect(Image, 'av_heatmap/overlay', qos.RELIABLE)
+    _publish(ros, node, slot.rgb, slot.array)
+    ros.spin_until(lambda: heat and over, what='a heatmap and an overlay')
+    m, o = heat[0], over[0]
+    assert (m.encoding, m.width, m.height) == ('32FC1', w, h)
+    assert (o.encoding, o.width, o.height) == ('rgb8', w, h)
+    for msg in (m, o):
+        assert msg.header.frame_id == 'camera_optical'
+        assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == T0
+    hm = np.frombuffer(bytes(m.data), np.float32).reshape(h, w)
+    assert hm.min() >= 0.0 and hm.max() <= 1.0
+    left, right = hm[:, : w // 2].sum(), hm[:, w // 2:].sum()
+    assert left > 1.5 * right, (left, right)
+
+
+def test_silent_audio_publishes_nothing_and_says_so(ros, left_scene):
+    from diagnostic_msgs.msg import DiagnosticArray
+    node = ros.node(AvHeatmapNode, {'diagnostics_period': 0.2})
+    heat = ros.collect(Image, 'av_heatmap/heatmap', qos.RELIABLE)
+    diags = ros.collect(DiagnosticArray, '/diagnostics', qos.RELIABLE)
+    silence = np.full((4, 8000), 1e-5, np.float32)   # -100 dBFS
+    _publish(ros, node, left_scene.rgb, silence)
+    ros.spin_until(lambda: node.silent >= 1, what='the silent image')
+    ros.spin_until(lambda: any('silent' in diag_values([a], 'av_heatmap').get('state', '')
+                               for a in diags), what='/diagnostics saying silent')
+    assert heat == []
+    assert diag_values(diags, 'av_heatmap')['silent_images'] == '1'
+
+
+def test_wrong_channel_count_and_bad_image_are_dropped_and_counted(ros):
+    node = ros.node(AvHeatmapNode)
+    aud_pub = ros.publisher(AudioChunk, 'audio/raw', qos.AUDIO)
+    img_pub = ros.publisher(Image, 'camera/image_raw', qos.SENSOR)
+    aud_pub.publish(block_to_chunk(AudioBlock(np.zeros((2, 1600), np.float32), 16000, 0, T0,
+                                              'mic_array')))
+    bad = Image(header=header(T0, 'camera_optical'), height=4, width=4, encoding='yuv422',
+                step=8, data=bytes(32))
+    img_pub.publish(bad)
+    ros.spin_until(lambda: node.input('audio/raw').dropped >= 1
+                   and node.input('camera/image_raw').dropped >= 1, what='both drops')
+    assert 'channels' in node.input('audio/raw').drops
+    assert 'encoding' in node.input('camera/image_raw').drops
+
+
+def test_image_without_audio_in_tolerance_is_dropped():
+    sync = AudioImageSync(16000, 4, 6400, tolerance=0.05)
+    block = AudioBlock(np.ones((4, 1600), np.float32), 16000, 0, T0)
+    sync.push_audio(block)
+    ready, dropped = sync.push_image(T0 - 2 * 10**8, 'early')     # 0.2 s before the audio
+    assert ready == [] and [d.kind for d in dropped] == ['sync']
+    ready, dropped = sync.push_image(T0 + 10**8, 'waits')         # needs audio up to +0.5 s
+    assert ready == [] and dropped == []
+    for k in range(1, 5):
+        ready, _ = sync.push_audio(replace(block, samples=np.full((4, 1600), k, np.float32),
+                                           first_sample=k * 1600, stamp_ns=T0 + k * 10**8))
+    assert [p.image for p in ready] == ['waits']
+    w = ready[0].window
+    assert w.shape == (4, 6400) and w[0, 0] == 1 and w[0, -1] == 4   # from the image stamp on
+
+
+def test_onnx_equals_pytorch(tmp_path):
+    import torch
+    from av_perception.avl.networks import AvModel
+    from av_perception.train.av_heatmap import export
+    spec = spec_for_array(GEOM)
+    torch.manual_seed(0)
+    model = AvModel(spec).eval()
+    path = tmp_path / 'm.onnx'
+    export(model, spec, path, extra_positives=True, n_train=0, n_bags=0)
+    rng = np.random.default_rng(0)
+    rgb = [rng.integers(0, 256, (128, 128, 3), dtype=np.uint8) for _ in range(3)]
+    audio = [rng.normal(0, 0.05, (4, spec.window)).astype(np.float32) for _ in range(3)]
+    cos, ga, gv = HeatmapModel(path, GEOM).run(rgb, audio)
+    with torch.no_grad():
+        img = torch.from_numpy(np.stack([image_input(i, spec) for i in rgb]))
+        feats = [audio_features(a, spec) for a in audio]
+        ref = model(img, torch.from_numpy(np.stack([f[0] for f in feats])),
+                    torch.from_numpy(np.stack([f[1] for f in feats])))
+    for got, want in zip((cos, ga, gv), ref):
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+
+
+def test_bad_input_is_refused_with_what_was_expected():
+    spec = spec_for_array(GEOM)
+    with pytest.raises(InputError, match=r'\(4, 6400\)'):
+        audio_features(np.zeros((2, 6400), np.float32), spec)
+    bad = np.zeros((4, 6400), np.float32)
+    bad[0, 5] = np.nan
+    with pytest.raises(InputError, match='finite'):
+        audio_features(bad, spec)
+    with pytest.raises(InputError, match='uint8 RGB'):
+        image_input(np.zeros((8, 8), np.float32), spec)
+    with pytest.raises(ConfigError, match='binaural'):
+        HeatmapModel(None, load_array('binaural'))       # the model is for the 4-mic array
+    with pytest.raises(ConfigError, match='does not exist'):
+        HeatmapModel('/nonexistent.onnx', GEOM)
+    assert overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4))).max() == 0
+
+
+def test_eval_cli_on_a_folder_without_bags_fails_in_one_line(tmp_path, capsys):
+    from av_perception.cli import main
+    assert main(['eval', 'av-heatmap', '--bags', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'bag' in err[0]
+
+
+def test_training_from_bags_exports_a_model_the_node_loads_and_resumes(tmp_path):
+    import io
+    import json
+
+    from av_perception.sim.bags import simulate
+    from av_perception.train.av_heatmap import train
+    bags = tmp_path / 'bags'
+    simulate(bags, scenes=3, seed=5, poses=4, jobs=1, progress=io.StringIO())
+    out = tmp_path / 'm.onnx'
+    res = train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=io.StringIO())
+    assert res['samples'] == 12 and res['bags'] == 3
+    curve = json.loads((tmp_path / 'm_checkpoints' / 'curve.json').read_text())
+    assert [c['epoch'] for c in curve] == [1, 2]
+    assert (tmp_path / 'm_checkpoints' / 'curve.png').is_file()
+    model = HeatmapModel(out, GEOM)
+    assert model.model.metadata['extra_positives'] == 'True'
+    assert model.spec == spec_for_array(GEOM)
+    log = io.StringIO()
+    train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=log)
+    assert 'resuming at epoch 2' in log.getvalue()

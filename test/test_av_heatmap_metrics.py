@@ -1,0 +1,88 @@
+"""The paper's metrics on hand-made heatmaps whose cIoU is known, and the
+retrieval recall on hand-made similarities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from av_perception.avl import metrics
+from av_perception.errors import InputError
+
+
+def _mask(h, w, rows, cols):
+    m = np.zeros((h, w), bool)
+    m[rows, cols] = True
+    return m
+
+
+def test_ciou_of_a_map_whose_upper_half_is_hot():
+    # map: 1 on the top half, 0 below -> median value 1 (index H*W//2 of the sorted
+    # map) -> P = pixels > 1 = none... so use a ramp: P = strictly above the median
+    h = w = 8
+    heat = np.zeros((h, w))
+    heat[:4] = 1.0
+    heat[:4, :] += np.arange(w)[None] * 1e-3  # distinct values on the hot half
+    # sorted values: 32 zeros, then the 32 hot values; threshold = sorted[32] = the
+    # smallest hot value (column 0 of rows 0-3); P = hot pixels in columns 1..7
+    p = metrics.predicted_region(heat, (h, w))
+    assert p.sum() == 28 and not p[:, 0].any() and not p[4:].any()
+    g = _mask(h, w, slice(0, 4), slice(0, 8))          # G = the whole top half (32 px)
+    # |P n G| = 28, |G| = 32, |P \ G| = 0 -> 28 / 32
+    assert metrics.ciou(heat, g) == pytest.approx(28 / 32)
+    g2 = _mask(h, w, slice(0, 2), slice(0, 8))         # G = rows 0-1 (16 px)
+    # |P n G| = 14, |P \ G| = 14 -> 14 / (16 + 14)
+    assert metrics.ciou(heat, g2) == pytest.approx(14 / 30)
+
+
+def test_ciou_resizes_the_map_to_the_mask_and_is_scale_free():
+    # a 2x2 map, hot on the left column, scored against a 16x16 mask of the left half
+    heat = np.array([[1.0, 0.0], [1.0, 0.0]])
+    g = _mask(16, 16, slice(None), slice(0, 8))
+    c = metrics.ciou(heat, g)
+    # bilinear upsampling (half-pixel centres): columns 0-3 are 1, then 0.9375,
+    # 0.8125, ... 0.0625 for columns 4-11, 0 for 12-15; the value at index 128 of
+    # the sorted map is column 7's (0.5625), so P = columns 0-6: 112 of G's 128 px
+    assert c == pytest.approx(112 / 128)
+    assert metrics.ciou(heat * 7 + 3, g) == pytest.approx(c)   # min-max normalised
+    assert metrics.ciou(1 - heat, g) == 0.0                     # all of P outside G
+
+
+def test_flat_map_predicts_nothing_and_empty_mask_is_refused():
+    g = _mask(8, 8, slice(0, 4), slice(0, 4))
+    assert metrics.ciou(np.ones((8, 8)), g) == 0.0   # nothing strictly above the median
+    with pytest.raises(InputError, match='non-empty'):
+        metrics.ciou(np.ones((8, 8)), np.zeros((8, 8), bool))
+
+
+def test_success_rate_and_auc():
+    cious = [0.0, 0.25, 0.5, 1.0]
+    assert metrics.success_rate(cious) == 0.5
+    # success(t) = share >= t on 0, 0.05, ..., 1: 1 at t=0; 0.75 for 0<t<=0.25;
+    # 0.5 for 0.25<t<=0.5; 0.25 for 0.5<t<=1 -> trapezoids over the 21 points
+    t = np.linspace(0, 1, 21)
+    rates = np.array([np.mean(np.array(cious) >= x) for x in t])
+    assert metrics.auc(cious) == pytest.approx(np.trapezoid(rates, t))
+    assert metrics.auc([1.0] * 3) == pytest.approx(1.0)
+    assert metrics.auc([0.0] * 3) == pytest.approx(0.05 / 2)
+
+
+def test_recall_at_k_on_a_known_similarity():
+    s = np.array([[0.9, 0.1, 0.2],
+                  [0.5, 0.4, 0.1],    # partner ranked 2nd
+                  [0.3, 0.2, 0.1]])   # partner ranked 3rd
+    r = metrics.recall_at(s, ks=(1, 2, 3))
+    assert r == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3), 3: 1.0}
+    a = np.eye(5)
+    out = metrics.retrieval(a, a, candidates=100)
+    assert out['r1_a2i'] == 1.0 and out['r1_i2a'] == 1.0 and out['candidates'] == 5
+
+
+def test_center_prior_beats_a_corner_map_on_a_central_object():
+    g = _mask(64, 64, slice(16, 48), slice(16, 48))
+    prior = metrics.center_prior(64, 64)
+    corner = np.zeros((64, 64))
+    corner[:8, :8] = 1
+    corner += np.random.default_rng(0).random((64, 64)) * 1e-3
+    assert metrics.ciou(prior, g) > 0.45
+    assert metrics.ciou(corner, g) < 0.3
