@@ -52,7 +52,11 @@ def left_scene():
     return slot
 
 
-def _publish(ros, node, rgb, audio, image_stamp=T0, audio_stamp=T0, frame='camera_optical'):
+def _publish(ros, node, rgb, audio, image_stamp=None, audio_stamp=T0, frame='camera_optical'):
+    """The image, stamped (by default) at the end of the audio: the node pairs
+    it with the window heard up to then."""
+    if image_stamp is None:
+        image_stamp = audio_stamp + int(round(audio.shape[1] / GEOM.sample_rate * 1e9))
     img_pub = ros.publisher(Image, 'camera/image_raw', qos.SENSOR)
     aud_pub = ros.publisher(AudioChunk, 'audio/raw', qos.AUDIO)
     img_pub.publish(array_to_image(rgb, 'rgb8', header(image_stamp, frame)))
@@ -120,7 +124,7 @@ def test_wrong_channel_count_and_bad_image_are_dropped_and_counted(ros):
 
 
 def test_image_without_audio_in_tolerance_is_dropped():
-    sync = AudioImageSync(16000, 4, 6400, tolerance=0.05)
+    sync = AudioImageSync(16000, 4, 6400, tolerance=0.05, align='after')
     block = AudioBlock(np.ones((4, 1600), np.float32), 16000, 0, T0)
     sync.push_audio(block)
     ready, dropped = sync.push_image(T0 - 2 * 10**8, 'early')     # 0.2 s before the audio
@@ -133,6 +137,29 @@ def test_image_without_audio_in_tolerance_is_dropped():
     assert [p.image for p in ready] == ['waits']
     w = ready[0].window
     assert w.shape == (4, 6400) and w[0, 0] == 1 and w[0, -1] == 4   # from the image stamp on
+
+
+def test_an_image_gets_the_audio_that_ends_at_its_stamp_by_default():
+    """align='before': the window is the 0.4 s heard up to the image; an
+    image earlier than 0.4 s into the stream has no such audio (dropped)."""
+    sync = AudioImageSync(16000, 4, 6400, tolerance=0.05)
+    block = AudioBlock(np.zeros((4, 1600), np.float32), 16000, 0, T0)
+    ready = []
+    for k in range(6):                      # 0.6 s of audio, chunk k filled with k
+        r, _ = sync.push_audio(replace(block, samples=np.full((4, 1600), k, np.float32),
+                                       first_sample=k * 1600, stamp_ns=T0 + k * 10**8))
+        ready += r
+    ready, dropped = sync.push_image(T0 + 2 * 10**8, 'too early')  # 0.2 s of audio before it
+    assert ready == [] and [d.kind for d in dropped] == ['sync']
+    ready, dropped = sync.push_image(T0 + 5 * 10**8, 'now')        # audio 0.1 .. 0.5 s
+    assert [p.image for p in ready] == ['now'] and dropped == []
+    w = ready[0].window
+    assert w.shape == (4, 6400) and w[0, 0] == 1 and w[0, -1] == 4
+    ready, dropped = sync.push_image(T0 + 7 * 10**8, 'waits')      # its audio is not here yet
+    assert ready == [] and dropped == []
+    ready, _ = sync.push_audio(replace(block, samples=np.full((4, 1600), 6, np.float32),
+                                       first_sample=6 * 1600, stamp_ns=T0 + 6 * 10**8))
+    assert [p.image for p in ready] == ['waits'] and ready[0].window[0, -1] == 6
 
 
 def test_onnx_equals_pytorch(tmp_path):

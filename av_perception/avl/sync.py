@@ -1,7 +1,10 @@
-"""Pairing camera images with the audio window that starts at their stamp
-(no ROS): images wait until the array's stream covers their window; an
-image whose window the stream cannot provide within a tolerance is dropped
-with its reason."""
+"""Pairing camera images with an audio window (no ROS): the window that
+ends at the image's stamp (``align='before'``: the sound just heard, no
+waiting beyond the chunk that holds the stamp) or the one that starts at it
+(``align='after'``: as the simulated training bags pair a camera frame with
+its slot's audio; the heatmap comes a window later). Images wait until the
+stream covers their window; an image whose window the stream cannot provide
+within a tolerance is dropped with its reason."""
 
 from __future__ import annotations
 
@@ -32,23 +35,32 @@ class Dropped:
     detail: str
 
 
+#: Where an image's audio window lies relative to its stamp.
+ALIGNS = ('before', 'after')
+
+
 class AudioImageSync:
     """Buffers the audio stream and pending images.
 
     Args:
         sample_rate: Hz.
         channels: microphones.
-        window: audio samples per image, from the image's stamp on.
-        tolerance: largest accepted offset [s] between an image's stamp and
-            the first audio sample of its window (audio that starts up to
-            ``tolerance`` after the image is used from its start), and the
-            largest stamp jump in the stream taken as continuous.
+        window: audio samples per image.
+        tolerance: largest accepted offset [s] between the window the image
+            asks for and the audio there is (a window that starts up to
+            ``tolerance`` before the stream's first sample starts there), and
+            the largest stamp jump in the stream taken as continuous.
+        align: 'before' (the window ends at the image stamp) or 'after' (it
+            starts there).
         max_pending: images waiting for audio beyond this drop the oldest.
         keep: seconds of audio kept before the newest sample.
     """
 
     def __init__(self, sample_rate: int, channels: int, window: int, tolerance: float = 0.05,
-                 max_pending: int = 20, keep: float = 2.0) -> None:
+                 max_pending: int = 20, keep: float = 2.0, align: str = 'before') -> None:
+        if align not in ALIGNS:
+            raise ValueError(f'align must be one of {ALIGNS}, got {align!r}')
+        self.align = align
         self.fs = sample_rate
         self.window = window
         self.tol_ns = int(tolerance * 1e9)
@@ -94,12 +106,16 @@ class AudioImageSync:
                 keep.append((stamp, image))
                 continue
             offset_ns = stamp - self._t0_ns
+            if self.align == 'before':
+                offset_ns -= int(round(self.window / self.fs * 1e9))
             start = int(round(offset_ns * self.fs / 1e9))
             if start < 0:
                 if -offset_ns > self.tol_ns:
+                    where = 'from' if self.align == 'after' else \
+                        f'{self.window / self.fs:.2f} s before'
                     dropped.append(Dropped(stamp, 'sync', f'audio within {self.tol_ns / 1e9:g} s'
-                                           f' of the image stamp, got audio from '
-                                           f'{-offset_ns / 1e9:.3f} s later'))
+                                           f' of the window {where} the image stamp, got audio '
+                                           f'from {-offset_ns / 1e9:.3f} s later'))
                     continue
                 start = 0
             if start + self.window <= n:

@@ -26,7 +26,7 @@ from sensor_msgs.msg import Image
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.avl.heatmap import HeatmapModel, level_dbfs, overlay
-from av_perception.avl.sync import AudioImageSync
+from av_perception.avl.sync import ALIGNS, AudioImageSync
 from av_perception.ros.inputs import AudioInput, ImageInput
 from av_perception.ros.messages import array_to_image, stamp_to_ns
 from av_perception.ros.node import AvNode
@@ -55,6 +55,11 @@ class AvHeatmapNode(AvNode):
                                   '[dBFS] give no heatmap.', lo=-150.0, hi=0.0)
         self.alpha = self.param('overlay_alpha', 0.6, 'Opacity of the heatmap on the overlay '
                                 'where it is 1.', lo=0.0, hi=1.0)
+        align = self.param('audio_window', 'before', 'Audio paired with an image: the '
+                           'window that ends at its stamp (before: the heatmap follows the '
+                           'image within a chunk) or the one that starts at it (after: as the '
+                           'training bags pair them; a window later).', choices=list(ALIGNS),
+                           read_only=True)
         image_topic = self.param('image_topic', 'camera/image_raw', 'Camera image input topic.',
                                  read_only=True)
         audio_topic = self.param('audio_topic', 'audio/raw', 'AudioChunk input topic (the '
@@ -62,7 +67,7 @@ class AvHeatmapNode(AvNode):
         self.array = load_array(array_file)
         self.model = HeatmapModel(model or None, self.array)
         self.sync = AudioImageSync(self.array.sample_rate, self.array.channels,
-                                   self.model.window, tolerance=tolerance)
+                                   self.model.window, tolerance=tolerance, align=align)
         self.heatmap_pub = self.create_publisher(Image, 'av_heatmap/heatmap', RELIABLE)
         self.overlay_pub = self.create_publisher(Image, 'av_heatmap/overlay', RELIABLE)
         self.image_topic = image_topic
@@ -87,6 +92,9 @@ class AvHeatmapNode(AvNode):
 
     def _handle(self, ready, dropped) -> None:
         for d in dropped:
+            # the image was counted processed when it arrived (or will be, when
+            # it is the one in hand): it is dropped instead, counted once
+            self.input(self.image_topic).processed -= 1
             self.drop(self.image_topic, d.kind, d.detail)
         for p in ready:
             rgb, header = p.image
