@@ -235,6 +235,51 @@ def rotation_section(data: BagData) -> Section | None:
     return Section('rotation', metrics, draw, 1)
 
 
+def heatmap_section(data: BagData) -> Section | None:
+    """av_heatmap/heatmap against gt/source_mask of the same frame, with the
+    paper's metric (cIoU; share >= 0.5), on the frames that show the
+    sounding object; two overlays drawn."""
+    from av_perception.avl.metrics import ciou, success_rate
+    from av_perception.image import decode_message
+
+    maps = data.topics.get('av_heatmap/heatmap', [])
+    if not maps:
+        return None
+    masks = data.topics.get('gt/source_mask', [])
+    m_t = np.array([stamp_ns(m) for m in masks], np.int64)
+    overlays = {stamp_ns(m): m for m in data.topics.get('av_heatmap/overlay', [])}
+    scores, shown = [], []
+    for msg in maps:
+        t = stamp_ns(msg)
+        i = _nearest(m_t, t, 10**7)
+        if i is None:
+            continue
+        mask = decode_message(masks[i]) > 0
+        if not mask.any():
+            continue
+        scores.append(ciou(decode_message(msg), mask))
+        if t in overlays and len(shown) < 2 and (not shown or t - shown[-1][0] > 2 * 10**9):
+            shown.append((t, decode_message(overlays[t]), mask))
+    metrics = {'heatmaps': len(maps), 'scored_with_object_in_view': len(scores),
+               'ciou': round(success_rate(scores), 3) if scores else None,
+               'mean_ciou': round(float(np.mean(scores)), 3) if scores else None}
+
+    def draw(axes):
+        for ax, item in zip(axes, shown + [None] * (2 - len(shown))):
+            ax.axis('off')
+            if item is None:
+                continue
+            t, over, mask = item
+            ax.imshow(over)
+            ax.contour(mask, levels=[0.5], colors='white', linewidths=0.8)
+            ax.set_title(f'heatmap overlay at {data.seconds(t):.1f} s (white: sounding object)',
+                         fontsize=8)
+        axes[0].text(0, -0.08, f'cIoU>=0.5 share {metrics["ciou"]} over '
+                     f'{len(scores)} frames with the object in view',
+                     transform=axes[0].transAxes, fontsize=8)
+    return Section('av_heatmap', metrics, draw, 2)
+
+
 def nodes_section(data: BagData) -> Section | None:
     """Each node input's rate, latency and drops: the last /diagnostics
     status of each (node, input), and the facts of each node (provider,
@@ -280,6 +325,7 @@ SECTIONS: list[Callable[[BagData], Section | None]] = [
                                 'binaural direction', window_s=0.256),
     echo_depth_section,
     rotation_section,
+    heatmap_section,
     nodes_section,
 ]
 
