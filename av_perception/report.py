@@ -229,8 +229,8 @@ def rotation_section(data: BagData) -> Section | None:
         ax.plot(ts, ey, c='tab:blue', lw=1, label='integrated (rotation /tf)')
         ax.set_xlabel('time [s]')
         ax.set_ylabel('yaw since start [deg]')
-        ax.set_title(f'rotation: final error {metrics["final_error_deg"]} deg after '
-                     f'{metrics["true_turning_deg"]} deg of turns')
+        ax.set_title(f'rotation: {metrics["final_error_deg"]} deg off after '
+                     f'{metrics["true_turning_deg"]:.0f} deg of turns')
         ax.legend(fontsize=7)
     return Section('rotation', metrics, draw, 1)
 
