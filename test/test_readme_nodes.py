@@ -27,3 +27,17 @@ def test_every_node_is_documented_with_its_parameters():
     window = next(p for p in node_docs.params_of('av_perception.nodes.sound_direction')
                   if p.name == 'window')
     assert window.default == '0.0' and window.limits == '0.0 – 2.0' and window.read_only
+
+
+def test_readme_topic_table_has_every_node_and_its_outputs():
+    """The README's node table has a row per registered node naming every
+    topic the node declares it publishes (PUBLISHES)."""
+    from av_perception.nodes import published_topics
+    rows = {}
+    for line in README.read_text().splitlines():
+        if line.startswith('| `'):
+            rows[line.split('`')[1]] = line
+    for name in NODES:
+        assert name in rows, f'README node table lacks {name}'
+        for topic in published_topics(name):
+            assert f'`{topic}' in rows[name] or f'`/{topic}' in rows[name], (name, topic)
