@@ -171,6 +171,7 @@ def echo_depth_section(data: BagData, max_depth: float = 12.0) -> Section | None
         ax = axes[0]
         ax.plot(times, [r['delta1'] for r in rows], '.-', label='delta1')
         ax.plot(times, [r['mae'] for r in rows], '.-', label='MAE [m]')
+        ax.plot(times, [r.get('occ_iou', np.nan) for r in rows], '.-', label='occupancy IoU')
         ax.set_xlabel('time [s]')
         ax.set_title(f'echo depth: delta1 {metrics["delta1"]}, MAE {metrics["mae"]} m')
         ax.legend(fontsize=7)

@@ -264,3 +264,33 @@ def test_an_audio_stream_that_stops_is_reported_and_its_gap_counted_when_it_retu
                    and level() != DiagnosticStatus.STALE, what='the stream back')
     v = diag_values(arrays, name)
     assert v['lost'] == '30' and v['events.gap'] == '1'
+
+
+# every node that loads a model: (node, its model parameter, its shipped model, a shipped
+# model made for something else)
+MODEL_NODES = {
+    'echo_depth': ('model', 'echo_depth', 'direction_binaural'),
+    'rotation': ('model', 'rotation_visual', 'echo_depth'),
+    'av_heatmap': ('model', 'av_heatmap', 'direction_respeaker4'),
+}
+
+
+@pytest.mark.parametrize('node', sorted(MODEL_NODES))
+@pytest.mark.parametrize('fault', ['missing', 'corrupt', 'truncated', 'other_task'])
+def test_model_nodes_refuse_a_bad_model_with_one_line(ros, tmp_path, node, fault):
+    """A missing, corrupt, truncated or mismatched model file stops the node
+    at start-up with a one-line ConfigError naming the file."""
+    from av_perception.nodes import node_class
+    param, shipped, other = MODEL_NODES[node]
+    good = shipped_model(shipped)
+    model = tmp_path / 'model.onnx'
+    if fault == 'corrupt':
+        model.write_bytes(os.urandom(4096))
+    elif fault == 'truncated':
+        model.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
+    elif fault == 'other_task':
+        model = shipped_model(other)
+    with pytest.raises(ConfigError) as err:
+        ros.node(node_class(node), {param: str(model)})
+    msg = str(err.value)
+    assert '\n' not in msg and model.name in msg, msg
