@@ -37,13 +37,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from av_perception.arrays import load_array
 from av_perception.loadstats import RssSampler, percentiles_ms
 from av_perception.ros.load import bench_setup
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
 CONFIG = ROOT.parent / 'config' / 'sim.yaml'
-WINDOW_S = 0.256  # sound_direction's default window (sim.yaml keeps it)
+WINDOW_S = load_array('respeaker4').doa_window  # sound_direction's default window
 
 
 class Watcher:

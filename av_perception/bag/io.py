@@ -9,6 +9,7 @@ the relative name.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any
 
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from av_perception.bag.salvage import Damaged, count_readable, mcap_files, readable
+from av_perception.bag.salvage import (Damaged, check_structure, count_readable, mcap_files,
+                                      readable)
 from av_perception.bag.types import package_msgtypes, typestore
 from av_perception.errors import InputError
 
@@ -128,14 +130,16 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
         InputError: not a readable bag, or damaged (without ``salvage``): one
             line naming the bag, the damage and how many messages are readable.
     """
-    from rosbags.highlevel import AnyReader, AnyReaderError
+    from rosbags.highlevel import AnyReader
 
     path = Path(path)
     wanted = set(topics) if topics is not None else None
     try:
+        for f in mcap_files(path):  # lengths the reader would trust and allocate
+            check_structure(f)
         reader = AnyReader([path], default_typestore=typestore(package_msgtypes()))
         reader.open()
-    except (AnyReaderError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (Damaged, *_bag_errors()) as exc:
         if salvage and mcap_files(path):
             yield from _salvaged(path, wanted, namespace, 0)
             return
@@ -149,14 +153,23 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
                 yield BagMessage(relative_topic(conn.topic, namespace), conn.msgtype, timestamp,
                                  reader.deserialize(raw, conn.msgtype))
                 count += 1
-        except (AnyReaderError, OSError, ValueError, KeyError, TypeError, IndexError,
-                EOFError, MemoryError, OverflowError) as exc:
+        except _bag_errors() as exc:
             if salvage and mcap_files(path):
                 yield from _salvaged(path, wanted, namespace, count)
                 return
             raise _damaged(path, 'a complete ROS 2 bag', exc, count) from None
     finally:
         reader.close()
+
+
+def _bag_errors() -> tuple[type[BaseException], ...]:
+    """What rosbags raises for a damaged file: its own errors, and what its
+    parsers meet in corrupt bytes (a length field of 2^60 asks for that much
+    memory, a bad string is not UTF-8, an internal assertion fails...)."""
+    from rosbags.highlevel import AnyReaderError
+    from rosbags.rosbag2.errors import ReaderError
+    return (AnyReaderError, ReaderError, OSError, ValueError, KeyError, TypeError, IndexError,
+            EOFError, MemoryError, OverflowError, AssertionError, struct.error)
 
 
 def _damaged(path: Path, expected: str, exc: Exception, read: int = 0) -> InputError:

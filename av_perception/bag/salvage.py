@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAGIC = b'\x89MCAP0\r\n'
-_SCHEMA, _CHANNEL, _MESSAGE, _CHUNK = 0x03, 0x04, 0x05, 0x06
+_SCHEMA, _CHANNEL, _MESSAGE, _CHUNK, _CHUNK_INDEX = 0x03, 0x04, 0x05, 0x06, 0x08
 
 
 class Damaged(Exception):
@@ -128,6 +128,51 @@ def scan_mcap(path: str | Path) -> Iterator[RawRecord]:
                 inner = _decompress(body.take(body.u64()), compression, size)
                 yield from records(_Buf(inner, body.base), top=False)
     yield from records(_Buf(memoryview(data)[8:], 8), top=True)
+
+
+def check_structure(path: str | Path) -> None:
+    """Walk the top-level records of an MCAP file (without reading what is
+    inside them) and check that each declared length fits in the file and
+    that it ends with the end magic. Index-based readers trust these lengths
+    and allocate what they declare: a corrupt one would ask for gigabytes.
+
+    Raises:
+        Damaged: the first record that does not fit, or no end magic.
+    """
+    with open(path, 'rb') as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 16:
+            raise Damaged(f'{path}: {size} bytes, not an MCAP file')
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    with data:
+        if data[:8] != MAGIC or data[-8:] != MAGIC:
+            raise Damaged(f'{path}: no MCAP magic at the start or the end')
+        pos, end = 8, size - 8
+        while pos < end:
+            if pos + 9 > end:
+                raise Damaged(f'{path}: a record header at offset {pos} runs past the end')
+            (length,) = struct.unpack_from('<Q', data, pos + 1)
+            if length > end - pos - 9:
+                raise Damaged(f'{path}: record at offset {pos} declares {length} bytes, '
+                              f'{end - pos - 9} are left')
+            if data[pos] == _CHUNK_INDEX:  # where a reader will seek and how much it reads
+                _check_chunk_index(path, _Buf(data[pos + 9:pos + 9 + length], pos + 9), size)
+            pos += 9 + length
+
+
+def _check_chunk_index(path, rec: _Buf, size: int) -> None:
+    try:
+        rec.u64(), rec.u64()  # message start and end time
+        start, length = rec.u64(), rec.u64()
+        rec.take(rec.u32())  # message index offsets
+        rec.u64()  # message index length
+        rec.string()  # compression
+        compressed = rec.u64()
+    except Damaged as exc:
+        raise Damaged(f'{path}: chunk index: {exc}') from None
+    if start + length > size or compressed > length:
+        raise Damaged(f'{path}: a chunk index points at {length} bytes from offset {start} '
+                      f'({compressed} compressed) in a file of {size}')
 
 
 def mcap_files(path: str | Path) -> list[Path]:
