@@ -98,7 +98,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         raise ConfigError(f'--tolerance must be >= 0 s, got {args.tolerance}')
     spec = spec_for(load_array(args.array), args.max_range)
     build(args.bags, args.out, args.teacher or shipped_model('echo_teacher'), spec,
-          tolerance=args.tolerance, namespace=args.namespace)
+          tolerance=args.tolerance, namespace=args.namespace, salvage=args.salvage)
     return 0
 
 
@@ -146,6 +146,7 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     p.add_argument('--array', default='echo_head', help='echo array geometry')
     p.add_argument('--max-range', type=float, default=12.0, help='echo range [m]')
     p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    p.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     p.set_defaults(func=_cmd_dataset)
 
     t = tsub.add_parser('echo-teacher', help='the stand-in RGB -> depth teacher (simulated bags '

@@ -294,3 +294,22 @@ def test_model_nodes_refuse_a_bad_model_with_one_line(ros, tmp_path, node, fault
         ros.node(node_class(node), {param: str(model)})
     msg = str(err.value)
     assert '\n' not in msg and model.name in msg, msg
+
+
+def test_dataset_on_a_truncated_bag_one_line_or_salvaged(tmp_path, capsys):
+    """`dataset` on a bag cut short: one error line naming what is readable;
+    with --salvage, the data set from the readable messages."""
+    import io
+
+    from av_perception.sim.bags import simulate
+    simulate(tmp_path / 'bags', scenes=1, seed=4, poses=16, echo_only=True, jobs=1,
+             progress=io.StringIO())
+    mcap = next((tmp_path / 'bags').glob('*/*.mcap'))
+    os.truncate(mcap, int(mcap.stat().st_size * 0.8))
+    args = ['dataset', '--bags', str(tmp_path / 'bags'), '--out', str(tmp_path / 'd')]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'messages before the damage are readable' in err[0], err
+    assert cli.main(args + ['--salvage']) == 0
+    summary = (tmp_path / 'd' / 'dataset.json').read_text()
+    assert '"pairs": ' in summary

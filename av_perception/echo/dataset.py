@@ -75,16 +75,17 @@ class Pairs:
 
 def read_pairs(path: str | Path, spec: EchoSpec, size: tuple[int, int],
                tolerance: float = 0.05, namespace: str = '', bag_index: int = 0,
-               into: Pairs | None = None) -> Pairs:
+               into: Pairs | None = None, salvage: bool = False) -> Pairs:
     """Pair each echo chunk of a bag with the nearest camera frame (and
-    gt/depth, if any) within ``tolerance`` seconds.
+    gt/depth, if any) within ``tolerance`` seconds (``salvage``: the readable
+    messages of a damaged bag, see ``read_bag``).
 
     Raises:
         InputError: no echo chunks, or chunks that do not fit the spec.
     """
     out = into if into is not None else Pairs()
     echoes, images, depths, info = [], [], [], None
-    for m in read_bag(path, TOPICS, namespace):
+    for m in read_bag(path, TOPICS, namespace, salvage=salvage):
         if m.topic == 'audio/echo':
             echoes.append(m.msg)
         elif m.topic == 'camera/image_raw':
@@ -131,11 +132,11 @@ def _default_k(shape: tuple[int, int]) -> np.ndarray:
 
 
 def collect(bags: list[Path], spec: EchoSpec, size: tuple[int, int], tolerance: float = 0.05,
-            namespace: str = '', progress=sys.stderr) -> Pairs:
+            namespace: str = '', progress=sys.stderr, salvage: bool = False) -> Pairs:
     """Pairs of every bag, with a progress line."""
     pairs = Pairs()
     for bi, bag in enumerate(bags):
-        read_pairs(bag, spec, size, tolerance, namespace, bi, into=pairs)
+        read_pairs(bag, spec, size, tolerance, namespace, bi, into=pairs, salvage=salvage)
         print(f'\r[dataset] {bi + 1}/{len(bags)} bags, {len(pairs)} pairs, '
               f'{pairs.unpaired} unpaired echo chunks', end='', file=progress, flush=True)
     print(file=progress)
@@ -144,7 +145,7 @@ def collect(bags: list[Path], spec: EchoSpec, size: tuple[int, int], tolerance: 
 
 def build(bags_dir: str | Path | list, out: str | Path, teacher: str | Path, spec: EchoSpec,
           size: tuple[int, int] = (64, 64), tolerance: float = 0.05, namespace: str = '',
-          progress=sys.stderr) -> dict:
+          progress=sys.stderr, salvage: bool = False) -> dict:
     """Bags (under one folder or several) -> cached data set in ``out``
     (dataset.npz + dataset.json).
 
@@ -153,7 +154,7 @@ def build(bags_dir: str | Path | list, out: str | Path, teacher: str | Path, spe
     """
     roots = bags_dir if isinstance(bags_dir, (list, tuple)) else [bags_dir]
     bags = [b for r in roots for b in list_bags(r)]
-    pairs = collect(bags, spec, size, tolerance, namespace, progress)
+    pairs = collect(bags, spec, size, tolerance, namespace, progress, salvage)
     if not len(pairs):
         raise InputError('pairs', f'echo chunks with a camera frame within {tolerance} s',
                          f'none in {len(bags)} bags ({pairs.unpaired} unpaired)')
