@@ -18,14 +18,10 @@ from typing import Callable
 
 import numpy as np
 
-from av_perception.bag.io import read_bag
+from av_perception.bag.io import nearest, read_bag, stamp_ns
 from av_perception.doa.classic import fold_front
 from av_perception.doa.evaluate import angle_error
-
-
-def stamp_ns(msg) -> int:
-    """Header stamp of a rosbags message [ns]."""
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+from av_perception.geometry.frames import quaternion_yaw
 
 
 @dataclass
@@ -111,18 +107,6 @@ def direction_section(data: BagData, topic: str, name: str, label: str,
     return Section(name, metrics, draw, 1)
 
 
-def _nearest(stamps: np.ndarray, t: int, tolerance_ns: int) -> int | None:
-    if stamps.size == 0:
-        return None
-    i = int(np.argmin(np.abs(stamps - t)))
-    return i if abs(int(stamps[i]) - t) <= tolerance_ns else None
-
-
-def _yaw(q) -> float:
-    """Yaw [rad] of a quaternion message (rotation about z)."""
-    return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y ** 2 + q.z ** 2))
-
-
 def echo_depth_section(data: BagData, max_depth: float = 12.0) -> Section | None:
     """echo_depth/depth against gt/depth of the same instant (resized to the
     prediction, as bench/echo_depth scores it) and echo_depth/occupancy
@@ -142,7 +126,7 @@ def echo_depth_section(data: BagData, max_depth: float = 12.0) -> Section | None
     rows, times, last = [], [], None
     for msg in preds:
         t = stamp_ns(msg)
-        i = _nearest(g_t, t, 5 * 10**7)
+        i = nearest(g_t, t, 5 * 10**7)
         if i is None:
             continue
         pred = decode_message(msg)
@@ -200,15 +184,15 @@ def rotation_section(data: BagData) -> Section | None:
     for arr in data.topics.get('tf', []):
         for tr in arr.transforms:
             if tr.child_frame_id == 'base_link_rotation':
-                est.append((stamp_ns(tr), _yaw(tr.transform.rotation)))
+                est.append((stamp_ns(tr), quaternion_yaw(tr.transform.rotation)))
     poses = data.topics.get('gt/pose', [])
     if not est or not poses:
         return None
     gt_t = np.array([stamp_ns(m) for m in poses], np.int64)
-    gt_yaw = np.unwrap([_yaw(m.pose.orientation) for m in poses])
+    gt_yaw = np.unwrap([quaternion_yaw(m.pose.orientation) for m in poses])
     e_t = np.array([t for t, _ in est], np.int64)
     e_yaw = np.unwrap([y for _, y in est])
-    pairs = [(t, y, _nearest(gt_t, t, 5 * 10**7)) for t, y in zip(e_t, e_yaw)]
+    pairs = [(t, y, nearest(gt_t, t, 5 * 10**7)) for t, y in zip(e_t, e_yaw)]
     pairs = [(t, y, i) for t, y, i in pairs if i is not None]
     if not pairs:
         return None
@@ -252,7 +236,7 @@ def heatmap_section(data: BagData) -> Section | None:
     scores, shown = [], []
     for msg in maps:
         t = stamp_ns(msg)
-        i = _nearest(m_t, t, 10**7)
+        i = nearest(m_t, t, 10**7)
         if i is None:
             continue
         mask = decode_message(masks[i]) > 0

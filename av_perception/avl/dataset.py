@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception.bag.io import read_bag
+from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.doa.dataset import assemble, list_bags
 from av_perception.errors import InputError
 from av_perception.image import RawImage, decode
@@ -43,10 +43,6 @@ class AvSample:
     bag: int
 
 
-def _stamp(msg) -> int:
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-
-
 def _decode(msg, want: str | None = None) -> np.ndarray:
     return decode(RawImage(msg.height, msg.width, msg.encoding, msg.step, bytes(msg.data),
                            bool(msg.is_bigendian)), want=want)
@@ -65,9 +61,9 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
     images, masks, chunks = [], {}, []
     for m in read_bag(path, [IMAGE_TOPIC, AUDIO_TOPIC, MASK_TOPIC], namespace):
         if m.topic == IMAGE_TOPIC:
-            images.append((_stamp(m.msg), _decode(m.msg, want='rgb8')))
+            images.append((stamp_ns(m.msg), _decode(m.msg, want='rgb8')))
         elif m.topic == MASK_TOPIC:
-            masks[_stamp(m.msg)] = _decode(m.msg) > 0
+            masks[stamp_ns(m.msg)] = _decode(m.msg) > 0
         else:
             chunks.append(m.msg)
     if not images or not chunks:

@@ -26,6 +26,21 @@ from av_perception.errors import InputError
 log = logging.getLogger(__name__)
 
 
+def stamp_ns(msg) -> int:
+    """Header stamp of a message read from a bag (or an rclpy one) [ns]."""
+    return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
+
+
+def nearest(stamps, t: int, tolerance_ns: int) -> int | None:
+    """Index of the stamp nearest to ``t`` in the sorted ``stamps`` [ns],
+    within ``tolerance_ns``; None if there is none."""
+    import numpy as np
+    if len(stamps) == 0:
+        return None
+    i = int(np.searchsorted(stamps, t))
+    best = min((j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(stamps[j] - t))
+    return best if abs(int(stamps[best]) - t) <= tolerance_ns else None
+
 def relative_topic(topic: str, namespace: str = '') -> str:
     """``/robot1/audio/raw`` with namespace ``robot1`` -> ``audio/raw``.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception.bag.io import read_bag
+from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.errors import InputError
 
 
@@ -47,7 +47,7 @@ def assemble(chunks: list) -> Stream:
         s = int(c.first_sample) - first
         out[:, s:s + data.shape[1]] = data
     c0 = chunks[0]
-    t0 = c0.header.stamp.sec * 10**9 + c0.header.stamp.nanosec
+    t0 = stamp_ns(c0)
     return Stream(out, fs, t0, c0.header.frame_id)
 
 
@@ -63,7 +63,7 @@ def truths(msgs: list) -> list[Truth]:
     """gt/sound_direction messages grouped by stamp."""
     by_stamp: dict[int, Truth] = {}
     for m in msgs:
-        ns = m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+        ns = stamp_ns(m)
         t = by_stamp.setdefault(ns, Truth(ns))
         t.azimuths.setdefault(m.header.frame_id, []).append(float(m.azimuth))
     return [by_stamp[k] for k in sorted(by_stamp)]

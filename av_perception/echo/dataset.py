@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception.bag.io import read_bag
+from av_perception.bag.io import nearest, read_bag, stamp_ns
 from av_perception.doa.dataset import list_bags
 from av_perception.echo.features import EchoSpec, check_echo, echo_features, mirror_features
 from av_perception.echo.teacher import Teacher, resize_depth, resize_rgb
@@ -30,19 +30,6 @@ from av_perception.errors import InputError
 from av_perception.image import decode_message
 
 TOPICS = ('audio/echo', 'camera/image_raw', 'camera/camera_info', 'gt/depth')
-
-
-def stamp_ns(msg) -> int:
-    return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
-
-
-def nearest(stamps: np.ndarray, t: int, tolerance_ns: int) -> int | None:
-    """Index of the stamp nearest to t within the tolerance, else None."""
-    if len(stamps) == 0:
-        return None
-    i = int(np.searchsorted(stamps, t))
-    best = min((j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(stamps[j] - t))
-    return best if abs(int(stamps[best]) - t) <= tolerance_ns else None
 
 
 def scaled_k(k: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:

@@ -70,6 +70,13 @@ def yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
     return (0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0))
 
 
+def quaternion_yaw(q) -> float:
+    """Yaw [rad] (the first of intrinsic Z-Y-X Euler angles, as REP 103) of a quaternion
+    message (fields x, y, z, w)."""
+    from transforms3d.euler import quat2euler
+    return float(quat2euler((q.w, q.x, q.y, q.z), 'rzyx')[0])
+
+
 def rotation_matrix(quat_xyzw) -> np.ndarray:
     """3x3 rotation matrix of a unit quaternion (x, y, z, w)."""
     from transforms3d.quaternions import quat2mat

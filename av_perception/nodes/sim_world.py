@@ -32,6 +32,7 @@ import time
 
 from rclpy.qos import QoSProfile
 
+from av_perception.bag.io import stamp_ns
 from av_perception.bag.messages import Messages
 from av_perception.ros.messages import import_message
 from av_perception.ros.node import AvNode
@@ -40,7 +41,7 @@ from av_perception.ros.spin import node_main
 from av_perception.geometry.frames import yaw_quaternion
 from av_perception.ros.tf import StaticTfBroadcaster, TfBroadcaster, transform
 from av_perception.sim.bags import (TOPICS, audio_chunk_messages, frame_messages,
-                                    slot_event_messages, static_frames, stamp_of)
+                                    slot_event_messages, static_frames)
 from av_perception.sim.scene import SceneParams, describe, generate_scene, load_robot
 from av_perception.sim.world import SceneSimulator, interpolate
 
@@ -137,7 +138,7 @@ class SimWorldNode(AvNode):
                 self._publish(topic, self._restamp(topic, msg, slot, stamp, k))
             self._next_slot += 1
         # audio chunks are published when their last sample has been "heard"
-        while self._chunks and stamp_of(self._chunks[0][0]) + int(0.1 * 1e9) <= now:
+        while self._chunks and stamp_ns(self._chunks[0][0]) + int(0.1 * 1e9) <= now:
             msg, topic = self._chunks.pop(0)
             self._publish(topic, msg)
         # camera frames along the (interpolated) path
@@ -169,10 +170,11 @@ class SimWorldNode(AvNode):
                                 (c * dx - s * dy, s * dx + c * dy, 0.0),
                                 yaw_quaternion(pose.yaw - p0.yaw), stamp_ns)])
 
-    def _restamp(self, topic: str, msg, slot, stamp_ns: int, k: int):
-        """A pre-rendered slot's message moved to the live time line: the path
-        loops, stamps and sample counters keep counting."""
-        msg.header.stamp = self.m.time(stamp_of(msg) + stamp_ns - slot.stamp_ns)
+    def _restamp(self, topic: str, msg, slot, slot_ns: int, k: int):
+        """A pre-rendered slot's message moved to the live time line (its slot
+        starting at ``slot_ns``): the path loops, stamps and sample counters
+        keep counting."""
+        msg.header.stamp = self.m.time(stamp_ns(msg) + slot_ns - slot.stamp_ns)
         if topic == '/audio/echo':
             msg.first_sample = k  # the emission count
         elif topic in ('/audio/raw', '/audio/binaural'):

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception.bag.io import read_bag
+from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.doa.dataset import assemble, list_bags
 from av_perception.errors import InputError
+from av_perception.geometry.frames import quaternion_yaw
 from av_perception.image import RawImage, decode
 from av_perception.rotation.features import (RotationSpec, binaural_features, grey_input,
                                              level_dbfs, wrap)
@@ -69,14 +70,6 @@ class BagViews:
     width: int
 
 
-def _ns(msg) -> int:
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-
-
-def _yaw(q) -> float:
-    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-
-
 def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
                need_audio: bool = True) -> BagViews:
     """Every camera frame of a bag as a View.
@@ -93,9 +86,9 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
         elif m.topic == 'audio/binaural':
             chunks.append(m.msg)
         elif m.topic == 'gt/pose':
-            poses.append((_ns(m.msg), m.msg.pose))
+            poses.append((stamp_ns(m.msg), m.msg.pose))
         elif m.topic == 'gt/sound_direction':
-            gt.append((_ns(m.msg), m.msg.header.frame_id, float(m.msg.azimuth)))
+            gt.append((stamp_ns(m.msg), m.msg.header.frame_id, float(m.msg.azimuth)))
     if not images:
         raise InputError('bag', f'{path}: camera/image_raw frames', 'none')
     if need_audio and not chunks:
@@ -103,8 +96,8 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
     stream = assemble(chunks) if chunks else None
     pose_at = dict(poses)
     views = []
-    for img in sorted(images, key=_ns):
-        t = _ns(img)
+    for img in sorted(images, key=stamp_ns):
+        t = stamp_ns(img)
         arr = decode(RawImage(img.height, img.width, img.encoding, img.step, bytes(img.data),
                               bool(img.is_bigendian)))
         grey8 = (arr if arr.ndim == 2 else arr.astype(np.float32).mean(axis=2)).astype(np.uint8)
@@ -120,7 +113,7 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
         p = pose_at.get(t)
         views.append(View(t, grey_input(arr, spec.image_size), grey8, audio, level,
                           (p.position.x, p.position.y) if p is not None else None,
-                          _yaw(p.orientation) if p is not None else None, azs))
+                          quaternion_yaw(p.orientation) if p is not None else None, azs))
     return BagViews(Path(path), views, K, width)
 
 

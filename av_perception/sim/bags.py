@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from av_perception.bag.io import BagWriter
+from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
 from av_perception.sim.scene import SceneParams, describe, generate_scene, load_robot
@@ -109,11 +109,6 @@ def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[s
     return out
 
 
-def stamp_of(msg) -> int:
-    """Header stamp of a rosbags message [ns]."""
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-
-
 def write_slot(writer: BagWriter, m: Messages, sim: SceneSimulator, slot,
                streams: bool = True) -> int:
     """Write one slot's messages (bag time = header stamp); returns how many.
@@ -124,7 +119,7 @@ def write_slot(writer: BagWriter, m: Messages, sim: SceneSimulator, slot,
            + slot_event_messages(m, sim, slot)
            + (audio_chunk_messages(m, sim, slot) if streams else []))
     for topic, msg in out:
-        writer.write(topic, TOPICS[topic], stamp_of(msg), msg)
+        writer.write(topic, TOPICS[topic], stamp_ns(msg), msg)
     return len(out)
 
 
