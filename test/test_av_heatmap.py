@@ -70,28 +70,56 @@ def _publish(ros, node, rgb, audio, image_stamp=None, audio_stamp=T0, frame='cam
     ros.spin_until(lambda: stats.received == n, what='all chunks')
 
 
-@pytest.mark.xfail(strict=True, reason='the shipped model does not localise yet (bench/results/'
-                   'av_heatmap.json: at chance); strict: passing means this marker must go')
-def test_running_node_puts_the_heatmap_on_the_sounding_object_on_the_left(ros, left_scene):
+def _left_model(path):
+    """A stand-in model with the shipped model's contract whose map is +1 on
+    the left half of the grid and -1 on the right, whatever it sees: the
+    node's pairing, resizing, orientation and publishing checked against a
+    known answer. (The shipped model does not localise yet:
+    bench/results/av_heatmap.json, README Limits.)"""
+    import torch
+
+    from av_perception.avl.frontend import AvSpec
+    from av_perception.paths import shipped_model
+    from av_perception.train.av_heatmap import export
+    spec = AvSpec.from_metadata(HeatmapModel(shipped_model('av_heatmap'), GEOM).model.metadata)
+
+    class LeftHalf(torch.nn.Module):
+        def forward(self, image, spectrogram, pair):
+            g = spec.grid
+            cols = torch.arange(g, dtype=torch.float32)
+            row = torch.where(cols < g / 2, 1.0, -1.0)
+            zero = 0.0 * (image.mean() + spectrogram.mean() + pair.mean())
+            cos = row.expand(image.shape[0], g, g) + zero
+            emb = torch.nn.functional.normalize(torch.ones(image.shape[0], 64) + zero, dim=1)
+            return cos, emb, emb
+    export(LeftHalf(), spec, path, True, 0, 0)
+    return path
+
+
+def test_running_node_puts_the_heatmap_where_the_model_says_and_stamps_it(ros, left_scene,
+                                                                          tmp_path):
+    """The running node with a model whose map is the left half: the
+    published heatmap has its mass on the left of the image (no flip, no
+    transposition), the image's size, encoding, frame and stamp, values in
+    [0, 1]; the overlay likewise."""
     slot = left_scene
-    mask = slot.source_mask > 0
-    h, w = mask.shape
-    assert mask[:, : w // 2].sum() > 0.9 * mask.sum()    # the scene is what it claims
-    node = ros.node(AvHeatmapNode)
+    h, w = slot.source_mask.shape
+    node = ros.node(AvHeatmapNode, {'model': str(_left_model(tmp_path / 'left.onnx'))})
     heat = ros.collect(Image, 'av_heatmap/heatmap', qos.RELIABLE)
     over = ros.collect(Image, 'av_heatmap/overlay', qos.RELIABLE)
-    _publish(ros, node, slot.rgb, slot.array)
+    stamp = T0 + int(round(slot.array.shape[1] / GEOM.sample_rate * 1e9))
+    _publish(ros, node, slot.rgb, slot.array, image_stamp=stamp)
     ros.spin_until(lambda: heat and over, what='a heatmap and an overlay')
     m, o = heat[0], over[0]
     assert (m.encoding, m.width, m.height) == ('32FC1', w, h)
     assert (o.encoding, o.width, o.height) == ('rgb8', w, h)
     for msg in (m, o):
         assert msg.header.frame_id == 'camera_optical'
-        assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == T0
+        assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == stamp
     hm = np.frombuffer(bytes(m.data), np.float32).reshape(h, w)
     assert hm.min() >= 0.0 and hm.max() <= 1.0
     left, right = hm[:, : w // 2].sum(), hm[:, w // 2:].sum()
-    assert left > 1.5 * right, (left, right)
+    assert left > 10 * right, (left, right)
 
 
 def test_silent_audio_publishes_nothing_and_says_so(ros, left_scene):
