@@ -272,6 +272,17 @@ class SceneParams:
         textures: textures that walls, floor, ceiling and furniture are drawn
             from (``('plain',)`` makes poorly textured rooms; the sound-making
             objects keep their class's look).
+        view: 'path': the robot drives and turns at random through the room
+            (the default); 'sources': every pose faces one of the source
+            objects from 0.8-2 m (the sounding one with probability
+            ``sounding_share``, else a silent one), with a clear line of
+            sight, the yaw jittered so that the object lands anywhere across
+            the image; the sources stand near each other so that several
+            are often in view (audio-visual localization data).
+        source_scale: the source objects' size (and emission height) relative
+            to their class's.
+        sounding_share: with ``view='sources'``, share of poses that face the
+            sounding object.
     """
 
     length: tuple[float, float] = (2.5, 12.0)
@@ -287,6 +298,31 @@ class SceneParams:
     robot_clearance: float = 0.45
     classes: tuple[str, ...] = tuple(sorted(SOUND_CLASSES))
     textures: tuple[str, ...] = TEXTURES
+    view: str = 'path'
+    source_scale: float = 1.0
+    sounding_share: float = 0.75
+
+
+#: how the robot's poses are chosen (SceneParams.view)
+VIEWS = ('path', 'sources')
+#: distances of a ``view='sources'`` pose from the object it faces [m]
+FACING_RANGE = (0.8, 2.0)
+#: largest yaw offset of a ``view='sources'`` pose from the object [deg]
+#: (the camera's half field of view is 45 deg)
+FACING_JITTER_DEG = 30.0
+#: sources of a ``view='sources'`` scene stand within this of a common centre [m]
+SOURCE_CLUSTER = 1.3
+
+
+def view_params(view: str, **kw) -> SceneParams:
+    """The generator's ranges for a view: ``'path'`` the defaults;
+    ``'sources'`` poses facing the source objects, one sounding object per
+    scene, objects 1.5 x their class's size."""
+    if view not in VIEWS:
+        raise ConfigError(f'view must be one of {VIEWS}, got {view!r}')
+    if view == 'sources':
+        kw = {'max_active': 1, 'source_scale': 1.5, **kw}
+    return SceneParams(view=view, **kw)
 
 
 SPLITS = ('train', 'test')
@@ -318,6 +354,8 @@ def generate_scene(scene_id: int, split: str = 'train', seed: int = 0,
                    params: SceneParams | None = None) -> Scene:
     """A reproducible random room with furniture, sources and a robot path."""
     params = params or SceneParams()
+    if params.view not in VIEWS:
+        raise ConfigError(f'view must be one of {VIEWS}, got {params.view!r}')
     s = scene_seed(split, scene_id, seed)
     rng = np.random.default_rng(s)
     for _attempt in range(100):
@@ -353,12 +391,22 @@ def _try_scene(rng, scene_id, split, s, p: SceneParams) -> Scene | None:
     n_src = min(int(rng.integers(p.sources[0], p.sources[1] + 1)), len(p.classes))
     classes = [str(c) for c in rng.choice(sorted(p.classes), size=n_src, replace=False)]
     sources: list[Source] = []
+    cluster = None
+    if p.view == 'sources':  # near each other, so that several are in view at once
+        cluster = rng.uniform(0.0, 1.0, 2) * np.asarray(size[:2])
+        margin = 0.3
     for k, cls_name in enumerate(classes):
         c = SOUND_CLASSES[cls_name]
+        if p.source_scale != 1.0:
+            f = p.source_scale
+            c = replace(c, size=tuple(round(v * f, 3) for v in c.size),
+                        mouth=tuple(round(v * f, 3) for v in c.mouth))
         placed = False
         for _ in range(50):
             cx = rng.uniform(c.size[0] / 2 + 0.05, size[0] - c.size[0] / 2 - 0.05)
             cy = rng.uniform(c.size[1] / 2 + 0.05, size[1] - c.size[1] / 2 - 0.05)
+            if cluster is not None and np.hypot(cx - cluster[0], cy - cluster[1]) > SOURCE_CLUSTER:
+                continue
             lo = np.array([cx - c.size[0] / 2, cy - c.size[1] / 2])
             hi = np.array([cx + c.size[0] / 2, cy + c.size[1] / 2])
             if _free(lo, hi, boxes, margin):
@@ -395,7 +443,10 @@ def _try_scene(rng, scene_id, split, s, p: SceneParams) -> Scene | None:
                                  material=str(rng.choice(FURNITURE_MATERIALS))))
                 break
 
-    poses = _robot_path(rng, size, boxes, p)
+    if p.view == 'sources':
+        poses = _facing_poses(rng, size, boxes, sources, p)
+    else:
+        poses = _robot_path(rng, size, boxes, p)
     if poses is None:
         return None
     return Scene(scene_id=scene_id, split=split, size=size, materials=materials,
@@ -426,6 +477,43 @@ def _robot_path(rng, size, boxes, p: SceneParams) -> list[Pose2D] | None:
             poses.append(Pose2D(nx, ny, last.yaw))
         else:  # blocked: turn instead
             poses.append(Pose2D(last.x, last.y, _wrap(last.yaw + math.pi / 4)))
+    return poses
+
+
+def _line_of_sight(x: float, y: float, target: Box, boxes, step: float = 0.05) -> bool:
+    """True if the floor segment from (x, y) to the target box's near face
+    crosses no other box (furniture or source) nor clips the target's corners."""
+    t = np.asarray(target.center[:2])
+    d = t - np.array([x, y])
+    dist = float(np.linalg.norm(d))
+    stop = dist - float(np.linalg.norm(target.size[:2])) / 2 - 0.02
+    for r in np.arange(0.0, max(stop, 0.0), step):
+        q = np.array([x, y]) + d * (r / dist)
+        if not _free(q, q, [b for b in boxes if b is not target], 0.05):
+            return False
+    return True
+
+
+def _facing_poses(rng, size, boxes, sources, p: SceneParams) -> list[Pose2D] | None:
+    """Poses facing the source objects (``SceneParams.view == 'sources'``)."""
+    c = p.robot_clearance
+    sounding = [i for i, s in enumerate(sources) if s.active]
+    silent = [i for i, s in enumerate(sources) if not s.active]
+    poses: list[Pose2D] = []
+    for _ in range(p.poses):
+        for _attempt in range(300):
+            pick = sounding if (not silent or rng.random() < p.sounding_share) else silent
+            target = boxes[sources[int(rng.choice(pick))].box]
+            dist = float(rng.uniform(*FACING_RANGE)) + max(target.size[:2]) / 2
+            bearing = float(rng.uniform(-math.pi, math.pi))
+            x = target.center[0] - dist * math.cos(bearing)
+            y = target.center[1] - dist * math.sin(bearing)
+            if point_is_free(x, y, size, boxes, c) and _line_of_sight(x, y, target, boxes):
+                jitter = math.radians(float(rng.uniform(-FACING_JITTER_DEG, FACING_JITTER_DEG)))
+                poses.append(Pose2D(float(x), float(y), _wrap(bearing + jitter)))
+                break
+        else:
+            return None
     return poses
 
 
