@@ -86,3 +86,13 @@ def diag_values(arrays, status_name: str) -> dict[str, str]:
                 return {kv.key: kv.value for kv in st.values}
     names = sorted({st.name for arr in arrays for st in arr.status})
     raise AssertionError(f'no status {status_name!r} in /diagnostics; have {names}')
+
+
+
+def recorder_received(diags, topic: str = '/audio/raw') -> int:
+    """How many messages of ``topic`` the recorder reports received in its
+    newest /diagnostics (0 before its first report)."""
+    try:
+        return int(diag_values(diags, f'recorder: {topic}')['received'])
+    except AssertionError:
+        return 0

@@ -31,19 +31,12 @@ from av_perception.ros import qos
 from av_perception.ros.load_targets import audio_chunks
 from av_perception.ros.messages import block_to_chunk
 from av_perception_msgs.msg import AudioChunk
-from conftest import diag_values
+from conftest import diag_values, recorder_received
 
 FRAMES = 1600  # 100 ms at 16 kHz (load_targets.audio_chunks)
 
 
 # ------------------------------------------------------------------ recorder
-def _received(diags) -> int:
-    try:
-        return int(diag_values(diags, 'recorder: /audio/raw')['received'])
-    except AssertionError:
-        return 0
-
-
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_recorder_stopped_mid_write_keeps_every_message_it_received(ros, tmp_path, sig):
     out = tmp_path / 'bag'
@@ -61,7 +54,7 @@ def test_recorder_stopped_mid_write_keeps_every_message_it_received(ros, tmp_pat
             pub.publish(make(k, 10**9 + k * 100_000_000))
             k += 1
             ros.executor.spin_once(timeout_sec=0.005)
-            if signalled is None and _received(diags) >= 30:
+            if signalled is None and recorder_received(diags) >= 30:
                 rec.send_signal(sig)
                 signalled = k
         log, _ = rec.communicate(timeout=20)

@@ -16,18 +16,11 @@ from rclpy.serialization import deserialize_message
 from av_perception.bag.io import read_bag
 from av_perception.ros import qos
 from av_perception_msgs.msg import AudioChunk
-from conftest import diag_values
+from conftest import recorder_received
 from pub_chunks import make_chunks
 
 BIN = Path(sys.executable).parent
 N = 40
-
-
-def _received(diags) -> int:
-    try:
-        return int(diag_values(diags, 'recorder: /audio/raw')['received'])
-    except AssertionError:
-        return 0
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
@@ -43,7 +36,7 @@ def test_recorder_bag_holds_every_published_chunk(ros, tmp_path, sig):
                                  stdout=subprocess.PIPE, text=True)
     try:
         diags = ros.collect(DiagnosticArray, '/diagnostics', qos.RELIABLE)
-        ros.spin_until(lambda: _received(diags) >= N, timeout=30.0,
+        ros.spin_until(lambda: recorder_received(diags) >= N, timeout=30.0,
                        what=f'the recorder to report {N} chunks')
         recorder.send_signal(sig)
         log, _ = recorder.communicate(timeout=20)
