@@ -55,7 +55,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                        first=args.first, jobs=args.jobs, poses=args.poses,
                        snr_db=tuple(args.snr_db), teacher=args.teacher,
                        echo_only=args.echo_only,
-                       textures=tuple(args.textures) if args.textures else None)
+                       textures=tuple(args.textures) if args.textures else None,
+                       view=args.view)
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
     return 0
@@ -280,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='further ROS arguments')
     p.set_defaults(func=_cmd_record)
 
-    from av_perception.sim.scene import TEXTURES
+    from av_perception.sim.scene import TEXTURES, VIEWS
     p = sub.add_parser('simulate', help='render simulated scenes into MCAP bags',
                        description='Render procedurally generated rooms (images, depth, echoes, '
                                    'array and binaural audio, ground truth) into one MCAP bag '
@@ -304,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar='TEXTURE', help='draw walls, floor, ceiling and furniture from these '
                    f'textures only (default: all of {", ".join(TEXTURES)}; plain: poorly '
                    'textured rooms)')
+    p.add_argument('--view', choices=list(VIEWS), default='path',
+                   help='how the robot\'s poses are chosen: path (drive and turn at random '
+                   'through the room) or sources (close-ups facing the source objects, one '
+                   'sounding: audio-visual localization data)')
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
 

@@ -92,3 +92,19 @@ def test_simulate_cli_reports_and_refuses_bad_arguments(tmp_path):
     r = subprocess.run([str(exe), 'simulate', '--scenes', '0', '--out', str(tmp_path / 'x')],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and 'at least 1' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_simulate_renders_the_chosen_view(tmp_path):
+    """`simulate --view sources` renders the scene the generator makes for that
+    view (close-ups of the source objects), not the default path."""
+    from av_perception.sim.bags import SceneJob, simulate_scene
+    from av_perception.sim.scene import describe, generate_scene, view_params
+    res = simulate_scene(SceneJob('train', 3, 0, str(tmp_path), poses=1, echo_only=True,
+                                  view='sources'))
+    want = generate_scene(3, 'train', 0, view_params('sources', poses=1))
+    assert res['scene'] == describe(want)
+    assert want != generate_scene(3, 'train', 0, view_params('path', poses=1))
+    exe = Path(sys.executable).parent / 'av-perception'
+    r = subprocess.run([str(exe), 'simulate', '--scenes', '1', '--view', 'overhead', '--out',
+                        str(tmp_path / 'x')], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and 'sources' in r.stderr and 'Traceback' not in r.stderr

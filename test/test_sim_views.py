@@ -8,21 +8,26 @@ import math
 import pytest
 
 from av_perception.errors import ConfigError
-from av_perception.sim.scene import (FACING_JITTER_DEG, FACING_RANGE, SceneParams,
+from av_perception.sim.scene import (FACING_JITTER_DEG, SceneParams,
                                      direction_in_frame, generate_scene,
                                      view_params)
 
 
 def test_every_pose_faces_a_source_object_from_close_by():
 
+    params = view_params('sources')
+    near, far = params.facing_range
     for i in range(4):
-        scene = generate_scene(i, 'train', 0, view_params('sources'))
+        scene = generate_scene(i, 'train', 0, params)
         assert len(scene.active_sources) == 1
         for pose in scene.poses:
-            seen = [direction_in_frame(pose, (0.0, 0.0, 0.0), s.position) for s in scene.sources]
+            # (azimuth, elevation, distance) of each source, and its half extent:
+            # the facing distance is measured from the object's near side
+            seen = [(*direction_in_frame(pose, (0.0, 0.0, 0.0), s.position),
+                     max(scene.boxes[s.box].size[:2]) / 2) for s in scene.sources]
             assert any(abs(math.degrees(az)) <= FACING_JITTER_DEG + 1
-                       and FACING_RANGE[0] - 0.05 <= d_xy <= FACING_RANGE[1] + 0.05
-                       for az, el, d in seen
+                       and near - 0.05 <= d_xy - half <= far + 0.05
+                       for az, el, d, half in seen
                        for d_xy in [d * math.cos(el)]), (i, pose, seen)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
-from av_perception.sim.scene import SceneParams, describe, generate_scene, load_robot
+from av_perception.sim.scene import describe, generate_scene, load_robot, view_params
 from av_perception.sim.world import T0_NS, SceneSimulator
 
 #: Length of one AudioChunk of the continuous streams [s].
@@ -135,11 +135,12 @@ class SceneJob:
     classes: tuple[str, ...] | None = None
     echo_only: bool = False   # camera, echo and ground truth; no array / binaural streams
     textures: tuple[str, ...] | None = None
+    view: str = 'path'        # how poses are chosen: SceneParams.view
 
 
 def simulate_scene(job: SceneJob) -> dict:
     """Render one scene into its own bag folder; returns a summary."""
-    params = SceneParams(poses=job.poses, snr_db=job.snr_db)
+    params = view_params(job.view, poses=job.poses, snr_db=job.snr_db)
     if job.classes:
         params = replace(params, classes=tuple(job.classes))
     if job.textures:
@@ -170,7 +171,8 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
              jobs: int = 0, poses: int = 8, snr_db: tuple[float, float] = (10.0, 30.0),
              teacher: bool = False, ids: list[int] | None = None,
              classes: tuple[str, ...] | None = None, echo_only: bool = False,
-             progress=sys.stderr, textures: tuple[str, ...] | None = None) -> list[dict]:
+             progress=sys.stderr, textures: tuple[str, ...] | None = None,
+             view: str = 'path') -> list[dict]:
     """Write ``scenes`` bags (scene ids ``first``... or ``ids``) into ``out``
     (in parallel over ``jobs`` processes, 0: one per core); deterministic for
     a given seed. Returns the summaries, also written to ``out/index.jsonl``."""
@@ -178,7 +180,7 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
     ids = list(ids) if ids is not None else [first + i for i in range(scenes)]
     scenes = len(ids)
     todo = [SceneJob(split, i, seed, str(out), poses, tuple(snr_db), teacher, classes,
-                     echo_only, textures) for i in ids]
+                     echo_only, textures, view) for i in ids]
     jobs = jobs or mp.cpu_count()
     results = []
     start = time.perf_counter()
