@@ -3,7 +3,7 @@
 sounding object's outline, the node's overlay, and its per-sample cIoU, for
 the model and the centre prior. Reads the benchmark's held-out bags.
 
-    .venv/bin/python tools/av_heatmap_figure.py [--bags bench/.cache/av_heatmap_test]
+    .venv/bin/python tools/av_heatmap_figure.py [--bags bench/.cache/av_heatmap_test_sources]
         [--model M] [--count 6] [--out docs/av_heatmap_overlays.png]
 """
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument('--bags', type=Path, default=ROOT / 'bench' / '.cache' / 'av_heatmap_test')
+    ap.add_argument('--bags', type=Path, default=ROOT / 'bench' / '.cache' / 'av_heatmap_test_sources')
     ap.add_argument('--model', type=Path, default=None)
     ap.add_argument('--count', type=int, default=6)
     ap.add_argument('--out', type=Path, default=ROOT / 'docs' / 'av_heatmap_overlays.png')

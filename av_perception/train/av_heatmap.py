@@ -196,7 +196,8 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
           epochs: int = 25, batch: int = 64, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
           warmup: int | None = None, in_view_deg: float | None = None,
           progress=sys.stderr) -> dict:
-    """Train, checkpoint each epoch (resumable), export ONNX; returns a summary.
+    """Train, checkpoint each epoch (resumable), export the last epoch's
+    weights to ONNX; returns a summary.
 
     ``in_view_deg``: train only on samples whose sound the array itself (SRP-PHAT,
     no ground truth) hears within this azimuth of the camera's axis, i.e. from
@@ -317,26 +318,28 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
                     'sched': sched.state_dict(), 'epoch': epoch + 1,
                     'bank_a': torch.from_numpy(bank_a), 'bank_v': torch.from_numpy(bank_v),
                     'fingerprint': fingerprint}, ckpt)
-        if row['val_loss'] <= min(c['val_loss'] for c in curve):
-            torch.save({'model': model.state_dict(), 'epoch': epoch + 1}, ckpt_dir / 'best.pt')
         (ckpt_dir / 'curve.json').write_text(json.dumps(curve))
         print(f'\r[train] epoch {epoch + 1}/{epochs} train {row["train_loss"]:.3f} '
               f'val {row["val_loss"]:.3f} val R@1 a2i {row["val_r1_a2i"]:.2f} '
               f'({time.perf_counter() - t0:.0f} s)', end='', file=progress, flush=True)
     print(file=progress)
     _plot_curve(curve, ckpt_dir / 'curve.png')
-    best = torch.load(ckpt_dir / 'best.pt', weights_only=True)
-    model.load_state_dict(best['model'])
+    # the weights of the last epoch (the end of the cosine schedule): the
+    # validation loss is no guide here, it rises from the first epochs on
+    # (over-confident similarities on unseen rooms) while localization on
+    # held-out rooms still improves
+    model.load_state_dict(torch.load(ckpt, weights_only=True)['model'])
     export(model, spec, out, extra_positives=extra_positives, n_train=len(tr_idx),
            n_bags=len(bags), in_view_deg=in_view_deg)
-    return {'model': str(out), 'samples': n, 'bags': len(bags), 'best_epoch': int(best['epoch']),
+    return {'model': str(out), 'samples': n, 'bags': len(bags), 'epochs': len(curve),
             'final': curve[-1] if curve else None, 'curve': str(ckpt_dir / 'curve.png'),
             'seconds': round(time.perf_counter() - t0, 1)}
 
 
 def _validate(model, data, idx) -> dict:
-    """Self-supervised loss (single positive, un-augmented views) and
-    retrieval on the validation rooms; no labels are used."""
+    """Self-supervised loss (single positive, un-augmented views; the
+    localization and the global terms, as in training) and retrieval on the
+    validation rooms; no labels are used."""
     import torch
     model.eval()
     with torch.no_grad():
@@ -344,7 +347,8 @@ def _validate(model, data, idx) -> dict:
         cells, gv = model.image(img)
         a, ga = model.audio(sp, pr)
         pos = torch.eye(len(idx))
-        loss = float(multi_positive_nce(ga @ gv.t() / TAU_GLOBAL, pos))
+        loss = float(multi_positive_nce(loc_similarity(a, cells) / TAU_LOC, pos)
+                     + multi_positive_nce(ga @ gv.t() / TAU_GLOBAL, pos))
     r = retrieval(ga.numpy(), gv.numpy())
     model.train()
     return {'val_loss': loss, 'val_r1_a2i': r['r1_a2i'], 'val_r1_i2a': r['r1_i2a']}
@@ -357,7 +361,7 @@ def _plot_curve(curve: list, path: Path) -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(8, 3))
     ep = [c['epoch'] for c in curve]
     ax.plot(ep, [c['train_loss'] for c in curve], label='train (both losses)')
-    ax.plot(ep, [c['val_loss'] for c in curve], label='validation (global)')
+    ax.plot(ep, [c['val_loss'] for c in curve], label='validation (both losses)')
     ax.set_xlabel('epoch')
     ax.set_ylabel('contrastive loss')
     ax.legend()
