@@ -124,7 +124,7 @@ class RotationNode(AvNode):
                              'field of view (the model\'s)',
                              f'{self.camera_hfov:.1f} deg (camera_info)')
         stamp = stamp_to_ns(hdr.stamp)
-        grey = grey_input(image, self.spec.image_size)
+        grey = grey_input(image, self.spec)
         if self.pending is not None:       # its audio never came: publish it as it is
             self._publish(*self.pending[:3])
             self.pending = None

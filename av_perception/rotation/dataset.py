@@ -111,7 +111,7 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
                 azs = sorted({round(a, 4) for ns, frame, a in gt
                               if t <= ns < t_end and frame == stream.frame_id})
         p = pose_at.get(t)
-        views.append(View(t, grey_input(arr, spec.image_size), grey8, audio, level,
+        views.append(View(t, grey_input(arr, spec), grey8, audio, level,
                           (p.position.x, p.position.y) if p is not None else None,
                           quaternion_yaw(p.orientation) if p is not None else None, azs))
     return BagViews(Path(path), views, K, width)

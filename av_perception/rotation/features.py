@@ -2,8 +2,12 @@
 evaluation and the node (numpy and OpenCV only).
 
 - Visual: two camera frames -> one (2, S, S) float32 array: each frame in
-  grey, area-resized to S x S and standardised (zero mean, unit variance,
-  so a dim, poorly textured room is not a near-constant input).
+  grey, reprojected onto a cylinder about the camera's vertical axis (S
+  columns evenly spaced in azimuth across the field of view, so that a turn
+  of the camera about its vertical axis is a pure horizontal shift of
+  ``hfov / S`` rad per column, whatever the column) and standardised (zero
+  mean, unit variance, so a dim, poorly textured room is not a
+  near-constant input).
 - Binaural: a left/right stream segment -> (4, BANDS) float32: left and
   right magnitude in dB (clipped to [-100, 60], scaled to [-1, 1]) and the
   interaural phase as cos and sin, per frequency band, from the package's
@@ -15,6 +19,7 @@ into the front half-plane [-pi/2, pi/2] (a head cannot tell front from back).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -32,7 +37,8 @@ class RotationSpec:
     """The input contract of the rotation models (ONNX metadata).
 
     Attributes:
-        image_size: side of the square grey network input [px].
+        image_size: side of the square grey network input [px]: columns
+            evenly spaced in azimuth (cylindrical projection).
         hfov_deg: horizontal field of view of the camera it was trained on.
         sample_rate: binaural sample rate [Hz].
         audio_window: binaural samples per direction estimate.
@@ -41,7 +47,7 @@ class RotationSpec:
         array: binaural geometry name.
     """
 
-    image_size: int = 64
+    image_size: int = 128
     hfov_deg: float = 90.0
     sample_rate: int = 16000
     audio_window: int = 8000
@@ -68,17 +74,42 @@ def hfov_deg(K: np.ndarray, width: int) -> float:
     return math.degrees(2.0 * math.atan(width / 2.0 / float(np.asarray(K)[0][0])))
 
 
-def grey_input(image: np.ndarray, size: int) -> np.ndarray:
-    """(H, W) or (H, W, 3) uint8 image -> (size, size) standardised float32."""
+@functools.lru_cache(maxsize=8)
+def _cylinder_maps(width: int, height: int, size: int, hfov: float):
+    """cv2.remap maps from a (height, width) pinhole image with horizontal
+    field of view ``hfov`` [deg] (square pixels, principal point at the
+    centre) to a (size, size) cylindrical one: column u looks at azimuth
+    phi_u = ((u + 0.5) / size - 0.5) hfov; the rows span the heights that
+    every column sees (the frame's vertical extent at its left and right
+    edges), so no output pixel falls outside the frame."""
+    half = math.radians(hfov) / 2.0
+    f = (width / 2.0) / math.tan(half)
+    phi = ((np.arange(size) + 0.5) / size - 0.5) * 2.0 * half
+    h = ((np.arange(size) + 0.5) / size - 0.5) * height / f * math.cos(half)  # y / rho
+    P, Hh = np.meshgrid(phi, h)
+    map_x = (f * np.tan(P) + width / 2.0 - 0.5).astype(np.float32)
+    map_y = (f * Hh / np.cos(P) + height / 2.0 - 0.5).astype(np.float32)
+    return map_x, map_y
+
+
+def grey_input(image: np.ndarray, spec: RotationSpec) -> np.ndarray:
+    """(H, W) or (H, W, 3) uint8 image from a camera with the model's field of
+    view -> (S, S) standardised float32 on the cylinder (module docstring).
+    The image is first area-resized to S columns (no aliasing), then
+    reprojected (bilinear)."""
     import cv2
     img = np.asarray(image)
     if img.ndim == 3:
         if img.shape[2] != 3:
             raise InputError('image', '(H, W) or (H, W, 3)', f'shape {img.shape}')
         img = img.astype(np.float32).mean(axis=2)  # rgb/bgr: the same grey
-    elif img.ndim != 2:
+    elif img.ndim != 2 or min(img.shape) < 2:
         raise InputError('image', '(H, W) or (H, W, 3)', f'shape {img.shape}')
-    g = cv2.resize(img.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    size = spec.image_size
+    height = max(2, int(round(size * img.shape[0] / img.shape[1])))
+    small = cv2.resize(img.astype(np.float32), (size, height), interpolation=cv2.INTER_AREA)
+    mx, my = _cylinder_maps(size, height, size, float(spec.hfov_deg))
+    g = cv2.remap(small, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return ((g - g.mean()) / (g.std() + 2.0)).astype(np.float32)
 
 

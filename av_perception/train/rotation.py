@@ -3,11 +3,12 @@
 Two small networks:
 
 - ``VisualRotationNet``: yaw between two camera frames. A shared CNN encoder
-  (stride 2) on each grey frame, a horizontal correlation (cost volume) of
-  the two feature maps over +-``MAX_SHIFT`` cells, a softmax over the shifts
-  (plus each pixel's expected shift and peak probability), convolutions and
-  a linear head -> yaw [rad], CCW positive (REP 103): the second frame's
-  heading relative to the first.
+  (stride 2) on each grey frame (reprojected onto a cylinder, where a turn
+  is a horizontal shift: av_perception.rotation.features), a horizontal
+  correlation (cost volume) of the two feature maps over +-``MAX_SHIFT``
+  cells, a softmax over the shifts (plus each pixel's expected shift and
+  peak probability), convolutions and a linear head -> yaw [rad], CCW
+  positive (REP 103): the second frame's heading relative to the first.
 - ``BinauralNet``: azimuth of a static source from the binaural features
   (av_perception.rotation.features), tanh x 90 deg: folded into the front
   half-plane since a head cannot tell front from back.
@@ -29,10 +30,11 @@ between which the robot turned in place by r:
   sources are seen from every direction, so folded azimuths are uniform on
   [-90, 90] deg (1-D Wasserstein distance of a batch to that distribution);
 - a visual pretext task instead of the paper's cross-view binauralization
-  (not done here): each frame warped by the homography of two camera turns
-  (:func:`synthetic_pairs`), whose difference the network must give. It
-  uses the frames' own field of view, no labels. Without it, the two
-  networks, trained jointly from scratch, settle on the trivial solution.
+  (not done here): each frame as seen by the camera turned twice
+  (:func:`synthetic_pairs`: on the cylinder, a horizontal shift), whose
+  difference the network must give. It uses the frames' own field of view,
+  no labels. Without it, the two networks, trained jointly from scratch,
+  settle on the trivial solution.
 
 Training runs in phases: pretext (visual only), binaural warm-up (visual
 frozen, the binaural network learns from the turns it sees), then joint.
@@ -67,7 +69,7 @@ from av_perception.rotation.dataset import load_all
 from av_perception.rotation.features import RotationSpec, hfov_deg
 
 TARGETS = ('selfsup', 'labels')
-MAX_SHIFT = 20            # cells of the stride-2 feature map (+-51 deg at 64 px, 90 deg HFOV)
+MAX_SHIFT = 36            # cells of the stride-2 feature map (+-50.6 deg at 128 px, 90 deg HFOV)
 SIGN_PAIRS = 12           # labelled validation pairs that fix the global sign
 MIN_LEVEL_DBFS = -45.0    # binaural segments quieter than this carry no direction
 FILES = {'selfsup': ('rotation_visual.onnx', 'rotation_binaural.onnx'),
@@ -84,10 +86,10 @@ def make_visual(spec: RotationSpec | None = None, channels: int = 16):
     """The visual rotation network (input (B, 2, S, S) -> yaw (B,) [rad]).
 
     Its yaw is ``scale`` x the confidence-weighted mean shift of the cost
-    volume plus a learned correction. ``scale`` starts at the small-angle
-    value of the camera's field of view (a shift of one input pixel is
-    about 1 / fx rad; a left turn moves the scene right, hence the minus)
-    and is then learned like every other weight."""
+    volume plus a learned correction. ``scale`` starts at the cylinder's
+    value (a shift of one input column is hfov / S rad; a left turn moves
+    the scene right, hence the minus) and is then learned like every other
+    weight."""
     torch, nn = _nn()
 
     class VisualRotationNet(nn.Module):
@@ -97,6 +99,7 @@ def make_visual(spec: RotationSpec | None = None, channels: int = 16):
                 nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
                 nn.Conv2d(16, channels, 3, stride=2, padding=1), nn.ReLU(),
                 nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(channels, channels, 3, padding=2, dilation=2), nn.ReLU(),
                 nn.Conv2d(channels, channels, 3, padding=1))
             self.temperature = nn.Parameter(torch.tensor(10.0))
             n = 2 * MAX_SHIFT + 1
@@ -109,10 +112,9 @@ def make_visual(spec: RotationSpec | None = None, channels: int = 16):
                                                         dtype=torch.float32).view(1, n, 1, 1))
             nn.init.zeros_(self.head[-1].weight)
             nn.init.zeros_(self.head[-1].bias)
-            # yaw [rad] per unit of mean shift (MAX_SHIFT cells of 2 input pixels)
+            # yaw [rad] per unit of mean shift (MAX_SHIFT cells of 2 input columns)
             sp = spec or RotationSpec()
-            fx = sp.image_size / 2.0 / math.tan(math.radians(sp.hfov_deg) / 2.0)
-            self.scale = nn.Parameter(torch.tensor(-2.0 * MAX_SHIFT / fx))
+            self.scale = nn.Parameter(torch.tensor(-2.0 * MAX_SHIFT * column_rad(sp)))
             self.register_buffer('sign', torch.tensor(1.0))
 
         def features(self, img):
@@ -205,28 +207,27 @@ def flip_audio(x):
 
 
 # ------------------------------------------------------------------ pretext
-def rotation_homography(yaw: float, spec: RotationSpec) -> np.ndarray:
-    """Pixel map of the network input when the camera turns by ``yaw`` [rad,
-    CCW about up]: K R_y(yaw) K^-1 (optical frame: x right, y down, z ahead;
-    a point ahead moves right after a left turn), K of the input image from
-    the camera's field of view."""
-    n = spec.image_size
-    fx = n / 2.0 / math.tan(math.radians(spec.hfov_deg) / 2.0)
-    K = np.array([[fx, 0.0, n / 2.0], [0.0, fx, n / 2.0], [0.0, 0.0, 1.0]])
-    c, s = math.cos(yaw), math.sin(yaw)
-    R = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-    return K @ R @ np.linalg.inv(K)
+def column_rad(spec: RotationSpec) -> float:
+    """Azimuth step of one column of the cylindrical network input [rad]."""
+    return math.radians(spec.hfov_deg) / spec.image_size
+
+
+def turn_shift(yaw: float, spec: RotationSpec) -> float:
+    """Horizontal shift [columns] of the cylindrical network input when the
+    camera turns by ``yaw`` [rad, CCW about up]: a left turn moves what is
+    ahead to the right, by exactly yaw / column_rad."""
+    return yaw / column_rad(spec)
 
 
 def synthetic_pairs(grey: np.ndarray, spec: RotationSpec, rng: np.random.Generator,
                     max_yaw: float = math.radians(50.0)) -> tuple[np.ndarray, np.ndarray]:
-    """The pretext task: each frame seen by a camera turned by r1 and by r2
-    (a homography), and the turn r2 - r1 between the two views. What the
-    turned camera would see outside the original frame is filled with
-    another frame's pixels: new, unrelated content, as after a real turn
-    (an empty border would let the network read the turn off the border's
-    width). No labels: the geometry of a turning pinhole camera with the
-    frames' own field of view."""
+    """The pretext task: each frame seen by the camera turned by r1 and by r2
+    (on the cylinder, a horizontal shift), and the turn r2 - r1 between the
+    two views. What the turned camera would see outside the original frame
+    is filled with another frame's pixels: new, unrelated content, as after
+    a real turn (an empty border would let the network read the turn off
+    the border's width). No labels: the geometry of a turning camera with
+    the frames' own field of view."""
     import cv2
     n = spec.image_size
     turn = rng.uniform(-max_yaw, max_yaw, len(grey))   # as many large turns as small ones
@@ -237,11 +238,9 @@ def synthetic_pairs(grey: np.ndarray, spec: RotationSpec, rng: np.random.Generat
     ones = np.ones((n, n), np.float32)
     for i, g in enumerate(grey):
         for j, r in enumerate((r1[i], r2[i])):
-            H = rotation_homography(r, spec)
-            warped = cv2.warpPerspective(g, H, (n, n), flags=cv2.INTER_LINEAR,
-                                         borderValue=0.0)
-            inside = cv2.warpPerspective(ones, H, (n, n), flags=cv2.INTER_LINEAR,
-                                         borderValue=0.0)
+            M = np.array([[1.0, 0.0, turn_shift(r, spec)], [0.0, 1.0, 0.0]])
+            warped = cv2.warpAffine(g, M, (n, n), flags=cv2.INTER_LINEAR, borderValue=0.0)
+            inside = cv2.warpAffine(ones, M, (n, n), flags=cv2.INTER_LINEAR, borderValue=0.0)
             out[i, j] = inside * warped + (1.0 - inside) * grey[filler[(i + j) % len(grey)]]
     return out, (r2 - r1).astype(np.float32)
 
