@@ -4,7 +4,7 @@ same scoring code as `av-perception eval av-heatmap`).
 Rooms of the test split (never trained on), all sound classes, 8 poses
 each, in the simulator's ``sources`` view (`simulate --view sources`:
 close-ups 0.3-0.8 m from the source objects, one sounding; the sounding
-object covers a median 46 % of the image when in view, as in the photos of
+object covers a median 41 % of the image when in view, as in the photos of
 the paper's benchmarks); scored are the images in which the sounding object
 is visible (non-empty gt/source_mask). Metrics as the paper's public code computes
 them: cIoU success rate (`ciou`, share of samples with cIoU >= 0.5) and
