@@ -25,7 +25,6 @@ from av_perception.bag.io import BagWriter, read_bag
 from av_perception.bag.messages import Messages
 from av_perception.errors import ConfigError, InputError
 from av_perception.nodes.audio_monitor import AudioMonitorNode
-from av_perception.nodes.sound_direction import SoundDirectionNode
 from av_perception.paths import shipped_model
 from av_perception.ros import qos
 from av_perception.ros.load_targets import audio_chunks
@@ -169,30 +168,6 @@ def test_train_direction_on_a_truncated_bag_one_line(bags, tmp_path, capsys):
 
 
 # -------------------------------------------------------------- model files
-def _learned(ros, model: Path):
-    return ros.node(SoundDirectionNode, {'method': 'learned', 'array': 'respeaker4',
-                                         'model': str(model)})
-
-
-@pytest.mark.parametrize('fault', ['missing', 'corrupt', 'truncated', 'other_array'])
-def test_sound_direction_refuses_a_bad_model(ros, tmp_path, fault):
-    good = shipped_model('direction_respeaker4')
-    model = tmp_path / 'model.onnx'
-    if fault == 'corrupt':
-        model.write_bytes(os.urandom(4096))
-    elif fault == 'truncated':
-        model.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
-    elif fault == 'other_array':
-        model = shipped_model('direction_binaural')
-    with pytest.raises(ConfigError) as err:
-        _learned(ros, model)
-    msg = str(err.value)
-    assert '\n' not in msg and model.name in msg
-    expect = {'missing': 'does not exist', 'corrupt': 'not a loadable ONNX model',
-              'truncated': 'not a loadable ONNX model', 'other_array': 'expected array='}
-    assert expect[fault] in msg
-
-
 def test_sound_direction_process_with_a_bad_model_exits_with_one_line(tmp_path):
     bad = tmp_path / 'model.onnx'
     bad.write_bytes(b'not onnx')
@@ -261,32 +236,42 @@ def test_an_audio_stream_that_stops_is_reported_and_its_gap_counted_when_it_retu
 
 # every node that loads a model: (node, its model parameter, its shipped model, a shipped
 # model made for something else)
+#: node -> (its model parameter, its shipped model, a shipped model of
+#: another contract, the other parameters it needs to load a model)
 MODEL_NODES = {
-    'echo_depth': ('model', 'echo_depth', 'direction_binaural'),
-    'rotation': ('model', 'rotation_visual', 'echo_depth'),
-    'av_heatmap': ('model', 'av_heatmap', 'direction_respeaker4'),
+    'sound_direction': ('model', 'direction_respeaker4', 'direction_binaural',
+                        {'method': 'learned', 'array': 'respeaker4'}),
+    'echo_depth': ('model', 'echo_depth', 'direction_binaural', {}),
+    'rotation': ('model', 'rotation_visual', 'echo_depth', {}),
+    'av_heatmap': ('model', 'av_heatmap', 'direction_respeaker4', {}),
 }
 
 
 @pytest.mark.parametrize('node', sorted(MODEL_NODES))
-@pytest.mark.parametrize('fault', ['missing', 'corrupt', 'truncated', 'other_task'])
+@pytest.mark.parametrize('fault', ['missing', 'corrupt', 'truncated', 'mismatched'])
 def test_model_nodes_refuse_a_bad_model_with_one_line(ros, tmp_path, node, fault):
-    """A missing, corrupt, truncated or mismatched model file stops the node
-    at start-up with a one-line ConfigError naming the file."""
+    """A missing, corrupt, truncated or mismatched (another array's or
+    another task's) model file stops the node at start-up with a one-line
+    ConfigError naming the file and what is wrong with it."""
     from av_perception.nodes import node_class
-    param, shipped, other = MODEL_NODES[node]
+    param, shipped, other, extra = MODEL_NODES[node]
     good = shipped_model(shipped)
     model = tmp_path / 'model.onnx'
     if fault == 'corrupt':
         model.write_bytes(os.urandom(4096))
     elif fault == 'truncated':
         model.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
-    elif fault == 'other_task':
+    elif fault == 'mismatched':
         model = shipped_model(other)
     with pytest.raises(ConfigError) as err:
-        ros.node(node_class(node), {param: str(model)})
+        ros.node(node_class(node), {**extra, param: str(model)})
     msg = str(err.value)
     assert '\n' not in msg and model.name in msg, msg
+    expect = {'missing': 'does not exist', 'corrupt': 'not a loadable ONNX model',
+              'truncated': 'not a loadable ONNX model'}
+    if node == 'sound_direction':
+        expect['mismatched'] = 'expected array='
+    assert expect.get(fault, '') in msg, msg
 
 
 def test_dataset_on_a_truncated_bag_one_line_or_salvaged(tmp_path, capsys):
