@@ -10,6 +10,11 @@ microphones in channel order, each with a position [m] in the array frame:
     mics:                     # the order of the channels in the stream
       - {name: m0, position: [0.0325, 0.0, 0.0]}
       ...
+
+Optionally (the simulator honours it; an echolocation head with
+directional microphones, say) a ``directivity`` pattern shared by the
+microphones and, per microphone, the direction it faces in the array frame
+(``facing: [azimuth_deg, elevation_deg]``, default straight ahead).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ KINDS = ('circular', 'linear', 'planar', 'binaural', 'echo')
 #: Default direction-of-arrival analysis window [s] of an array file without
 #: ``doa_window``.
 DEFAULT_DOA_WINDOW = 0.256
+#: Microphone pick-up patterns (first-order family: p = 1 omni ... 0 figure-8).
+DIRECTIVITIES = {'omni': 1.0, 'subcardioid': 0.75, 'cardioid': 0.5, 'hypercardioid': 0.25}
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,9 @@ class ArrayGeometry:
         doa_window: the direction-of-arrival analysis window that suits the
             array [s] (``doa_window`` in the file; default 0.256): the node's
             default and what ``eval direction`` and bench/doa score with.
+        directivity: pick-up pattern of the microphones (:data:`DIRECTIVITIES`).
+        facing: (channels, 2) [azimuth, elevation] [rad] each microphone
+            faces in the array frame (meaningless for 'omni').
     """
 
     name: str
@@ -60,6 +70,8 @@ class ArrayGeometry:
     head_radius: float | None = None
     itd_table: np.ndarray | None = None
     doa_window: float = DEFAULT_DOA_WINDOW
+    directivity: str = 'omni'
+    facing: np.ndarray | None = None
 
     @property
     def channels(self) -> int:
@@ -88,6 +100,19 @@ class ArrayGeometry:
         """Largest distance between two microphones [m]."""
         d = self.positions[:, None, :] - self.positions[None, :, :]
         return float(np.sqrt((d ** 2).sum(-1)).max())
+
+
+def _facing(path: Path, mics: list) -> np.ndarray:
+    """(channels, 2) [azimuth, elevation] [rad] from the mics' ``facing``
+    [deg] (default straight ahead)."""
+    out = []
+    for m in mics:
+        f = m.get('facing', (0.0, 0.0))
+        if not isinstance(f, (list, tuple)) or len(f) != 2:
+            raise ConfigError(f'{path}: facing must be [azimuth_deg, elevation_deg] per '
+                              f'microphone, got {f!r} for {m.get("name")!r}')
+        out.append([float(f[0]), float(f[1])])
+    return np.radians(np.asarray(out, dtype=np.float64))
 
 
 def load_array(name_or_path: str | Path) -> ArrayGeometry:
@@ -124,7 +149,9 @@ def load_array(name_or_path: str | Path) -> ArrayGeometry:
                              itd_table=(np.asarray([[np.radians(float(a)), float(t) * 1e-3]
                                                     for a, t in doc['itd_table']])
                                         if 'itd_table' in doc else None),
-                             doa_window=float(doc.get('doa_window', DEFAULT_DOA_WINDOW)))
+                             doa_window=float(doc.get('doa_window', DEFAULT_DOA_WINDOW)),
+                             directivity=str(doc.get('directivity', 'omni')),
+                             facing=_facing(path, mics))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f'{path}: expected name, frame_id, sample_rate and mics with '
                           f'name and position [x, y, z] in metres; problem: {exc!r}') from None
@@ -132,6 +159,9 @@ def load_array(name_or_path: str | Path) -> ArrayGeometry:
         raise ConfigError(f'{path}: expected mics with 3-D positions, got shape {pos.shape}')
     if kind not in KINDS:
         raise ConfigError(f'{path}: kind must be one of {KINDS}, got {kind!r}')
+    if geom.directivity not in DIRECTIVITIES:
+        raise ConfigError(f'{path}: directivity must be one of {tuple(DIRECTIVITIES)}, '
+                          f'got {geom.directivity!r}')
     if not 0.01 <= geom.doa_window <= 5.0:
         raise ConfigError(f'{path}: doa_window must be 0.01-5 s, got {geom.doa_window}')
     if rate <= 0:

@@ -56,7 +56,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                        snr_db=tuple(args.snr_db), teacher=args.teacher,
                        echo_only=args.echo_only,
                        textures=tuple(args.textures) if args.textures else None,
-                       view=args.view)
+                       view=args.view, robot=args.robot)
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
     return 0
@@ -309,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='how the robot\'s poses are chosen: path (drive and turn at random '
                    'through the room) or sources (close-ups facing the source objects, one '
                    'sounding: audio-visual localization data)')
+    p.add_argument('--robot', default='robots/sim.yaml',
+                   help='robot description: a path, or a file under config/ (default '
+                   'robots/sim.yaml; robots/sim_cardioid_echo.yaml: the echo head with '
+                   'forward-facing cardioid microphones)')
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
 

@@ -195,3 +195,26 @@ def test_doa_window_comes_from_the_file_with_a_default(tmp_path):
     assert load_array(write(tmp_path, LINEAR2)).doa_window == 0.256
     msg = one_line_config_error(write(tmp_path, LINEAR2 + 'doa_window: 60\n', 'w.yaml'))
     assert 'doa_window' in msg and '60' in msg
+
+
+def test_directional_echo_head_geometry():
+    """The cardioid echo head: same layout as echo_head, microphones turned
+    30 deg outwards; every other file is omnidirectional."""
+    g, omni = load_array('echo_head_cardioid'), load_array('echo_head')
+    assert g.directivity == 'cardioid' and omni.directivity == 'omni'
+    np.testing.assert_array_equal(g.positions, omni.positions)
+    np.testing.assert_allclose(np.degrees(g.facing), [[30.0, 0.0], [-30.0, 0.0]])
+
+
+@pytest.mark.parametrize('extra, problem', [
+    ('directivity: shotgun\n', 'directivity must be one of'),
+    ('directivity: cardioid\n', 'facing must be'),
+])
+def test_bad_directivity_is_a_one_line_config_error(tmp_path, extra, problem):
+    """An unknown pattern, or a facing that is not [azimuth, elevation] per
+    microphone, is refused in one line."""
+    text = LINEAR2 + extra
+    if problem == 'facing must be':
+        text = text.replace('position: [0.0, 0.05, 0.0]}',
+                            'position: [0.0, 0.05, 0.0], facing: [10.0]}')
+    assert problem in one_line_config_error(write(tmp_path, text))

@@ -5,7 +5,9 @@ scattering and the late tail), frequency-dependent absorption per surface.
 Three renderings come from one room model:
 
 - echoes: the robot's speaker emits the chirp; the echo head's two
-  microphones record the direct path and the room's answer;
+  microphones record the direct path and the room's answer (with the
+  microphones' pick-up pattern, if the head's file gives one, on the direct
+  path and the image sources; the late tail is omnidirectional);
 - the microphone array: each sounding source at each microphone;
 - the binaural head: two receivers at the head centre whose directivity is
   the KU100 HRIR of each image source's direction of arrival (pyroomacoustics'
@@ -165,6 +167,21 @@ def mic_positions(pose: Pose2D, mount_xyz, geometry_positions: np.ndarray) -> np
     (array axes parallel to the base frame)."""
     pts = [base_to_world(pose, np.asarray(mount_xyz) + p) for p in geometry_positions]
     return np.asarray(pts).T
+
+
+def mic_directivities(geometry, yaw: float) -> list | None:
+    """pyroomacoustics directivities of an array's microphones (the
+    first-order pattern of ``geometry.directivity``, each turned to its
+    ``facing`` plus the robot's ``yaw`` [rad]), or None for omni."""
+    from pyroomacoustics.directivities import CardioidFamily, DirectionVector
+    from av_perception.arrays import DIRECTIVITIES
+    if geometry.directivity == 'omni':
+        return None
+    p = DIRECTIVITIES[geometry.directivity]
+    return [CardioidFamily(DirectionVector(azimuth=float(np.degrees(yaw + az)),
+                                           colatitude=float(90.0 - np.degrees(el)),
+                                           degrees=True), p=p)
+            for az, el in geometry.facing]
 
 
 def rt60_sabine(scene: Scene, band_hz: tuple[float, float] = (500.0, 1000.0)) -> float:

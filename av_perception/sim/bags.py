@@ -136,6 +136,7 @@ class SceneJob:
     echo_only: bool = False   # camera, echo and ground truth; no array / binaural streams
     textures: tuple[str, ...] | None = None
     view: str = 'path'        # how poses are chosen: SceneParams.view
+    robot: str = 'robots/sim.yaml'  # robot description (config/robots/)
 
 
 def simulate_scene(job: SceneJob) -> dict:
@@ -149,7 +150,7 @@ def simulate_scene(job: SceneJob) -> dict:
     path = Path(job.out) / f'{job.split}_{job.scene_id:05d}'
     start = time.perf_counter()
     m = Messages()
-    with SceneSimulator(scene, load_robot(), teacher=job.teacher) as sim, \
+    with SceneSimulator(scene, load_robot(job.robot), teacher=job.teacher) as sim, \
             BagWriter(path) as writer:
         skip = set(ECHO_ONLY_SKIPS if job.echo_only else ())
         if not job.teacher or job.echo_only:
@@ -172,7 +173,7 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
              teacher: bool = False, ids: list[int] | None = None,
              classes: tuple[str, ...] | None = None, echo_only: bool = False,
              progress=sys.stderr, textures: tuple[str, ...] | None = None,
-             view: str = 'path') -> list[dict]:
+             view: str = 'path', robot: str = 'robots/sim.yaml') -> list[dict]:
     """Write ``scenes`` bags (scene ids ``first``... or ``ids``) into ``out``
     (in parallel over ``jobs`` processes, 0: one per core); deterministic for
     a given seed. Returns the summaries, also written to ``out/index.jsonl``."""
@@ -180,7 +181,8 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
     ids = list(ids) if ids is not None else [first + i for i in range(scenes)]
     scenes = len(ids)
     todo = [SceneJob(split, i, seed, str(out), poses, tuple(snr_db), teacher, classes,
-                     echo_only, textures, view) for i in ids]
+                     echo_only, textures, view, robot) for i in ids]
+    load_robot(robot)  # a bad robot description fails here, in one line, not in a worker
     jobs = jobs or mp.cpu_count()
     results = []
     start = time.perf_counter()

@@ -202,8 +202,25 @@ class SceneSimulator:
         speaker = base_to_world(pose, np.asarray(self.robot.arrays['echo'].xyz)
                                 + (self.arrays['echo'].speaker
                                    if self.arrays['echo'].speaker is not None else 0.0))
-        irs, lag = acoustics.rirs(room, speaker, self.world_mics('echo', pose),
-                                  seed=self.scene.seed + 7919 * k)
+        mics, seed = self.world_mics('echo', pose), self.scene.seed + 7919 * k
+        irs, lag = acoustics.rirs(room, speaker, mics, seed=seed)
+        dirs = acoustics.mic_directivities(self.arrays['echo'], pose.yaw)
+        if dirs is not None:
+            # pyroomacoustics has no directivities with ray tracing: the image
+            # sources are rendered again through the microphones' pattern, and
+            # the ray-traced remainder (hybrid minus omni image sources) stays
+            # omnidirectional, as the binaural head's tail does
+            def ism(directivities):
+                return acoustics.rirs(acoustics.build_room(self.scene, self.echo_rate,
+                                                           self.max_order, 0, 0.0),
+                                      speaker, mics, seed, directivities=directivities)[0]
+            for m, (omni, directional) in enumerate(zip(ism(None), ism(dirs))):
+                n = max(len(irs[m]), len(directional))
+                h = np.zeros(n)
+                h[:len(irs[m])] += irs[m]
+                h[:len(omni)] -= omni
+                h[:len(directional)] += directional
+                irs[m] = h
         out = np.zeros((len(irs), self.echo_len))
         for m, h in enumerate(irs):
             y = fftconvolve(self.chirp * EMIT_GAIN, h)[lag:lag + self.echo_len]
