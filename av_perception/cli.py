@@ -144,7 +144,7 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     p.add_argument('--teacher', type=Path, help='ONNX depth teacher (default: the shipped one)')
     p.add_argument('--tolerance', type=float, default=0.05,
                    help='largest echo / camera stamp difference for a pair [s]')
-    p.add_argument('--array', default='echo_head', help='echo array geometry')
+    p.add_argument('--array', default='echo_head_cardioid', help='echo array geometry')
     p.add_argument('--max-range', type=float, default=12.0, help='echo range [m]')
     p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     p.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
@@ -311,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
                    'sounding: audio-visual localization data)')
     p.add_argument('--robot', default='robots/sim.yaml',
                    help='robot description: a path, or a file under config/ (default '
-                   'robots/sim.yaml; robots/sim_cardioid_echo.yaml: the echo head with '
-                   'forward-facing cardioid microphones)')
+                   'robots/sim.yaml, whose echo head has cardioid microphones; '
+                   'robots/sim_omni_echo.yaml: the same robot with omnidirectional ones)')
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
 

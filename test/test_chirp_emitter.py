@@ -27,7 +27,8 @@ GAIN = 0.5
 ROBOT = load_robot()
 CHIRP = chirp(ROBOT.chirp.f0, ROBOT.chirp.f1, ROBOT.chirp.duration, RATE)
 WINDOW = ROBOT.echo_window(RATE)
-DIRECT = float(np.linalg.norm(load_array('echo_head').positions[0]) / ROBOT.sound_speed * RATE)
+DIRECT = float(np.linalg.norm(load_array('echo_head_cardioid').positions[0])
+               / ROBOT.sound_speed * RATE)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from av_perception.sim.bags import SceneJob, simulate_scene
 from av_perception.train.echo_depth import (StudentConfig, build_student, train_student,
                                             train_teacher)
 
-SPEC = spec_for(load_array('echo_head'))
+SPEC = spec_for(load_array('echo_head_cardioid'))
 TINY = dict(sam_blocks=2, k=8, width=4, token_dim=16, epochs=8, batch=4, lr=3e-3)
 
 
@@ -244,7 +244,7 @@ def test_depth_metrics_definitions():
 
 def test_shipped_models_fit_the_simulated_robot():
     net = EchoDepthModel(expect={'sample_rate': 44100, 'channels': 2, 'window': SPEC.window,
-                                 'geometry': 'echo_head'})
+                                 'geometry': 'echo_head_cardioid'})
     assert net.spec == SPEC and (net.height, net.width) == (64, 64)
     assert net.model.metadata['variant'] == 'sam'
     depth = net(np.zeros((2, SPEC.window), np.float32))

@@ -184,10 +184,10 @@ def test_occupancy_ground_truth_marks_walls_boxes_and_free_space():
 def test_cardioid_echo_head_hears_the_wall_behind_it_much_less():
     """With the robot 1.5 m from the wall behind it and 4.5 m from the wall
     ahead, the omnidirectional head hears the rear wall louder than the
-    front one (it is nearer); the cardioid head (robots/sim_cardioid_echo)
+    front one (it is nearer); the cardioid head (the default robot's)
     attenuates it by more than 5x relative to the front wall."""
     ratios = {}
-    for name in ('robots/sim.yaml', 'robots/sim_cardioid_echo.yaml'):
+    for name in ('robots/sim_omni_echo.yaml', 'robots/sim.yaml'):
         robot = load_robot(name)
         scene = room(size=(6.0, 8.0, 4.0))
         with SceneSimulator(scene, robot) as sim:
@@ -200,6 +200,6 @@ def test_cardioid_echo_head_hears_the_wall_behind_it_much_less():
             return env[int((t - 1e-3) * fs):int((t + 1e-3) * fs)].max()
 
         ratios[name] = peak(1.5 + x) / peak(6.0 - 1.5 - x)
-    omni, cardioid = ratios['robots/sim.yaml'], ratios['robots/sim_cardioid_echo.yaml']
+    omni, cardioid = ratios['robots/sim_omni_echo.yaml'], ratios['robots/sim.yaml']
     assert omni > 1.0, ratios
     assert cardioid < omni / 5.0, ratios

@@ -6,16 +6,17 @@ PY=${PY:-.venv/bin/python}
 AVP="$PY -m av_perception.cli"
 DATA=${DATA:-data}
 export OMP_NUM_THREADS=1
-# 1. 200 training rooms x 8 poses with every stream (shared with sound direction) ...
+# 1. the stand-in visual teacher (RGB -> depth) learns from the gt/depth of the
+#    200 training rooms with every stream (shared with sound direction)
 [ -f $DATA/direction_train/index.jsonl ] || \
   $AVP simulate --scenes 200 --out $DATA/direction_train --teacher --seed 0
-# ... and 200 more rooms with the camera, the echo and ground truth only (about 3x faster)
-[ -f $DATA/echo_train_more/index.jsonl ] || \
-  $AVP simulate --scenes 200 --first 200 --out $DATA/echo_train_more --echo-only --jobs 1
-# 2. the stand-in visual teacher (RGB -> depth, on the first 200 rooms' gt/depth)
 $AVP train echo-teacher --bags $DATA/direction_train --out av_perception/models/echo_teacher.onnx --epochs 35
+# 2. the students' rooms: the same 200 and 200 more, camera, echo (the default
+#    robot's cardioid echo head) and ground truth only (about 3x faster)
+[ -f $DATA/echo_train/index.jsonl ] || \
+  $AVP simulate --scenes 400 --out $DATA/echo_train --echo-only --seed 0 --jobs 1
 # 3. echo / camera pairs with the teacher's pseudo-depth and feature maps
-$AVP dataset --bags $DATA/direction_train $DATA/echo_train_more --out $DATA/echo_dataset \
+$AVP dataset --bags $DATA/echo_train --out $DATA/echo_dataset \
   --teacher av_perception/models/echo_teacher.onnx
 # 4. the three students (the shipped default is the SAM one)
 $AVP train echo-depth --data $DATA/echo_dataset --variant sam --epochs 10 --out av_perception/models/echo_depth.onnx

@@ -48,7 +48,7 @@ class EchoSpec:
     hop: int = 32
     bins: int = 64
     frames: int = 96
-    geometry: str = 'echo_head'
+    geometry: str = 'echo_head_cardioid'
     max_range: float = 12.0
 
     @property

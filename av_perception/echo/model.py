@@ -22,7 +22,7 @@ class EchoDepthModel:
         path: .onnx file (None: the shipped ``models/echo_depth.onnx``).
         expect: contract entries the caller's configuration fixes (e.g.
             ``{'sample_rate': 44100, 'channels': 2, 'window': 3086,
-            'geometry': 'echo_head'}``); a mismatch raises ConfigError.
+            'geometry': 'echo_head_cardioid'}``); a mismatch raises ConfigError.
         threads: ONNX Runtime intra-op threads.
 
     Raises:

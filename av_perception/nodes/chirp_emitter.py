@@ -80,8 +80,9 @@ class ChirpEmitterNode(AvNode):
                                         'if it is another card ("" = device). One card for '
                                         'both keeps input and output on one clock.',
                                         read_only=True)
-        array_file = self.param('array', 'echo_head', 'Echo array geometry (a name under '
-                                'config/arrays/ or a path): microphones, speaker, rate, frame.',
+        array_file = self.param('array', 'echo_head_cardioid', 'Echo array geometry (a name '
+                                'under config/arrays/ or a path): microphones, speaker, rate, '
+                                'frame.',
                                 read_only=True)
         robot_file = self.param('robot', 'robots/sim.yaml', 'Robot description whose chirp '
                                 'section (f0, f1, duration, max_range) and sound_speed are '

@@ -53,8 +53,8 @@ class EchoDepthNode(AvNode):
         super().__init__('echo_depth', **kwargs)
         model = self.param('model', '', 'ONNX echo-depth model ("": the shipped '
                            'models/echo_depth.onnx).', read_only=True)
-        array_file = self.param('array', 'echo_head', 'Echo array geometry: a name under '
-                                'config/arrays/ or a path.', read_only=True)
+        array_file = self.param('array', 'echo_head_cardioid', 'Echo array geometry: a name '
+                                'under config/arrays/ or a path.', read_only=True)
         max_range = self.param('max_range', 12.0, 'Range the echo window covers [m] '
                                '(window = 2 max_range / 343 s).', lo=0.5, hi=100.0,
                                read_only=True)

@@ -70,7 +70,7 @@ def audio_common_info(channels: int = 4, rate: int = 16000):
     return make
 
 
-def echo_chunks(array: str = 'echo_head', max_range: float = 12.0):
+def echo_chunks(array: str = 'echo_head_cardioid', max_range: float = 12.0):
     """``make(k, stamp_ns)`` of echo windows of ``array`` (sample 0 = the
     chirp's emission; one per slot), as the chirp emitter publishes them."""
     from av_perception.echo.features import spec_for

@@ -146,7 +146,7 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     bags = list_bags(bags_dir)
-    spec = spec_for(load_array('echo_head'), max_depth)
+    spec = spec_for(load_array('echo_head_cardioid'), max_depth)
     pairs = echo_dataset.collect(bags, spec, OUT_SIZE, tolerance, progress=progress)
     keep = [i for i, g in enumerate(pairs.gt) if g is not None]
     if len(keep) < 4:
