@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyroomacoustics as pra
-from pyroomacoustics.directivities import Directivity
+from pyroomacoustics.directivities import CardioidFamily, Directivity, DirectionVector
 from pyroomacoustics.room import wall_factory
 
+from av_perception.arrays import DIRECTIVITIES
 from av_perception.sim.scene import Pose2D, Scene, base_to_world
 
 #: Absorption above this is clipped: the database extrapolates some top bands
@@ -173,8 +174,6 @@ def mic_directivities(geometry, yaw: float) -> list | None:
     """pyroomacoustics directivities of an array's microphones (the
     first-order pattern of ``geometry.directivity``, each turned to its
     ``facing`` plus the robot's ``yaw`` [rad]), or None for omni."""
-    from pyroomacoustics.directivities import CardioidFamily, DirectionVector
-    from av_perception.arrays import DIRECTIVITIES
     if geometry.directivity == 'omni':
         return None
     p = DIRECTIVITIES[geometry.directivity]
