@@ -177,7 +177,13 @@ def test_no_network_listener_besides_dds(ros, tmp_path):
         for p in (graph, bare):
             p.send_signal(2)
         out, _ = graph.communicate(timeout=20)
-        bare.wait(timeout=20)
+        try:
+            bare.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            # the bare rclpy reference (not our code) hung once in its own
+            # SIGINT shutdown on a loaded machine; its sockets were already read
+            bare.kill()
+            bare.wait()
     assert graph.returncode == 0, out
     assert not [s for s in graph_socks if s[0].startswith(('tcp', 'raw'))], graph_socks
     assert bare_socks and all(s[0].startswith('udp') for s in bare_socks)
