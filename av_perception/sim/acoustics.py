@@ -183,6 +183,22 @@ def mic_directivities(geometry, yaw: float) -> list | None:
             for az, el in geometry.facing]
 
 
+def directional_hybrid(hybrid: np.ndarray, omni_ism: np.ndarray,
+                       directional_ism: np.ndarray) -> np.ndarray:
+    """A hybrid (image sources + ray tracing) impulse response with the
+    image-source part heard through a receiver's directivity: ``hybrid``
+    minus the omnidirectional image sources (what stays is the ray-traced
+    tail, omnidirectional) plus the directional image sources. The three come
+    from runs of the same room and seed (pyroomacoustics has no directivities
+    with ray tracing)."""
+    h = np.zeros(max(len(hybrid), len(directional_ism)))
+    h[:len(hybrid)] += hybrid
+    early = omni_ism[:len(hybrid)]
+    h[:len(early)] -= early
+    h[:len(directional_ism)] += directional_ism
+    return h
+
+
 def rt60_sabine(scene: Scene, band_hz: tuple[float, float] = (500.0, 1000.0)) -> float:
     """Sabine reverberation time [s] of the empty room (walls, floor, ceiling)
     averaged over the octave bands in ``band_hz``: 0.161 V / sum(S a)."""

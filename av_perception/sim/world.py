@@ -214,13 +214,8 @@ class SceneSimulator:
                 return acoustics.rirs(acoustics.build_room(self.scene, self.echo_rate,
                                                            self.max_order, 0, 0.0),
                                       speaker, mics, seed, directivities=directivities)[0]
-            for m, (omni, directional) in enumerate(zip(ism(None), ism(dirs))):
-                n = max(len(irs[m]), len(directional))
-                h = np.zeros(n)
-                h[:len(irs[m])] += irs[m]
-                h[:len(omni)] -= omni
-                h[:len(directional)] += directional
-                irs[m] = h
+            irs = [acoustics.directional_hybrid(h, omni, directional)
+                   for h, omni, directional in zip(irs, ism(None), ism(dirs))]
         out = np.zeros((len(irs), self.echo_len))
         for m, h in enumerate(irs):
             y = fftconvolve(self.chirp * EMIT_GAIN, h)[lag:lag + self.echo_len]
@@ -289,16 +284,8 @@ class SceneSimulator:
         dirs = [acoustics.HrtfDirectivity(self.hrtf, e, yaw) for e in (0, 1)]
         ism_head, _ = acoustics.rirs(acoustics.build_room(self.scene, fs, order, 0, 0.0),
                                      source, np.hstack([head, head]), seed, directivities=dirs)
-        binaural = []
-        for e in range(2):
-            late = irs[n_arr + e].copy()
-            early = ism_ears[e][:len(late)]
-            late[:len(early)] -= early
-            n = max(len(late), len(ism_head[e]))
-            h = np.zeros(n)
-            h[:len(late)] += late
-            h[:len(ism_head[e])] += ism_head[e]
-            binaural.append(h[lag:])
+        binaural = [acoustics.directional_hybrid(irs[n_arr + e], ism_ears[e], ism_head[e])[lag:]
+                    for e in range(2)]
         return arr, binaural
 
     def directions(self, pose: Pose2D) -> dict[str, list[Direction]]:
