@@ -203,3 +203,21 @@ def test_cardioid_echo_head_hears_the_wall_behind_it_much_less():
     omni, cardioid = ratios['robots/sim_omni_echo.yaml'], ratios['robots/sim.yaml']
     assert omni > 1.0, ratios
     assert cardioid < omni / 5.0, ratios
+
+
+def test_a_robot_file_with_a_base_changes_only_what_it_gives(tmp_path):
+    """robots/sim_omni_echo.yaml names robots/sim.yaml as its base and swaps
+    the echo head only; a base chain that loops is a one-line ConfigError."""
+    from av_perception.errors import ConfigError
+    base, omni = load_robot('robots/sim.yaml'), load_robot('robots/sim_omni_echo.yaml')
+    assert base.arrays['echo'].geometry == 'echo_head_cardioid'
+    assert omni.arrays['echo'].geometry == 'echo_head'
+    assert omni.arrays['echo'].xyz == base.arrays['echo'].xyz
+    assert omni.camera == base.camera and omni.chirp == base.chirp
+    assert {r: a for r, a in omni.arrays.items() if r != 'echo'} == \
+        {r: a for r, a in base.arrays.items() if r != 'echo'}
+    loop = tmp_path / 'loop.yaml'
+    loop.write_text(f'base: {loop}\n')
+    with pytest.raises(ConfigError) as exc:
+        load_robot(loop)
+    assert 'loops' in str(exc.value) and '\n' not in str(exc.value)

@@ -228,11 +228,27 @@ class RobotSpec:
         return int(math.ceil(2.0 * self.chirp.max_range / self.sound_speed * sample_rate))
 
 
+def _robot_doc(name: str | Path, seen: tuple = ()) -> dict:
+    """A robot file's fields; a file with ``base: <robot file>`` takes that
+    file's fields and overrides the ones it gives (``arrays`` role by role)."""
+    path = config_path(name)
+    if path in seen:
+        raise ConfigError(f'robot description {name}: its base chain loops ({path})')
+    doc = yaml.safe_load(path.read_text())
+    if not isinstance(doc, dict):
+        raise ConfigError(f'robot description {name}: expected a mapping')
+    if 'base' not in doc:
+        return doc
+    merged = _robot_doc(doc.pop('base'), seen + (path,))
+    arrays = {**merged.get('arrays', {}), **doc.pop('arrays', {})}
+    return {**merged, **doc, 'arrays': arrays}
+
+
 def load_robot(name: str | Path = 'robots/sim.yaml') -> RobotSpec:
-    """Load the robot description (a path, or a file name under config/)."""
+    """Load the robot description (a path, or a file name under config/; a
+    file may name a ``base`` robot file and give only what differs)."""
     try:
-        path = config_path(name)
-        doc = yaml.safe_load(path.read_text())
+        doc = _robot_doc(name)
         cam = doc['camera']
         camera = CameraSpec(frame=str(cam['frame']), xyz=tuple(map(float, cam['xyz'])),
                             width=int(cam['width']), height=int(cam['height']),
@@ -246,6 +262,8 @@ def load_robot(name: str | Path = 'robots/sim.yaml') -> RobotSpec:
         return RobotSpec(base_frame=str(doc['base_frame']), world_frame=str(doc['world_frame']),
                          camera=camera, arrays=arrays, chirp=chirp,
                          sound_speed=float(doc.get('sound_speed', 343.0)))
+    except ConfigError:
+        raise
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:
