@@ -24,8 +24,6 @@ pair as the only positive (plain InfoNCE), otherwise the same.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import multiprocessing as mp
 import sys
@@ -41,6 +39,7 @@ from av_perception.avl.metrics import retrieval
 from av_perception.avl.networks import AvModel
 from av_perception.doa.dataset import list_bags
 from av_perception.errors import ConfigError
+from av_perception.train.checkpoints import Checkpoints, fingerprint
 
 #: audio crop offsets inside a sample's span [samples]: augmented views
 OFFSETS = (0, 1600)
@@ -213,8 +212,7 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
         bags += list_bags(d)
     ckpt_dir = out.parent / f'{out.stem}_checkpoints'
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    data_key = hashlib.sha256(json.dumps([[str(b) for b in bags], spec.to_metadata(),
-                                          list(OFFSETS)]).encode()).hexdigest()[:16]
+    data_key = fingerprint([str(b) for b in bags], spec.to_metadata(), list(OFFSETS))[:16]
     cache = ckpt_dir / f'data_{data_key}.npz'
     if cache.is_file():
         data = dict(np.load(cache))
@@ -246,27 +244,14 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
     model = AvModel(spec)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    ckpt = ckpt_dir / 'last.pt'
-    fingerprint = hashlib.sha256(json.dumps(
-        [data_key, extra_positives, epochs, batch, lr, seed, warmup, in_view_deg]).encode()
-    ).hexdigest()
-    curve, start_epoch = [], 0
+    ck = Checkpoints(ckpt_dir, fingerprint(data_key, extra_positives, epochs, batch, lr, seed,
+                                           warmup, in_view_deg), progress)
     bank_a = np.zeros((n, 64), np.float32)
     bank_v = np.zeros((n, 64), np.float32)
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=True)
-        if state.get('fingerprint') == fingerprint:
-            model.load_state_dict(state['model'])
-            opt.load_state_dict(state['opt'])
-            sched.load_state_dict(state['sched'])
-            start_epoch = int(state['epoch'])
-            bank_a, bank_v = state['bank_a'].numpy(), state['bank_v'].numpy()
-            rng = np.random.default_rng([seed, start_epoch])
-            curve = json.loads((ckpt_dir / 'curve.json').read_text())
-            print(f'[train] resuming at epoch {start_epoch}', file=progress)
-        else:
-            print(f'[train] {ckpt} was made from other data or settings: starting afresh',
-                  file=progress)
+    start_epoch = ck.resume(model, opt, sched)
+    if start_epoch:
+        bank_a, bank_v = ck.extra['bank_a'].numpy(), ck.extra['bank_v'].numpy()
+        rng = np.random.default_rng([seed, start_epoch])
     profiles = spectral_profiles(data['spec'])
     t0 = time.perf_counter()
     half = batch // 2
@@ -313,26 +298,23 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
         sched.step()
         row = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses)),
                **_validate(model, data, va_idx)}
-        curve.append(row)
-        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(),
-                    'sched': sched.state_dict(), 'epoch': epoch + 1,
-                    'bank_a': torch.from_numpy(bank_a), 'bank_v': torch.from_numpy(bank_v),
-                    'fingerprint': fingerprint}, ckpt)
-        (ckpt_dir / 'curve.json').write_text(json.dumps(curve))
+        # no best epoch: the last one is exported (below)
+        ck.save(model, opt, sched, epoch + 1, row, comparable=lambda e: False,
+                extra={'bank_a': torch.from_numpy(bank_a), 'bank_v': torch.from_numpy(bank_v)})
         print(f'\r[train] epoch {epoch + 1}/{epochs} train {row["train_loss"]:.3f} '
               f'val {row["val_loss"]:.3f} val R@1 a2i {row["val_r1_a2i"]:.2f} '
               f'({time.perf_counter() - t0:.0f} s)', end='', file=progress, flush=True)
     print(file=progress)
-    _plot_curve(curve, ckpt_dir / 'curve.png')
+    _plot_curve(ck.curve, ckpt_dir / 'curve.png')
     # the weights of the last epoch (the end of the cosine schedule): the
     # validation loss is no guide here, it rises from the first epochs on
     # (over-confident similarities on unseen rooms) while localization on
     # held-out rooms still improves
-    model.load_state_dict(torch.load(ckpt, weights_only=True)['model'])
+    ck.last(model)
     export(model, spec, out, extra_positives=extra_positives, n_train=len(tr_idx),
            n_bags=len(bags), in_view_deg=in_view_deg)
-    return {'model': str(out), 'samples': n, 'bags': len(bags), 'epochs': len(curve),
-            'final': curve[-1] if curve else None, 'curve': str(ckpt_dir / 'curve.png'),
+    return {'model': str(out), 'samples': n, 'bags': len(bags), 'epochs': len(ck.curve),
+            'final': ck.curve[-1] if ck.curve else None, 'curve': str(ckpt_dir / 'curve.png'),
             'seconds': round(time.perf_counter() - t0, 1)}
 
 

@@ -11,8 +11,6 @@ Gaussian bumps at the ground-truth directions instead (the ablation).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import multiprocessing as mp
 import sys
@@ -27,6 +25,7 @@ from av_perception.doa.dataset import list_bags, load_bag, windows
 from av_perception.doa.learned_features import (FeatureSpec, features, label_map, map_to_bins,
                                                 spec_for)
 from av_perception.errors import ConfigError
+from av_perception.train.checkpoints import Checkpoints, fingerprint
 
 ROLES = {'array': 'respeaker4', 'binaural': 'binaural'}
 TARGETS = ('teacher', 'labels')
@@ -180,26 +179,11 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
     model = make_model(spec.n_features, spec.bins)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    ckpt_dir = out.parent / f'{out.stem}_checkpoints'
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = ckpt_dir / 'last.pt'
-    curve, start_epoch = [], 0
     # a checkpoint is resumed only for the same data, target and settings
-    fingerprint = hashlib.sha256(json.dumps(
-        [[str(b) for b in bags], int(len(ex.x)), float(ex.x.sum()), target, lr, batch, seed,
-         spec.to_metadata()]).encode()).hexdigest()
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=True)
-        if state.get('fingerprint') == fingerprint:
-            model.load_state_dict(state['model'])
-            opt.load_state_dict(state['opt'])
-            sched.load_state_dict(state['sched'])
-            start_epoch = int(state['epoch'])
-            curve = json.loads((ckpt_dir / 'curve.json').read_text())
-            print(f'[train] resuming at epoch {start_epoch}', file=progress)
-        else:
-            print(f'[train] {ckpt} was made from other data or settings: starting afresh',
-                  file=progress)
+    ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
+                     fingerprint([str(b) for b in bags], int(len(ex.x)), float(ex.x.sum()),
+                                 target, lr, batch, seed, spec.to_metadata()), progress)
+    start_epoch = ck.resume(model, opt, sched)
     tr_idx = np.flatnonzero(~val)
     va_idx = np.flatnonzero(val)
     t0 = time.perf_counter()
@@ -218,41 +202,20 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
         model.eval()
         with torch.no_grad():
             vloss = float(soft_cross_entropy(model(xt[va_idx]), yt[va_idx]))
-        curve.append({'epoch': epoch + 1, 'train_loss': float(np.mean(losses)),
-                      'val_loss': vloss})
-        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(),
-                    'sched': sched.state_dict(), 'epoch': epoch + 1,
-                    'fingerprint': fingerprint}, ckpt)
-        if vloss <= min(c['val_loss'] for c in curve):  # early stopping's choice
-            torch.save({'model': model.state_dict(), 'epoch': epoch + 1}, ckpt_dir / 'best.pt')
-        (ckpt_dir / 'curve.json').write_text(json.dumps(curve))
+        ck.save(model, opt, sched, epoch + 1, {'epoch': epoch + 1,
+                                               'train_loss': float(np.mean(losses)),
+                                               'val_loss': vloss})
         print(f'\r[train] epoch {epoch + 1}/{epochs} train {np.mean(losses):.4f} '
               f'val {vloss:.4f} ({time.perf_counter() - t0:.0f} s)', end='', file=progress,
               flush=True)
     print(file=progress)
-    _plot_curve(curve, ckpt_dir / 'curve.png')
-    best = torch.load(ckpt_dir / 'best.pt', weights_only=True)
-    model.load_state_dict(best['model'])  # the epoch with the lowest validation loss
+    curve_png = ck.plot('soft cross-entropy')
+    best_epoch = ck.best(model)  # the epoch with the lowest validation loss
     export(model, spec, mean, std, out, target=target, n_train=int((~val).sum()),
            n_bags=len(bags))
     return {'model': str(out), 'windows': int(len(ex.x)), 'bags': len(bags),
-            'final': curve[-1] if curve else None, 'best_epoch': int(best['epoch']),
-            'curve': str(ckpt_dir / 'curve.png')}
-
-
-def _plot_curve(curve: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([c['epoch'] for c in curve], [c['train_loss'] for c in curve], label='train')
-    ax.plot([c['epoch'] for c in curve], [c['val_loss'] for c in curve], label='validation')
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('soft cross-entropy')
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+            'final': ck.curve[-1] if ck.curve else None, 'best_epoch': best_epoch,
+            'curve': str(curve_png)}
 
 
 class _Normalised:

@@ -15,7 +15,6 @@ CPU, nccl on GPUs); with one process it runs the same code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -29,88 +28,13 @@ from av_perception.doa.dataset import list_bags
 from av_perception.echo import dataset as echo_dataset
 from av_perception.echo.features import EchoSpec, spec_for
 from av_perception.errors import ConfigError
+from av_perception.train.checkpoints import Checkpoints, fingerprint
 
 VARIANTS = ('pseudo', 'sam', 'gt')
 OUT_SIZE = (64, 64)
 
 
 # ------------------------------------------------------------------ common
-def _fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
-
-
-class Checkpoints:
-    """Resumable per-epoch checkpoints (tensors and numbers only, loaded with
-    ``weights_only=True``), the loss curve and the best epoch's weights."""
-
-    def __init__(self, folder: Path, fingerprint: str, progress=sys.stderr) -> None:
-        self.dir = Path(folder)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.fingerprint = fingerprint
-        self.progress = progress
-        self.curve: list[dict] = []
-
-    def resume(self, model, opt, sched) -> int:
-        """Load the last checkpoint if it was made from the same data and
-        settings; returns the epoch to start from."""
-        import torch
-        last = self.dir / 'last.pt'
-        if not last.is_file():
-            return 0
-        state = torch.load(last, weights_only=True)
-        if state.get('fingerprint') != self.fingerprint:
-            print(f'[train] {last} was made from other data or settings: starting afresh',
-                  file=self.progress)
-            return 0
-        model.load_state_dict(state['model'])
-        opt.load_state_dict(state['opt'])
-        sched.load_state_dict(state['sched'])
-        self.curve = json.loads((self.dir / 'curve.json').read_text())
-        print(f'[train] resuming at epoch {state["epoch"]}', file=self.progress)
-        return int(state['epoch'])
-
-    def save(self, model, opt, sched, epoch: int, entry: dict) -> None:
-        import torch
-        self.curve.append(entry)
-        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(),
-                    'sched': sched.state_dict(), 'epoch': epoch,
-                    'fingerprint': self.fingerprint}, self.dir / 'last.pt')
-        if _score(entry) <= min(_score(c) for c in self.curve):
-            torch.save({'model': model.state_dict(), 'epoch': epoch}, self.dir / 'best.pt')
-        (self.dir / 'curve.json').write_text(json.dumps(self.curve))
-
-    def best(self, model) -> int:
-        import torch
-        state = torch.load(self.dir / 'best.pt', weights_only=True)
-        model.load_state_dict(state['model'])
-        return int(state['epoch'])
-
-    def plot(self, ylabel: str) -> Path:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-        path = self.dir / 'curve.png'
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot([c['epoch'] for c in self.curve], [c['train_loss'] for c in self.curve],
-                label='train')
-        ax.plot([c['epoch'] for c in self.curve], [c['val_loss'] for c in self.curve],
-                label='validation')
-        ax.set_xlabel('epoch')
-        ax.set_ylabel(ylabel)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        return path
-
-
-def _score(entry: dict) -> float:
-    """What picks the best epoch: the validation loss, or the training loss
-    when there is no validation set (a single bag)."""
-    v = entry['val_loss']
-    return entry['train_loss'] if v != v else v
-
-
 def _add_metadata(path: Path, meta: dict) -> None:
     import onnx
     m = onnx.load(str(path))
@@ -163,7 +87,7 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
         (len(tr_idx) + batch - 1) // batch))
     out = Path(out)
     ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
-                     _fingerprint([str(b) for b in bags], len(keep), float(gt.nansum()), epochs,
+                     fingerprint([str(b) for b in bags], len(keep), float(gt.nansum()), epochs,
                                   batch, lr, width, seed), progress)
     start = ck.resume(model, opt, sched)
     t0 = time.perf_counter()
@@ -325,7 +249,7 @@ def train_student(data: str | Path, out: str | Path, cfg: StudentConfig,
                                                 total_steps=cfg.epochs * steps_per_epoch)
     out = Path(out)
     ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
-                     _fingerprint(cache.summary, asdict(cfg), world), progress)
+                     fingerprint(cache.summary, asdict(cfg), world), progress)
     start = ck.resume(model, opt, sched)
     t0 = time.perf_counter()
     step = 0
