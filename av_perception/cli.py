@@ -184,7 +184,9 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
 def _cmd_train_rotation(args: argparse.Namespace) -> int:
     from av_perception.train.rotation import TARGETS, train
     targets = TARGETS if args.target == 'both' else (args.target,)
-    res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed)
+    res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed,
+                pretext=args.pretext, warmup=args.binaural_epochs,
+                scale_from_labels=not args.sign_only)
     for t in targets:
         print(f'[train] rotation {t}: {res[t]}')
     print(f'[train] wrote the rotation models to {args.out} ({res["pairs"]} turn pairs from '
@@ -354,8 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', type=Path, required=True, help='folder for the ONNX models')
     t.add_argument('--target', choices=['selfsup', 'labels', 'both'], default='both',
                    help='self-supervised, label-trained reference, or both')
-    t.add_argument('--epochs', type=int, default=20, help='epochs per target (self-supervised: '
-                   '10 of the visual pretext task and 2 of binaural warm-up included)')
+    t.add_argument('--epochs', type=int, default=12, help='epochs per target (self-supervised: '
+                   'the pretext and binaural epochs included; any left over train both '
+                   'networks jointly)')
+    t.add_argument('--pretext', type=int, default=6,
+                   help='self-supervised: epochs of the visual pretext task')
+    t.add_argument('--binaural-epochs', type=int, default=6,
+                   help='self-supervised: epochs in which the binaural network learns from '
+                   'the frozen visual network\'s turns')
+    t.add_argument('--sign-only', action='store_true',
+                   help='self-supervised: the 12 labelled validation pairs fix the yaw\'s sign '
+                   'only (as the paper), not also its scale (parallax of an off-axis camera)')
     t.add_argument('--seed', type=int, default=0)
     t.set_defaults(func=_cmd_train_rotation)
 

@@ -38,11 +38,13 @@ class YawEstimate:
 class VisualRotation:
     """The visual rotation model: two grey network inputs -> yaw and sigma.
 
-    sigma = sqrt(floor^2 + spread^2): ``spread`` is the model's disagreement
-    with itself when the two frames are swapped (it should return exactly the
-    negated yaw), ``floor`` the median spread on its validation pairs (ONNX
-    metadata). Images the model finds ambiguous (no texture, no overlap) give
-    inconsistent forward and backward answers, hence a large covariance.
+    sigma = sqrt(floor^2 + spread^2) [rad]: ``spread`` is the standard
+    deviation of the turn under the model's own matching distribution (the
+    softmax over every shift, trained as a probability by a cross-entropy),
+    plus its disagreement with itself when the two frames are swapped;
+    ``floor`` is a constant from the ONNX metadata. Images the model finds
+    ambiguous (no texture, a repeating pattern, little overlap) spread the
+    distribution over many shifts, hence a large covariance.
     """
 
     def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:

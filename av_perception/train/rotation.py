@@ -4,11 +4,13 @@ Two small networks:
 
 - ``VisualRotationNet``: yaw between two camera frames. A shared CNN encoder
   (stride 2) on each grey frame (reprojected onto a cylinder, where a turn
-  is a horizontal shift: av_perception.rotation.features), a horizontal
-  correlation (cost volume) of the two feature maps over +-``MAX_SHIFT``
-  cells, a softmax over the shifts (plus each pixel's expected shift and
-  peak probability), convolutions and a linear head -> yaw [rad], CCW
+  is a horizontal shift: av_perception.rotation.features), a global
+  matching curve of the two feature maps over +-``MAX_SHIFT`` cells (mean
+  cosine similarity over the columns both frames see, per shift) and its
+  soft-argmax near the peak, times a learned scale -> yaw [rad], CCW
   positive (REP 103): the second frame's heading relative to the first.
+  Trained with the squared yaw error and a cross-entropy of the whole curve
+  against the turn's cell (:func:`curve_loss`).
 - ``BinauralNet``: azimuth of a static source from the binaural features
   (av_perception.rotation.features), tanh x 90 deg: folded into the front
   half-plane since a head cannot tell front from back.
@@ -36,8 +38,9 @@ between which the robot turned in place by r:
   no labels. Without it, the two networks, trained jointly from scratch,
   settle on the trivial solution.
 
-Training runs in phases: pretext (visual only), binaural warm-up (visual
-frozen, the binaural network learns from the turns it sees), then joint.
+Training runs in phases: pretext (visual only), binaural (visual frozen,
+the binaural network learns from the turns it sees), then, optionally,
+joint (off by default: see :func:`train`).
 
 Signs: every yaw and azimuth negated is an equally consistent solution,
 and with folded azimuths the binaural sign is not tied to the visual one (a
@@ -53,8 +56,6 @@ direction (the supervised upper reference).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sys
 import time
@@ -67,9 +68,12 @@ from av_perception.doa.classic import fold_front
 from av_perception.errors import ConfigError
 from av_perception.rotation.dataset import load_all
 from av_perception.rotation.features import RotationSpec, hfov_deg
+from av_perception.train.checkpoints import Checkpoints, fingerprint
 
 TARGETS = ('selfsup', 'labels')
 MAX_SHIFT = 36            # cells of the stride-2 feature map (+-50.6 deg at 128 px, 90 deg HFOV)
+PEAK_WINDOW = 3           # cells either side of the matching peak in the soft-argmax
+SPREAD_FLOOR_RAD = math.radians(0.25)  # added (in quadrature) to every yaw's spread
 SIGN_PAIRS = 12           # labelled validation pairs that fix the global sign
 MIN_LEVEL_DBFS = -45.0    # binaural segments quieter than this carry no direction
 FILES = {'selfsup': ('rotation_visual.onnx', 'rotation_binaural.onnx'),
@@ -85,11 +89,17 @@ def _nn():
 def make_visual(spec: RotationSpec | None = None, channels: int = 16):
     """The visual rotation network (input (B, 2, S, S) -> yaw (B,) [rad]).
 
-    Its yaw is ``scale`` x the confidence-weighted mean shift of the cost
-    volume plus a learned correction. ``scale`` starts at the cylinder's
-    value (a shift of one input column is hfov / S rad; a left turn moves
-    the scene right, hence the minus) and is then learned like every other
-    weight."""
+    A turn of the camera is one horizontal shift of the whole cylindrical
+    image, so the two frames' encoder features are matched globally: for
+    each shift d of +-``MAX_SHIFT`` cells, the mean cosine similarity of
+    a(x) and b(x - d) over the columns both frames see (the *matching
+    curve*, :meth:`curve`). The yaw is ``scale`` x the soft-argmax of the
+    curve within ``PEAK_WINDOW`` cells of its peak (sub-cell precision; a
+    soft-argmax over all shifts would be pulled towards the middle).
+    ``scale`` starts at the cylinder's value (a cell is two input columns of
+    hfov / S rad; a left turn moves the scene right, hence the minus) and is
+    then learned like every other weight: a camera ahead of the turning
+    axis sees near things move a little more than the turn (parallax)."""
     torch, nn = _nn()
 
     class VisualRotationNet(nn.Module):
@@ -101,20 +111,12 @@ def make_visual(spec: RotationSpec | None = None, channels: int = 16):
                 nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
                 nn.Conv2d(channels, channels, 3, padding=2, dilation=2), nn.ReLU(),
                 nn.Conv2d(channels, channels, 3, padding=1))
-            self.temperature = nn.Parameter(torch.tensor(10.0))
+            self.temperature = nn.Parameter(torch.tensor(20.0))
             n = 2 * MAX_SHIFT + 1
-            self.head = nn.Sequential(
-                nn.Conv2d(n + 2, 32, 3, stride=2, padding=1), nn.ReLU(),
-                nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
-                nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(),
-                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 1))
             self.register_buffer('shifts', torch.arange(-MAX_SHIFT, MAX_SHIFT + 1,
-                                                        dtype=torch.float32).view(1, n, 1, 1))
-            nn.init.zeros_(self.head[-1].weight)
-            nn.init.zeros_(self.head[-1].bias)
-            # yaw [rad] per unit of mean shift (MAX_SHIFT cells of 2 input columns)
+                                                        dtype=torch.float32).view(1, n))
             sp = spec or RotationSpec()
-            self.scale = nn.Parameter(torch.tensor(-2.0 * MAX_SHIFT * column_rad(sp)))
+            self.scale = nn.Parameter(torch.tensor(-2.0 * column_rad(sp)))  # rad per cell
             self.register_buffer('sign', torch.tensor(1.0))
 
         def features(self, img):
@@ -125,23 +127,70 @@ def make_visual(spec: RotationSpec | None = None, channels: int = 16):
             return self.from_features(self.features(pair[:, 0:1]),
                                       self.features(pair[:, 1:2]))
 
+        def curve(self, a, b):
+            """Matching logits (B, 2 MAX_SHIFT + 1): temperature x the mean
+            cosine similarity of a(x) and b(x - d) over the overlap, per shift d."""
+            h, w = a.shape[-2], a.shape[-1]
+            sims = []
+            for d in range(-MAX_SHIFT, MAX_SHIFT + 1):
+                x0, x1 = max(0, d), min(w, w + d)
+                sims.append((a[..., x0:x1] * b[..., x0 - d:x1 - d]).sum((1, 2, 3))
+                            / float(h * (x1 - x0)))
+            return self.temperature * torch.stack(sims, 1)
+
+        def shift_of(self, logits):
+            """Soft-argmax [cells] of matching logits within PEAK_WINDOW of the peak."""
+            peak = logits.argmax(1, keepdim=True).float() - MAX_SHIFT
+            near = (self.shifts - peak).abs() <= PEAK_WINDOW
+            prob = torch.softmax(torch.where(near, logits, logits - 1e4), dim=1)
+            return (prob * self.shifts).sum(1)
+
         def from_features(self, a, b):
-            """Yaw from the two frames' encoder features."""
-            w = a.shape[-1]
-            bp = nn.functional.pad(b, (MAX_SHIFT, MAX_SHIFT))
-            # cost volume: similarity of a(x) and b(x - d) for each shift d
-            cost = torch.stack([(a * bp[..., MAX_SHIFT - d:MAX_SHIFT - d + w]).sum(1)
-                                for d in range(-MAX_SHIFT, MAX_SHIFT + 1)], dim=1)
-            prob = torch.softmax(self.temperature * cost, dim=1)
-            expected = (prob * self.shifts).sum(1, keepdim=True) / MAX_SHIFT
-            peak = prob.max(dim=1, keepdim=True).values
-            # the confidence-weighted mean shift, times a learned scale, plus
-            # the head's correction (perspective, parallax, occlusions)
-            shift = (expected * peak).sum((2, 3)) / (peak.sum((2, 3)) + 1e-6)
-            correction = self.head(torch.cat([prob, expected, peak], 1))
-            return self.sign * (self.scale * shift + correction).squeeze(1)
+            """Yaw [rad] from the two frames' encoder features."""
+            return self.sign * self.scale * self.shift_of(self.curve(a, b))
+
+        def yaw_and_spread(self, pair):
+            """(yaw, spread) [rad]: the yaw and the standard deviation about it
+            of the shift under the softmax of the whole matching curve (the
+            distribution the curve's cross-entropy trains): small for one
+            sharp peak, large for a flat or many-peaked curve (a bare wall,
+            a repeating pattern)."""
+            logits = self.curve(self.features(pair[:, 0:1]), self.features(pair[:, 1:2]))
+            shift = self.shift_of(logits)
+            prob = torch.softmax(logits, dim=1)
+            std = ((prob * (self.shifts - shift[:, None]) ** 2).sum(1) + 1e-12).sqrt()
+            return self.sign * self.scale * shift, self.scale.abs() * std
 
     return VisualRotationNet()
+
+
+def shift_target(yaw, vis):
+    """The matching-curve cell [float] that a turn ``yaw`` [rad] should peak at."""
+    return yaw / (vis.sign * vis.scale.detach())
+
+
+def curve_loss(vis, logits, yaw):
+    """Cross-entropy of the whole matching curve (``vis.curve``'s logits)
+    against a turn ``yaw`` [rad] (two-hot on the neighbouring cells): it
+    pulls the right peak up wherever it is, where the soft-argmax alone only
+    moves a peak it already has."""
+    torch, nn = _nn()
+    t = (shift_target(yaw, vis) + MAX_SHIFT).clamp(0, 2 * MAX_SHIFT)
+    lo = t.floor().long().clamp(max=2 * MAX_SHIFT - 1)
+    frac = t - lo
+    target = torch.zeros_like(logits)
+    target.scatter_(1, lo[:, None], (1 - frac)[:, None])
+    target.scatter_add_(1, (lo + 1)[:, None], frac[:, None])
+    return -(target * nn.functional.log_softmax(logits, 1)).sum(1).mean()
+
+
+def yaw_terms(vis, pair, yaw):
+    """(yaw [rad], squared yaw error, matching-curve cross-entropy) of a
+    batch of pairs of known turn ``yaw`` [rad] (the pretext task's or the
+    labels')."""
+    logits = vis.curve(vis.features(pair[:, 0:1]), vis.features(pair[:, 1:2]))
+    r = vis.sign * vis.scale * vis.shift_of(logits)
+    return r, ((r - yaw) ** 2).mean(), curve_loss(vis, logits, yaw)
 
 
 def make_binaural(bands: int):
@@ -313,7 +362,8 @@ def _batch_losses(vis, aud, data_t, idx, target, rng, fixed_yaw=None):
     else:
         fa, fb = vis.features(img[:, 0:1]), vis.features(img[:, 1:2])
         mirrored = flip_images(img)
-        r = vis.from_features(fa, fb)
+        logits = vis.curve(fa, fb)
+        r = vis.sign * vis.scale * vis.shift_of(logits)
         r_swapped = vis.from_features(fb, fa)
         r_mirror = vis.from_features(vis.features(mirrored[:, 0:1]),
                                      vis.features(mirrored[:, 1:2]))
@@ -337,6 +387,7 @@ def _batch_losses(vis, aud, data_t, idx, target, rng, fixed_yaw=None):
                                                            a_t[loud[second]]]))
     else:
         terms['yaw'] = ((r - sign * yaw[idx]) ** 2).mean()
+        terms['yaw_curve'] = curve_loss(vis, logits, sign * yaw[idx])
         ok = ~torch.isnan(az[first])
         a_true = torch.where(mirror, -az[first], az[first])
         if ok.any():
@@ -346,7 +397,8 @@ def _batch_losses(vis, aud, data_t, idx, target, rng, fixed_yaw=None):
 
 WEIGHTS = {'swap': 1.0, 'mirror': 1.0, 'binaural': 1.0, 'consistency': 10.0,
            'consistency_visual': 1.0, 'prior': 1.0,
-           'yaw': 10.0, 'azimuth': 1.0, 'pretext': 10.0}
+           'yaw': 10.0, 'yaw_curve': 1.0, 'azimuth': 1.0, 'pretext': 10.0,
+           'pretext_curve': 1.0}
 
 
 def _val_loss(vis, aud, data_t, idx, target) -> float:
@@ -358,24 +410,34 @@ def _val_loss(vis, aud, data_t, idx, target) -> float:
     return float(sum(WEIGHTS[k] * v for k, v in terms.items()))
 
 
-def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs: int = 20,
-          batch: int = 32, lr: float = 2e-3, seed: int = 0, pretext: int = 10, warmup: int = 2,
-          progress=sys.stderr) -> dict:
+def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs: int = 12,
+          batch: int = 32, lr: float = 2e-3, seed: int = 0, pretext: int = 6, warmup: int = 6,
+          scale_from_labels: bool = True, progress=sys.stderr) -> dict:
     """Train the chosen targets from the same data, checkpoint each epoch
     (resumable), fix the self-supervised sign, export ONNX; returns a summary.
 
-    The self-supervised run has three phases: ``pretext`` epochs of the
-    visual pretext task (:func:`synthetic_pairs`), ``warmup`` epochs in which
-    the visual network is frozen and only the binaural network learns from
-    the turns it sees, then both learn together from the real turn pairs
-    (every term of the module docstring, the pretext term included). Joint
-    training from scratch settles on the trivial solution (no turn, no
-    direction change): the pretext task stands in for the paper's
-    (cross-view binauralization, not done here)."""
+    The self-supervised run has up to three phases: ``pretext`` epochs of
+    the visual pretext task (:func:`synthetic_pairs`), ``warmup`` epochs in
+    which the visual network is frozen and only the binaural network learns
+    from the turns it sees (the consistency loss with the visual yaw as the
+    teacher), then, if ``epochs`` leaves any, a joint phase in which both
+    learn from the real turn pairs (every term of the module docstring, the
+    pretext term included). The default has no joint phase: with a binaural
+    network far less accurate than the visual one, letting the sound teach
+    the camera made the camera worse (README). Joint training from scratch
+    settles on the trivial solution (no turn, no direction change): the
+    pretext task stands in for the paper's (cross-view binauralization, not
+    done here). The kept weights are those of the best validation loss
+    among the epochs of the last phase; :func:`fix_sign` then fixes the
+    signs (and, with ``scale_from_labels``, the visual scale) from
+    SIGN_PAIRS labelled validation samples."""
     torch, _ = _nn()
     for t in targets:
         if t not in TARGETS:
             raise ConfigError(f'--target must be one of {TARGETS}, got {t!r}')
+    if min(epochs, pretext + 1, warmup + 1) < 1:
+        raise ConfigError(f'epochs must be >= 1 and the pretext and binaural epochs >= 0, got '
+                          f'{epochs}, {pretext} and {warmup}')
     out_dir = Path(out_dir)
     spec = RotationSpec()
     t_load = time.perf_counter()
@@ -397,50 +459,41 @@ def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs
         selfsup = target == 'selfsup'
         summary[target] = _train_one(data, data_t, val, spec, target, out_dir, epochs, batch,
                                      lr, seed, pretext if selfsup else 0,
-                                     warmup if selfsup else 0, fingerprint_data, progress)
+                                     warmup if selfsup else 0, fingerprint_data,
+                                     scale_from_labels, progress)
     return summary
 
 
 def _train_one(data, data_t, val, spec, target, out_dir, epochs, batch, lr, seed, pretext,
-               warmup, fingerprint_data, progress) -> dict:
+               warmup, fingerprint_data, scale_from_labels, progress) -> dict:
     torch, _ = _nn()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     vis, aud = make_visual(spec), make_binaural(spec.bands)
     params = list(vis.parameters()) + list(aud.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    # warm-up of the learning rate over ~10 % of the epochs, at least 2
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs,
-                                                pct_start=0.1)
-    ckpt_dir = out_dir / 'rotation_checkpoints' / target
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = ckpt_dir / 'last.pt'
-    fingerprint = hashlib.sha256(json.dumps(
-        fingerprint_data + [target, epochs, batch, lr, seed, pretext, warmup,
-                            spec.to_metadata()]).encode()
-    ).hexdigest()
-    curve, start = [], 0
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=True)
-        if state.get('fingerprint') == fingerprint:
-            vis.load_state_dict(state['vis'])
-            aud.load_state_dict(state['aud'])
-            opt.load_state_dict(state['opt'])
-            sched.load_state_dict(state['sched'])
-            start = int(state['epoch'])
-            curve = json.loads((ckpt_dir / 'curve.json').read_text())
-            rng = np.random.default_rng([seed, start])
-            print(f'[train] {target}: resuming at epoch {start}', file=progress)
-        else:
-            print(f'[train] {ckpt} was made from other data or settings: starting afresh',
-                  file=progress)
+                                                pct_start=min(0.5, max(0.1, 2.0 / epochs)))
+    both = torch.nn.ModuleDict({'vis': vis, 'aud': aud})   # checkpointed together
+    ck = Checkpoints(out_dir / 'rotation_checkpoints' / target,
+                     fingerprint(*fingerprint_data, target, epochs, batch, lr, seed, pretext,
+                                 warmup, spec.to_metadata()), progress)
+    start = ck.resume(both, opt, sched)
+    if start:
+        rng = np.random.default_rng([seed, start])
     tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
     # the frames of the training rooms (the pretext task's material)
     tr_views = np.unique(data.pairs[tr_idx])
     t0 = time.perf_counter()
     fixed_yaw = None
+
+    def phase_of(epoch: int) -> str:
+        return ('pretext' if epoch < pretext else 'warmup' if epoch < pretext + warmup
+                else 'joint')
+    last_phase = phase_of(epochs - 1)
     for epoch in range(start, epochs):
-        phase = ('pretext' if epoch < pretext else 'warmup' if epoch < pretext + warmup
-                 else 'joint')
+        phase = phase_of(epoch)
         if phase == 'warmup' and fixed_yaw is None:
             vis.eval()
             with torch.no_grad():
@@ -463,9 +516,9 @@ def _train_one(data, data_t, val, spec, target, out_dir, epochs, batch, lr, seed
             if synth is not None:
                 j = torch.from_numpy(rng.integers(0, len(synth[0]), batch))
                 pair = synth[0][j]
-                terms['pretext'] = ((vis(pair) - synth[1][j]) ** 2).mean()
+                r, terms['pretext'], terms['pretext_curve'] = yaw_terms(vis, pair, synth[1][j])
                 if phase == 'pretext':
-                    terms['mirror'] = ((vis(pair) + vis(flip_images(pair))) ** 2).mean()
+                    terms['mirror'] = ((r + vis(flip_images(pair))) ** 2).mean()
             loss = sum(WEIGHTS[k] * v for k, v in terms.items())
             opt.zero_grad()
             loss.backward()
@@ -476,69 +529,82 @@ def _train_one(data, data_t, val, spec, target, out_dir, epochs, batch, lr, seed
         vis.eval()
         aud.eval()
         vloss = _val_loss(vis, aud, data_t, torch.from_numpy(va_idx), target)
-        curve.append({'epoch': epoch + 1, 'phase': phase,
-                      'train_loss': float(np.mean(losses)), 'val_loss': vloss})
-        torch.save({'vis': vis.state_dict(), 'aud': aud.state_dict(), 'opt': opt.state_dict(),
-                    'sched': sched.state_dict(), 'epoch': epoch + 1,
-                    'fingerprint': fingerprint}, ckpt)
-        # early stopping chooses among the epochs of the last phase (the losses
+        # the best epoch is chosen among those of the last phase (the losses
         # of different phases are not comparable)
-        if phase == 'joint' and vloss <= min(c['val_loss'] for c in curve
-                                             if c['phase'] == 'joint'):
-            torch.save({'vis': vis.state_dict(), 'aud': aud.state_dict(), 'epoch': epoch + 1},
-                       ckpt_dir / 'best.pt')
-        (ckpt_dir / 'curve.json').write_text(json.dumps(curve))
+        ck.save(both, opt, sched, epoch + 1,
+                {'epoch': epoch + 1, 'phase': phase, 'train_loss': float(np.mean(losses)),
+                 'val_loss': vloss}, comparable=lambda e: e['phase'] == last_phase)
         print(f'\r[train] {target} epoch {epoch + 1}/{epochs} ({phase}) train '
               f'{np.mean(losses):.4f} val {vloss:.4f} ({time.perf_counter() - t0:.0f} s)',
               end='', file=progress, flush=True)
     print(file=progress)
-    _plot_curve(curve, ckpt_dir / 'curve.png', target)
-    best = torch.load(ckpt_dir / 'best.pt', weights_only=True)
-    vis.load_state_dict(best['vis'])
-    aud.load_state_dict(best['aud'])
+    curve_png = ck.plot(f'loss ({target})', log=True)
+    best_epoch = ck.best(both)
     vis.eval()
     aud.eval()
     sign_note = 'labels'
     if target == 'selfsup':
-        sign_note = fix_sign(vis, aud, data, va_idx, data_t)
+        sign_note = fix_sign(vis, aud, data, va_idx, data_t, scale=scale_from_labels)
     with torch.no_grad():
         out = rotation_outputs(vis, data_t[4][va_idx], data_t[0]).numpy()
     err = np.degrees(np.abs(out[:, 0] - data.yaw[va_idx]))
-    # confidence floor: the median forward/backward disagreement on validation pairs
     spread = float(np.median(out[:, 1])) if len(out) else 0.0
     vis_file, aud_file = FILES[target]
     meta = {'training': target, 'train_pairs': str(int((~val).sum())),
             'train_bags': str(data.n_bags), 'sign': sign_note,
-            'spread_floor_rad': f'{max(spread, math.radians(0.25)):.6f}'}
+            'spread_floor_rad': f'{SPREAD_FLOOR_RAD:.6f}'}
     export_visual(vis, spec, out_dir / vis_file, meta)
     export_binaural(aud, spec, out_dir / aud_file, meta)
-    return {'best_epoch': int(best['epoch']), 'val_median_yaw_error_deg':
-            round(float(np.median(err)), 2), 'sign': sign_note,
-            'curve': str(ckpt_dir / 'curve.png'), 'train_seconds':
+    return {'best_epoch': best_epoch, 'val_median_yaw_error_deg':
+            round(float(np.median(err)), 2), 'val_median_spread_deg':
+            round(math.degrees(spread), 2), 'sign': sign_note,
+            'curve': str(curve_png), 'train_seconds':
             round(time.perf_counter() - t0, 1)}
 
 
 def rotation_outputs(vis, pairs, grey):
-    """(yaw, spread) per pair, as the exported graph computes them:
-    yaw = (f(a, b) - f(b, a)) / 2 and spread = |f(a, b) + f(b, a)| / 2."""
+    """(yaw, spread) per pair, as the exported graph computes them
+    (:func:`_Symmetric`)."""
     torch, _ = _nn()
     img = torch.stack([grey[pairs[:, 0]], grey[pairs[:, 1]]], 1)
     return _Symmetric(vis)(img)
 
 
-def fix_sign(vis, aud, data: Data, va_idx: np.ndarray, data_t) -> str:
-    """The global signs. The visual yaw: the first SIGN_PAIRS labelled
-    validation pairs vote. The binaural azimuth: with folded azimuths a
-    mirrored binaural network is exactly as consistent (a source in front
-    seen mirrored behaves like one behind), so the first SIGN_PAIRS
-    validation views with one labelled direction vote for it."""
+def fix_sign(vis, aud, data: Data, va_idx: np.ndarray, data_t, scale: bool = True) -> str:
+    """The global signs, and (``scale``) the visual yaw's scale, from a
+    handful of labelled validation samples.
+
+    The visual yaw: the first SIGN_PAIRS labelled validation pairs vote for
+    its sign, as the paper does; with ``scale``, the same pairs also give
+    its scale: the median of true / estimated yaw over those of them that
+    turned by more than 5 deg and agree in sign. The pretext task teaches
+    the turn of a camera turning about its own centre; a robot's camera
+    sits ahead of the turning axis (0.10 m on the simulated robot), so a
+    turn also moves it sideways and near things shift a few percent more
+    than the turn (parallax), which no label-free signal here measures (the
+    paper's sound could, with a working binaural network). It is one
+    number, like a gyro's scale factor; a robot can take it from a few
+    commanded turns. The binaural azimuth: with folded azimuths a mirrored
+    binaural network is exactly as consistent (a source in front seen
+    mirrored behaves like one behind), so the first SIGN_PAIRS validation
+    views with one labelled direction vote for its sign."""
     torch, _ = _nn()
     idx = va_idx[:SIGN_PAIRS]
     with torch.no_grad():
         r = rotation_outputs(vis, data_t[4][idx], data_t[0])[:, 0].numpy()
-    agree = float(np.sum(r * data.yaw[idx]))
+    truth = data.yaw[idx]
+    agree = float(np.sum(r * truth))
     if agree < 0:
         vis.sign.mul_(-1.0)
+        r = -r
+    note_scale = ''
+    if scale:
+        ok = (np.abs(truth) > math.radians(5.0)) & (np.sign(r) == np.sign(truth))
+        if ok.sum() >= 3:
+            k = float(np.median(truth[ok] / r[ok]))
+            with torch.no_grad():
+                vis.scale.mul_(k)
+            note_scale = f', visual scale x{k:.4f} by {int(ok.sum())} of them'
     views = np.unique(data.pairs[va_idx])
     views = views[~np.isnan(data.azimuth[views])][:SIGN_PAIRS]
     with torch.no_grad():
@@ -547,28 +613,14 @@ def fix_sign(vis, aud, data: Data, va_idx: np.ndarray, data_t) -> str:
     if agree_a < 0:
         aud.sign.mul_(-1.0)
     return (f'visual {"flipped" if agree < 0 else "kept"} by {len(idx)} labelled validation '
-            f'pairs, binaural {"flipped" if agree_a < 0 else "kept"} by {len(views)} labelled '
-            'validation views')
-
-
-def _plot_curve(curve: list, path: Path, target: str) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([c['epoch'] for c in curve], [c['train_loss'] for c in curve], label='train')
-    ax.plot([c['epoch'] for c in curve], [c['val_loss'] for c in curve], label='validation')
-    ax.set_xlabel('epoch')
-    ax.set_ylabel(f'loss ({target})')
-    ax.set_yscale('log')
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+            f'pairs{note_scale}, binaural {"flipped" if agree_a < 0 else "kept"} by '
+            f'{len(views)} labelled validation views')
 
 
 def _Symmetric(vis):
-    """The exported visual graph: (B, 2, S, S) -> (B, 2) [yaw, spread] [rad]."""
+    """The exported visual graph: (B, 2, S, S) -> (B, 2) [yaw, spread] [rad]:
+    yaw = (f(a, b) - f(b, a)) / 2, spread = the mean of the two orders'
+    matching-curve spreads plus their disagreement |f(a, b) + f(b, a)| / 2."""
     torch, nn = _nn()
 
     class Symmetric(nn.Module):
@@ -577,9 +629,9 @@ def _Symmetric(vis):
             self.net = vis
 
         def forward(self, pair):
-            fwd = self.net(pair)
-            bwd = self.net(torch.stack([pair[:, 1], pair[:, 0]], 1))
-            return torch.stack([(fwd - bwd) / 2, (fwd + bwd).abs() / 2], 1)
+            fwd, s_fwd = self.net.yaw_and_spread(pair)
+            bwd, s_bwd = self.net.yaw_and_spread(torch.stack([pair[:, 1], pair[:, 0]], 1))
+            return torch.stack([(fwd - bwd) / 2, (s_fwd + s_bwd) / 2 + (fwd + bwd).abs() / 2], 1)
     return Symmetric()
 
 
