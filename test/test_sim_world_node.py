@@ -56,3 +56,13 @@ def test_sim_world_streams_camera_audio_echo_and_truth(ros):
         imgs[-1].header.stamp.nanosec - imgs[0].header.stamp.nanosec) * 1e-9
     assert abs(span - 0.1 * (len(imgs) - 1)) < 1e-6
     assert node.monitor.facts['slots_rendered'] == '2/2'
+
+
+def test_the_robot_drives_its_path_back_and_forth():
+    """Every move between slots is one step of the generated path (looping
+    would jump from the last pose to the first in one camera frame)."""
+    from av_perception.nodes.sim_world import path_index
+    for n in (2, 3, 12):
+        seq = [path_index(k, n) for k in range(5 * n)]
+        assert seq[:n] == list(range(n)) and set(seq) == set(range(n))
+        assert all(abs(a - b) == 1 for a, b in zip(seq, seq[1:])), (n, seq)

@@ -2,8 +2,8 @@
 runs with no hardware.
 
 Renders one scene of the simulated world (the same code as
-``av-perception simulate``) and plays it in real time, looping over the
-robot's path:
+``av-perception simulate``) and plays it in real time, back and forth
+along the robot's path (:func:`path_index`):
 
 - ``camera/image_raw`` (rgb8) + ``camera/camera_info`` at ``camera_rate``;
 - ``audio/raw`` (4-mic array) and ``audio/binaural`` as continuous
@@ -21,7 +21,10 @@ The robot holds each pose of its path for most of a slot and turns or drives
 to the next one in the slot's last ``move_fraction`` (camera frames follow
 the motion; the audio of a slot is rendered at the slot's pose). Audio and
 echoes are rendered once at start-up (about a second per slot on one core)
-and then replayed as the path loops.
+and then replayed as the robot goes back and forth along the path: every
+move is then one the generator made (a turn of up to 45 deg or a drive of
+up to 0.5 m); looping would jump from the last pose to the first, a move
+no robot makes in one camera frame.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ class SimWorldNode(AvNode):
                            choices=['train', 'test'], read_only=True)
         seed = self.param('seed', 0, 'Seed of the scene generator.', lo=0, hi=2**31 - 1,
                           read_only=True)
-        poses = self.param('poses', 12, 'Poses on the robot\'s (looping) path.', lo=2, hi=200,
+        poses = self.param('poses', 12, 'Poses on the robot\'s path (driven back and forth).',
+                           lo=2, hi=200,
                            read_only=True)
         self.slot_seconds = self.param('slot_seconds', 0.5, 'Time at each pose; one echo per '
                                        'slot [s].', lo=0.2, hi=5.0, read_only=True)
@@ -130,7 +134,7 @@ class SimWorldNode(AvNode):
         # one slot's events (echo, occupancy, directions) and audio chunks
         while self._next_slot * slot_ns <= elapsed:
             k = self._next_slot
-            slot = self.slots[k % n]
+            slot = self.slots[path_index(k, n)]
             stamp = self._start_ns + k * slot_ns
             self._chunks += [(self._restamp(topic, msg, slot, stamp, k), topic)
                              for topic, msg in audio_chunk_messages(self.m, self.sim, slot)]
@@ -146,7 +150,7 @@ class SimWorldNode(AvNode):
         while self._next_frame * frame_ns <= elapsed:
             t_ns = self._next_frame * frame_ns
             k, into = divmod(t_ns, slot_ns)
-            a, b = self.scene.poses[k % n], self.scene.poses[(k + 1) % n]
+            a, b = self.scene.poses[path_index(k, n)], self.scene.poses[path_index(k + 1, n)]
             f = into / slot_ns
             start_move = 1.0 - self.move_fraction
             frac = 0.0 if f < start_move or self.move_fraction == 0 else (
@@ -172,8 +176,8 @@ class SimWorldNode(AvNode):
 
     def _restamp(self, topic: str, msg, slot, slot_ns: int, k: int):
         """A pre-rendered slot's message moved to the live time line (its slot
-        starting at ``slot_ns``): the path loops, stamps and sample counters
-        keep counting."""
+        starting at ``slot_ns``): the robot goes back and forth, stamps and
+        sample counters keep counting."""
         msg.header.stamp = self.m.time(stamp_ns(msg) + slot_ns - slot.stamp_ns)
         if topic == '/audio/echo':
             msg.first_sample = k  # the emission count
@@ -186,6 +190,13 @@ class SimWorldNode(AvNode):
         self._render.join(timeout=10)
         self.sim.close()
         super().destroy_node()
+
+
+def path_index(k: int, n: int) -> int:
+    """The pose of slot ``k`` on a path of ``n`` poses driven back and forth:
+    0, 1, ..., n-1, n-2, ..., 1, 0, 1, ... (n >= 2)."""
+    i = k % (2 * n - 2)
+    return i if i < n else 2 * n - 2 - i
 
 
 def main(argv=None) -> int:
