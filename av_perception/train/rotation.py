@@ -145,9 +145,13 @@ def make_visual(spec: RotationSpec | None = None, channels: int = 16):
             prob = torch.softmax(torch.where(near, logits, logits - 1e4), dim=1)
             return (prob * self.shifts).sum(1)
 
+        def yaw_of(self, logits):
+            """Yaw [rad] from matching logits."""
+            return self.sign * self.scale * self.shift_of(logits)
+
         def from_features(self, a, b):
             """Yaw [rad] from the two frames' encoder features."""
-            return self.sign * self.scale * self.shift_of(self.curve(a, b))
+            return self.yaw_of(self.curve(a, b))
 
         def yaw_and_spread(self, pair):
             """(yaw, spread) [rad]: the yaw and the standard deviation about it
@@ -189,7 +193,7 @@ def yaw_terms(vis, pair, yaw):
     batch of pairs of known turn ``yaw`` [rad] (the pretext task's or the
     labels')."""
     logits = vis.curve(vis.features(pair[:, 0:1]), vis.features(pair[:, 1:2]))
-    r = vis.sign * vis.scale * vis.shift_of(logits)
+    r = vis.yaw_of(logits)
     return r, ((r - yaw) ** 2).mean(), curve_loss(vis, logits, yaw)
 
 
@@ -363,7 +367,7 @@ def _batch_losses(vis, aud, data_t, idx, target, rng, fixed_yaw=None):
         fa, fb = vis.features(img[:, 0:1]), vis.features(img[:, 1:2])
         mirrored = flip_images(img)
         logits = vis.curve(fa, fb)
-        r = vis.sign * vis.scale * vis.shift_of(logits)
+        r = vis.yaw_of(logits)
         r_swapped = vis.from_features(fb, fa)
         r_mirror = vis.from_features(vis.features(mirrored[:, 0:1]),
                                      vis.features(mirrored[:, 1:2]))
