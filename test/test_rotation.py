@@ -153,7 +153,7 @@ def test_onnx_equals_pytorch(tmp_path):
     np.testing.assert_allclose(v.estimate_batch(pairs), want_v, atol=1e-5)
     assert np.abs(want_v[:, 0]).max() > 1e-3
     np.testing.assert_allclose([a.azimuth(f) for f in feats], want_a, atol=1e-5)
-    # swapping the two frames negates the yaw (the exported graph is antisymmetric)
+    # swapping the two frames negates the yaw (the network is antisymmetric)
     np.testing.assert_allclose(v.estimate_batch(pairs[:, ::-1].copy())[:, 0], -want_v[:, 0],
                                atol=1e-5)
     assert v.spec == SPEC and v.model.metadata['task'] == 'rotation_visual'
@@ -269,7 +269,7 @@ def test_node_publishes_a_simulated_turn_on_tf_and_twist(ros, turn_views):
     ros.spin_until(lambda: len(tfs) >= 2, what='second tf')
     t = tfs[-1].transforms[-1]
     assert math.degrees(2 * math.atan2(t.transform.rotation.z, t.transform.rotation.w)) == \
-        pytest.approx(0.0, abs=1.0)   # the exported yaw is antisymmetric: back to 0
+        pytest.approx(0.0, abs=1.0)   # the yaw is antisymmetric: back to 0
     ros.spin_until(lambda: any('model_id' in diag_values([d], 'rotation')
                                for d in diags if any(s.name == 'rotation' for s in d.status)),
                    what='diagnostics')

@@ -40,8 +40,7 @@ class VisualRotation:
 
     sigma = sqrt(floor^2 + spread^2) [rad]: ``spread`` is the standard
     deviation of the turn under the model's own matching distribution (the
-    softmax over every shift, trained as a probability by a cross-entropy),
-    plus its disagreement with itself when the two frames are swapped;
+    softmax over every shift, trained as a probability by a cross-entropy);
     ``floor`` is a constant from the ONNX metadata. Images the model finds
     ambiguous (no texture, a repeating pattern, little overlap) spread the
     distribution over many shifts, hence a large covariance.

@@ -568,10 +568,10 @@ def _train_one(data, data_t, val, spec, target, out_dir, epochs, batch, lr, seed
 
 def rotation_outputs(vis, pairs, grey):
     """(yaw, spread) per pair, as the exported graph computes them
-    (:func:`_Symmetric`)."""
+    (:func:`_Exported`)."""
     torch, _ = _nn()
     img = torch.stack([grey[pairs[:, 0]], grey[pairs[:, 1]]], 1)
-    return _Symmetric(vis)(img)
+    return _Exported(vis)(img)
 
 
 def fix_sign(vis, aud, data: Data, va_idx: np.ndarray, data_t, scale: bool = True) -> str:
@@ -621,22 +621,22 @@ def fix_sign(vis, aud, data: Data, va_idx: np.ndarray, data_t, scale: bool = Tru
             f'{len(views)} labelled validation views')
 
 
-def _Symmetric(vis):
-    """The exported visual graph: (B, 2, S, S) -> (B, 2) [yaw, spread] [rad]:
-    yaw = (f(a, b) - f(b, a)) / 2, spread = the mean of the two orders'
-    matching-curve spreads plus their disagreement |f(a, b) + f(b, a)| / 2."""
+def _Exported(vis):
+    """The exported visual graph: (B, 2, S, S) -> (B, 2) [yaw, spread] [rad],
+    one pass. The network is antisymmetric by construction: the matching
+    curve of (b, a) is that of (a, b) mirrored (the same products over the
+    same overlap), so the swapped frames give exactly -yaw and the same
+    spread, and running both orders would only double the work."""
     torch, nn = _nn()
 
-    class Symmetric(nn.Module):
+    class Exported(nn.Module):
         def __init__(self):
             super().__init__()
             self.net = vis
 
         def forward(self, pair):
-            fwd, s_fwd = self.net.yaw_and_spread(pair)
-            bwd, s_bwd = self.net.yaw_and_spread(torch.stack([pair[:, 1], pair[:, 0]], 1))
-            return torch.stack([(fwd - bwd) / 2, (s_fwd + s_bwd) / 2 + (fwd + bwd).abs() / 2], 1)
-    return Symmetric()
+            return torch.stack(self.net.yaw_and_spread(pair), 1)
+    return Exported()
 
 
 def _export(module, example, path: Path, input_name: str, output_name: str, meta: dict):
@@ -657,7 +657,7 @@ def _export(module, example, path: Path, input_name: str, output_name: str, meta
 def export_visual(vis, spec: RotationSpec, path: Path, meta: dict):
     """ONNX of the visual model with its contract; returns the exported module."""
     torch, _ = _nn()
-    wrapped = _Symmetric(vis).eval()
+    wrapped = _Exported(vis).eval()
     _export(wrapped, torch.zeros(1, 2, spec.image_size, spec.image_size), path, 'pair',
             'yaw_spread', {'task': 'rotation_visual', 'model_id':
                            f'rotation-visual-{meta["training"]}', **spec.to_metadata(), **meta})
