@@ -34,6 +34,9 @@ KINDS = ('circular', 'linear', 'planar', 'binaural', 'echo')
 DEFAULT_DOA_WINDOW = 0.256
 #: Microphone pick-up patterns (first-order family: p = 1 omni ... 0 figure-8).
 DIRECTIVITIES = {'omni': 1.0, 'subcardioid': 0.75, 'cardioid': 0.5, 'hypercardioid': 0.25}
+#: The echo head the shipped echo-depth models were trained with (the simulated
+#: robot's, config/robots/sim.yaml): the default of every echo command and node.
+DEFAULT_ECHO_ARRAY = 'echo_head_cardioid'
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from av_perception import __version__
+from av_perception.arrays import DEFAULT_ECHO_ARRAY
 from av_perception.errors import ConfigError, InputError
 
 
@@ -144,7 +145,7 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     p.add_argument('--teacher', type=Path, help='ONNX depth teacher (default: the shipped one)')
     p.add_argument('--tolerance', type=float, default=0.05,
                    help='largest echo / camera stamp difference for a pair [s]')
-    p.add_argument('--array', default='echo_head_cardioid', help='echo array geometry')
+    p.add_argument('--array', default=DEFAULT_ECHO_ARRAY, help='echo array geometry')
     p.add_argument('--max-range', type=float, default=12.0, help='echo range [m]')
     p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     p.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)

@@ -13,6 +13,7 @@ README cannot drift from the code.
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,21 @@ def _literal(node: ast.AST) -> str:
     return ast.unparse(node)
 
 
+def _default(node: ast.AST, tree: ast.Module) -> str:
+    """A default's repr: a literal's, or that of a constant the node module
+    imports by name from the package (``from av_perception.x import NAME``;
+    the library modules, not the node, are imported); else its source."""
+    if isinstance(node, ast.Constant):
+        return repr(node.value)
+    if isinstance(node, ast.Name):
+        for imp in tree.body:
+            if isinstance(imp, ast.ImportFrom) and (imp.module or '').startswith(
+                    'av_perception.') and any(a.name == node.id and a.asname is None
+                                              for a in imp.names):
+                return repr(getattr(importlib.import_module(imp.module), node.id))
+    return ast.unparse(node)
+
+
 def params_of(module: str) -> list[Param]:
     """The parameters a node module declares, in declaration order."""
     path = ROOT / (module.replace('.', '/') + '.py')
@@ -64,11 +80,8 @@ def params_of(module: str) -> list[Param]:
                      f'{ast.unparse(kw["hi"]) if "hi" in kw else ""}'
         ro = 'read_only' in kw and isinstance(kw['read_only'], ast.Constant) \
             and kw['read_only'].value is True
-        default = call.args[1]
-        out.append((call.lineno, Param(_literal(call.args[0]),
-                         repr(default.value) if isinstance(default, ast.Constant)
-                         else ast.unparse(default),
-                         limits, _literal(call.args[2]), ro)))
+        out.append((call.lineno, Param(_literal(call.args[0]), _default(call.args[1], tree),
+                                       limits, _literal(call.args[2]), ro)))
     return [p for _, p in sorted(out, key=lambda x: x[0])]  # source order
 
 

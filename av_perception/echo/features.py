@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import stft
 
+from av_perception.arrays import DEFAULT_ECHO_ARRAY
 from av_perception.errors import InputError
 
 
@@ -48,7 +49,7 @@ class EchoSpec:
     hop: int = 32
     bins: int = 64
     frames: int = 96
-    geometry: str = 'echo_head_cardioid'
+    geometry: str = DEFAULT_ECHO_ARRAY
     max_range: float = 12.0
 
     @property

@@ -49,7 +49,7 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.parameter import Parameter
 
-from av_perception.arrays import load_array
+from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.audio.echo_recorder import EchoScheduler, LatencyCalibrator
 from av_perception.audio.soundcard import (RescanPolicy, StreamSupervisor, adc_time_to_ns,
@@ -80,7 +80,7 @@ class ChirpEmitterNode(AvNode):
                                         'if it is another card ("" = device). One card for '
                                         'both keeps input and output on one clock.',
                                         read_only=True)
-        array_file = self.param('array', 'echo_head_cardioid', 'Echo array geometry (a name '
+        array_file = self.param('array', DEFAULT_ECHO_ARRAY, 'Echo array geometry (a name '
                                 'under config/arrays/ or a path): microphones, speaker, rate, '
                                 'frame.',
                                 read_only=True)

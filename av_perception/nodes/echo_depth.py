@@ -29,7 +29,7 @@ import numpy as np
 from nav_msgs.msg import OccupancyGrid
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-from av_perception.arrays import load_array
+from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
 from av_perception.echo.features import spec_for
 from av_perception.echo.model import EchoDepthModel
 from av_perception.echo.occupancy import CameraMount, GridSpec, depth_points, occupancy_from_depth
@@ -53,7 +53,7 @@ class EchoDepthNode(AvNode):
         super().__init__('echo_depth', **kwargs)
         model = self.param('model', '', 'ONNX echo-depth model ("": the shipped '
                            'models/echo_depth.onnx).', read_only=True)
-        array_file = self.param('array', 'echo_head_cardioid', 'Echo array geometry: a name '
+        array_file = self.param('array', DEFAULT_ECHO_ARRAY, 'Echo array geometry: a name '
                                 'under config/arrays/ or a path.', read_only=True)
         max_range = self.param('max_range', 12.0, 'Range the echo window covers [m] '
                                '(window = 2 max_range / 343 s).', lo=0.5, hi=100.0,

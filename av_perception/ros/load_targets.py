@@ -19,7 +19,7 @@ from geometry_msgs.msg import TwistWithCovarianceStamped
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
-from av_perception.arrays import load_array
+from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.ros.load import LoadInput, LoadTarget
 from av_perception.ros.messages import block_to_chunk, ns_to_stamp, stamp_to_ns
@@ -70,7 +70,7 @@ def audio_common_info(channels: int = 4, rate: int = 16000):
     return make
 
 
-def echo_chunks(array: str = 'echo_head_cardioid', max_range: float = 12.0):
+def echo_chunks(array: str = DEFAULT_ECHO_ARRAY, max_range: float = 12.0):
     """``make(k, stamp_ns)`` of echo windows of ``array`` (sample 0 = the
     chirp's emission; one per slot), as the chirp emitter publishes them."""
     from av_perception.echo.features import spec_for

@@ -64,13 +64,13 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
     gt/depth (mirror augmentation), exported with its feature maps."""
     import torch
 
-    from av_perception.arrays import load_array
+    from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
     from av_perception.echo.nets import TeacherUNet, berhu
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     bags = list_bags(bags_dir)
-    spec = spec_for(load_array('echo_head_cardioid'), max_depth)
+    spec = spec_for(load_array(DEFAULT_ECHO_ARRAY), max_depth)
     pairs = echo_dataset.collect(bags, spec, OUT_SIZE, tolerance, progress=progress)
     keep = [i for i, g in enumerate(pairs.gt) if g is not None]
     if len(keep) < 4:
