@@ -9,7 +9,6 @@ length, y along its width, z up; metres. All objects are axis-aligned boxes
 
 from __future__ import annotations
 
-import colorsys
 import math
 import zlib
 from dataclasses import dataclass, replace
@@ -20,7 +19,6 @@ import yaml
 
 from av_perception.errors import ConfigError
 from av_perception.paths import config_path
-from av_perception.sim.signals import pitch_key
 
 # Acoustic materials (pyroomacoustics database names) per surface kind.
 WALL_MATERIALS = ('brickwork', 'rough_concrete', 'plasterboard', 'wooden_lining',
@@ -45,8 +43,7 @@ class SoundClass:
     Attributes:
         name: class id.
         size: the object's extents (x, y, z) [m].
-        color: RGB in [0, 1] of the object at the middle of its class's
-            range (its look is tied to its sound: :func:`instance_color`).
+        color: RGB in [0, 1] of the object (its look is tied to its sound).
         texture: texture of the object.
         mouth: emission point relative to the object's base centre [m].
     """
@@ -68,26 +65,6 @@ SOUND_CLASSES: dict[str, SoundClass] = {c.name: c for c in (
     SoundClass('clicks', (0.25, 0.25, 0.35), (0.95, 0.85, 0.10), 'checker', (0.0, 0.0, 0.40)),
     SoundClass('alarm', (0.30, 0.30, 0.30), (0.90, 0.10, 0.10), 'dots', (0.0, 0.0, 0.35)),
 )}
-
-
-#: How far round the colour wheel [turns] a sound-making object's hue varies
-#: with its own sound (:func:`instance_color`): 0.33 = +-60 deg about its class's.
-INSTANCE_HUE_SPAN = 1.0 / 3.0
-
-
-def instance_color(cls: str, seed: int) -> tuple[float, float, float]:
-    """RGB in [0, 1] of the object of class ``cls`` whose sound has ``seed``:
-    its class's colour with the hue turned by ``(u - 0.5) * INSTANCE_HUE_SPAN``,
-    ``u = signals.pitch_key(cls, seed)``, so the hue moves steadily with the
-    pitch (e.g. the lowest tone is violet-blue, the highest cyan-blue). The
-    class still shows in shape,
-    size and texture; the exact hue tells the very instance, as a real
-    object's look tells which of its kind it is (the audio-visual retrieval
-    benchmark needs that instance-level tie; with class-level looks only, any
-    image of the same class would be an equally good match)."""
-    h, s, v = colorsys.rgb_to_hsv(*SOUND_CLASSES[cls].color)
-    h = (h + (pitch_key(cls, seed) - 0.5) * INSTANCE_HUE_SPAN) % 1.0
-    return tuple(round(float(c), 4) for c in colorsys.hsv_to_rgb(h, s, v))
 
 
 @dataclass(frozen=True)
@@ -460,13 +437,12 @@ def _try_scene(rng, scene_id, split, s, p: SceneParams) -> Scene | None:
                 break
         if not placed:
             return None
-        seed = int(rng.integers(0, 2**31 - 1))
         boxes.append(Box(center=(round(cx, 3), round(cy, 3), c.size[2] / 2), size=c.size,
-                         color=instance_color(cls_name, seed), texture=c.texture,
-                         material='hard_surface', label=cls_name))
+                         color=c.color, texture=c.texture, material='hard_surface',
+                         label=cls_name))
         mouth = (round(cx + c.mouth[0], 3), round(cy + c.mouth[1], 3), c.mouth[2])
         sources.append(Source(cls=cls_name, box=len(boxes) - 1, position=mouth,
-                              seed=seed, active=False,
+                              seed=int(rng.integers(0, 2**31 - 1)), active=False,
                               level_db=float(rng.uniform(-35.0, -25.0))))
     n_active = 1 if (p.max_active < 2 or rng.random() < 0.6) else 2
     active = set(rng.choice(len(sources), size=min(n_active, len(sources)), replace=False))

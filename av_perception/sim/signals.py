@@ -169,28 +169,6 @@ def signal_params(cls: str, seed: int) -> dict:
             'beep': float(r.uniform(0.1, 0.3)), 'gap': float(r.uniform(0.05, 0.15))}
 
 
-def pitch_key(cls: str, seed: int) -> float:
-    """Where a source's own sound sits in its class's range, in [0, 1], along
-    the parameter a listener hears as its pitch (its brightness for the fan):
-    tone f0 (log scale, 300-1500 Hz), alarm low beep (2-2.8 kHz), noise
-    brightness (spectral slope 1.4 -> 0, 0.6 -> 1), clicks rate (2-8 Hz),
-    speech voice pitch (espeak 25-75). The simulator ties the look of each
-    sound-making object to it (``scene.instance_color``), as a real object's
-    size and make set both how it looks and how it sounds."""
-    q = signal_params(cls, seed)
-    if cls == 'tone':
-        u = np.log(q['f0'] / 300.0) / np.log(1500.0 / 300.0)
-    elif cls == 'alarm':
-        u = (q['f_lo'] - 2000.0) / 800.0
-    elif cls == 'noise':
-        u = (1.4 - q['slope']) / 0.8
-    elif cls == 'clicks':
-        u = (q['rate'] - 2.0) / 6.0
-    else:
-        u = (q['pitch'] - 25) / 50.0
-    return float(np.clip(u, 0.0, 1.0))
-
-
 # ------------------------------------------------------------------ signals
 @dataclass(frozen=True)
 class SourceSignal:
