@@ -24,9 +24,11 @@ between which the robot turned in place by r:
   fold(a_s + r) (fold = asin(sin .)); the loss is the smaller error of the
   two (:func:`consistency_residual`, Huber);
 - binaural symmetry: swapping left and right negates the azimuth;
-- visual symmetry: swapping the two views negates the yaw, and mirroring
-  both frames left/right negates it (with the binaural channels swapped, the
-  consistency holds for the mirrored pair too);
+- visual symmetry: swapping the two views negates the yaw (by construction:
+  the swapped matching curve is the mirrored one, so it needs no loss term),
+  and mirroring both frames left/right negates it (a loss term; with the
+  binaural channels swapped, the consistency holds for the mirrored pair
+  too);
 - a prior against the trivial solution (yaw 0, every azimuth equal, which
   satisfies all of the above): around a robot that turns to every heading,
   sources are seen from every direction, so folded azimuths are uniform on
@@ -368,10 +370,9 @@ def _batch_losses(vis, aud, data_t, idx, target, rng, fixed_yaw=None):
         mirrored = flip_images(img)
         logits = vis.curve(fa, fb)
         r = vis.yaw_of(logits)
-        r_swapped = vis.from_features(fb, fa)
         r_mirror = vis.from_features(vis.features(mirrored[:, 0:1]),
                                      vis.features(mirrored[:, 1:2]))
-        terms = {'swap': ((r + r_swapped) ** 2).mean(), 'mirror': ((r + r_mirror) ** 2).mean()}
+        terms = {'mirror': ((r + r_mirror) ** 2).mean()}
     a_s, a_t = aud(xa), aud(xb)
     a_s_flip = aud(flip_audio(xa))
     both = loud[first] & loud[second]
@@ -399,7 +400,7 @@ def _batch_losses(vis, aud, data_t, idx, target, rng, fixed_yaw=None):
     return terms
 
 
-WEIGHTS = {'swap': 1.0, 'mirror': 1.0, 'binaural': 1.0, 'consistency': 10.0,
+WEIGHTS = {'mirror': 1.0, 'binaural': 1.0, 'consistency': 10.0,
            'consistency_visual': 1.0, 'prior': 1.0,
            'yaw': 10.0, 'yaw_curve': 1.0, 'azimuth': 1.0, 'pretext': 10.0,
            'pretext_curve': 1.0}
