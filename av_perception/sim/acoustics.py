@@ -17,7 +17,9 @@ Three renderings come from one room model:
 
 Everything is pyroomacoustics (room model, image sources, ray tracing,
 directivities); written here is only the HRTF-as-directivity adapter, the
-room assembly from a scene, and the box faces' orientation.
+room assembly from a scene, and the box faces' orientation (and, in
+:mod:`av_perception.sim.fast_tail`, vectorised copies of the two Python loops
+of its tail synthesis).
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from pyroomacoustics.directivities import CardioidFamily, Directivity, Direction
 from pyroomacoustics.room import wall_factory
 
 from av_perception.arrays import DIRECTIVITIES
+from av_perception.sim import fast_tail
 from av_perception.sim.scene import Pose2D, Scene, base_to_world
+
+# the ray-traced tail's two Python loops, vectorised (same draws, same result)
+fast_tail.install()
 
 #: Absorption above this is clipped: the database extrapolates some top bands
 #: to 1.0, which would make, e.g., a carpet reflect nothing at all.

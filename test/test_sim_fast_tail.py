@@ -1,0 +1,60 @@
+"""The vectorised tail synthesis (av_perception.sim.fast_tail) against
+pyroomacoustics' own loops: the same impulse trains from the same seed, and
+the shared generator left in the same state."""
+
+import numpy as np
+import pyroomacoustics
+import pytest
+from pyroomacoustics import random as pra_random
+from pyroomacoustics.simulation import rt
+
+import av_perception.sim.acoustics  # noqa: F401  (installs the fast tail)
+from av_perception.sim import fast_tail
+
+
+def _tail(poisson, directional, seed, volume, duration, taps):
+    """Impulse times, impulse train, and the generator's next draw."""
+    pra_random.seed(seed)
+    t0, times = poisson(volume, duration, 343.0)
+    rng = np.random.default_rng(seed)
+    response = rng.normal(size=(12, taps))
+    hist = rng.random((12, int(duration / 0.004) + 1))
+    hist[:, :3] = 0.0                                   # empty bins: the uniform fallback
+    seq = directional(t0, times, response, hist, 0.004, 16000)
+    return times, seq, pra_random.get_rng().uniform()
+
+
+def test_installed_for_the_pinned_release():
+    assert pyroomacoustics.__version__ == fast_tail.PINNED
+    assert rt.poisson_sequence is fast_tail.poisson_sequence
+    assert rt.directional_sequence is fast_tail.directional_sequence
+    assert set(fast_tail.UPSTREAM) == {'poisson_sequence', 'directional_sequence'}
+
+
+@pytest.mark.parametrize('volume,duration', [(50.0, 0.6), (20.0, 0.3), (300.0, 1.0),
+                                             (50.0, 0.01)])
+def test_same_impulses_and_generator_state_as_upstream(volume, duration):
+    up = _tail(fast_tail.UPSTREAM['poisson_sequence'],
+               fast_tail.UPSTREAM['directional_sequence'], 7, volume, duration, 1)
+    ours = _tail(fast_tail.poisson_sequence, fast_tail.directional_sequence, 7, volume,
+                 duration, 1)
+    assert len(ours[0]) == len(up[0]) > 10
+    np.testing.assert_array_equal(ours[0], up[0])
+    np.testing.assert_array_equal(ours[1], up[1])
+    assert ours[2] == up[2]                              # the next draw: same state
+
+
+def test_multi_tap_responses_match_to_rounding():
+    up = _tail(fast_tail.UPSTREAM['poisson_sequence'],
+               fast_tail.UPSTREAM['directional_sequence'], 3, 60.0, 0.4, 8)
+    ours = _tail(fast_tail.poisson_sequence, fast_tail.directional_sequence, 3, 60.0, 0.4, 8)
+    np.testing.assert_array_equal(ours[0], up[0])
+    np.testing.assert_allclose(ours[1], up[1], rtol=0, atol=1e-12)
+    assert ours[2] == up[2]
+
+
+def test_another_release_keeps_its_own_code(monkeypatch):
+    monkeypatch.setattr(pyroomacoustics, '__version__', '0.11.0')
+    monkeypatch.setattr(rt, 'poisson_sequence', fast_tail.UPSTREAM['poisson_sequence'])
+    assert fast_tail.install() is False
+    assert rt.poisson_sequence is fast_tail.UPSTREAM['poisson_sequence']
