@@ -23,6 +23,11 @@ They are exact replacements for the pinned release (:data:`PINNED`):
 
 :func:`install` patches them into ``pyroomacoustics.simulation.rt`` only for
 that release; another version keeps its own code (and is as slow as before).
+
+Both functions follow pyroomacoustics' ``simulation/rt.py`` step for step
+(only the loops are rewritten), so they carry its licence: MIT,
+Copyright (c) 2014-2017 EPFL-LCAV (the full text ships with pyroomacoustics,
+``pyroomacoustics-0.10.1.dist-info/licenses/LICENSE``).
 """
 
 from __future__ import annotations
