@@ -15,11 +15,13 @@ They are exact replacements for the pinned release (:data:`PINNED`):
 
 - the same random draws in the same order, leaving the generator in the same
   state, so the rest of a simulation draws exactly what it drew before;
-- the same arithmetic in the same order where it decides anything (the
-  impulse times are accumulated one after another, as the loop does); the
-  times differ from the loop's by at most a few units in the last place
-  (array ``log`` against scalar ``log``), which ``test_sim_fast_tail``
-  bounds, and the impulse trains are otherwise identical.
+- the same arithmetic in the same order (the impulse times are accumulated
+  one after another, as the loop does). The one difference is ``log`` over
+  an array instead of one number at a time; on this machine the two agree
+  bit for bit, so rendered slots are byte-identical to upstream's. Where
+  numpy vectorises ``log`` differently they may differ in the last place,
+  which can move an impulse by one sample at a rounding boundary;
+  ``test_sim_fast_tail`` bounds that.
 
 :func:`install` patches them into ``pyroomacoustics.simulation.rt`` only for
 that release; another version keeps its own code (and is as slow as before).
