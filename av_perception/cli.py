@@ -116,8 +116,11 @@ def _cmd_train_echo_depth(args: argparse.Namespace) -> int:
     from av_perception.train.echo_depth import StudentConfig, train_student
     if args.epochs < 1 or args.sam_blocks < 1 or args.k < 1:
         raise ConfigError('--epochs, --sam-blocks and --k must be at least 1')
+    if args.triplet_weight < 0 or args.margin < 0:
+        raise ConfigError('--triplet-weight and --margin must be at least 0')
     cfg = StudentConfig(variant=args.variant, sam_blocks=args.sam_blocks, k=args.k,
-                        epochs=args.epochs, seed=args.seed, width=args.width)
+                        epochs=args.epochs, seed=args.seed, width=args.width,
+                        triplet_weight=args.triplet_weight, margin=args.margin)
     res = train_student(args.data, args.out, cfg)
     if 'model' in res:
         print(f'[train] wrote {res["model"]} ({res["variant"]}, {res["train_examples"]} '
@@ -169,6 +172,9 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     t.add_argument('--k', type=int, default=64, help='embeddings of the first SAM block '
                    '(K/4 for each next one)')
     t.add_argument('--width', type=int, default=16, help='channel multiplier')
+    t.add_argument('--triplet-weight', type=float, default=1.0,
+                   help='weight of the SAM triplet feature loss against the depth loss')
+    t.add_argument('--margin', type=float, default=0.3, help='triplet margin (SAM)')
     t.add_argument('--epochs', type=int, default=25)
     t.add_argument('--seed', type=int, default=0)
     t.set_defaults(func=_cmd_train_echo_depth)

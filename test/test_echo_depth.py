@@ -78,6 +78,7 @@ def test_training_loss_decreases_and_onnx_equals_torch(tiny):
     np.testing.assert_allclose(net.predict_features(x), want, rtol=1e-4, atol=1e-4)
     assert (ckpt / 'curve.png').is_file() and (ckpt / 'curve.json').is_file()
     assert net.model.metadata['variant'] == 'sam'
+    assert (net.model.metadata['triplet_weight'], net.model.metadata['margin']) == ('1', '0.3')
     assert net.spec == SPEC
 
 
@@ -165,9 +166,12 @@ def test_cli_errors_are_one_line(tiny, tmp_path, capsys):
                 str(tmp_path / 'm.onnx')]) == 2
     assert cli(['eval', 'echo-depth', '--bags', str(tiny['bags']), '--model',
                 str(tiny['teacher'])]) == 2      # a teacher is not an echo-depth model
+    assert cli(['train', 'echo-depth', '--data', str(tiny['data']), '--out',
+                str(tmp_path / 'm.onnx'), '--triplet-weight', '-1']) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(e.startswith('av-perception ') for e in err)
+    assert len(err) == 4 and all(e.startswith('av-perception ') for e in err)
     assert "expected task='echo_depth'" in err[2]
+    assert '--triplet-weight and --margin must be at least 0' in err[3]
 
 
 # ------------------------------------------------------------ SAM and pieces

@@ -312,7 +312,8 @@ def student_metadata(cache: echo_dataset.Cache, cfg: StudentConfig, n_train: int
             'out_height': h, 'out_width': w, 'fx': f'{k[0, 0]:.6g}', 'fy': f'{k[1, 1]:.6g}',
             'cx': f'{k[0, 2]:.6g}', 'cy': f'{k[1, 2]:.6g}', 'max_depth': f'{cfg.max_depth:g}',
             'sam_blocks': cfg.sam_blocks if cfg.variant == 'sam' else 0,
-            'k': cfg.k, 'teacher': cache.summary['teacher'], 'train_examples': n_train,
+            'k': cfg.k, **({'triplet_weight': f'{cfg.triplet_weight:g}',
+                           'margin': f'{cfg.margin:g}'} if cfg.variant == 'sam' else {}), 'teacher': cache.summary['teacher'], 'train_examples': n_train,
             'train_bags': len(cache.summary['bags']), **cache.spec.to_metadata()}
 
 
