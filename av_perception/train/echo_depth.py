@@ -307,13 +307,15 @@ def train_student(data: str | Path, out: str | Path, cfg: StudentConfig,
 def student_metadata(cache: echo_dataset.Cache, cfg: StudentConfig, n_train: int) -> dict:
     k = np.asarray(cache.k, float).reshape(3, 3)
     h, w = OUT_SIZE
+    triplet = ({'triplet_weight': f'{cfg.triplet_weight:g}', 'margin': f'{cfg.margin:g}'}
+               if cfg.variant == 'sam' else {})
     return {'task': 'echo_depth', 'variant': cfg.variant,
             'model_id': f'echo-depth-{cfg.variant}-{cache.spec.geometry}',
             'out_height': h, 'out_width': w, 'fx': f'{k[0, 0]:.6g}', 'fy': f'{k[1, 1]:.6g}',
             'cx': f'{k[0, 2]:.6g}', 'cy': f'{k[1, 2]:.6g}', 'max_depth': f'{cfg.max_depth:g}',
             'sam_blocks': cfg.sam_blocks if cfg.variant == 'sam' else 0,
-            'k': cfg.k, **({'triplet_weight': f'{cfg.triplet_weight:g}',
-                           'margin': f'{cfg.margin:g}'} if cfg.variant == 'sam' else {}), 'teacher': cache.summary['teacher'], 'train_examples': n_train,
+            'k': cfg.k, **triplet, 'teacher': cache.summary['teacher'],
+            'train_examples': n_train,
             'train_bags': len(cache.summary['bags']), **cache.spec.to_metadata()}
 
 
