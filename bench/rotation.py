@@ -7,8 +7,9 @@ the generator) and poorly textured rooms (plain walls, floor, ceiling and
 furniture; only the sound-making objects keep their look). Scored: the
 self-supervised visual model, the same network trained with labels (the
 supervised reference), the OpenCV baseline (SIFT + homography, K from
-camera_info) and the binaural model. Prints each figure beside the OpenCV
-baseline and the targets; writes bench/results/rotation.json.
+camera_info), the binaural model, its label-trained reference and the
+GCC-PHAT baseline. Prints each figure beside its baseline (OpenCV, GCC-PHAT)
+and the targets; writes bench/results/rotation.json.
 
     .venv/bin/python bench/rotation.py [--scenes 20] [--models av_perception/models]
 """
@@ -59,7 +60,7 @@ def main() -> None:
                               labels_binaural_model=args.models / 'rotation_binaural_labels.onnx')
         lines += report(per_set[name], label=f'{name:>15} ')
     methods = ('selfsup', 'supervised', 'opencv')
-    audio = ('binaural', 'binaural_supervised')
+    audio = ('binaural', 'binaural_supervised', 'binaural_gcc')
     every = {m: merged([r[m] for r in per_set.values()]) for m in (*methods, *audio)}
     lines += report(every, label=f'{"all":>15} ')
     results = {m: every[m].summary() for m in methods}

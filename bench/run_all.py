@@ -134,8 +134,8 @@ BENCHES: dict[str, list[Figure]] = {
                lambda d: get(d, 'poorly_textured.selfsup.median_deg'),
                lambda d: get(d, 'poorly_textured.opencv.median_deg'),
                '<= OpenCV', lambda v, d: v <= get(d, 'poorly_textured.opencv.median_deg')),
-        Figure('binaural azimuth median [deg]', lambda d: get(d, 'binaural.median_deg'), None,
-               '<= 10', lambda v, d: v <= 10),
+        Figure('binaural azimuth median [deg]', lambda d: get(d, 'binaural.median_deg'),
+               lambda d: get(d, 'binaural_gcc.median_deg'), '<= 10', lambda v, d: v <= 10),
     ],
     'av_heatmap': [
         Figure('cIoU (share >= 0.5)', lambda d: get(d, 'model.ciou'),

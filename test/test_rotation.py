@@ -348,6 +348,17 @@ def test_training_runs_its_phases_resumes_and_exports(tmp_path):
     pair = np.random.default_rng(0).normal(size=(1, 2, SPEC.image_size, SPEC.image_size))
     yaw, spread = v.estimate_batch(pair.astype(np.float32))[0]
     assert np.isfinite(yaw) and spread > 0
+    # the scoring of `eval rotation` and the benchmark: every binaural segment
+    # scored by the model is also scored by the GCC-PHAT baseline
+    from av_perception.rotation.evaluate import report, score
+    models = dict(model=out / 'rotation_visual.onnx', labels_model=out / 'rotation_visual.onnx',
+                  binaural_model=out / 'rotation_binaural.onnx',
+                  labels_binaural_model=out / 'rotation_binaural.onnx')
+    scored = score(bags, opencv=False, **models)
+    gcc = scored['binaural_gcc'].errors_deg
+    assert len(gcc) == len(scored['binaural'].errors_deg) > 0
+    assert all(0.0 <= e <= 180.0 for e in gcc)      # two folded azimuths: at most 180 apart
+    assert any('GCC-PHAT' in line for line in report(scored))
     log = io.StringIO()
     train([bags], out, targets=('selfsup',), epochs=3, pretext=1, warmup=1, batch=4,
           progress=log)

@@ -48,6 +48,7 @@ class View:
     position: tuple | None           # gt (x, y) [m], None without gt/pose
     yaw: float | None                # gt yaw [rad]
     azimuths: list = field(default_factory=list)  # gt binaural azimuths sounding in the segment
+    segment: np.ndarray | None = None  # (2, audio_window) binaural samples (classic baseline)
 
 
 @dataclass
@@ -101,19 +102,20 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
         arr = decode(RawImage(img.height, img.width, img.encoding, img.step, bytes(img.data),
                               bool(img.is_bigendian)))
         grey8 = (arr if arr.ndim == 2 else arr.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        audio, level, azs = None, -200.0, []
+        audio, level, azs, segment = None, -200.0, [], None
         if stream is not None:
             s = int(round((t - stream.t0_ns) * 1e-9 * stream.sample_rate))
             seg = stream.samples[:, max(0, s):s + spec.audio_window]
             if s >= 0 and seg.shape[1] == spec.audio_window:
-                audio, level = binaural_features(seg, spec), level_dbfs(seg)
+                audio, level, segment = binaural_features(seg, spec), level_dbfs(seg), seg
                 t_end = t + int(spec.audio_window / stream.sample_rate * 1e9)
                 azs = sorted({round(a, 4) for ns, frame, a in gt
                               if t <= ns < t_end and frame == stream.frame_id})
         p = pose_at.get(t)
         views.append(View(t, grey_input(arr, spec), grey8, audio, level,
                           (p.position.x, p.position.y) if p is not None else None,
-                          quaternion_yaw(p.orientation) if p is not None else None, azs))
+                          quaternion_yaw(p.orientation) if p is not None else None, azs,
+                          segment))
     return BagViews(Path(path), views, K, width)
 
 

@@ -6,7 +6,9 @@ Yaw is scored on every pair of consecutive frames between which the robot
 turned in place (``dataset.turn_pairs``): the error is the absolute angle
 between the estimated and the true yaw [deg]. The binaural direction is
 scored on every frame's binaural segment in which exactly one source sounds
-(gt/sound_direction), against its azimuth folded into the front half-plane.
+(gt/sound_direction), against its azimuth folded into the front half-plane,
+beside the classic baseline on the same segments: GCC-PHAT between the two
+ears (``av_perception.doa.classic``, the delay's angle to the ear axis).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.arrays import load_array
+from av_perception.doa.classic import ClassicDoa
 from av_perception.errors import ConfigError
 from av_perception.paths import shipped_model
 from av_perception.rotation.dataset import load_all
@@ -59,7 +63,9 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
     """Errors of the self-supervised visual model (``model``, default the
     shipped one), the supervised reference (``labels_model``, default the
     shipped ``rotation_visual_labels``), OpenCV, and the binaural model
-    (and its label-trained reference, ``binaural_supervised``).
+    (and its label-trained reference, ``binaural_supervised``, and the
+    GCC-PHAT baseline, ``binaural_gcc``; a segment it cannot score counts
+    as azimuth 0 and as a failure).
 
     Raises:
         ConfigError: bags without the topics scoring needs, or no turn pairs.
@@ -72,11 +78,12 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
     spec = visual.spec
     if reference.spec != spec or audio.spec != spec or audio_ref.spec != spec:
         raise ConfigError('the scored models were trained on different input contracts')
+    gcc = ClassicDoa(load_array(spec.array), method='gcc')
     bags, pairs = load_all(bags_dir, spec, namespace, need_audio=True, progress=progress)
     if not pairs or any(p.yaw is None for p in pairs):
         raise ConfigError(f'{bags_dir}: no turn-in-place pairs with gt/pose to score')
     out = {'selfsup': Errors(), 'supervised': Errors(), 'opencv': Errors(),
-           'binaural': Errors(), 'binaural_supervised': Errors()}
+           'binaural': Errors(), 'binaural_supervised': Errors(), 'binaural_gcc': Errors()}
     cv = {}
     for p in pairs:
         bv = bags[p.bag]
@@ -107,6 +114,13 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
                 out['binaural'].errors_deg.append(_angle_deg(az, fold_front(v.azimuths[0])))
                 out['binaural_supervised'].errors_deg.append(
                     _angle_deg(audio_ref.azimuth(v.audio), fold_front(v.azimuths[0])))
+                t = time.perf_counter()
+                found = gcc.estimate(v.segment)
+                out['binaural_gcc'].seconds.append(time.perf_counter() - t)
+                if not found:
+                    out['binaural_gcc'].failures += 1
+                out['binaural_gcc'].errors_deg.append(_angle_deg(
+                    fold_front(found[0].azimuth) if found else 0.0, fold_front(v.azimuths[0])))
     if not opencv:
         del out['opencv']
     return out
@@ -131,12 +145,18 @@ def report(results: dict[str, Errors], label: str = '') -> list[str]:
                      f'{s["mean_deg"]} deg, {s["ms_per_pair"]} ms/pair, n {s["n"]}{fails}'
                      f'{target}')
     b = results['binaural'].summary(with_time=False)
+    g = results['binaural_gcc'].summary(with_time=False) if 'binaural_gcc' in results else None
     if b['n']:
-        lines.append(f'{label}  binaural: median {b["median_deg"]} deg, mean {b["mean_deg"]} '
-                     f'deg, n {b["n"]}; target <= {TARGET_BINAURAL_DEG} deg: '
+        ratio = (f' (x{b["median_deg"] / g["median_deg"]:.2f} of GCC-PHAT)'
+                 if g and g['median_deg'] else '')
+        lines.append(f'{label}{"binaural":>19}: median {b["median_deg"]} deg{ratio}, mean '
+                     f'{b["mean_deg"]} deg, n {b["n"]}; target <= {TARGET_BINAURAL_DEG} deg: '
                      f'{"met" if b["median_deg"] <= TARGET_BINAURAL_DEG else "NOT met"}')
-    if 'binaural_supervised' in results and results['binaural_supervised'].errors_deg:
-        b = results['binaural_supervised'].summary(with_time=False)
-        lines.append(f'{label}binaural supervised: median {b["median_deg"]} deg, mean '
-                     f'{b["mean_deg"]} deg, n {b["n"]}')
+    for name, title in (('binaural_supervised', 'binaural supervised'),
+                        ('binaural_gcc', 'binaural GCC-PHAT')):
+        if name in results and results[name].errors_deg:
+            s = results[name].summary(with_time=False)
+            fails = f', {s["failures"]} failed' if s.get('failures') else ''
+            lines.append(f'{label}{title:>19}: median {s["median_deg"]} deg, mean '
+                         f'{s["mean_deg"]} deg, n {s["n"]}{fails}')
     return lines
