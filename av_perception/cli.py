@@ -172,7 +172,7 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     t.add_argument('--k', type=int, default=64, help='embeddings of the first SAM block '
                    '(K/4 for each next one)')
     t.add_argument('--width', type=int, default=16, help='channel multiplier')
-    t.add_argument('--triplet-weight', type=float, default=1.0,
+    t.add_argument('--triplet-weight', type=float, default=0.1,
                    help='weight of the SAM triplet feature loss against the depth loss')
     t.add_argument('--margin', type=float, default=0.3, help='triplet margin (SAM)')
     t.add_argument('--epochs', type=int, default=25)

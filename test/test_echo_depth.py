@@ -78,7 +78,7 @@ def test_training_loss_decreases_and_onnx_equals_torch(tiny):
     np.testing.assert_allclose(net.predict_features(x), want, rtol=1e-4, atol=1e-4)
     assert (ckpt / 'curve.png').is_file() and (ckpt / 'curve.json').is_file()
     assert net.model.metadata['variant'] == 'sam'
-    assert (net.model.metadata['triplet_weight'], net.model.metadata['margin']) == ('1', '0.3')
+    assert (net.model.metadata['triplet_weight'], net.model.metadata['margin']) == ('0.1', '0.3')
     assert net.spec == SPEC
 
 
