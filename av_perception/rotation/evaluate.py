@@ -114,9 +114,7 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
                 out['binaural'].errors_deg.append(_angle_deg(az, fold_front(v.azimuths[0])))
                 out['binaural_supervised'].errors_deg.append(
                     _angle_deg(audio_ref.azimuth(v.audio), fold_front(v.azimuths[0])))
-                t = time.perf_counter()
                 found = gcc.estimate(v.segment)
-                out['binaural_gcc'].seconds.append(time.perf_counter() - t)
                 if not found:
                     out['binaural_gcc'].failures += 1
                 out['binaural_gcc'].errors_deg.append(_angle_deg(
