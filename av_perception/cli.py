@@ -112,15 +112,20 @@ def _cmd_train_echo_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+#: `train echo-depth` flags that set a StudentConfig field of the same name
+STUDENT_FLAGS = ('variant', 'sam_blocks', 'k', 'width', 'triplet_weight', 'margin', 'epochs',
+                 'seed')
+
+
 def _cmd_train_echo_depth(args: argparse.Namespace) -> int:
     from av_perception.train.echo_depth import StudentConfig, train_student
-    if args.epochs < 1 or args.sam_blocks < 1 or args.k < 1:
+    # the flags left out keep StudentConfig's defaults (one place for them)
+    cfg = StudentConfig(**{k: getattr(args, k) for k in STUDENT_FLAGS
+                           if getattr(args, k) is not None})
+    if cfg.epochs < 1 or cfg.sam_blocks < 1 or cfg.k < 1:
         raise ConfigError('--epochs, --sam-blocks and --k must be at least 1')
-    if args.triplet_weight < 0 or args.margin < 0:
+    if cfg.triplet_weight < 0 or cfg.margin < 0:
         raise ConfigError('--triplet-weight and --margin must be at least 0')
-    cfg = StudentConfig(variant=args.variant, sam_blocks=args.sam_blocks, k=args.k,
-                        epochs=args.epochs, seed=args.seed, width=args.width,
-                        triplet_weight=args.triplet_weight, margin=args.margin)
     res = train_student(args.data, args.out, cfg)
     if 'model' in res:
         print(f'[train] wrote {res["model"]} ({res["variant"]}, {res["train_examples"]} '
@@ -166,17 +171,20 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
                         'for data-parallel training')
     t.add_argument('--data', type=Path, required=True, help='folder made by `dataset`')
     t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
-    t.add_argument('--variant', choices=['pseudo', 'sam', 'gt'], default='sam',
-                   help='pseudo-depth only, pseudo-depth + SAM, or ground truth (simulation)')
-    t.add_argument('--sam-blocks', type=int, default=2, help='SAM blocks, coarsest first')
-    t.add_argument('--k', type=int, default=64, help='embeddings of the first SAM block '
-                   '(K/4 for each next one)')
-    t.add_argument('--width', type=int, default=16, help='channel multiplier')
-    t.add_argument('--triplet-weight', type=float, default=0.1,
-                   help='weight of the SAM triplet feature loss against the depth loss')
-    t.add_argument('--margin', type=float, default=0.3, help='triplet margin (SAM)')
-    t.add_argument('--epochs', type=int, default=25)
-    t.add_argument('--seed', type=int, default=0)
+    # defaults (None here): StudentConfig's, see av_perception/train/echo_depth.py
+    t.add_argument('--variant', choices=['pseudo', 'sam', 'gt'],
+                   help='pseudo-depth only, pseudo-depth + SAM, or ground truth (simulation; '
+                   'default sam)')
+    t.add_argument('--sam-blocks', type=int, help='SAM blocks, coarsest first (default 2)')
+    t.add_argument('--k', type=int, help='embeddings of the first SAM block '
+                   '(K/4 for each next one; default 64)')
+    t.add_argument('--width', type=int, help='channel multiplier (default 16)')
+    t.add_argument('--triplet-weight', type=float,
+                   help='weight of the SAM triplet feature loss against the depth loss '
+                   '(default 0.1)')
+    t.add_argument('--margin', type=float, help='triplet margin (SAM; default 0.3)')
+    t.add_argument('--epochs', type=int, help='default 25')
+    t.add_argument('--seed', type=int, help='default 0')
     t.set_defaults(func=_cmd_train_echo_depth)
 
     e = esub.add_parser('echo-depth', help='depth from echoes vs gt/depth')

@@ -263,3 +263,23 @@ def test_echo_only_bags_have_camera_echo_and_ground_truth(tmp_path):
     assert not topics & {'audio/raw', 'audio/binaural', 'gt/sound_direction'}
     pairs = echo_dataset.read_pairs(tmp_path / 'train_00003', SPEC, (64, 64))
     assert len(pairs) == 1 and np.abs(pairs.echo[0]).max() > 1e-3    # a real echo
+
+
+def test_train_cli_defaults_are_the_student_configs():
+    """The `train echo-depth` flags default to StudentConfig's fields (the
+    parser leaves them None), and the help states those values."""
+    import argparse
+
+    from av_perception.cli import STUDENT_FLAGS, build_parser
+    from av_perception.train.echo_depth import StudentConfig
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = next(a for a in sub.choices['train']._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices['echo-depth']
+    actions = {a.dest: a for a in train._actions}
+    cfg = StudentConfig()
+    for flag in STUDENT_FLAGS:
+        assert actions[flag].default is None
+        value = getattr(cfg, flag)
+        text = value if isinstance(value, str) else f'{value:g}'
+        assert f'default {text}' in ' '.join(actions[flag].help.split()), flag
