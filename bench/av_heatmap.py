@@ -10,7 +10,9 @@ is visible (non-empty gt/source_mask). Metrics as the paper's public code comput
 them: cIoU success rate (`ciou`, share of samples with cIoU >= 0.5) and
 `auc`; audio->image and image->audio retrieval R@1/5/10 among 100
 candidates. The shipped model, the same model trained without the extra
-positives, and the centre prior, from one run; writes
+positives, and the centre prior, from one run, and the ceiling that the
+cues sound and image share here (the class and the direction) put on
+retrieval (`retrieval_ceiling`, from the scenes' ground truth); writes
 bench/results/av_heatmap.json.
 
     .venv/bin/python bench/av_heatmap.py [--scenes 80] [--model M] [--ablation M]
@@ -73,6 +75,107 @@ def oracle_ceiling(data: Path, window: int) -> dict:
             'share_objects_ge_25pct_of_image': round(float(np.mean(np.array(frac) >= 0.25)), 4)}
 
 
+def retrieval_ceiling(data: Path, window: int, seed: int = 0) -> dict:
+    """What R@1 audio->image (``metrics.retrieval_from_similarity``, the
+    benchmark's draws) a matcher scores that knows the sounding object's
+    class *exactly* and its direction with a given error: the ceiling the
+    two cues that sound and image share here, class and direction, put on
+    retrieval. Not a method (it reads the scenes' ground truth, rebuilt
+    from the benchmark's seeds): the image side is every source object
+    inside the camera's field of view, with its true class, azimuth and
+    distance; an audio matches an image by its nearest object of the same
+    class; ties are broken at random.
+
+    - ``direction_sigma_deg``: the true azimuth plus Gaussian error of that
+      standard deviation [deg];
+    - ``srp_phat``: the array's own SRP-PHAT error on each window (its
+      estimate minus the true azimuth seen from the array), added to the
+      true azimuth seen from the camera;
+    - ``..._plus_distance_10pct``: the source's distance known as well, to
+      10 % (log-normal), which no estimator here gives.
+    """
+    import math
+
+    from av_perception.doa.classic import ClassicDoa
+    from av_perception.doa.dataset import list_bags
+    from av_perception.sim.bags import SceneJob
+    from av_perception.sim.scene import direction_in_frame, load_robot
+
+    robot = load_robot()
+    cam = robot.camera
+    geometry = load_array('respeaker4')
+    arr = next(a for a in robot.arrays.values() if a.geometry == geometry.name)
+    srp = ClassicDoa(geometry, 'srp')
+    bags = list_bags(data)
+    samples = load_folder(data, window)
+    stamps: dict[int, list[int]] = {}
+    for s in samples:
+        stamps.setdefault(s.bag, []).append(s.stamp_ns)
+    scenes = {}
+    audio, images, srp_err = [], [], []
+    for s in samples:
+        if s.mask is None or not s.mask.any():
+            continue
+        if s.bag not in scenes:
+            sid = int(bags[s.bag].name.split('_')[-1])
+            scenes[s.bag] = SceneJob('test', sid, SEED, str(data), 8, view=VIEW).scene()
+            if len(scenes[s.bag].poses) != len(stamps[s.bag]):
+                raise RuntimeError(f'{bags[s.bag]} is not the benchmark\'s room {sid}')
+        scene = scenes[s.bag]
+        pose = scene.poses[sorted(stamps[s.bag]).index(s.stamp_ns)]
+        src = scene.active_sources[0]
+        az, _, dist = direction_in_frame(pose, cam.xyz, src.position)
+        az_arr = direction_in_frame(pose, arr.xyz, src.position)[0]
+        est = srp.estimate(s.audio[:, :window], 1)
+        srp_err.append(math.remainder(est[0].azimuth - az_arr, 2 * math.pi) if est else math.pi)
+        audio.append((src.cls, az, dist))
+        seen = [(o.cls,) + direction_in_frame(pose, cam.xyz, o.position)[::2]
+                for o in scene.sources if o.active or
+                abs(direction_in_frame(pose, cam.xyz, o.position)[0])
+                <= math.radians(cam.hfov_deg / 2)]
+        images.append(seen)
+    n = len(audio)
+    classes = sorted({c for c, _, _ in audio})
+    cls = np.array([classes.index(c) for c, _, _ in audio])
+    az = np.array([a for _, a, _ in audio])
+    dist = np.array([d for _, _, d in audio])
+    width = max(len(v) for v in images)
+    v_cls = np.full((n, width), -1)
+    v_az = np.zeros((n, width))
+    v_dist = np.ones((n, width))
+    for i, seen in enumerate(images):
+        for k, (c, a, d) in enumerate(seen):
+            v_cls[i, k] = classes.index(c) if c in classes else -2
+            v_az[i, k], v_dist[i, k] = a, d
+    rng = np.random.default_rng(seed)
+
+    def r1(audio_az: np.ndarray, sigma_az: float, dist_sigma: float | None = None) -> float:
+        d_az = np.angle(np.exp(1j * (v_az[None] - audio_az[:, None, None]))) / sigma_az
+        cost = d_az ** 2
+        if dist_sigma is not None:
+            heard = np.log(dist) + dist_sigma * rng.standard_normal(n)
+            cost = cost + ((np.log(v_dist[None]) - heard[:, None, None]) / dist_sigma) ** 2
+        cost = np.where(v_cls[None] == cls[:, None, None], cost, np.inf).min(axis=2)
+        sim = np.where(np.isfinite(cost), -cost, -1e12) + rng.uniform(0, 1e-9, cost.shape)
+        return round(metrics.retrieval_from_similarity(sim)['r1_a2i'], 4)
+
+    def noisy(sigma_deg: float) -> np.ndarray:
+        return az + np.radians(sigma_deg) * rng.standard_normal(n)
+
+    sigmas = (1, 2, 5, 10)
+    err = np.asarray(srp_err)
+    spread = np.radians(10.0)  # the matcher's tolerance for the SRP-PHAT direction
+    return {
+        'class_only': r1(az, 1e6),
+        'direction_sigma_deg': {str(g): r1(noisy(g), np.radians(g)) for g in sigmas},
+        'direction_sigma_deg_plus_distance_10pct': {str(g): r1(noisy(g), np.radians(g), 0.1)
+                                                    for g in sigmas},
+        'srp_phat': {'median_error_deg': round(float(np.degrees(np.median(np.abs(err)))), 2),
+                     'r1_a2i': r1(az + err, spread)},
+        'srp_phat_plus_distance_10pct': r1(az + err, spread, 0.1),
+        'samples': n}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--scenes', type=int, default=80)
@@ -95,6 +198,7 @@ def main() -> None:
             results['center_prior'][f'r{k}_{d}'] = round(k / cand, 4)
     window = HeatmapModel(args.model, load_array('respeaker4')).window
     results['oracle_continuous_map'] = oracle_ceiling(args.data, window)
+    results['retrieval_ceiling'] = retrieval_ceiling(args.data, window)
     results['data'] = {'rooms': args.scenes, 'split': 'test', 'seed': SEED, 'view': VIEW,
                        'images': main_scores.samples,
                        'scored_images': len(main_scores.cious['model']),
@@ -127,6 +231,13 @@ def main() -> None:
           f'{o["ciou"]} / auc {o["auc"]}: the sounding objects cover a median '
           f'{100 * o["median_object_area_share"]:.1f} % of the image, and the median threshold '
           f'keeps half of it')
+    c = results['retrieval_ceiling']
+    print(f'retrieval ceiling (the true class, the direction with an error): R@1 a2i '
+          f'{c["class_only"]} from the class alone; '
+          + ', '.join(f'{v} at {g} deg' for g, v in c['direction_sigma_deg'].items())
+          + f'; {c["srp_phat"]["r1_a2i"]} with the array\'s SRP-PHAT direction (median error '
+          f'{c["srp_phat"]["median_error_deg"]} deg), {c["srp_phat_plus_distance_10pct"]} '
+          f'with the distance to 10 % as well')
     t = results['targets']
     print(f'targets: ciou {t["ciou"]} (>= {TARGET_CIOU}), x{t["ciou_over_center_prior"]} of the '
           f'centre prior (>= {TARGET_CIOU_OVER_PRIOR}), r1_a2i {t["r1_a2i"]} '

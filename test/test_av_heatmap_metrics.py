@@ -78,6 +78,23 @@ def test_recall_at_k_on_a_known_similarity():
     assert out['r1_a2i'] == 1.0 and out['r1_i2a'] == 1.0 and out['candidates'] == 5
 
 
+def test_retrieval_from_a_score_matrix_draws_the_same_candidates():
+    rng = np.random.default_rng(3)
+    a, v = rng.standard_normal((150, 8)), rng.standard_normal((150, 8))
+    v[:50] = a[:50]  # the first 50 find their partner
+    by_emb = metrics.retrieval(a, v, candidates=100, draws=4, seed=1)
+    by_sim = metrics.retrieval_from_similarity(a @ v.T, candidates=100, draws=4, seed=1)
+    assert by_emb == by_sim
+    assert 0.2 < by_sim['r1_a2i'] < 0.5 and by_sim['candidates'] == 100
+    # audio 1 scores image 0 above its own partner: a2i misses, i2a of image 0 misses
+    s = np.eye(3)
+    s[1, 0] = 2.0
+    r = metrics.retrieval_from_similarity(s)
+    assert r['r1_a2i'] == pytest.approx(2 / 3) and r['r1_i2a'] == pytest.approx(2 / 3)
+    with pytest.raises(InputError):
+        metrics.retrieval_from_similarity(np.zeros((3, 4)))
+
+
 def test_center_prior_beats_a_corner_map_on_a_central_object():
     g = _mask(64, 64, slice(16, 48), slice(16, 48))
     prior = metrics.center_prior(64, 64)

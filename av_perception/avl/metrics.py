@@ -86,15 +86,26 @@ def retrieval(audio_emb: np.ndarray, image_emb: np.ndarray, candidates: int = 10
               draws: int = 10, seed: int = 0) -> dict[str, float]:
     """R@1/5/10 audio -> image and image -> audio among ``candidates``
     samples (the true partner and candidates - 1 others), averaged over
-    ``draws`` random sets of candidates (all samples if there are fewer)."""
+    ``draws`` random sets of candidates (all samples if there are fewer),
+    by the similarity of the global embeddings."""
     a, v = np.asarray(audio_emb, float), np.asarray(image_emb, float)
-    n = len(a)
+    return retrieval_from_similarity(a @ v.T, candidates, draws, seed)
+
+
+def retrieval_from_similarity(sim: np.ndarray, candidates: int = 100, draws: int = 10,
+                              seed: int = 0) -> dict[str, float]:
+    """:func:`retrieval` from any (N, N) audio x image score matrix (row i:
+    audio i; column i: its partner), with the same draws of candidates."""
+    s_all = np.asarray(sim, float)
+    if s_all.ndim != 2 or s_all.shape[0] != s_all.shape[1]:
+        raise InputError('similarity', 'a square matrix', f'shape {s_all.shape}')
+    n = len(s_all)
     rng = np.random.default_rng(seed)
     sets = [np.arange(n)] if n <= candidates else \
         [rng.choice(n, candidates, replace=False) for _ in range(draws)]
     acc: dict[str, list] = {}
     for idx in sets:
-        s = a[idx] @ v[idx].T
+        s = s_all[np.ix_(idx, idx)]
         for name, m in (('a2i', s), ('i2a', s.T)):
             for k, r in recall_at(m).items():
                 acc.setdefault(f'r{k}_{name}', []).append(r)

@@ -13,7 +13,7 @@ from pathlib import Path
 from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
-from av_perception.sim.scene import describe, generate_scene, load_robot, view_params
+from av_perception.sim.scene import Scene, describe, generate_scene, load_robot, view_params
 from av_perception.sim.world import T0_NS, SceneSimulator
 
 #: Length of one AudioChunk of the continuous streams [s].
@@ -138,15 +138,20 @@ class SceneJob:
     view: str = 'path'        # how poses are chosen: SceneParams.view
     robot: str = 'robots/sim.yaml'  # robot description (config/robots/)
 
+    def scene(self) -> Scene:
+        """The room this job renders (deterministic: the ground truth behind
+        its bag, for scoring that needs more than the bag carries)."""
+        params = view_params(self.view, poses=self.poses, snr_db=self.snr_db)
+        if self.classes:
+            params = replace(params, classes=tuple(self.classes))
+        if self.textures:
+            params = replace(params, textures=tuple(self.textures))
+        return generate_scene(self.scene_id, self.split, self.seed, params)
+
 
 def simulate_scene(job: SceneJob) -> dict:
     """Render one scene into its own bag folder; returns a summary."""
-    params = view_params(job.view, poses=job.poses, snr_db=job.snr_db)
-    if job.classes:
-        params = replace(params, classes=tuple(job.classes))
-    if job.textures:
-        params = replace(params, textures=tuple(job.textures))
-    scene = generate_scene(job.scene_id, job.split, job.seed, params)
+    scene = job.scene()
     path = Path(job.out) / f'{job.split}_{job.scene_id:05d}'
     start = time.perf_counter()
     m = Messages()
