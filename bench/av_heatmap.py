@@ -129,10 +129,9 @@ def retrieval_ceiling(data: Path, window: int, seed: int = 0) -> dict:
         est = srp.estimate(s.audio[:, :window], 1)
         srp_err.append(math.remainder(est[0].azimuth - az_arr, 2 * math.pi) if est else math.pi)
         audio.append((src.cls, az, dist))
-        seen = [(o.cls,) + direction_in_frame(pose, cam.xyz, o.position)[::2]
-                for o in scene.sources if o.active or
-                abs(direction_in_frame(pose, cam.xyz, o.position)[0])
-                <= math.radians(cam.hfov_deg / 2)]
+        seen = [(o.cls, a, d) for o in scene.sources
+                for a, _, d in [direction_in_frame(pose, cam.xyz, o.position)]
+                if o.active or abs(a) <= math.radians(cam.hfov_deg / 2)]
         images.append(seen)
     n = len(audio)
     classes = sorted({c for c, _, _ in audio})
