@@ -145,6 +145,8 @@ BENCHES: dict[str, list[Figure]] = {
                None, '(ablation)', None),
         Figure('R@1 audio->image', lambda d: get(d, 'model.r1_a2i'),
                lambda d: get(d, 'no_extra_positives.r1_a2i'), '>= 0.5', lambda v, d: v >= 0.5),
+        Figure('R@1 ceiling (exact class, SRP-PHAT direction)',
+               lambda d: get(d, 'retrieval_ceiling.srp_phat.r1_a2i'), None, '(context)', None),
     ],
     'simulate': [
         Figure('seconds per 1000 training samples (2 cores)',
