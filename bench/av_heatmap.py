@@ -172,7 +172,7 @@ def retrieval_ceiling(data: Path, window: int, seed: int = 0) -> dict:
         'srp_phat': {'median_error_deg': round(float(np.degrees(np.median(np.abs(err)))), 2),
                      'r1_a2i': r1(az + err, spread)},
         'srp_phat_plus_distance_10pct': r1(az + err, spread, 0.1),
-        'samples': n}
+        'samples': n, 'objects_per_image': round(float((v_cls != -1).sum(axis=1).mean()), 2)}
 
 
 def main() -> None:
