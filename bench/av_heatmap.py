@@ -30,7 +30,7 @@ from scipy.ndimage import distance_transform_edt
 
 from av_perception.arrays import load_array
 from av_perception.avl import metrics
-from av_perception.avl.dataset import load_folder
+from av_perception.avl.dataset import AvSample, load_folder
 from av_perception.avl.evaluate import print_summary, score
 from av_perception.avl.heatmap import HeatmapModel
 from av_perception.sim.bags import simulate
@@ -57,7 +57,7 @@ def ensure_data(out: Path, scenes: int) -> None:
                  view=VIEW)
 
 
-def oracle_ceiling(data: Path, window: int) -> dict:
+def oracle_ceiling(samples: list[AvSample]) -> dict:
     """What a perfect *continuous* heatmap scores with the median threshold:
     the ground-truth mask turned into its signed distance (rising inside the
     object, falling outside). Not a method (it reads the answer): the ceiling
@@ -65,7 +65,7 @@ def oracle_ceiling(data: Path, window: int) -> dict:
     half the image, so an object smaller than a quarter of it cannot reach
     cIoU 0.5."""
     cious, frac = [], []
-    for s in load_folder(data, window):
+    for s in samples:
         if s.mask is not None and s.mask.any():
             signed = distance_transform_edt(s.mask) - distance_transform_edt(~s.mask)
             cious.append(metrics.ciou(signed, s.mask))
@@ -75,7 +75,7 @@ def oracle_ceiling(data: Path, window: int) -> dict:
             'share_objects_ge_25pct_of_image': round(float(np.mean(np.array(frac) >= 0.25)), 4)}
 
 
-def retrieval_ceiling(data: Path, window: int, seed: int = 0) -> dict:
+def retrieval_ceiling(data: Path, samples: list[AvSample], window: int, seed: int = 0) -> dict:
     """What R@1 audio->image (``metrics.retrieval_from_similarity``, the
     benchmark's draws) a matcher scores that knows the sounding object's
     class *exactly* and its direction with a given error: the ceiling the
@@ -93,6 +93,9 @@ def retrieval_ceiling(data: Path, window: int, seed: int = 0) -> dict:
       true azimuth seen from the camera;
     - ``..._plus_distance_10pct``: the source's distance known as well, to
       10 % (log-normal), which no estimator here gives.
+
+    ``samples``: every image of the bags under ``data`` (``load_folder``
+    with the model's ``window``).
     """
     import math
 
@@ -107,10 +110,11 @@ def retrieval_ceiling(data: Path, window: int, seed: int = 0) -> dict:
     arr = next(a for a in robot.arrays.values() if a.geometry == geometry.name)
     srp = ClassicDoa(geometry, 'srp')
     bags = list_bags(data)
-    samples = load_folder(data, window)
     stamps: dict[int, list[int]] = {}
     for s in samples:
         stamps.setdefault(s.bag, []).append(s.stamp_ns)
+    for times in stamps.values():
+        times.sort()  # pose k of a room is its k-th image
     scenes = {}
     audio, images, srp_err = [], [], []
     for s in samples:
@@ -122,7 +126,7 @@ def retrieval_ceiling(data: Path, window: int, seed: int = 0) -> dict:
             if len(scenes[s.bag].poses) != len(stamps[s.bag]):
                 raise RuntimeError(f'{bags[s.bag]} is not the benchmark\'s room {sid}')
         scene = scenes[s.bag]
-        pose = scene.poses[sorted(stamps[s.bag]).index(s.stamp_ns)]
+        pose = scene.poses[stamps[s.bag].index(s.stamp_ns)]
         src = scene.active_sources[0]
         az, _, dist = direction_in_frame(pose, cam.xyz, src.position)
         az_arr = direction_in_frame(pose, arr.xyz, src.position)[0]
@@ -196,8 +200,9 @@ def main() -> None:
         for d in ('a2i', 'i2a'):
             results['center_prior'][f'r{k}_{d}'] = round(k / cand, 4)
     window = HeatmapModel(args.model, load_array('respeaker4')).window
-    results['oracle_continuous_map'] = oracle_ceiling(args.data, window)
-    results['retrieval_ceiling'] = retrieval_ceiling(args.data, window)
+    samples = load_folder(args.data, window)  # once, for both ceilings
+    results['oracle_continuous_map'] = oracle_ceiling(samples)
+    results['retrieval_ceiling'] = retrieval_ceiling(args.data, samples, window)
     results['data'] = {'rooms': args.scenes, 'split': 'test', 'seed': SEED, 'view': VIEW,
                        'images': main_scores.samples,
                        'scored_images': len(main_scores.cious['model']),
