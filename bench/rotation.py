@@ -9,7 +9,9 @@ self-supervised visual model, the same network trained with labels (the
 supervised reference), the OpenCV baseline (SIFT + homography, K from
 camera_info), the binaural model, its label-trained reference and the
 GCC-PHAT baseline. Prints each figure beside its baseline (OpenCV, GCC-PHAT)
-and the targets; writes bench/results/rotation.json.
+and the targets; writes bench/results/rotation.json. The binaural errors are
+also given per sound class of the sounding source (`binaural_by_class`: the
+class comes from the scene the bag was rendered from, rebuilt by its seed).
 
     .venv/bin/python bench/rotation.py [--scenes 20] [--models av_perception/models]
 """
@@ -19,11 +21,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
+from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from av_perception.rotation.evaluate import (TARGET_BINAURAL_DEG, TARGET_SELFSUP_DEG, Errors,
                                              report, score)
-from av_perception.sim.bags import simulate
+from av_perception.sim.bags import SceneJob, simulate
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -40,6 +46,53 @@ def merged(parts: list[Errors]) -> Errors:
     return out
 
 
+def sounding_classes(folder: Path, textures, binaural_model: Path) -> list[str]:
+    """The sound class of the one source heard in each binaural segment that
+    ``score`` scores, in its order (bags, then views). The bags carry
+    directions, not classes: each bag's scene is rebuilt from its seed
+    (``SceneJob.scene``, what ``simulate`` rendered), the view's pose found by
+    its true position and yaw, and the source whose direction from the head
+    is the segment's true azimuth taken."""
+    from av_perception.rotation.dataset import load_all
+    from av_perception.rotation.estimate import BinauralDirection
+    from av_perception.sim.scene import direction_in_frame, load_robot
+
+    spec = BinauralDirection(binaural_model).spec
+    head = load_robot().arrays['binaural'].xyz
+    bags, _ = load_all(folder, spec, need_audio=True)
+    out = []
+    for bv in bags:
+        scene = SceneJob('test', int(bv.path.name.rsplit('_', 1)[-1]), SEED, str(folder), 8,
+                         textures=textures).scene()
+        for v in bv.views:
+            if v.audio is None or len(v.azimuths) != 1:   # the segments score() scores
+                continue
+            pose = min(scene.poses, key=lambda p: math.hypot(p.x - v.position[0],
+                                                             p.y - v.position[1])
+                       + abs(math.remainder(p.yaw - v.yaw, math.tau)))
+            miss, cls = min((abs(math.remainder(
+                direction_in_frame(pose, head, src.position)[0] - v.azimuths[0], math.tau)),
+                src.cls) for src in scene.active_sources)
+            if miss > math.radians(0.5):
+                raise RuntimeError(f'{bv.path}: no source of the rebuilt scene at the '
+                                   f'segment\'s azimuth (nearest {math.degrees(miss):.1f} deg off)')
+            out.append(cls)
+    return out
+
+
+def by_class(classes: list[str], errors: dict[str, Errors]) -> dict:
+    """Median error [deg] and count of each binaural estimator per class."""
+    rows = defaultdict(lambda: defaultdict(list))
+    for m, e in errors.items():
+        if len(e.errors_deg) != len(classes):
+            raise RuntimeError(f'{m}: {len(e.errors_deg)} errors for {len(classes)} segments')
+        for cls, err in zip(classes, e.errors_deg):
+            rows[cls][m].append(err)
+    return {cls: {'n': len(next(iter(r.values()))),
+                  **{m: round(float(np.median(v)), 2) for m, v in r.items()}}
+            for cls, r in sorted(rows.items())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--scenes', type=int, default=20, help='rooms per set')
@@ -47,6 +100,7 @@ def main() -> None:
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     args = ap.parse_args()
     per_set = {}
+    classes = []
     lines = []
     for name, textures in SETS.items():
         folder = args.data / name
@@ -59,6 +113,7 @@ def main() -> None:
                               binaural_model=args.models / 'rotation_binaural.onnx',
                               labels_binaural_model=args.models / 'rotation_binaural_labels.onnx')
         lines += report(per_set[name], label=f'{name:>15} ')
+        classes += sounding_classes(folder, textures, args.models / 'rotation_binaural.onnx')
     methods = ('selfsup', 'supervised', 'opencv')
     audio = ('binaural', 'binaural_supervised', 'binaural_gcc')
     every = {m: merged([r[m] for r in per_set.values()]) for m in (*methods, *audio)}
@@ -66,6 +121,10 @@ def main() -> None:
     results = {m: every[m].summary() for m in methods}
     for m in audio:
         results[m] = every[m].summary(with_time=False)
+    results['binaural_by_class'] = by_class(classes, {m: every[m] for m in audio})
+    for cls, r in results['binaural_by_class'].items():
+        lines.append(f'{"binaural " + cls:>24}: ' + ', '.join(
+            f'{m} {r[m]:.1f} deg' for m in audio) + f' (n = {r["n"]})')
     for name, r in per_set.items():
         results[name] = {m: r[m].summary() for m in methods}
         for m in audio:
