@@ -75,16 +75,23 @@ def main() -> None:
         ratios = '  '.join(f'{m} {r[m]:.3f} (x{r[m] / base[m]:.2f})' if base[m] else
                            f'{m} {r[m]:.3f}' for m in METRICS[:7])
         print(f'{name:15s} {ratios}  {r["ms_per_echo"]:.2f} ms/echo')
-    sam, pseudo, teacher = (results.get(k) for k in ('student_sam', 'student_pseudo', 'teacher'))
+    sam, pseudo, gt, teacher = (results.get(k) for k in
+                                ('student_sam', 'student_pseudo', 'student_gt', 'teacher'))
     targets = {}
     if sam and pseudo:
         gap = pseudo['rmse'] - teacher['rmse']
+
+        def closes(r):
+            return round((pseudo['rmse'] - r['rmse']) / gap, 3) if gap > 0 else None
+
         targets = {'student_sam_delta1': sam['delta1'],
-                   'sam_closes_rmse_gap': round((pseudo['rmse'] - sam['rmse']) / gap, 3)
-                   if gap > 0 else None,
+                   'sam_closes_rmse_gap': closes(sam),
                    'default_ms_per_echo': sam['ms_per_echo']}
+        if gt:  # context: what supervision by the true depth closes of the same gap
+            targets['gt_closes_rmse_gap'] = closes(gt)
         print(f'targets: student_sam delta1 {sam["delta1"]:.3f} (>= 0.80); SAM closes '
-              f'{targets["sam_closes_rmse_gap"]} of the RMSE gap pseudo -> teacher (>= 0.30); '
+              f'{targets["sam_closes_rmse_gap"]} of the RMSE gap pseudo -> teacher (>= 0.30; '
+              f'the ground-truth student closes {targets.get("gt_closes_rmse_gap")}); '
               f'{sam["ms_per_echo"]:.2f} ms per echo (<= 20)')
     RESULTS.mkdir(exist_ok=True)
     # one object per model holding exactly the metrics; the run's facts beside it

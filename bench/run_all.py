@@ -57,10 +57,10 @@ def _ratio(a, b):
     return None if a is None or b in (None, 0) else a / b
 
 
-def _gap_closed(d: dict) -> float | None:
+def _gap_closed(d: dict, student: str = 'student_sam') -> float | None:
     """Share of the RMSE gap between the pseudo-depth student and the teacher
-    that SAM closes."""
-    p, s, t = (get(d, f'{k}.rmse') for k in ('student_pseudo', 'student_sam', 'teacher'))
+    that ``student`` (SAM by default) closes."""
+    p, s, t = (get(d, f'{k}.rmse') for k in ('student_pseudo', student, 'teacher'))
     if None in (p, s, t) or p == t:
         return None
     return (p - s) / (p - t)
@@ -124,6 +124,8 @@ BENCHES: dict[str, list[Figure]] = {
                '(context)', None),
         Figure('share of the pseudo->teacher RMSE gap SAM closes', _gap_closed, None,
                '>= 0.30', lambda v, d: v >= 0.30),
+        Figure('share of the same gap the ground-truth student closes',
+               lambda d: _gap_closed(d, 'student_gt'), None, '(context)', None),
         Figure('student_sam ms per echo', lambda d: get(d, 'student_sam.ms_per_echo'), None,
                '<= 20', lambda v, d: v <= 20),
     ],
