@@ -50,9 +50,9 @@ def sounding_classes(folder: Path, textures, binaural_model: Path) -> list[str]:
     """The sound class of the one source heard in each binaural segment that
     ``score`` scores, in its order (bags, then views). The bags carry
     directions, not classes: each bag's scene is rebuilt from its seed
-    (``SceneJob.scene``, what ``simulate`` rendered), the view's pose found by
-    its true position and yaw, and the source whose direction from the head
-    is the segment's true azimuth taken."""
+    (``SceneJob.scene``, what ``simulate`` rendered; pose k is the bag's k-th
+    image, as in the av_heatmap benchmark), and the source whose direction
+    from the head is the segment's true azimuth taken."""
     from av_perception.rotation.dataset import load_all
     from av_perception.rotation.estimate import BinauralDirection
     from av_perception.sim.scene import direction_in_frame, load_robot
@@ -62,14 +62,13 @@ def sounding_classes(folder: Path, textures, binaural_model: Path) -> list[str]:
     bags, _ = load_all(folder, spec, need_audio=True)
     out = []
     for bv in bags:
-        scene = SceneJob('test', int(bv.path.name.rsplit('_', 1)[-1]), SEED, str(folder), 8,
-                         textures=textures).scene()
-        for v in bv.views:
+        sid = int(bv.path.name.rsplit('_', 1)[-1])
+        scene = SceneJob('test', sid, SEED, str(folder), 8, textures=textures).scene()
+        if len(scene.poses) != len(bv.views):
+            raise RuntimeError(f'{bv.path} is not the benchmark\'s room {sid}')
+        for pose, v in zip(scene.poses, bv.views):   # views: in stamp order
             if v.audio is None or len(v.azimuths) != 1:   # the segments score() scores
                 continue
-            pose = min(scene.poses, key=lambda p: math.hypot(p.x - v.position[0],
-                                                             p.y - v.position[1])
-                       + abs(math.remainder(p.yaw - v.yaw, math.tau)))
             miss, cls = min((abs(math.remainder(
                 direction_in_frame(pose, head, src.position)[0] - v.azimuths[0], math.tau)),
                 src.cls) for src in scene.active_sources)
