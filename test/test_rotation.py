@@ -174,6 +174,12 @@ def test_features_refuse_bad_input():
         binaural_features(np.zeros((2, 100)), SPEC)
     with pytest.raises(InputError):
         grey_input(np.zeros((8, 8, 4), np.uint8), SPEC)
+    # slivers of frames (fuzzing found a 64 x 1 rgb8 one, upsampled to 4 MB, and
+    # taller ones past cv2.remap's limit): refused, not resized or a cv2 assertion
+    for shape in ((64, 1, 3), (300, 2), (40000, 2, 3)):
+        with pytest.raises(InputError, match='at most 4 times as tall as wide'):
+            grey_input(np.zeros(shape, np.uint8), SPEC)
+    assert grey_input(np.zeros((16, 9), np.uint8), SPEC).shape == (SPEC.image_size,) * 2
 
 
 def test_binaural_features_swap_with_the_ears():

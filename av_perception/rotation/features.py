@@ -92,6 +92,10 @@ def _cylinder_maps(width: int, height: int, size: int, hfov: float):
     return map_x, map_y
 
 
+#: tallest accepted frame, height / width (a portrait 9:16 camera is 1.8)
+MAX_TALL = 4
+
+
 def grey_input(image: np.ndarray, spec: RotationSpec) -> np.ndarray:
     """(H, W) or (H, W, 3) uint8 image from a camera with the model's field of
     view -> (S, S) standardised float32 on the cylinder (module docstring).
@@ -105,6 +109,13 @@ def grey_input(image: np.ndarray, spec: RotationSpec) -> np.ndarray:
         img = img.astype(np.float32).mean(axis=2)  # rgb/bgr: the same grey
     elif img.ndim != 2 or min(img.shape) < 2:
         raise InputError('image', '(H, W) or (H, W, 3)', f'shape {img.shape}')
+    if img.shape[0] > MAX_TALL * img.shape[1]:
+        # resized to S columns, such a frame would be S x (its aspect) rows: an
+        # allocation out of proportion to its data, and past OpenCV's remap
+        # limit (32767 rows) from 256:1 on; no camera of the model's field of
+        # view is that tall
+        raise InputError('image', f'a camera frame at most {MAX_TALL} times as tall as wide',
+                         f'{img.shape[0]} x {img.shape[1]} px (height x width)')
     size = spec.image_size
     height = max(2, int(round(size * img.shape[0] / img.shape[1])))
     small = cv2.resize(img.astype(np.float32), (size, height), interpolation=cv2.INTER_AREA)
