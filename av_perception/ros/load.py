@@ -215,12 +215,13 @@ class LoadRun:
         from rclpy.parameter import Parameter
 
         from av_perception.nodes import node_class
-        from av_perception.ros.spin import make_executor
+        from av_perception.ros.spin import executor_description, make_executor
         overrides = [Parameter(k, value=v) for k, v in self.params().items()]
         self.node = node_class(self.target.node)(context=self.context,
                                                  parameter_overrides=overrides)
         self._node_exec = make_executor(context=self.context)
         self._node_exec.add_node(self.node)
+        self.node.monitor.set_fact('executor', executor_description(self._node_exec))
         self._spin_in_thread(self._node_exec)
 
     def _start_process(self) -> None:

@@ -9,23 +9,41 @@ import threading
 from collections.abc import Callable, Sequence
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from av_perception.errors import ConfigError
 
 
-def make_executor(threads: int | None = None, context=None):
-    """rclpy's EventsExecutor (callbacks dispatched from C++: several times
-    less overhead per message than the Python executors, which could not keep
-    up with the simulated robot's ~100 messages/s in one process), or a
-    MultiThreadedExecutor when ``threads`` is given; ``context``: rclpy's
-    default one if None."""
+def make_executor(threads: int | None = None, context=None) -> Executor:
+    """The executor for the package's nodes (``context``: rclpy's default one if None).
+
+    - ``threads`` given: a MultiThreadedExecutor with that many threads;
+    - else rclpy's EventsExecutor where it exists (Jazzy and later: callbacks
+      dispatched from C++, several times less overhead per message than the
+      Python executors, which could not keep up with the simulated robot's
+      ~100 messages/s in one process);
+    - else (Humble's rclpy has no ``rclpy.experimental``) a
+      SingleThreadedExecutor.
+
+    :func:`executor_description` says which, for /diagnostics.
+    """
     if threads:
         return MultiThreadedExecutor(num_threads=threads, context=context)
-    from rclpy.experimental import EventsExecutor
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:  # Humble (rclpy 3.x): no rclpy.experimental
+        return SingleThreadedExecutor(context=context)
     return EventsExecutor(context=context)
+
+
+def executor_description(executor: Executor) -> str:
+    """What runs a node's callbacks, as its /diagnostics reports it."""
+    name = type(executor).__name__
+    if isinstance(executor, SingleThreadedExecutor):
+        return f'{name} (this rclpy has no EventsExecutor)'
+    return name
 
 
 def spin_nodes(factories: Sequence[Callable[[], Node]], args: Sequence[str] | None = None,
@@ -57,6 +75,8 @@ def spin_nodes(factories: Sequence[Callable[[], Node]], args: Sequence[str] | No
         executor = make_executor(threads)
         for n in nodes:
             executor.add_node(n)
+            if hasattr(n, 'monitor'):
+                n.monitor.set_fact('executor', executor_description(executor))
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
     except ConfigError as exc:
