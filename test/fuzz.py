@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from av_perception.image import ENCODINGS
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 U32 = 2**32 - 1
 #: sizes that break things: zero, small, typical, and huge declared ones

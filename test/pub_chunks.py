@@ -13,7 +13,7 @@ import rclpy
 from av_perception.audio.chunk import AudioBlock
 from av_perception.ros import qos
 from av_perception.ros.messages import block_to_chunk
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 
 def make_chunks(n: int) -> list[AudioChunk]:

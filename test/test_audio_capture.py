@@ -22,7 +22,7 @@ from av_perception.nodes.audio_capture import AudioCaptureNode
 from av_perception.ros import qos
 from av_perception.ros.messages import stamp_to_ns
 from av_perception.ros.spin import spin_nodes
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 from conftest import diag_values
 from diagnostic_msgs.msg import DiagnosticArray
 

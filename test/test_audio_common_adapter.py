@@ -9,7 +9,7 @@ from audio_common_msgs.msg import AudioDataStamped, AudioInfo
 from av_perception.nodes.audio_common_adapter import AudioCommonAdapterNode
 from av_perception.ros import qos
 from av_perception.ros.messages import chunk_to_block, ns_to_stamp
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 RATE = 16000
 SAMPLES = np.array([[0.0, 0.5, -0.5, 0.25], [-1.0, 0.125, 0.75, -0.25]])  # 2 ch x 4 frames

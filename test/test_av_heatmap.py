@@ -22,7 +22,7 @@ from av_perception.ros import qos
 from av_perception.ros.messages import array_to_image, block_to_chunk, header
 from av_perception.sim.scene import SOUND_CLASSES, Box, Pose2D, Source
 from av_perception.sim.world import SceneSimulator
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 from conftest import diag_values
 from test_sim_physics import room
 

@@ -17,7 +17,7 @@ from av_perception.nodes.chirp_emitter import ChirpEmitterNode
 from av_perception.ros import qos
 from av_perception.sim.scene import load_robot
 from av_perception.sim.signals import chirp
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 RATE = 44100
 PERIOD = 4410                  # 0.1 s

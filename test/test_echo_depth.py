@@ -122,7 +122,7 @@ def test_node_publishes_depth_info_and_occupancy(tiny, ros):
     from av_perception.nodes.echo_depth import EchoDepthNode
     from av_perception.ros import qos
     from av_perception.ros.messages import block_to_chunk
-    from av_perception_msgs.msg import AudioChunk
+    from av_perception.msg import AudioChunk
 
     node = ros.node(EchoDepthNode, {'model': str(tiny['student']), 'publish_points': True})
     depth = ros.collect(Image, 'echo_depth/depth', qos.RELIABLE)

@@ -29,7 +29,7 @@ from av_perception.paths import shipped_model
 from av_perception.ros import qos
 from av_perception.ros.load_targets import audio_chunks
 from av_perception.ros.messages import block_to_chunk
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 from conftest import diag_values, recorder_received
 
 FRAMES = 1600  # 100 ms at 16 kHz (load_targets.audio_chunks)
@@ -89,9 +89,9 @@ def _direction_bag(path: Path, seconds: float = 8.0, azimuth_deg: float = 60.0) 
     with BagWriter(path) as w:
         for i in range(0, n, FRAMES):
             ns = 10**9 + int(i / fs * 1e9)
-            w.write('/audio/raw', 'av_perception_msgs/msg/AudioChunk', ns,
+            w.write('/audio/raw', 'av_perception/msg/AudioChunk', ns,
                     m.audio_chunk(x[:, i:i + FRAMES], fs, i, ns, geom.frame_id))
-            w.write('/gt/sound_direction', 'av_perception_msgs/msg/SoundDirection', ns,
+            w.write('/gt/sound_direction', 'av_perception/msg/SoundDirection', ns,
                     m.sound_direction(math.radians(azimuth_deg), 0.0, 1.0, False, ns,
                                       geom.frame_id))
             count += 2

@@ -187,7 +187,7 @@ def small_bag(tmp_path_factory):
     x = np.zeros((4, 160), np.float32)
     with BagWriter(path) as w:
         for k in range(20):
-            w.write('/audio/raw', 'av_perception_msgs/msg/AudioChunk', 10**9 + k,
+            w.write('/audio/raw', 'av_perception/msg/AudioChunk', 10**9 + k,
                     m.audio_chunk(x, 16000, 160 * k, 10**9 + k, 'mic_array'))
     return path
 

@@ -11,7 +11,7 @@ from av_perception.bag.io import BagWriter, read_bag, relative_topic
 from av_perception.bag.types import find_msg_file, package_msgtypes, typestore
 from av_perception.errors import InputError
 
-AUDIO = 'av_perception_msgs/msg/AudioChunk'
+AUDIO = 'av_perception/msg/AudioChunk'
 IMAGE = 'sensor_msgs/msg/Image'
 
 
@@ -213,3 +213,23 @@ def test_find_msg_file_malformed_name_is_an_input_error(bad):
         find_msg_file(bad)
     assert exc.value.kind == 'msgtype'
     assert repr(bad) in exc.value.got
+
+
+@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
+def test_bags_with_the_old_interface_package_name_stay_readable(tmp_path, storage):
+    """Bags written before the messages moved into the av_perception package
+    name the type av_perception_msgs/msg/AudioChunk; a sqlite3 bag carries no
+    definitions, so the reader must know the old name."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    old = 'av_perception_msgs/msg/AudioChunk'
+    st = typestore([old])
+    msg = st.types[old](header=header(st, 5, 6, 'mic_array'), sample_rate=16000, channels=2,
+                        first_sample=7, data=np.ones(4, np.float32))
+    path = tmp_path / 'old'
+    plugin = StoragePlugin.SQLITE3 if storage == 'sqlite3' else StoragePlugin.MCAP
+    with Writer(path, version=8, storage_plugin=plugin) as w:
+        conn = w.add_connection('/audio/raw', old, typestore=st)
+        w.write(conn, 5_000_000_006, st.serialize_cdr(msg, old))
+    (got,) = list(read_bag(path))
+    assert got.msgtype == old and got.topic == 'audio/raw'
+    assert got.msg.first_sample == 7 and got.msg.channels == 2

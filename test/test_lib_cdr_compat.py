@@ -14,9 +14,9 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 
 from av_perception.bag.types import typestore
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
-MSGTYPE = 'av_perception_msgs/msg/AudioChunk'
+MSGTYPE = 'av_perception/msg/AudioChunk'
 SEC, NANOSEC = 1_700_000_123, 987_654_321
 
 

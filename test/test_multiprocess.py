@@ -15,7 +15,7 @@ from rclpy.serialization import deserialize_message
 
 from av_perception.bag.io import read_bag
 from av_perception.ros import qos
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 from conftest import recorder_received
 from pub_chunks import make_chunks
 
@@ -53,7 +53,7 @@ def test_recorder_bag_holds_every_published_chunk(ros, tmp_path, sig):
     assert len(chunks) == N
     expected = make_chunks(N)
     for got, want in zip(chunks, expected):
-        assert got.msgtype == 'av_perception_msgs/msg/AudioChunk'
+        assert got.msgtype == 'av_perception/msg/AudioChunk'
         assert got.msg.first_sample == want.first_sample
         assert got.msg.header.stamp.nanosec == want.header.stamp.nanosec
     # the raw CDR in the bag decodes (with rclpy, as a ROS subscriber would)

@@ -13,7 +13,7 @@ from av_perception import report
 from av_perception.bag.io import BagWriter
 from av_perception.bag.messages import Messages
 
-SD = 'av_perception_msgs/msg/SoundDirection'
+SD = 'av_perception/msg/SoundDirection'
 
 
 def test_direction_errors_are_scored_against_the_truth_of_the_same_frame(tmp_path):

@@ -390,7 +390,7 @@ def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_
     from av_perception.nodes.rotation import RotationNode
     from av_perception.ros import qos
     from av_perception.ros.messages import block_to_chunk
-    from av_perception_msgs.msg import AudioChunk
+    from av_perception.msg import AudioChunk
     _, (a, b) = turn_views
     node = ros.node(RotationNode, {'use_audio': True})
     twists = ros.collect(TwistWithCovarianceStamped, 'rotation/twist')

@@ -13,7 +13,7 @@ from av_perception.nodes.sim_world import SimWorldNode
 from av_perception.ros import qos
 from av_perception.ros.messages import chunk_to_block, image_to_array
 from av_perception.sim.scene import load_robot
-from av_perception_msgs.msg import AudioChunk, SoundDirection
+from av_perception.msg import AudioChunk, SoundDirection
 
 
 def test_sim_world_streams_camera_audio_echo_and_truth(ros):

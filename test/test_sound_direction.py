@@ -18,7 +18,7 @@ from av_perception.ros import qos
 from av_perception.ros.messages import block_to_chunk
 from av_perception.sim.scene import Box, Pose2D, Source
 from av_perception.sim.world import SceneSimulator
-from av_perception_msgs.msg import AudioChunk, SoundDirection
+from av_perception.msg import AudioChunk, SoundDirection
 from test_sim_physics import room
 
 

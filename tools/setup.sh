@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Turn a fresh clone on a Debian machine into a working .venv:
-#   ROS 2 Kilted wheels (FastDDS), the generated interfaces (av_perception_msgs,
+#   ROS 2 Kilted wheels (FastDDS), the generated messages (av_perception's own,
 #   and tf2_msgs / audio_common_msgs where no ROS install has them), the CPU
 #   build of torch==2.13.0, onnxruntime-gpu, the simulator, sounddevice (sound
 #   cards) and test tools, and
@@ -89,34 +89,40 @@ if [ ! -f "$STAMPS/cmake_paths" ]; then
   touch "$STAMPS/cmake_paths"
 fi
 
-# --- 5. Interface packages, generated with rosidl by plain CMake into the venv.
-build_interface() {  # $1 = source dir
-  local src=$1 name
-  name=$(basename "$src")
+# --- 5. Messages, generated with rosidl by plain CMake into the venv: this
+#        package's own (the root CMakeLists.txt with AVP_INSTALL_PYTHON=OFF:
+#        messages only, the Python modules under <venv>/lib/av_perception_generated,
+#        which av_perception/__init__.py finds), and, where the environment lacks
+#        them (the wheels do), tf2_msgs and audio_common_msgs (interfaces/compat).
+build_interface() {  # $1 = source dir, $2 = build name, then extra CMake arguments
+  local src=$1 name=$2
+  shift 2
   local bld=$VENV/build/$name
   AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV cmake -S "$src" -B "$bld" -G Ninja \
     -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF \
-    -DCMAKE_BUILD_TYPE=Release > "$bld.log" 2>&1 \
+    -DCMAKE_BUILD_TYPE=Release "$@" > "$bld.log" 2>&1 \
   && AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV cmake --build "$bld" >> "$bld.log" 2>&1 \
   && cmake --install "$bld" >> "$bld.log" 2>&1 \
   || { echo "[setup] error: building $name failed; see $bld.log" >&2; tail -20 "$bld.log" >&2; return 1; }
 }
-if_hash=$(cd "$ROOT" && find msg interfaces -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)
+if_hash=$( (cd "$ROOT" && find msg interfaces CMakeLists.txt package.xml -type f | sort | xargs cat; \
+            echo "$VPY") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMPS/interfaces" 2>/dev/null)" != "$if_hash" ]; then
   mkdir -p "$VENV/build"
-  pkgs=("$ROOT/interfaces/av_perception_msgs")
-  # Standard packages only where the environment lacks them (no ROS install).
+  compat=()
   for std in tf2_msgs audio_common_msgs; do
     if ! "$VPY" -c "import $std.msg" >/dev/null 2>&1 || [ -f "$VENV/share/$std/av_perception_compat" ]; then
-      pkgs+=("$ROOT/interfaces/compat/$std")
+      compat+=("$std")
     fi
   done
-  log "generating interfaces: $(for p in "${pkgs[@]}"; do basename "$p"; done | tr '\n' ' ')"
+  log "generating messages: av_perception ${compat[*]}"
   pids=()
-  for p in "${pkgs[@]}"; do build_interface "$p" & pids+=($!); done
+  build_interface "$ROOT" av_perception -DAVP_INSTALL_PYTHON=OFF \
+    -DPYTHON_INSTALL_DIR=lib/av_perception_generated & pids+=($!)
+  for std in "${compat[@]}"; do build_interface "$ROOT/interfaces/compat/$std" "$std" & pids+=($!); done
   for pid in "${pids[@]}"; do wait "$pid"; done
-  for p in "${pkgs[@]}"; do  # remember which standard packages are ours to rebuild
-    case $p in */compat/*) touch "$VENV/share/$(basename "$p")/av_perception_compat" ;; esac
+  for std in "${compat[@]}"; do  # remember which standard packages are ours to rebuild
+    touch "$VENV/share/$std/av_perception_compat"
   done
   echo "$if_hash" > "$STAMPS/interfaces"
 fi

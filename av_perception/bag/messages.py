@@ -53,14 +53,14 @@ class Messages:
     def audio_chunk(self, samples: np.ndarray, rate: int, first_sample: int, ns: int,
                     frame_id: str):
         samples = np.asarray(samples, np.float32)
-        return self._t('av_perception_msgs/msg/AudioChunk')(
+        return self._t('av_perception/msg/AudioChunk')(
             header=self.header(ns, frame_id), sample_rate=int(rate),
             channels=int(samples.shape[0]), first_sample=int(first_sample),
             data=np.ascontiguousarray(samples.T).reshape(-1))
 
     def sound_direction(self, azimuth: float, elevation: float, confidence: float,
                         ambiguous: bool, ns: int, frame_id: str):
-        return self._t('av_perception_msgs/msg/SoundDirection')(
+        return self._t('av_perception/msg/SoundDirection')(
             header=self.header(ns, frame_id), azimuth=float(azimuth),
             elevation=float(elevation), confidence=float(confidence),
             front_back_ambiguous=bool(ambiguous))

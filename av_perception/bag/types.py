@@ -1,5 +1,9 @@
 """Message definitions for bags: rosbags' ROS 2 Kilted store plus any type whose
-``.msg`` file is installed (av_perception_msgs, audio_common_msgs, ...)."""
+``.msg`` file is installed (av_perception, audio_common_msgs, ...).
+
+Bags written before the messages moved into the ``av_perception`` package
+name them ``av_perception_msgs/msg/...``; those names stay readable (same
+definitions, see :data:`LEGACY_PACKAGES`)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from av_perception.errors import InputError
 
 _REPO = Path(__file__).resolve().parent.parent.parent
 _FIELD_TYPE = re.compile(r'^\s*([A-Za-z][\w/]*)(?:\[[^\]]*\])?\s+\w+')
+#: Old interface package names -> the package whose .msg files define them now.
+LEGACY_PACKAGES = {'av_perception_msgs': 'av_perception'}
 _PRIMITIVES = {'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16',
                'uint16', 'int32', 'uint32', 'int64', 'uint64', 'string', 'wstring', 'time',
                'duration'}
@@ -24,9 +30,10 @@ _PRIMITIVES = {'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'i
 def msg_dirs(package: str) -> list[Path]:
     """Folders that may hold ``<package>``'s .msg files: every ament prefix's
     share, this venv's share, and this source tree (msg/, interfaces/compat/)."""
+    package = LEGACY_PACKAGES.get(package, package)
     prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
     dirs = [Path(p) / 'share' / package / 'msg' for p in prefixes + [sys.prefix]]
-    if package == 'av_perception_msgs':
+    if package == 'av_perception':
         dirs.append(_REPO / 'msg')
     dirs.append(_REPO / 'interfaces' / 'compat' / package / 'msg')
     return dirs
@@ -92,6 +99,6 @@ def typestore(msgtypes: Iterable[str] = ()) -> Typestore:
 
 def package_msgtypes() -> list[str]:
     """The message types this package defines or needs beyond rosbags' store."""
-    return ['av_perception_msgs/msg/AudioChunk', 'av_perception_msgs/msg/SoundDirection',
+    return ['av_perception/msg/AudioChunk', 'av_perception/msg/SoundDirection',
             'audio_common_msgs/msg/AudioData', 'audio_common_msgs/msg/AudioDataStamped',
             'audio_common_msgs/msg/AudioInfo']

@@ -2,7 +2,7 @@
 
 Opens ``device`` (a PortAudio device index or name, through the
 ``sounddevice`` package) at ``sample_rate`` and publishes on ``audio/raw``
-(av_perception_msgs/AudioChunk, reliable) one chunk of ``chunk`` seconds per
+(av_perception/AudioChunk, reliable) one chunk of ``chunk`` seconds per
 PortAudio callback:
 
 - ``data``: the device channels listed in ``channel_map``, in that order
@@ -41,7 +41,7 @@ from av_perception.ros.messages import block_to_chunk
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO
 from av_perception.ros.spin import node_main
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 #: How often what the audio thread handed over is published [s].
 DRAIN_PERIOD = 0.01

@@ -26,7 +26,7 @@ from av_perception.ros.messages import block_to_chunk, stamp_to_ns
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO
 from av_perception.ros.spin import node_main
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.

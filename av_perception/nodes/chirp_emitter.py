@@ -62,7 +62,7 @@ from av_perception.ros.qos import AUDIO, LATCHED
 from av_perception.ros.spin import node_main
 from av_perception.sim.scene import load_robot
 from av_perception.sim.signals import chirp as make_chirp
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
 PUBLISHES = ('audio/echo', 'audio/chirp')

@@ -38,7 +38,7 @@ from av_perception.ros.messages import array_to_image, chunk_to_block, header
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO_LIVE, RELIABLE
 from av_perception.ros.spin import node_main
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.

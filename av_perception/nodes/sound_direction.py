@@ -11,7 +11,7 @@ sources over the last ``window`` seconds with the chosen method:
 Publishes, stamped with the acquisition time of the analysis window's first
 sample, in the array frame (REP 103, azimuth CCW from +x):
 
-- ``sound_direction`` (av_perception_msgs/SoundDirection), one per source;
+- ``sound_direction`` (av_perception/SoundDirection), one per source;
 - ``sound_direction/markers`` (visualization_msgs/MarkerArray): a DELETEALL,
   then one ARROW per source whose length is proportional to its confidence
   (only the DELETEALL when silent);
@@ -42,7 +42,7 @@ from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO_LIVE, RELIABLE
 from av_perception.ros.spin import node_main
 from av_perception.ros.tf import TfBroadcaster, transform
-from av_perception_msgs.msg import SoundDirection
+from av_perception.msg import SoundDirection
 
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.

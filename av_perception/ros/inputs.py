@@ -14,7 +14,7 @@ from sensor_msgs.msg import Image
 from av_perception.ros.messages import chunk_to_block, image_to_array
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO, SENSOR
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 
 class AudioInput:

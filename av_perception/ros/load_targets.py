@@ -24,7 +24,7 @@ from av_perception.audio.chunk import AudioBlock
 from av_perception.ros.load import LoadInput, LoadTarget
 from av_perception.ros.messages import block_to_chunk, ns_to_stamp, stamp_to_ns
 from av_perception.ros.qos import AUDIO, LATCHED, SENSOR
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 CHUNK_SECONDS = 0.1
 

@@ -17,7 +17,7 @@ from std_msgs.msg import Header
 from av_perception import image as imgcodec
 from av_perception.audio.chunk import AudioBlock, deinterleave, interleave
 from av_perception.errors import InputError
-from av_perception_msgs.msg import AudioChunk
+from av_perception.msg import AudioChunk
 
 
 def stamp_to_ns(stamp: Time) -> int:

@@ -23,16 +23,16 @@ TOPICS = {
     '/tf_static': 'tf2_msgs/msg/TFMessage',
     '/camera/image_raw': 'sensor_msgs/msg/Image',
     '/camera/camera_info': 'sensor_msgs/msg/CameraInfo',
-    '/audio/echo': 'av_perception_msgs/msg/AudioChunk',
-    '/audio/raw': 'av_perception_msgs/msg/AudioChunk',
-    '/audio/binaural': 'av_perception_msgs/msg/AudioChunk',
+    '/audio/echo': 'av_perception/msg/AudioChunk',
+    '/audio/raw': 'av_perception/msg/AudioChunk',
+    '/audio/binaural': 'av_perception/msg/AudioChunk',
     '/gt/depth': 'sensor_msgs/msg/Image',
     '/gt/camera_info': 'sensor_msgs/msg/CameraInfo',
     '/gt/occupancy': 'nav_msgs/msg/OccupancyGrid',
-    '/gt/sound_direction': 'av_perception_msgs/msg/SoundDirection',
+    '/gt/sound_direction': 'av_perception/msg/SoundDirection',
     '/gt/source_mask': 'sensor_msgs/msg/Image',
     '/gt/pose': 'geometry_msgs/msg/PoseStamped',
-    '/audio/teacher': 'av_perception_msgs/msg/AudioChunk',  # only with --teacher
+    '/audio/teacher': 'av_perception/msg/AudioChunk',  # only with --teacher
 }
 
 
