@@ -19,7 +19,8 @@ from av_perception.errors import ConfigError, InputError
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from av_perception.runner import run_params
-    return run_params(args.params, args.ros_args)
+    return run_params(args.params, args.ros_args, namespace=args.namespace,
+                      use_sim_time=args.use_sim_time)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -271,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description='Start every node named in a ROS 2 params YAML (its top-level '
                                    'keys) on one executor, until Ctrl-C or SIGTERM.')
     p.add_argument('params', type=Path, help='params file, e.g. config/sim.yaml')
+    p.add_argument('--namespace', default='', help='the robot\'s namespace (e.g. robot1): '
+                   'topics under it, /tf and /tf_static remapped to its tf and tf_static')
+    p.add_argument('--use-sim-time', action='store_true',
+                   help='every node takes its time from /clock')
     p.add_argument('--ros-args', nargs=argparse.REMAINDER, default=[], dest='ros_args',
                    help='further ROS arguments (remappings, log levels)')
     p.set_defaults(func=_cmd_run)

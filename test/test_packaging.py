@@ -24,70 +24,15 @@ BIN = Path(sys.executable).parent
 
 
 def _console_scripts() -> set[str]:
-    """Console scripts declared in setup.py (parsed, not executed)."""
-    tree = ast.parse((ROOT / 'setup.py').read_text())
-    nodes = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                 and any(getattr(t, 'id', '') == 'NODES' for t in n.targets))
-    return {elt.value for elt in nodes.value.elts} | {'av-perception'}
-
-
-def _launch_nodes(path: Path) -> list[dict]:
-    """Keyword arguments of every launch_ros Node(...) call in a launch file."""
-    out = []
-    for call in ast.walk(ast.parse(path.read_text())):
-        if isinstance(call, ast.Call) and getattr(call.func, 'id', '') == 'Node':
-            out.append({kw.arg: kw.value for kw in call.keywords})
-    return out
-
-
-def test_every_registered_node_has_a_console_script():
-    assert set(NODES) | {'av-perception'} == _console_scripts()
-
-
-LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
-
-
-def test_there_are_launch_files():
-    assert LAUNCH_FILES
-
-
-@pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_names_existing_executables_and_params(path):
-    nodes = _launch_nodes(path)
-    assert nodes, f'{path.name} starts no Node'
-    scripts = _console_scripts()
-    for kw in nodes:
-        assert isinstance(kw['package'], ast.Constant) and kw['package'].value == 'av_perception'
-        exe = kw['executable']
-        assert isinstance(exe, ast.Constant), f'{path.name}: executable must be a literal'
-        assert exe.value in scripts, f'{path.name}: no executable {exe.value!r}'
-    # params files: every 'config', '<file>.yaml' literal pair names an existing
-    # file, and that file configures every node the launch file starts
-    consts = [c.value for c in ast.walk(ast.parse(path.read_text()))
-              if isinstance(c, ast.Constant) and isinstance(c.value, str)]
-    yamls = [c for c in consts if c.endswith('.yaml')]
-    assert yamls, f'{path.name} names no params file'
-    for name in yamls:
-        params = ROOT / 'config' / name
-        assert params.is_file(), f'{path.name}: no config/{name}'
-        configured = {n for _, n in nodes_in_params(params)}
-        started = {kw['name'].value for kw in nodes if 'name' in kw}
-        assert started <= configured | {'recorder'}, (started, configured)
+    """Console scripts of the installed distribution (setup.py's entry points)."""
+    from importlib.metadata import distribution
+    return {ep.name for ep in distribution('av_perception').entry_points
+            if ep.group == 'console_scripts'}
 
 
 @pytest.mark.parametrize('path', sorted((ROOT / 'config').glob('*.yaml')), ids=lambda p: p.name)
 def test_params_files_name_only_package_nodes(path):
     assert nodes_in_params(path)
-
-
-def test_package_xml_is_format_3_and_names_the_package():
-    root = ET.parse(ROOT / 'package.xml').getroot()
-    assert root.tag == 'package' and root.get('format') == '3'
-    assert root.findtext('name') == 'av_perception'
-    assert root.find('export/build_type').text == 'ament_python'
-    assert (ROOT / 'resource' / 'av_perception').is_file()
-    msgs = ET.parse(ROOT / 'interfaces/av_perception_msgs/package.xml').getroot()
-    assert msgs.findtext('member_of_group') == 'rosidl_interface_packages'
 
 
 def test_msg_files_match_the_interface_contract():
@@ -186,3 +131,22 @@ def test_robot_nodes_do_not_import_torch_or_the_simulator():
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == '[]'
+
+
+def test_run_refuses_a_bare_node_key_under_a_namespace(tmp_path):
+    """A bare key applies in the root namespace only: under --namespace it
+    would silently leave the node on its defaults, so run refuses it."""
+    bare = tmp_path / 'bare.yaml'
+    bare.write_text('static_frames:\n  ros__parameters:\n    frames: []\n')
+    r = _cli('run', str(bare), '--namespace', 'robot1')
+    assert r.returncode == 2
+    assert '/**/static_frames' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_params_keys_resolve_per_namespace():
+    from av_perception.runner import nodes_in_params
+    sim = ROOT / 'config' / 'sim.yaml'
+    assert ('/', 'sim_world') in nodes_in_params(sim)
+    assert ('/binaural', 'sound_direction') in nodes_in_params(sim)
+    assert ('/robot1/binaural', 'sound_direction') in nodes_in_params(sim, 'robot1')
+    assert all(ns.startswith('/robot1') for ns, _ in nodes_in_params(sim, '/robot1/'))
