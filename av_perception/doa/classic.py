@@ -1,4 +1,5 @@
-"""Classic direction of arrival: SRP-PHAT and NormMUSIC (pyroomacoustics) for
+"""Classic direction of arrival: SRP-PHAT (vectorised on pyroomacoustics'
+grid: :mod:`av_perception.doa.srp`) and NormMUSIC (pyroomacoustics) for
 arrays of 3+ microphones, GCC-PHAT for two.
 
 Angles follow REP 103 in the array frame: azimuth counter-clockwise from +x

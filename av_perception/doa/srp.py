@@ -21,6 +21,10 @@ is
 
 i.e. a fixed real matrix ``[cos phi; -sin phi]`` (2 F P x N, built once)
 applied to the vector ``[Re C; Im C]`` of each window: one BLAS product.
+The matrix is float64: 4 MB for the 4-mic array's 1 deg azimuth grid,
+19 MB for a 4-mic 3-D array's 4 x 10 deg grid, 70 MB for the 16-mic
+teacher. CPU time per 0.5 s window, STFT included: about 1 ms on the
+4-mic array, 2 ms on a 4-mic 3-D grid (pyroomacoustics: 10 and 50 ms).
 """
 
 from __future__ import annotations
