@@ -1,4 +1,5 @@
-"""Classic direction of arrival: SRP-PHAT and NormMUSIC (pyroomacoustics) for
+"""Classic direction of arrival: SRP-PHAT (vectorised on pyroomacoustics'
+grid: :mod:`av_perception.doa.srp`) and NormMUSIC (pyroomacoustics) for
 arrays of 3+ microphones, GCC-PHAT for two.
 
 Angles follow REP 103 in the array frame: azimuth counter-clockwise from +x
@@ -19,6 +20,7 @@ import pyroomacoustics as pra
 
 from av_perception.arrays import ArrayGeometry
 from av_perception.doa.features import stft
+from av_perception.doa.srp import SrpPhat
 from av_perception.errors import InputError
 
 C = 343.0
@@ -83,11 +85,15 @@ class ClassicDoa:
             a binaural head (where interaural phase gives a reliable delay).
         grid_deg: azimuth grid step [deg] (at least 4 for 3-D arrays, whose
             grid also spans elevation).
+        reference: 'srp' only: run pyroomacoustics' own SRP-PHAT (a Python
+            loop over the grid, about 10x the CPU time) instead of the
+            package's vectorised one (:mod:`av_perception.doa.srp`), which
+            gives the same power map; the baseline of bench/doa and the tests.
     """
 
     def __init__(self, geometry: ArrayGeometry, method: str = 'srp', nfft: int = 256,
                  freq_range: tuple[float, float] | None = None, grid_deg: float = 1.0,
-                 num_src: int = 1) -> None:
+                 num_src: int = 1, reference: bool = False) -> None:
         if method not in METHODS:
             raise InputError('method', f'one of {METHODS}', repr(method))
         if method == 'gcc' and geometry.channels != 2:
@@ -106,6 +112,7 @@ class ClassicDoa:
         self.ambiguous = geometry.front_back_ambiguous
         fs = geometry.sample_rate
         self.elevation = geometry.resolves_elevation and method != 'gcc'
+        self._srp: SrpPhat | None = None
         if method != 'gcc':
             cls = pra.doa.algorithms['SRP' if method == 'srp' else 'NormMUSIC']
             if self.elevation:  # a 3-D array: azimuth x elevation grid (poles left out)
@@ -122,13 +129,23 @@ class ClassicDoa:
                 self.grid_elevation = np.zeros_like(self.grid)
                 self._doa = cls(geometry.positions.T, fs, nfft, c=C, num_src=num_src,
                                 azimuth=self.grid, dim=2)
+            if method == 'srp' and not reference:
+                # SRP-PHAT as one matrix product on pyroomacoustics' grid and delays
+                self._srp = SrpPhat(self._doa, self.freq_range)
+
+    def _spectrum(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The method's power over the grid and the indices of its ``k``
+        highest peaks (weakest first) for one block's STFT (M, bins, frames)."""
+        if self._srp is not None:
+            values = self._srp.power(X)
+            return values, self._srp.peaks(values, k)
+        self._doa.locate_sources(X, num_src=k, freq_range=list(self.freq_range))
+        return np.asarray(self._doa.grid.values, float), np.atleast_1d(self._doa.src_idx)
 
     def spatial_spectrum(self, samples: np.ndarray) -> np.ndarray:
-        """The method's power over the azimuth grid (``self.grid``) for one
-        block (channels, frames); SRP-PHAT's is the acoustic image."""
-        X = stft(samples, self.nfft)
-        self._doa.locate_sources(X, num_src=self.num_src, freq_range=list(self.freq_range))
-        return np.asarray(self._doa.grid.values, float)
+        """The method's power over the grid (``self.grid``, ``self.grid_elevation``)
+        for one block (channels, frames); SRP-PHAT's is the acoustic image."""
+        return self._spectrum(stft(samples, self.nfft), self.num_src)[0]
 
     def estimate(self, samples: np.ndarray, num_src: int | None = None) -> list[DoaEstimate]:
         """Directions of the strongest sources in a block (channels, frames)."""
@@ -141,11 +158,9 @@ class ClassicDoa:
         k = num_src or self.num_src
         if self.method == 'gcc':
             return self._gcc(samples, k)
-        X = stft(samples, self.nfft)
-        self._doa.locate_sources(X, num_src=k, freq_range=list(self.freq_range))
-        values = np.asarray(self._doa.grid.values, float)
+        values, peaks = self._spectrum(stft(samples, self.nfft), k)
         out = []
-        for idx in np.atleast_1d(self._doa.src_idx)[:k]:
+        for idx in peaks[:k]:
             az = wrap(float(self.grid[idx]))
             if self.ambiguous:
                 az = fold_front(az)

@@ -18,6 +18,8 @@ from av_perception.paths import shipped_model
 
 ROLE_ARRAY = {'array': 'respeaker4', 'binaural': 'binaural'}
 HOP_SECONDS = 0.1      # one estimate per 100 ms chunk, as the node
+#: pyroomacoustics' own SRP-PHAT: the baseline the package's SRP is scored against.
+REFERENCE_SRP = 'srp_pra'
 # The analysis window is the array's ``doa_window``, as the node's default.
 
 
@@ -29,7 +31,9 @@ def angle_error(a: float, b: float) -> float:
 def make_estimator(method: str, geometry, model: str | Path | None = None, num_src: int = 1):
     """The estimator of ``method`` for an array: ClassicDoa, or LearnedDoa on
     ``model`` (default: the shipped ``models/direction_<array>.onnx``). The
-    node and the scoring build it here alike.
+    node and the scoring build it here alike. ``srp_pra`` (scoring only, not
+    a node method) is pyroomacoustics' own SRP-PHAT, the baseline of the
+    package's vectorised one.
 
     Raises:
         InputError: a method the array cannot use (gcc needs 2 microphones).
@@ -38,6 +42,8 @@ def make_estimator(method: str, geometry, model: str | Path | None = None, num_s
     if method == 'learned':
         from av_perception.doa.learned import LearnedDoa
         return LearnedDoa(model or shipped_model(f'direction_{geometry.name}'), geometry)
+    if method == REFERENCE_SRP:
+        return ClassicDoa(geometry, 'srp', num_src=num_src, reference=True)
     return ClassicDoa(geometry, method, num_src=num_src)
 
 
