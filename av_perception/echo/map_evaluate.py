@@ -47,7 +47,8 @@ Summary: ``fused`` = the final map of each bag, averaged over bags;
 ``fused_over_time`` = the map so far against the reference so far after
 every echo, averaged over echoes, then bags (what a robot navigating
 meanwhile gets); ``single`` = per echo, averaged over echoes. NaN (no cell
-to score) values are left out of the means.
+to score) values are left out of the means. ``fused_free_cells`` sums, over
+the final maps, the cells behind the free IoU (:func:`free_breakdown`).
 """
 
 from __future__ import annotations
@@ -283,11 +284,12 @@ def _nanmean(values: Iterable[float]) -> float | None:
     return float(np.mean(v)) if v else None
 
 
-def score_bag(bag: BagEchoes, setup: MapSetup, rays: Callable[[Echo], EchoRays] | None = None
-              ) -> dict:
+def score_bag(bag: BagEchoes, setup: MapSetup, rays: Callable[[Echo], EchoRays] | None = None,
+              over_time: bool = True) -> dict:
     """Fuse and score one bag's echoes (``rays``: the rays of an echo,
     default from its depth; an oracle passes the gt's). Returns the fused
-    map's metrics (final and per step), the single echoes' and counts."""
+    map's metrics (final and, with ``over_time``, after every echo), the
+    single echoes' and counts."""
     grid, params = setup.grid, setup.params
     origin, az, reach = sight_lines(setup.k, setup.width, setup.mount, setup.max_depth)
     mp = EchoMap(params, 'odom', grid, setup.mount, setup.max_depth)
@@ -298,7 +300,7 @@ def score_bag(bag: BagEchoes, setup: MapSetup, rays: Callable[[Echo], EchoRays] 
     centres = grid.origin[0] + (np.arange(n) + 0.5) * grid.resolution
     cx, cy = np.meshgrid(centres, grid.origin[1] + (np.arange(n) + 0.5) * grid.resolution)
     local = np.stack([cx.ravel(), cy.ravel()], -1)
-    single, steps = [], []
+    single, steps, cells = [], [], {}
     for e in bag.echoes:
         r = rays(e) if rays else depth_rays(e.depth, setup.k, setup.mount, grid, setup.max_depth)
         seen = visible_rays(e.gt, origin, az, reach)
@@ -310,9 +312,11 @@ def score_bag(bag: BagEchoes, setup: MapSetup, rays: Callable[[Echo], EchoRays] 
         # the map, and the reference in odom (sampled as finely as the map's rays)
         mp.add_rays(r, e.pose)
         _add_reference(ref, e, *ray_points(seen, grid, res))
-        steps.append(_score_map(mp, ref, params))
+        last = e is bag.echoes[-1]
+        if over_time or last:
+            steps.append(_score_map(mp, ref, params, cells if last else None))
     final = steps[-1] if steps else dict.fromkeys(METRICS, math.nan)
-    return {'bag': bag.name, 'fused': final,
+    return {'bag': bag.name, 'fused': final, 'fused_cells': cells,
             'fused_over_time': {m: _nanmean(s[m] for s in steps) for m in METRICS},
             'single': single, 'echoes': len(bag.echoes), 'chunks': bag.chunks,
             'without_tf': bag.without_tf, 'without_gt': bag.without_gt,
@@ -353,11 +357,33 @@ def _truth(free_votes: np.ndarray, occ_votes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _score_map(mp: EchoMap, ref: GrowingGrid, params: FusionParams) -> dict[str, float]:
+def _score_map(mp: EchoMap, ref: GrowingGrid, params: FusionParams,
+               cells: dict | None = None) -> dict[str, float]:
+    """The map against the reference; ``cells``: filled with the free-space
+    cell counts behind the IoU."""
     u = _union(mp.cells, ref)
     pred = export(mp.cells.window('logodds', u), params)
     truth = _truth(ref.window('free', u), ref.window('occ', u))
-    return grid_scores(pred, np.where(ref.window('seen', u), truth, UNKNOWN), truth)
+    reference = np.where(ref.window('seen', u), truth, UNKNOWN)
+    if cells is not None:
+        cells.update(free_breakdown(pred, reference, truth))
+    return grid_scores(pred, reference, truth)
+
+
+def free_breakdown(pred: np.ndarray, ref: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+    """Cells behind a free-space IoU: predicted free and free in the
+    reference (``both``), free in the reference but not predicted free
+    (``missed``), and predicted free where the reference is not free: truly
+    free but not covered by the echoes' sight lines (``free_unseen``), an
+    obstacle (``on_obstacle``), or unknown to the truth, i.e. outside the
+    room (``outside``)."""
+    p = pred == FREE
+    r = ref == FREE
+    extra = p & ~r
+    return {'both': int((p & r).sum()), 'missed': int((r & ~p).sum()),
+            'free_unseen': int((extra & (truth == FREE)).sum()),
+            'on_obstacle': int((extra & (truth == OCCUPIED)).sum()),
+            'outside': int((extra & (truth == UNKNOWN)).sum())}
 
 
 def _reference_counts(ref: GrowingGrid) -> dict[str, int]:
@@ -374,6 +400,9 @@ def summarize(bags: list[dict]) -> dict:
            'fused_over_time': {m: _round(_nanmean(b['fused_over_time'][m] for b in bags))
                                for m in METRICS},
            'single': {m: _round(_nanmean(s[m] for s in singles)) for m in METRICS}}
+    out['fused_free_cells'] = {k: sum(b['fused_cells'].get(k, 0) for b in bags)
+                               for k in ('both', 'missed', 'free_unseen', 'on_obstacle',
+                                         'outside')}
     out['counts'] = {'bags': len(bags), 'echo_chunks': sum(b['chunks'] for b in bags),
                      'echoes_used': sum(b['echoes'] for b in bags),
                      'echoes_without_tf': sum(b['without_tf'] for b in bags),
