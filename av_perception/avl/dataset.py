@@ -3,7 +3,15 @@
 
 One sample per camera image: the image, the mask of the sounding objects
 with the same stamp (None if the bag has none), and the array's audio
-window that starts at the image's stamp (as the node pairs them).
+window that starts at the image's stamp (as the node pairs them). Where the
+bag has ``camera/camera_info`` and the transform array <- camera optical
+frame on /tf_static (or /tf), each sample also carries the
+:class:`~av_perception.avl.projection.CameraView` that projects the array's
+acoustic image into its image: the frames are the ones the bag's own
+messages name (the audio chunks' and the images' ``header.frame_id``),
+looked up once per bag (the latest transform: a camera fixed to the array,
+as on the robots this package knows; a pan-tilt camera would need one per
+image).
 """
 
 from __future__ import annotations
@@ -13,14 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.avl.projection import CameraView
 from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.doa.dataset import assemble, list_bags
 from av_perception.errors import InputError
+from av_perception.geometry.tf_buffer import TfBuffer, TransformError
 from av_perception.image import RawImage, decode
 
 IMAGE_TOPIC = 'camera/image_raw'
 AUDIO_TOPIC = 'audio/raw'
 MASK_TOPIC = 'gt/source_mask'
+INFO_TOPIC = 'camera/camera_info'
+TF_TOPICS = ('tf_static', 'tf')
+#: read for oracles only (``load_samples(oracle=True)``): ground truth and
+#: the simulator's 16-mic virtual array
+TRUTH_TOPIC = 'gt/sound_direction'
+TEACHER_TOPIC = 'audio/teacher'
 
 
 @dataclass
@@ -34,6 +50,13 @@ class AvSample:
             asked for).
         stamp_ns: the image's stamp.
         bag: index of the bag in its folder.
+        view: the camera relative to the array (None: the bag lacks
+            camera_info or the transform).
+        truth: (oracle) the true directions (azimuth, elevation) [rad] in the
+            array frame of the sources that sound during the window
+            (gt/sound_direction), None when not read.
+        teacher: (oracle) the 16-mic virtual array's audio over the same
+            span (audio/teacher; None when absent or not read).
     """
 
     rgb: np.ndarray
@@ -41,6 +64,9 @@ class AvSample:
     audio: np.ndarray
     stamp_ns: int
     bag: int
+    view: CameraView | None = None
+    truth: list | None = None
+    teacher: np.ndarray | None = None
 
 
 def _decode(msg, want: str | None = None) -> np.ndarray:
@@ -48,31 +74,68 @@ def _decode(msg, want: str | None = None) -> np.ndarray:
                            bool(msg.is_bigendian)), want=want)
 
 
+def camera_view(info, tf: TfBuffer, array_frame: str, optical_frame: str | None = None,
+                stamp_ns: int | None = None) -> CameraView:
+    """The CameraView of a CameraInfo(-like) message and a TF buffer: the
+    pose of the optical frame (``optical_frame``, default the CameraInfo's
+    ``header.frame_id``) in ``array_frame`` at ``stamp_ns`` (None: latest).
+
+    Raises:
+        TransformError: the buffer cannot give the transform.
+        InputError: a CameraInfo without usable intrinsics.
+    """
+    optical = optical_frame or info.header.frame_id
+    k = np.asarray(info.k, float).reshape(3, 3)
+    return CameraView(k, int(info.width), int(info.height),
+                      tf.lookup(array_frame, optical, stamp_ns), array_frame, optical)
+
+
 def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '',
-                 span: int | None = None) -> list[AvSample]:
+                 span: int | None = None, oracle: bool = False) -> list[AvSample]:
     """The samples of one bag: every image for which the array's stream
     covers ``span`` samples (default ``window``) from the image's stamp on.
+    ``oracle``: also the ground-truth directions and the virtual array's
+    audio (scoring's oracles; never training).
 
     Raises:
         InputError: the bag lacks camera/image_raw or audio/raw, or a mask
             whose size differs from its image.
     """
     span = span or window
-    images, masks, chunks = [], {}, []
-    for m in read_bag(path, [IMAGE_TOPIC, AUDIO_TOPIC, MASK_TOPIC], namespace):
+    images, masks, chunks, info, truths, teacher = [], {}, [], None, [], []
+    tf = TfBuffer(cache_ns=None)
+    topics = [IMAGE_TOPIC, AUDIO_TOPIC, MASK_TOPIC, INFO_TOPIC, *TF_TOPICS]
+    for m in read_bag(path, topics + ([TRUTH_TOPIC, TEACHER_TOPIC] if oracle else []),
+                      namespace):
         if m.topic == IMAGE_TOPIC:
-            images.append((stamp_ns(m.msg), _decode(m.msg, want='rgb8')))
+            images.append((stamp_ns(m.msg), _decode(m.msg, want='rgb8'), m.msg.header.frame_id))
         elif m.topic == MASK_TOPIC:
             masks[stamp_ns(m.msg)] = _decode(m.msg) > 0
+        elif m.topic == INFO_TOPIC:
+            info = info or m.msg
+        elif m.topic in TF_TOPICS:
+            tf.add_message(m.msg, static=m.topic == 'tf_static')
+        elif m.topic == TRUTH_TOPIC:
+            truths.append((stamp_ns(m.msg), m.msg.header.frame_id, float(m.msg.azimuth),
+                           float(m.msg.elevation)))
+        elif m.topic == TEACHER_TOPIC:
+            teacher.append(m.msg)
         else:
             chunks.append(m.msg)
     if not images or not chunks:
         raise InputError('bag', f'{IMAGE_TOPIC} and {AUDIO_TOPIC} messages',
                          f'{path}: {len(images)} images, {len(chunks)} audio chunks')
+    view = None
+    if info is not None:
+        try:
+            view = camera_view(info, tf, chunks[0].header.frame_id, images[0][2])
+        except TransformError:
+            view = None
     stream = assemble(chunks)
+    virtual = assemble(teacher) if teacher else None
     fs = stream.sample_rate
     out = []
-    for stamp, rgb in images:
+    for stamp, rgb, _ in images:
         start = int(round((stamp - stream.t0_ns) * fs / 1e9))
         if start < 0 or start + span > stream.samples.shape[1]:
             continue
@@ -80,17 +143,26 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
         if mask is not None and mask.shape != rgb.shape[:2]:
             raise InputError('mask', f'a {rgb.shape[1]}x{rgb.shape[0]} {MASK_TOPIC}',
                              f'{mask.shape[1]}x{mask.shape[0]} in {path}')
-        out.append(AvSample(rgb, mask, stream.samples[:, start:start + span], stamp, bag))
+        sample = AvSample(rgb, mask, stream.samples[:, start:start + span], stamp, bag, view)
+        if oracle:
+            end = stamp + int(round(window / fs * 1e9))
+            sample.truth = sorted({(round(az, 6), round(el, 6)) for t, f, az, el in truths
+                                   if f == stream.frame_id and stamp <= t < end})
+            if virtual is not None:
+                v0 = int(round((stamp - virtual.t0_ns) * fs / 1e9))
+                if v0 >= 0 and v0 + span <= virtual.samples.shape[1]:
+                    sample.teacher = virtual.samples[:, v0:v0 + span]
+        out.append(sample)
     return out
 
 
 def load_folder(root: str | Path, window: int, namespace: str = '', span: int | None = None,
-                progress=None) -> list[AvSample]:
+                progress=None, oracle: bool = False) -> list[AvSample]:
     """The samples of every bag under ``root``."""
     bags = list_bags(root)
     out = []
     for i, b in enumerate(bags):
-        out += load_samples(b, window, i, namespace, span)
+        out += load_samples(b, window, i, namespace, span, oracle)
         if progress is not None:
             print(f'\r[data] {i + 1}/{len(bags)} bags, {len(out)} samples', end='',
                   file=progress, flush=True)
