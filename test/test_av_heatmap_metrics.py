@@ -103,3 +103,60 @@ def test_center_prior_beats_a_corner_map_on_a_central_object():
     corner += np.random.default_rng(0).random((64, 64)) * 1e-3
     assert metrics.ciou(prior, g) > 0.45
     assert metrics.ciou(corner, g) < 0.3
+
+
+# ------------------------------------------------------------ robot views
+def test_pointing_hits_inside_and_within_width_over_32_pixels():
+    g = _mask(128, 128, slice(60, 66), slice(60, 66))        # a 6 x 6 object
+    def peak_at(r, c):
+        m = np.zeros((128, 128))
+        m[r, c] = 1.0
+        return m
+    assert metrics.pointing(peak_at(62, 62), g)               # on it
+    assert metrics.pointing(peak_at(62, 69), g)               # 4 px right of col 65: tol 4
+    assert not metrics.pointing(peak_at(62, 70), g)           # 5 px: a miss
+    assert metrics.pointing(peak_at(62, 70), g, tolerance=5.0)
+    # the peak is taken at the mask's size: a 2x2 map hot top-left points top-left
+    assert metrics.peak(np.array([[1.0, 0.0], [0.0, 0.0]]), (8, 8)) == (0, 0)
+    with pytest.raises(InputError):
+        metrics.pointing(peak_at(0, 0), np.zeros((128, 128), bool))
+
+
+def test_pixel_auc_of_perfect_inverted_flat_and_half_right_maps():
+    g = _mask(10, 10, slice(0, 2), slice(0, 10))              # 20 object px, 80 background
+    heat = g.astype(float)
+    assert metrics.pixel_auc(heat, g) == 1.0
+    assert metrics.pixel_auc(1 - heat, g) == 0.0
+    assert metrics.pixel_auc(np.ones((10, 10)), g) == 0.5     # ties count half
+    half = np.zeros((10, 10))
+    half[0] = 1.0                                             # 10 object px above everything,
+    # the other 10 tie with the 80 background px: (10 * 80 + 10 * 80 / 2) / (20 * 80) = 0.75
+    assert metrics.pixel_auc(half, g) == pytest.approx(0.75)
+    assert metrics.pixel_auc(heat, np.ones((10, 10), bool)) == 1.0
+
+
+def test_size_ciou_predicts_the_object_s_size():
+    g = _mask(10, 10, slice(0, 2), slice(0, 5))               # 10 px
+    heat = np.zeros((10, 10))
+    heat[0:2, 0:5] = 1.0
+    assert metrics.size_ciou(heat, g) == 1.0
+    shifted = np.zeros((10, 10))
+    shifted[0:2, 3:8] = 1.0 + np.arange(5)[None] * 1e-3       # top-10: cols 3-7, 4 px on G
+    # |P n G| = 4, |P \ G| = 6 -> 4 / (10 + 6)
+    assert metrics.size_ciou(shifted, g) == pytest.approx(4 / 16)
+    # a flat map ties everywhere: all 100 px predicted -> 10 / (10 + 90)
+    assert metrics.size_ciou(np.ones((10, 10)), g) == pytest.approx(0.1)
+    # a smooth map, highest on the object: the paper's median threshold predicts
+    # half the image (cIoU < 0.5 whatever the map), the object's size predicts it
+    yy, xx = np.mgrid[0:10, 0:10]
+    smooth = np.where(g, 2.0, 1.0 - np.hypot(yy - 0.5, xx - 2.0) / 20)
+    assert metrics.size_ciou(smooth, g) == 1.0
+    assert metrics.ciou(smooth, g) < 0.25          # about 10 / (10 + 39)
+
+
+def test_random_map_is_seeded_and_scores_about_chance():
+    g = _mask(64, 64, slice(10, 30), slice(10, 30))
+    a = metrics.random_map(64, 64, np.random.default_rng(3))
+    b = metrics.random_map(64, 64, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    assert abs(metrics.pixel_auc(a, g) - 0.5) < 0.05

@@ -1,5 +1,18 @@
-"""The paper's metrics, computed as its public evaluation code does
-(SSLalignment ``test.py`` / ``utils.py``):
+"""Localization metrics: for a robot's view, and the paper's.
+
+For a robot's view, where sounding objects cover 0.5-10 % of the image
+(the paper's median threshold predicts half of it, so its cIoU cannot reach
+0.5 unless the object covers a quarter of the image):
+
+- ``pointing``: the map's peak (argmax at image size) falls inside the
+  mask dilated by ``width / 32`` pixels (:func:`pointing`);
+- ``pixel_auc``: area under the ROC curve of the map's values as a
+  classifier of the mask's pixels (ties count half; :func:`pixel_auc`);
+- ``size_ciou``: cIoU with the predicted region = the top-|G| pixels of the
+  map, |G| the object's size (:func:`size_ciou`).
+
+The paper's, computed as its public evaluation code does
+(SSLalignment ``test.py`` / ``utils.py``), for close-ups:
 
 - the map is resized to the image (bilinear), min-max normalised, and
   thresholded at its median: the predicted region P is the pixels strictly
@@ -49,10 +62,76 @@ def ciou(heatmap: np.ndarray, mask: np.ndarray) -> float:
     Raises:
         InputError: an empty mask (nothing to localise: not scored).
     """
+    g = _mask(mask)
+    p = predicted_region(heatmap, g.shape)
+    return float((p & g).sum() / (g.sum() + (p & ~g).sum()))
+
+
+def _mask(mask) -> np.ndarray:
     g = np.asarray(mask, bool)
     if not g.any():
         raise InputError('mask', 'a non-empty ground-truth mask', 'an empty one')
-    p = predicted_region(heatmap, g.shape)
+    return g
+
+
+def peak(heatmap: np.ndarray, shape: tuple[int, int]) -> tuple[int, int]:
+    """(row, col) [px] of the map's maximum once resized to ``shape`` (the
+    first in row-major order on ties)."""
+    m = resize_map(heatmap, *shape)
+    r, c = np.unravel_index(int(np.argmax(m)), m.shape)
+    return int(r), int(c)
+
+
+def pointing(heatmap: np.ndarray, mask: np.ndarray, tolerance: float | None = None) -> bool:
+    """True if the map's peak lies within ``tolerance`` pixels (Euclidean;
+    default the mask's width / 32) of the mask.
+
+    Raises:
+        InputError: an empty mask.
+    """
+    from scipy.ndimage import distance_transform_edt
+    g = _mask(mask)
+    tol = g.shape[1] / 32.0 if tolerance is None else float(tolerance)
+    r, c = peak(heatmap, g.shape)
+    if g[r, c]:
+        return True
+    return bool(distance_transform_edt(~g)[r, c] <= tol)
+
+
+def pixel_auc(heatmap: np.ndarray, mask: np.ndarray) -> float:
+    """AUC-ROC of the map (resized to the mask) as a score of each pixel
+    being on the object: the probability that a random object pixel scores
+    above a random background pixel, ties counting half (0.5: no better than
+    chance; a constant map scores 0.5). A mask covering the whole image
+    scores 1.
+
+    Raises:
+        InputError: an empty mask.
+    """
+    from scipy.stats import rankdata
+    g = _mask(mask)
+    n_pos, n_neg = int(g.sum()), int(g.size - g.sum())
+    if n_neg == 0:
+        return 1.0
+    ranks = rankdata(resize_map(heatmap, *g.shape).ravel(), method='average')
+    u = ranks[g.ravel()].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def size_ciou(heatmap: np.ndarray, mask: np.ndarray) -> float:
+    """cIoU with the predicted region P = the pixels at or above the map's
+    |G|-th highest value (resized to the mask): a region of the object's
+    size, more where values tie at the threshold (a flat map predicts the
+    whole image); cIoU = |P ∩ G| / (|G| + |P \\ G|).
+
+    Raises:
+        InputError: an empty mask.
+    """
+    g = _mask(mask)
+    m = resize_map(heatmap, *g.shape)
+    k = int(g.sum())
+    thr = np.partition(m.ravel(), m.size - k)[m.size - k]
+    p = m >= thr
     return float((p & g).sum() / (g.sum() + (p & ~g).sum()))
 
 
@@ -112,6 +191,12 @@ def retrieval_from_similarity(sim: np.ndarray, candidates: int = 100, draws: int
     out = {k: float(np.mean(v)) for k, v in acc.items()}
     out['candidates'] = int(min(n, candidates))
     return out
+
+
+def random_map(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """The random baseline: independent uniform values per pixel (its peak
+    is a uniformly random point; its pixel AUC about 0.5)."""
+    return rng.random((height, width)).astype(np.float32)
 
 
 def center_prior(height: int, width: int, sigma: float = 0.25) -> np.ndarray:
