@@ -44,6 +44,18 @@ class AvSpec:
         fmin, fmax: band range [Hz].
         image_size: the network's square input [px].
         grid: cells per side of the localization map.
+        pair_features: 1 if the audio branch also takes the array's pair
+            (GCC-PHAT, level) features, 0 if it hears the spectrogram only.
+        context: 3x3 convolutions at the grid's resolution in the image
+            encoder.
+        acoustic: 1 if the model's map is fused with the projected acoustic
+            image (:mod:`av_perception.avl.fusion`), 0 if it is used alone.
+        fusion_weight: the weight of the acoustic image's log in the fused
+            score, in cosine units (fusion and training use the same).
+        fusion_floor: added to the acoustic image [0, 1] before its log.
+
+    Fields after ``grid`` default to the models made before them (a model
+    file without them in its metadata reads as such).
     """
 
     array: str
@@ -57,6 +69,11 @@ class AvSpec:
     fmax: float = 7800.0
     image_size: int = 64
     grid: int = 8
+    pair_features: int = 1
+    context: int = 0
+    acoustic: int = 0
+    fusion_weight: float = 0.0
+    fusion_floor: float = 0.05
 
     @property
     def frames(self) -> int:
@@ -76,10 +93,16 @@ class AvSpec:
         out = {}
         for f, t in cls.__annotations__.items():
             if f not in meta:
+                if f in _LATER_FIELDS:
+                    continue
                 raise KeyError(f)
             v = meta[f]
             out[f] = int(v) if t == 'int' else float(v) if t == 'float' else v
         return cls(**out)
+
+
+#: contract fields added after the first models (absent from their metadata)
+_LATER_FIELDS = ('pair_features', 'context', 'acoustic', 'fusion_weight', 'fusion_floor')
 
 
 @functools.lru_cache(maxsize=8)
@@ -88,12 +111,23 @@ def _gcc_spec(array: str, window: int) -> FeatureSpec:
     return spec_for(load_array(array), window=window)
 
 
-def spec_for_array(geometry: ArrayGeometry, window_seconds: float = 0.4) -> AvSpec:
-    """The contract for an array: its channels and rate, a window of
-    ``window_seconds``."""
+#: fusion weight of the shipped fused model (cosine units per unit of log acoustic image)
+FUSION_WEIGHT = 0.15
+
+
+def spec_for_array(geometry: ArrayGeometry, window_seconds: float = 0.4,
+                   acoustic: bool = True) -> AvSpec:
+    """The contract of this package's models for an array: its channels and
+    rate, a window of ``window_seconds``, 64 x 64 images and a 16 x 16 map
+    (a cell is 8 px of a 128 px image: robot views show small objects; a
+    finer input costs 3-6x the CPU time), the spectrogram alone as audio
+    input; ``acoustic``: fused with the
+    projected acoustic image (else the audio-visual map alone)."""
     return AvSpec(array=geometry.name, channels=geometry.channels,
                   sample_rate=geometry.sample_rate,
-                  window=int(round(window_seconds * geometry.sample_rate)))
+                  window=int(round(window_seconds * geometry.sample_rate)),
+                  image_size=64, grid=16, pair_features=0, context=1,
+                  acoustic=int(acoustic), fusion_weight=FUSION_WEIGHT if acoustic else 0.0)
 
 
 def _band_matrix(spec: AvSpec) -> np.ndarray:

@@ -1,14 +1,31 @@
 """Inference of the audio-visual localization model through ONNX Runtime,
-and what the node publishes: the heatmap and its overlay on the image.
+its fusion with the projected acoustic image, and what the node publishes:
+the heatmap, its overlay on the image and its peak.
 
-The heatmap is the localization map (cosine similarity between the audio
-embedding and each cell's embedding), resized bilinearly to the image and
-clipped to [0, 1]: a cell whose features point away from the sound
-(similarity <= 0) is "not the source", 0.
+Two kinds of model (``AvSpec.acoustic`` in the model's metadata):
+
+- **audio-visual alone** (``acoustic`` 0): the heatmap is the localization
+  map (cosine similarity between the audio embedding and each cell's
+  embedding), resized bilinearly to the image and clipped to [0, 1]: a cell
+  whose features point away from the sound (similarity <= 0) is "not the
+  source", 0.
+- **fused** (``acoustic`` 1): the array's acoustic image (SRP-PHAT power,
+  normalised to [0, 1]) projected into the image
+  (:class:`~av_perception.avl.projection.AcousticProjector`) says from
+  where, the cosine map says what: the fused score of a pixel is
+  ``cos + w * log(A + floor)`` (:func:`fused_score`: the same expression the
+  training pools over, ``w`` and ``floor`` in the model's metadata), the
+  cosine map resized bilinearly to the image, the acoustic image projected
+  at the image's size. The heatmap is ``score * exp((F - F_peak) / 0.1)``:
+  1 x the score at the peak and falling by e every 0.1 of fused score;
+  the **score** is ``A * (1 + cos) / 2`` at the peak, in [0, 1]: the sound
+  comes from there (A) and what is there looks like what is heard (cos).
+  It is 0 when the sound comes from outside the view (A = 0 in the image).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +33,17 @@ import numpy as np
 from av_perception.arrays import ArrayGeometry
 from av_perception.avl.frontend import AvSpec, audio_features, image_input
 from av_perception.avl.metrics import resize_map
+from av_perception.avl.projection import AcousticImage, AcousticProjector, CameraView, pixel_ray
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
 
 #: the shipped model (av_perception/models/av_heatmap.onnx)
 DEFAULT_MODEL = 'av_heatmap'
+#: the shipped audio-visual model without the acoustic image (the baseline)
+ALONE_MODEL = 'av_heatmap_alone'
+#: fused score per e-fold of the published heatmap below its peak
+HEATMAP_SCALE = 0.1
 
 
 def level_dbfs(samples: np.ndarray) -> float:
@@ -35,6 +57,16 @@ def to_heatmap(cosine: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(resize_map(cosine, height, width), 0.0, 1.0).astype(np.float32)
 
 
+def fused_score(cosine, acoustic, weight: float, floor: float):
+    """The fused score ``cosine + weight * log(acoustic + floor)`` of numpy
+    arrays or torch tensors alike (training pools this; inference takes its
+    peak). ``cosine`` in [-1, 1], ``acoustic`` the projected acoustic image
+    in [0, 1], same shape."""
+    if isinstance(acoustic, np.ndarray):
+        return cosine + weight * np.log(acoustic + floor)
+    return cosine + weight * (acoustic + floor).log()
+
+
 def overlay(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6) -> np.ndarray:
     """The heatmap (jet colours) blended on the image where it is > 0:
     (H, W, 3) uint8; the plain image where the heatmap is 0."""
@@ -44,6 +76,31 @@ def overlay(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.6) -> np.ndar
     w = (alpha * h)[:, :, None]
     return np.round(rgb.astype(np.float32) * (1 - w) + colour.astype(np.float32) * w) \
         .clip(0, 255).astype(np.uint8)
+
+
+@dataclass
+class Localization:
+    """Where in one image the sound comes from.
+
+    Attributes:
+        heatmap: (H, W) float32 in [0, 1].
+        peak: (row, col) [px] of the heatmap's maximum.
+        score: [0, 1]: the heatmap's value at the peak.
+        ray: unit vector through the peak pixel in the camera optical frame
+            (None without a CameraView).
+        acoustic: (H, W) projected acoustic image in [0, 1] (None: not used).
+        cosine: (G, G) the model's cosine map.
+        fused: (H, W) the fused score (None: not fused): the ranking the
+            heatmap follows, also where the score is 0 (what scoring uses).
+    """
+
+    heatmap: np.ndarray
+    peak: tuple[int, int]
+    score: float
+    ray: np.ndarray | None
+    acoustic: np.ndarray | None
+    cosine: np.ndarray
+    fused: np.ndarray | None = None
 
 
 class HeatmapModel:
@@ -70,11 +127,18 @@ class HeatmapModel:
         except (KeyError, ValueError) as exc:
             raise ConfigError(f'model {self.model.path.name}: incomplete contract in its '
                               f'metadata ({exc!r})') from None
+        self.acoustic_image = AcousticImage(geometry) if self.spec.acoustic else None
+        self._projectors: dict = {}
 
     @property
     def window(self) -> int:
         """Audio samples per image, from the image's stamp on."""
         return self.spec.window
+
+    @property
+    def fused(self) -> bool:
+        """True if the model is fused with the projected acoustic image."""
+        return bool(self.spec.acoustic)
 
     def run(self, images: list[np.ndarray], windows: list[np.ndarray]) \
             -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,13 +150,69 @@ class HeatmapModel:
         """
         img = np.stack([image_input(i, self.spec) for i in images])
         feats = [audio_features(w, self.spec) for w in windows]
-        spec = np.stack([f[0] for f in feats])
-        pair = np.stack([f[1] for f in feats])
-        cos, ga, gv = self.model.session.run(None, {'image': img, 'spectrogram': spec,
-                                                    'pair_features': pair})
+        inputs = {'image': img, 'spectrogram': np.stack([f[0] for f in feats])}
+        if self.spec.pair_features:
+            inputs['pair_features'] = np.stack([f[1] for f in feats])
+        cos, ga, gv = self.model.session.run(None, inputs)
         return cos, ga, gv
 
-    def heatmap(self, rgb: np.ndarray, window: np.ndarray) -> np.ndarray:
+    def projector(self, view: CameraView) -> AcousticProjector:
+        """The acoustic image's projector into ``view``'s image (built once per view)."""
+        key = (view.width, view.height, view.K.tobytes(), view.array_from_optical)
+        if key not in self._projectors:
+            if len(self._projectors) > 4:
+                self._projectors.clear()
+            self._projectors[key] = AcousticProjector(view, self.acoustic_image.directions)
+        return self._projectors[key]
+
+    def acoustic(self, window: np.ndarray, view: CameraView) -> np.ndarray:
+        """The window's acoustic image projected into ``view``: (H, W) in [0, 1]."""
+        return self.projector(view).project(self.acoustic_image(window[:, :self.spec.window]))
+
+    def localize(self, rgb: np.ndarray, window: np.ndarray, view: CameraView | None = None,
+                 cosine: np.ndarray | None = None, acoustic: np.ndarray | None = None,
+                 fuse: bool = True) -> Localization:
+        """One image and its audio window -> the heatmap, its peak and score.
+
+        A fused model needs ``view`` (CameraView) unless ``acoustic`` (the
+        projected acoustic image, (H, W)) is given; ``fuse=False`` gives its
+        cosine map alone. ``cosine``: the model's output for this pair, if
+        already run.
+        """
+        h, w = rgb.shape[:2]
+        if cosine is None:
+            cosine = self.run([rgb], [window])[0][0]
+        cos_img = resize_map(cosine, h, w)
+        if self.fused and fuse:
+            if acoustic is None:
+                if view is None:
+                    raise ConfigError('a fused model needs the camera view (CameraInfo and '
+                                      'the transform array <- optical frame)')
+                acoustic = self.acoustic(window, view)
+            fused = fused_score(cos_img.astype(np.float64), acoustic.astype(np.float64),
+                                self.spec.fusion_weight, self.spec.fusion_floor)
+            heat, peak, score = fused_heatmap(fused, cos_img, acoustic)
+        else:
+            fused = None
+            heat = np.clip(cos_img, 0.0, 1.0).astype(np.float32)
+            r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
+            peak, score = (int(r), int(c)), float(heat[r, c])
+        ray = pixel_ray(view.K, peak[1], peak[0]) if view is not None else None
+        return Localization(heat, peak, score, ray, acoustic, cosine, fused)
+
+    def heatmap(self, rgb: np.ndarray, window: np.ndarray,
+                view: CameraView | None = None) -> np.ndarray:
         """One image and its audio window -> (H, W) float32 heatmap in [0, 1]."""
-        cos, _, _ = self.run([rgb], [window])
-        return to_heatmap(cos[0], rgb.shape[0], rgb.shape[1])
+        return self.localize(rgb, window, view).heatmap
+
+
+def fused_heatmap(fused: np.ndarray, cos_img: np.ndarray, acoustic: np.ndarray) \
+        -> tuple[np.ndarray, tuple[int, int], float]:
+    """The fused heatmap (module docstring), its peak (row, col) and score,
+    from the fused score, the cosine map at the image's size and the
+    projected acoustic image (all (H, W))."""
+    r, c = np.unravel_index(int(np.argmax(fused)), fused.shape)
+    cos = float(np.clip(cos_img[r, c], -1.0, 1.0))
+    score = float(np.clip(acoustic[r, c], 0.0, 1.0) * (1.0 + cos) / 2.0)
+    heat = (score * np.exp((fused - fused[r, c]) / HEATMAP_SCALE)).astype(np.float32)
+    return heat, (int(r), int(c)), score

@@ -1,5 +1,27 @@
 """Training of the audio-visual localization model (PyTorch, from scratch,
-self-supervised: no label or mask is used).
+self-supervised: no label, mask or ground-truth topic is used; a robot's
+bags with the array, the camera, its CameraInfo and TF are enough).
+
+Fused models (``AvSpec.acoustic``, the default): the array's acoustic image
+(SRP-PHAT over the sample's audio span), projected into the image through
+the bag's own CameraInfo and /tf_static (:mod:`av_perception.avl.projection`,
+at the grid's resolution), is the teacher of *where*; the cross-modal
+alignment below teaches *what*:
+
+- only samples whose acoustic image reaches into the view (its projection's
+  maximum >= ``IN_VIEW``: the array hears the sound from inside the camera's
+  field of view) are anchors; every sample is a negative;
+- localization alignment: an audio matches an image by the best cell of
+  ``cos(audio, cell) + w * log(A_image + floor)`` (the fused score of
+  :func:`~av_perception.avl.heatmap.fused_score`, ``A_image`` the image's own
+  projected acoustic image): what sounds where the image's sound comes from;
+- acoustic-image distillation: within each anchor, the softmax over cells
+  of ``cos(audio, cell) / TAU_LOC`` (the audio-visual map alone) must put
+  its mass where the acoustic image is (``-log sum p * A``): the network
+  learns to find, among the things along the sound's direction, the one
+  that looks like what is heard, and the rows a planar array cannot give.
+
+Audio-visual models alone (``acoustic=False``), as the paper:
 
 As in Sound Source Localization is All About Cross-Modal Alignment: the
 audio embedding must match the image cells of the object that sounds
@@ -18,8 +40,9 @@ alignment); both through a contrastive loss with multiple positives:
   fixed label-free audio embedding (the level-free time-averaged log
   spectrogram), where sounds of a kind already cluster.
 
-``extra_positives=False`` is the ablation: one view per sample and its own
-pair as the only positive (plain InfoNCE), otherwise the same.
+Both keep the multiple positives below. ``extra_positives=False`` is the
+ablation: one view per sample and its own pair as the only positive (plain
+InfoNCE), otherwise the same.
 """
 
 from __future__ import annotations
@@ -35,8 +58,10 @@ import numpy as np
 from av_perception.arrays import load_array
 from av_perception.avl.dataset import load_samples
 from av_perception.avl.frontend import AvSpec, audio_features, image_input, spec_for_array
+from av_perception.avl.heatmap import fused_score
 from av_perception.avl.metrics import retrieval
 from av_perception.avl.networks import AvModel
+from av_perception.avl.projection import AcousticImage, AcousticProjector
 from av_perception.doa.dataset import list_bags
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
@@ -46,6 +71,10 @@ OFFSETS = (0, 1600)
 TAU_LOC = 0.03
 TAU_GLOBAL = 0.07
 K_NEIGHBOURS = 5
+#: an anchor's projected acoustic image must reach this in the view
+IN_VIEW = 0.8
+#: weight of the acoustic-image distillation term
+WHERE_WEIGHT = 1.0
 
 
 def mirror_order(spec: AvSpec) -> np.ndarray:
@@ -58,16 +87,24 @@ def mirror_order(spec: AvSpec) -> np.ndarray:
     raise ConfigError(f'array {spec.array} has no left-right mirror symmetry')
 
 
+def _flips(spec: AvSpec) -> tuple[bool, ...]:
+    """Mirrored audio variants: only pair features change with the mirror
+    (the spectrogram of the channels' mean does not)."""
+    return (False, True) if spec.pair_features else (False,)
+
+
 def _bag_arrays(args) -> dict:
     path, bag_index, spec = args
     span = spec.window + max(OFFSETS)
     samples = load_samples(path, spec.window, bag_index, span=span)
-    mirror = mirror_order(spec)
-    images, specs, pairs, masks = [], [], [], []
+    mirror = mirror_order(spec) if spec.pair_features else None
+    imager = AcousticImage(load_array(spec.array)) if spec.acoustic else None
+    projectors: dict = {}
+    images, specs, pairs, teachers = [], [], [], []
     for s in samples:
         images.append(np.round(image_input(s.rgb, spec) * 255).astype(np.uint8))
         vs, vp = [], []
-        for flip in (False, True):
+        for flip in _flips(spec):
             for off in OFFSETS:
                 seg = s.audio[:, off:off + spec.window]
                 sp, pr = audio_features(seg[mirror] if flip else seg, spec)
@@ -75,17 +112,31 @@ def _bag_arrays(args) -> dict:
                 vp.append(pr)
         specs.append(np.stack(vs))
         pairs.append(np.stack(vp))
-        masks.append(s.mask if s.mask is not None else np.zeros(s.rgb.shape[:2], bool))
+        if imager is not None:
+            if s.view is None:
+                raise ConfigError(f'{path}: no camera/camera_info, or no transform from the '
+                                  'array frame to the camera optical frame on /tf_static or '
+                                  '/tf: the acoustic image cannot be projected')
+            key = (s.view.K.tobytes(), s.view.array_from_optical)
+            if key not in projectors:
+                projectors[key] = AcousticProjector(s.view, imager.directions,
+                                                    (spec.grid, spec.grid))
+            teachers.append(projectors[key].project(imager(s.audio)).astype(np.float16))
     n = len(samples)
-    return {'image': np.stack(images) if n else np.zeros((0, 3, spec.image_size,
-                                                         spec.image_size), np.uint8),
-            'spec': np.stack(specs) if n else None, 'pair': np.stack(pairs) if n else None,
-            'mask': np.stack(masks) if n else None, 'bag': np.full(n, bag_index)}
+    out = {'image': np.stack(images) if n else np.zeros((0, 3, spec.image_size,
+                                                        spec.image_size), np.uint8),
+           'spec': np.stack(specs) if n else None, 'bag': np.full(n, bag_index)}
+    if spec.pair_features:
+        out['pair'] = np.stack(pairs) if n else None
+    if imager is not None:
+        out['teacher'] = np.stack(teachers) if n else None
+    return out
 
 
 def build_data(bags: list[Path], spec: AvSpec, jobs: int = 0, progress=sys.stderr) -> dict:
-    """Images (uint8), audio features of every view variant, masks (for
-    monitoring only), bag index; in parallel over bags."""
+    """Images (uint8), audio features of every view variant, the projected
+    acoustic image at the grid's resolution (fused models), bag index; in
+    parallel over bags. No ground-truth topic is read."""
     todo = [(str(b), i, spec) for i, b in enumerate(bags)]
     parts = []
     ctx = mp.get_context('spawn')
@@ -132,41 +183,60 @@ def multi_positive_nce(sim, pos):
     return loss / 2
 
 
-def loc_similarity(a, cells):
-    """(N, D) audio, (N, D, G, G) cells -> (N, N): the best-matching cell's
-    cosine similarity for every audio/image combination."""
+def loc_similarity(a, cells, teacher=None, spec: AvSpec | None = None):
+    """(N, D) audio, (N, D, G, G) cells -> (N, N): for every audio/image
+    combination the best cell's cosine similarity, or (``teacher`` (N, G, G),
+    each image's projected acoustic image) its fused score with the image's
+    acoustic image (``spec``'s weight and floor)."""
     import torch
-    return torch.einsum('id,jdhw->ijhw', a, cells).flatten(2).max(dim=2).values
+    cos = torch.einsum('id,jdhw->ijhw', a, cells)
+    if teacher is not None:
+        cos = fused_score(cos, teacher[None], spec.fusion_weight, spec.fusion_floor)
+    return cos.flatten(2).max(dim=2).values
+
+
+def where_loss(a, cells, teacher, weight):
+    """Acoustic-image distillation: ``-log sum_g p(g) A(g)`` with ``p`` the
+    softmax over an image's cells of its own audio's cosine / TAU_LOC and
+    ``A`` its projected acoustic image; mean over images, weighted by
+    ``weight`` (N,)."""
+    import torch
+    cos = torch.einsum('id,idhw->ihw', a, cells).flatten(1)
+    p = torch.softmax(cos / TAU_LOC, dim=1)
+    inside = (p * teacher.flatten(1)).sum(1).clamp_min(1e-6)
+    return -(weight * inside.log()).sum() / weight.sum().clamp_min(1e-6)
 
 
 def _augment(images, flips, rng):
-    """uint8 (N, 3, S, S) -> float views: flip, colour jitter, shift by up to 3 px."""
+    """uint8 (N, 3, S, S) -> float views: flip, colour jitter. (Shifts would
+    move the image against its acoustic image and the array's pair
+    features, whose directions are fixed to the camera.)"""
     import torch
     x = torch.from_numpy(images).float() / 255.0
     x = torch.where(torch.from_numpy(flips)[:, None, None, None], x.flip(3), x)
     n = len(x)
     gain = torch.from_numpy(rng.uniform(0.8, 1.2, (n, 3, 1, 1)).astype(np.float32))
     bias = torch.from_numpy(rng.uniform(-0.08, 0.08, (n, 1, 1, 1)).astype(np.float32))
-    x = (x * gain + bias).clamp(0, 1)
-    s = x.shape[-1]
-    pad = torch.nn.functional.pad(x, (3, 3, 3, 3), mode='replicate')
-    out = torch.empty_like(x)
-    for i, (dy, dx) in enumerate(rng.integers(0, 7, (n, 2))):
-        out[i] = pad[i, :, dy:dy + s, dx:dx + s]
-    return out
+    return (x * gain + bias).clamp(0, 1)
 
 
 def _views(data, idx, rng, plain: bool):
-    """Inputs of one view per index: audio variant (crop, mirror) and image."""
+    """Inputs of one view per index: image, spectrogram, pair features (or
+    None), projected acoustic image (or None), each of the same variant
+    (crop; mirror: image, acoustic image and the array's channels)."""
     import torch
     n_off = len(OFFSETS)
     flips = np.zeros(len(idx), bool) if plain else rng.random(len(idx)) < 0.5
     offs = np.zeros(len(idx), int) if plain else rng.integers(0, n_off, len(idx))
-    var = flips * n_off + offs
+    var = (flips * n_off if 'pair' in data else 0) + offs
     img = torch.from_numpy(data['image'][idx]).float() / 255.0 if plain else \
         _augment(data['image'][idx], flips, rng)
-    return (img, torch.from_numpy(data['spec'][idx, var]),
-            torch.from_numpy(data['pair'][idx, var]))
+    pair = torch.from_numpy(data['pair'][idx, var]) if 'pair' in data else None
+    teacher = None
+    if 'teacher' in data:
+        t = torch.from_numpy(data['teacher'][idx].astype(np.float32))
+        teacher = torch.where(torch.from_numpy(flips)[:, None, None], t.flip(2), t)
+    return img, torch.from_numpy(data['spec'][idx, var]), pair, teacher
 
 
 def spectral_profiles(spec: np.ndarray) -> np.ndarray:
@@ -174,7 +244,7 @@ def spectral_profiles(spec: np.ndarray) -> np.ndarray:
     with (before the model's own embeddings mean anything): the time-averaged
     log spectrogram without its level, standardised over the data set, unit
     length. (N, V, 1, bands, frames) -> (N, bands)."""
-    f = spec[:, 0, 0].mean(axis=2)
+    f = spec[:, 0, 0].mean(axis=2)  # variant 0: the plain window
     f = f - f.mean(axis=1, keepdims=True)
     f = (f - f.mean(axis=0)) / (f.std(axis=0) + 1e-6)
     return (f / np.linalg.norm(f, axis=1, keepdims=True)).astype(np.float32)
@@ -193,22 +263,26 @@ def _neighbours(bank_a, bank_v, bags, k: int) -> np.ndarray:
 
 def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
           epochs: int = 25, batch: int = 64, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
-          warmup: int | None = None, in_view_deg: float | None = None,
-          progress=sys.stderr) -> dict:
+          warmup: int | None = None, in_view_deg: float | None = None, acoustic: bool = True,
+          threads: int = 1, data_note: str | None = None, progress=sys.stderr) -> dict:
     """Train, checkpoint each epoch (resumable), export the last epoch's
     weights to ONNX; returns a summary.
 
-    ``in_view_deg``: train only on samples whose sound the array itself (SRP-PHAT,
-    no ground truth) hears within this azimuth of the camera's axis, i.e. from
-    inside the camera's view, so that most training pairs show what they hear.
+    ``acoustic``: a fused model, taught by the projected acoustic image
+    (module docstring); else the audio-visual model alone (the paper's).
+    ``in_view_deg`` (models alone): train only on samples whose sound the
+    array itself (SRP-PHAT, no ground truth) hears within this azimuth of the
+    camera's axis. ``threads``: PyTorch intra-op threads. ``data_note``:
+    what the bags are (stored in the model's metadata; default their folders).
     """
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, int(threads)))
     out = Path(out)
-    spec = spec_for_array(load_array('respeaker4'))
+    spec = spec_for_array(load_array('respeaker4'), acoustic=acoustic)
+    folders = [bags_dir] if isinstance(bags_dir, (str, Path)) else list(bags_dir)
     bags = []
-    for d in ([bags_dir] if isinstance(bags_dir, (str, Path)) else bags_dir):
+    for d in folders:
         bags += list_bags(d)
     ckpt_dir = out.parent / f'{out.stem}_checkpoints'
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -224,7 +298,13 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
     n_val_bags = max(1, len(bags) // 10)
     val = data['bag'] >= len(bags) - n_val_bags
     tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
-    if in_view_deg is not None:
+    in_view = None
+    if acoustic:  # anchors: the array hears the sound from inside the view
+        in_view = data['teacher'].reshape(n, -1).max(axis=1).astype(np.float32)
+        tr_idx, va_idx = tr_idx[in_view[tr_idx] >= IN_VIEW], va_idx[in_view[va_idx] >= IN_VIEW]
+        print(f'[train] {len(tr_idx)} of {int((~val).sum())} training samples heard from '
+              f'inside the view (projected acoustic image >= {IN_VIEW:g})', file=progress)
+    elif in_view_deg is not None:
         az_cache = ckpt_dir / f'azimuth_{data_key}.npy'
         if az_cache.is_file():
             az = np.load(az_cache)
@@ -245,7 +325,8 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     ck = Checkpoints(ckpt_dir, fingerprint(data_key, extra_positives, epochs, batch, lr, seed,
-                                           warmup, in_view_deg), progress)
+                                           warmup, in_view_deg, acoustic, IN_VIEW,
+                                           WHERE_WEIGHT), progress)
     bank_a = np.zeros((n, 64), np.float32)
     bank_v = np.zeros((n, 64), np.float32)
     start_epoch = ck.resume(model, opt, sched)
@@ -276,33 +357,32 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
                 idx = np.concatenate([anchors, partners])
                 groups = np.concatenate([np.arange(len(anchors)), np.arange(len(anchors))])
                 v1, v2 = _views(data, idx, rng, False), _views(data, idx, rng, False)
-                inputs = [torch.cat([a, b]) for a, b in zip(v1, v2)]
+                inputs = [None if a is None else torch.cat([a, b]) for a, b in zip(v1, v2)]
                 sample = np.concatenate([idx, idx])
                 group = np.concatenate([groups, groups])
             else:
                 inputs = _views(data, anchors, rng, False)
                 sample = anchors
                 group = np.arange(len(anchors))
-            cells, gv = model.image(inputs[0])
-            a, ga = model.audio(inputs[1], inputs[2])
-            g = torch.from_numpy(group)
-            pos = (g[:, None] == g[None, :]).float()
-            loss = multi_positive_nce(loc_similarity(a, cells) / TAU_LOC, pos) + \
-                multi_positive_nce(ga @ gv.t() / TAU_GLOBAL, pos)
+            loss = _loss(model, spec, inputs, group, in_view, sample)
             opt.zero_grad()
-            loss.backward()
+            loss['total'].backward()
             opt.step()
-            losses.append(float(loss.detach()))
-            bank_a[sample] = ga.detach().numpy()
-            bank_v[sample] = gv.detach().numpy()
+            losses.append({k: float(v.detach()) for k, v in loss.items() if k not in ('ga', 'gv')})
+            bank_a[sample] = loss['ga'].detach().numpy()
+            bank_v[sample] = loss['gv'].detach().numpy()
         sched.step()
-        row = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses)),
-               **_validate(model, data, va_idx)}
+        row = {'epoch': epoch + 1,
+               **{f'train_{k}': float(np.mean([x[k] for x in losses]))
+                  for k in losses[0]},
+               **_validate(model, spec, data, va_idx, in_view)}
+        row['train_loss'] = row.pop('train_total')
         # no best epoch: the last one is exported (below)
         ck.save(model, opt, sched, epoch + 1, row, comparable=lambda e: False,
                 extra={'bank_a': torch.from_numpy(bank_a), 'bank_v': torch.from_numpy(bank_v)})
+        where = f' where {row["val_where"]:.2f}' if 'val_where' in row else ''
         print(f'\r[train] epoch {epoch + 1}/{epochs} train {row["train_loss"]:.3f} '
-              f'val {row["val_loss"]:.3f} val R@1 a2i {row["val_r1_a2i"]:.2f} '
+              f'val {row["val_loss"]:.3f}{where} val R@1 a2i {row["val_r1_a2i"]:.2f} '
               f'({time.perf_counter() - t0:.0f} s)', end='', file=progress, flush=True)
     print(file=progress)
     _plot_curve(ck.curve, ckpt_dir / 'curve.png')
@@ -311,29 +391,50 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
     # (over-confident similarities on unseen rooms) while localization on
     # held-out rooms still improves
     ck.last(model)
+    note = data_note or ', '.join(str(Path(f).resolve().name) for f in folders)
     export(model, spec, out, extra_positives=extra_positives, n_train=len(tr_idx),
-           n_bags=len(bags), in_view_deg=in_view_deg)
-    return {'model': str(out), 'samples': n, 'bags': len(bags), 'epochs': len(ck.curve),
-            'final': ck.curve[-1] if ck.curve else None, 'curve': str(ckpt_dir / 'curve.png'),
-            'seconds': round(time.perf_counter() - t0, 1)}
+           n_bags=len(bags), in_view_deg=in_view_deg, data_note=note, samples=n)
+    return {'model': str(out), 'samples': n, 'anchors': len(tr_idx), 'bags': len(bags),
+            'epochs': len(ck.curve), 'final': ck.curve[-1] if ck.curve else None,
+            'curve': str(ckpt_dir / 'curve.png'), 'seconds': round(time.perf_counter() - t0, 1)}
 
 
-def _validate(model, data, idx) -> dict:
-    """Self-supervised loss (single positive, un-augmented views; the
-    localization and the global terms, as in training) and retrieval on the
-    validation rooms; no labels are used."""
+def _loss(model, spec: AvSpec, inputs, group, in_view, sample) -> dict:
+    """The training losses of one batch: localization alignment, global
+    alignment, and (fused models) acoustic-image distillation; also the
+    global embeddings (``ga``, ``gv``) for the neighbour bank."""
+    import torch
+    img, sp, pr, teacher = inputs
+    cells, gv = model.image(img)
+    a, ga = model.audio(sp, pr)
+    g = torch.from_numpy(np.asarray(group))
+    pos = (g[:, None] == g[None, :]).float()
+    out = {'loc': multi_positive_nce(loc_similarity(a, cells, teacher, spec) / TAU_LOC, pos),
+           'global': multi_positive_nce(ga @ gv.t() / TAU_GLOBAL, pos)}
+    total = out['loc'] + out['global']
+    if teacher is not None:
+        weight = torch.from_numpy(in_view[sample])
+        out['where'] = where_loss(a, cells, teacher, weight)
+        total = total + WHERE_WEIGHT * out['where']
+    out.update(total=total, ga=ga, gv=gv)
+    return out
+
+
+def _validate(model, spec: AvSpec, data, idx, in_view) -> dict:
+    """Self-supervised losses (single positive, un-augmented views; as in
+    training) and retrieval on the validation rooms; no labels are used."""
     import torch
     model.eval()
     with torch.no_grad():
-        img, sp, pr = _views(data, idx, None, True)
-        cells, gv = model.image(img)
-        a, ga = model.audio(sp, pr)
-        pos = torch.eye(len(idx))
-        loss = float(multi_positive_nce(loc_similarity(a, cells) / TAU_LOC, pos)
-                     + multi_positive_nce(ga @ gv.t() / TAU_GLOBAL, pos))
-    r = retrieval(ga.numpy(), gv.numpy())
+        loss = _loss(model, spec, _views(data, idx, None, True), np.arange(len(idx)), in_view,
+                     idx)
+    r = retrieval(loss['ga'].numpy(), loss['gv'].numpy())
     model.train()
-    return {'val_loss': loss, 'val_r1_a2i': r['r1_a2i'], 'val_r1_i2a': r['r1_i2a']}
+    out = {'val_loss': float(loss['total']), 'val_r1_a2i': r['r1_a2i'],
+           'val_r1_i2a': r['r1_i2a']}
+    if 'where' in loss:
+        out['val_where'] = float(loss['where'])
+    return out
 
 
 def _plot_curve(curve: list, path: Path) -> None:
@@ -358,28 +459,35 @@ def _plot_curve(curve: list, path: Path) -> None:
 
 
 def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
-           n_bags: int, in_view_deg: float | None = None) -> None:
-    """ONNX (opset 17) with the input contract in its metadata. Inputs:
-    ``image`` (B, 3, S, S) in [0, 1], ``spectrogram`` (B, 1, bands, frames),
-    ``pair_features`` (B, n); outputs: ``cosine`` (B, G, G), the audio's and
-    the image's global embeddings (unit vectors)."""
+           n_bags: int, in_view_deg: float | None = None, data_note: str = '',
+           samples: int = 0) -> None:
+    """ONNX (opset 17) with the input contract and what it was trained on in
+    its metadata. Inputs: ``image`` (B, 3, S, S) in [0, 1], ``spectrogram``
+    (B, 1, bands, frames), ``pair_features`` (B, n; only if the contract's
+    ``pair_features``); outputs: ``cosine`` (B, G, G), the audio's and the
+    image's global embeddings (unit vectors)."""
     import onnx
     import torch
 
     model.eval()
     args = (torch.zeros(1, 3, spec.image_size, spec.image_size),
-            torch.zeros(1, 1, spec.bands, spec.frames), torch.zeros(1, spec.gcc.n_features))
+            torch.zeros(1, 1, spec.bands, spec.frames))
+    names = ['image', 'spectrogram']
+    if spec.pair_features:
+        args += (torch.zeros(1, spec.gcc.n_features),)
+        names.append('pair_features')
     out.parent.mkdir(parents=True, exist_ok=True)
-    names = ['image', 'spectrogram', 'pair_features']
     outs = ['cosine', 'audio_embedding', 'image_embedding']
     torch.onnx.export(model, args, str(out), input_names=names, output_names=outs,
                       dynamic_axes={k: {0: 'batch'} for k in names + outs},
                       opset_version=17, dynamo=False)
     m = onnx.load(str(out))
-    variant = 'multi-positive' if extra_positives else 'single-positive'
+    variant = ('fused' if spec.acoustic else 'alone') + '-' + \
+        ('multi-positive' if extra_positives else 'single-positive')
     meta = {'task': 'av_heatmap', 'model_id': f'av_heatmap-{spec.array}-{variant}',
             'extra_positives': str(extra_positives), 'train_samples': str(n_train),
-            'train_bags': str(n_bags), 'train_in_view_deg': str(in_view_deg),
+            'train_all_samples': str(samples), 'train_bags': str(n_bags),
+            'train_in_view_deg': str(in_view_deg), 'train_data': data_note,
             **spec.to_metadata()}
     for k, v in meta.items():
         p = m.metadata_props.add()
