@@ -75,10 +75,16 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
 
 def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
     from av_perception.train.av_heatmap import train
+    if args.threads < 1:
+        raise ConfigError(f'--threads must be at least 1, got {args.threads}')
+    if args.in_view is not None and not args.alone:
+        raise ConfigError('--in-view selects samples for --alone; a fused model selects them '
+                          'by its projected acoustic image')
     res = train(args.bags, args.out, extra_positives=not args.no_extra_positives,
-                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view)
+                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view,
+                acoustic=not args.alone, threads=args.threads, data_note=args.data_note)
     print(f'[train] wrote {res["model"]} ({res["samples"]} samples from {res["bags"]} bags, '
-          f'{res["seconds"]} s; curve {res["curve"]})')
+          f'{res["anchors"]} anchors, {res["seconds"]} s; curve {res["curve"]})')
     return 0
 
 
@@ -240,11 +246,19 @@ def _cmd_eval_rotation(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_av_heatmap(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from av_perception.avl.evaluate import print_summary, score
-    s = score(args.bags, model=args.model, namespace=args.namespace)
-    print(f'av-heatmap: {len(s.cious["model"])} scored images (sounding object in view) of '
-          f'{s.samples}; {s.silent} silent')
-    for method in ('model', 'center_prior'):
+    from av_perception.avl.heatmap import ALONE_MODEL
+    from av_perception.paths import shipped_model
+    alone = shipped_model(ALONE_MODEL) if args.alone == Path('') else args.alone
+    s = score(args.bags, model=args.model, alone=alone, namespace=args.namespace,
+              oracle=args.oracle, progress=sys.stderr)
+    n = len(s.object_share)
+    print(f'av-heatmap: {n} scored images (sounding object in view, a median '
+          f'{100 * float(np.median(s.object_share)):.1f} % of the image) of {s.samples}; '
+          f'{s.silent} silent' + (f'; {s.views} without a camera view' if s.views else ''))
+    for method in s.methods:
         print_summary(method, s.summary(method))
     return 0
 
@@ -375,15 +389,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     t.set_defaults(func=_cmd_train_direction)
     t = tsub.add_parser('av-heatmap', help='audio-visual localization (where in the image the '
-                        'sound comes from), self-supervised contrastive')
+                        'sound comes from): the projected acoustic image teaches where, '
+                        'contrastive alignment what; no labels')
     t.add_argument('--bags', type=Path, required=True, action='append',
-                   help='folder of bags with camera/image_raw and audio/raw (repeatable)')
+                   help='folder of bags with camera/image_raw, camera/camera_info, audio/raw '
+                   'and the array -> camera transform on /tf_static (a robot\'s own '
+                   'recordings; no ground truth is read) (repeatable)')
+    t.add_argument('--alone', action='store_true',
+                   help='the audio-visual model alone, without the acoustic image (the '
+                   'paper\'s method; the baseline)')
+    t.add_argument('--threads', type=int, default=1, help='PyTorch CPU threads')
+    t.add_argument('--data-note', help='what the bags are, stored in the model\'s metadata '
+                   '(default: their folder names)')
     t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
     t.add_argument('--no-extra-positives', action='store_true',
                    help='ablation: one view per sample, its own pair the only positive')
     t.add_argument('--in-view', type=float, metavar='DEG',
-                   help='train only on samples the array hears within DEG of the camera axis '
-                        '(its own SRP-PHAT direction, no ground truth)')
+                   help='--alone: train only on samples the array hears within DEG of the '
+                        'camera axis (its own SRP-PHAT direction, no ground truth)')
     t.add_argument('--epochs', type=int, default=25)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
@@ -433,11 +456,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--binaural-model', type=Path, help='binaural model (default: shipped)')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.set_defaults(func=_cmd_eval_rotation)
-    e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: cIoU, '
-                        'AUC, retrieval, beside the centre prior')
+    e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: '
+                        'pointing, pixel AUC-ROC, cIoU at the object\'s size, the paper\'s cIoU '
+                        'and AUC, retrieval; beside the centre prior, a random point and the '
+                        'projected acoustic image alone')
     e.add_argument('--bags', type=Path, required=True,
-                   help='bags with camera/image_raw, audio/raw and gt/source_mask')
-    e.add_argument('--model', type=Path, help='ONNX model (default: the shipped one)')
+                   help='bags with camera/image_raw, camera/camera_info, audio/raw, /tf_static '
+                   'and gt/source_mask')
+    e.add_argument('--model', type=Path, help='fused ONNX model (default: the shipped one)')
+    e.add_argument('--alone', type=Path, nargs='?', const=Path(''), default=None,
+                   help='also score an audio-visual model without the acoustic image (no '
+                   'value: the shipped av_heatmap_alone.onnx)')
+    e.add_argument('--oracle', action='store_true',
+                   help='also the oracles: the true directions (gt/sound_direction) and the '
+                   'virtual 16-mic array (audio/teacher) as acoustic images')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.set_defaults(func=_cmd_eval_av_heatmap)
 

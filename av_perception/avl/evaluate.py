@@ -1,12 +1,40 @@
 """Scoring audio-visual localization on any bags that carry
-``camera/image_raw``, ``audio/raw`` and ``gt/source_mask``
+``camera/image_raw``, ``audio/raw``, ``camera/camera_info``, the array ->
+camera transform on /tf_static, and ``gt/source_mask``
 (``av-perception eval av-heatmap`` and bench/av_heatmap.py).
 
 Scored samples are the images whose mask is non-empty (the sounding object
-is in view), as the paper's benchmarks score annotated frames only. A
+is in view); every such image is scored, whatever its size or place. A
 sample whose audio is silent gets no heatmap from the node and counts as a
-failure (cIoU 0). The centre prior is scored on the same samples.
-Retrieval uses the same samples: the true partner among 100 candidates.
+failure for the methods that listen (pointing miss, pixel AUC 0.5, cIoU 0).
+
+Metrics per sample (:mod:`.metrics`): ``pointing`` (peak within width/32 px
+of the mask), ``pixel_auc`` (AUC-ROC of the map against the mask),
+``size_ciou`` (top-|G| pixels), and the paper's ``ciou`` (median
+threshold); summaries: their means, the share of size-cIoU >= 0.5, the
+paper's cIoU success rate and AUC, retrieval R@1/5/10 among 100 candidates
+for the models.
+
+Methods, all on the same samples in one run:
+
+- ``center_prior``: a Gaussian in the image's centre;
+- ``random``: independent uniform pixel values (a random peak);
+- ``acoustic``: the array's SRP-PHAT acoustic image projected into the
+  image (marginalised over 0.5-6 m), times a horizon prior on the vertical
+  axis (:func:`~av_perception.avl.projection.elevation_prior`): the
+  geometric cue alone;
+- ``alone``: an audio-visual model without the acoustic image (``--alone``);
+- ``fused_semantic``: the fused model's own cosine map, without the
+  acoustic image;
+- ``fused``: the fused model (the node's heatmap).
+
+Oracles (``oracle=True``; they read ground truth, they are not methods):
+``oracle_direction`` / ``oracle_direction_fused``: the true directions of the
+sounding sources (gt/sound_direction, azimuth only as the planar array)
+as an acoustic image (3 deg Gaussian) alone (with the horizon prior) and
+fused with the model; ``virtual_array`` / ``virtual_array_fused``: the
+acoustic image of the simulator's 16-mic, 30 cm virtual array
+(audio/teacher, bags made with ``simulate --teacher``).
 """
 
 from __future__ import annotations
@@ -19,73 +47,210 @@ import numpy as np
 
 from av_perception.arrays import load_array
 from av_perception.avl import metrics
-from av_perception.avl.dataset import load_folder
-from av_perception.avl.heatmap import HeatmapModel, level_dbfs, to_heatmap
+from av_perception.avl.dataset import AvSample, load_samples
+from av_perception.avl.heatmap import (HEATMAP_SCALE, HeatmapModel, fused_score, level_dbfs,
+                                       to_heatmap)
+from av_perception.avl.projection import (AcousticImage, AcousticProjector, direction_map,
+                                          elevation_prior, grid_directions)
+from av_perception.doa.dataset import list_bags
+from av_perception.errors import InputError
 
 SILENCE_DBFS = -60.0
+#: the per-sample metrics
+METRICS = ('pointing', 'pixel_auc', 'size_ciou', 'ciou')
+#: what a silent window scores (the node publishes nothing)
+FAILURE = {'pointing': 0.0, 'pixel_auc': 0.5, 'size_ciou': 0.0, 'ciou': 0.0}
 
 
 @dataclass
 class Scores:
-    """Per-sample cIoU of each method, and the model's embeddings."""
+    """Per-sample metrics of each method, and the models' embeddings."""
 
-    cious: dict = field(default_factory=dict)        # method -> [cIoU]
-    audio_emb: list = field(default_factory=list)
-    image_emb: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)       # method -> metric -> [value]
+    embeddings: dict = field(default_factory=dict)   # model method -> (audio [], image [])
     samples: int = 0         # images with audio
     silent: int = 0          # scored samples whose audio was silent
+    object_share: list = field(default_factory=list)  # mask area / image area per scored sample
+    views: int = 0           # samples of a bag without CameraInfo or TF (not scorable)
+
+    def add(self, method: str, sample: dict) -> None:
+        per = self.values.setdefault(method, {k: [] for k in METRICS})
+        for k in METRICS:
+            per[k].append(float(sample[k]))
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.values)
 
     def summary(self, method: str, candidates: int = 100) -> dict:
-        c = self.cious[method]
-        out = {'ciou': round(metrics.success_rate(c), 4), 'auc': round(metrics.auc(c), 4),
-               'mean_ciou': round(float(np.mean(c)), 4), 'n': len(c)}
-        if method != 'center_prior' and self.audio_emb:
-            r = metrics.retrieval(np.stack(self.audio_emb), np.stack(self.image_emb), candidates)
-            out.update({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()})
+        v = {k: np.asarray(x, float) for k, x in self.values[method].items()}
+        out = {'pointing': round(float(v['pointing'].mean()), 4),
+               'pixel_auc': round(float(v['pixel_auc'].mean()), 4),
+               'size_ciou': round(float(v['size_ciou'].mean()), 4),
+               'size_ciou_success': round(metrics.success_rate(v['size_ciou']), 4),
+               'ciou': round(metrics.success_rate(v['ciou']), 4),
+               'auc': round(metrics.auc(v['ciou']), 4),
+               'mean_ciou': round(float(v['ciou'].mean()), 4), 'n': int(len(v['ciou']))}
+        if method in self.embeddings:
+            a, i = self.embeddings[method]
+            r = metrics.retrieval(np.stack(a), np.stack(i), candidates)
+            out.update({k: round(x, 4) if isinstance(x, float) else x for k, x in r.items()})
         return out
 
 
-def score(bags_dir: str | Path, model: str | Path | None = None, namespace: str = '',
-          array: str = 'respeaker4', raw_cosine: bool = False, progress=None) -> Scores:
-    """Score a model (default: the shipped one) and the centre prior.
+def sample_metrics(heatmap: np.ndarray, mask: np.ndarray) -> dict:
+    """The four per-sample metrics of one map against one mask."""
+    return {'pointing': float(metrics.pointing(heatmap, mask)),
+            'pixel_auc': metrics.pixel_auc(heatmap, mask),
+            'size_ciou': metrics.size_ciou(heatmap, mask), 'ciou': metrics.ciou(heatmap, mask)}
 
-    With ``raw_cosine`` the unclipped cosine map is scored as well (method
-    ``model_raw_cosine``), to show what clipping at 0 changes.
+
+def _ranking(fused: np.ndarray) -> np.ndarray:
+    """A fused score as a map in (0, 1] (the heatmap before its score)."""
+    return np.exp((fused - fused.max()) / HEATMAP_SCALE).astype(np.float32)
+
+
+class _Context:
+    """What the methods share on a bag: projectors per view, priors."""
+
+    def __init__(self, imager: AcousticImage) -> None:
+        self.imager = imager
+        self._proj: dict = {}
+        self._virtual: AcousticImage | None = None
+        self._truth_dirs = grid_directions(np.radians(np.arange(-180.0, 180.0, 1.0)))
+
+    def projector(self, view, directions: np.ndarray, key: str) -> AcousticProjector:
+        k = (key, view.K.tobytes(), view.width, view.height, view.array_from_optical)
+        if k not in self._proj:
+            self._proj[k] = AcousticProjector(view, directions)
+        return self._proj[k]
+
+    def prior(self, view) -> np.ndarray:
+        k = ('prior', view.K.tobytes(), view.width, view.height, view.array_from_optical)
+        if k not in self._proj:
+            self._proj[k] = elevation_prior(view)
+        return self._proj[k]
+
+    def acoustic(self, s: AvSample, window: int) -> np.ndarray:
+        return self.projector(s.view, self.imager.directions, 'array').project(
+            self.imager(s.audio[:, :window]))
+
+    def truth(self, s: AvSample) -> np.ndarray | None:
+        if not s.truth:
+            return None
+        power = np.max([direction_map(self._truth_dirs, [np.cos(az), np.sin(az), 0.0])
+                        for az, _ in s.truth], axis=0)
+        return self.projector(s.view, self._truth_dirs, 'truth').project(power)
+
+    def virtual(self, s: AvSample, window: int) -> np.ndarray | None:
+        if s.teacher is None:
+            return None
+        if self._virtual is None:
+            self._virtual = AcousticImage(load_array('teacher16'))
+        return self.projector(s.view, self._virtual.directions, 'virtual').project(
+            self._virtual(s.teacher[:, :window]))
+
+
+def score(bags_dir: str | Path, model: str | Path | None = None,
+          alone: str | Path | None = None, namespace: str = '', array: str = 'respeaker4',
+          oracle: bool = False, progress=None) -> Scores:
+    """Score the fused model (default: the shipped one), an audio-visual
+    model alone (``alone``, optional), the acoustic image alone and the
+    baselines, bag by bag (module docstring).
+
+    Raises:
+        InputError: no bags, or no image with the sounding object in view.
     """
-    hm = HeatmapModel(model, load_array(array))
-    samples = load_folder(bags_dir, hm.window, namespace, progress=progress)
-    out = Scores(cious={'model': [], 'center_prior': []})
-    if raw_cosine:
-        out.cious['model_raw_cosine'] = []
+    geometry = load_array(array)
+    hm = HeatmapModel(model, geometry)
+    other = HeatmapModel(alone, geometry) if alone else None
+    if not hm.fused:
+        raise InputError('model', 'a model fused with the acoustic image (acoustic 1 in its '
+                         'metadata; give a model alone with --alone)', str(model))
+    ctx = _Context(hm.acoustic_image)
+    rng = np.random.default_rng(0)
+    out = Scores()
     prior = None
-    for s in samples:
-        out.samples += 1
-        if s.mask is None or not s.mask.any():
-            continue
-        h, w = s.mask.shape
-        if prior is None or prior.shape != (h, w):
-            prior = metrics.center_prior(h, w)
-        out.cious['center_prior'].append(metrics.ciou(prior, s.mask))
-        cos, ga, gv = hm.run([s.rgb], [s.audio])
-        out.audio_emb.append(ga[0])
-        out.image_emb.append(gv[0])
-        if level_dbfs(s.audio) < SILENCE_DBFS:  # the node publishes nothing
-            out.silent += 1
-            for k in out.cious:
-                if k != 'center_prior':
-                    out.cious[k].append(0.0)
-            continue
-        out.cious['model'].append(metrics.ciou(to_heatmap(cos[0], h, w), s.mask))
-        if raw_cosine:
-            out.cious['model_raw_cosine'].append(metrics.ciou(cos[0], s.mask))
-    if not out.cious['model']:
-        from av_perception.errors import InputError
-        raise InputError('bags', 'images whose gt/source_mask shows a sounding object',
-                         f'none among {out.samples} images in {bags_dir}')
+    bags = list_bags(bags_dir)
+    for b, path in enumerate(bags):
+        for s in load_samples(path, hm.window, b, namespace, oracle=oracle):
+            out.samples += 1
+            if s.mask is None or not s.mask.any():
+                continue
+            if s.view is None:
+                out.views += 1
+                continue
+            h, w = s.mask.shape
+            out.object_share.append(float(s.mask.mean()))
+            if prior is None or prior.shape != (h, w):
+                prior = metrics.center_prior(h, w)
+            out.add('center_prior', sample_metrics(prior, s.mask))
+            out.add('random', sample_metrics(metrics.random_map(h, w, rng), s.mask))
+            horizon = ctx.prior(s.view)
+            silent = level_dbfs(s.audio[:, :hm.window]) < SILENCE_DBFS
+            listening = ['acoustic', 'fused_semantic', 'fused'] + (['alone'] if other else [])
+            cos, ga, gv = hm.run([s.rgb], [s.audio[:, :hm.window]])
+            out.embeddings.setdefault('fused', ([], []))
+            out.embeddings['fused'][0].append(ga[0])
+            out.embeddings['fused'][1].append(gv[0])
+            if other is not None:
+                cos_o, ga_o, gv_o = other.run([s.rgb], [s.audio[:, :other.window]])
+                out.embeddings.setdefault('alone', ([], []))
+                out.embeddings['alone'][0].append(ga_o[0])
+                out.embeddings['alone'][1].append(gv_o[0])
+            oracles = {}
+            if oracle:
+                # no direction known in the window (a pause): the oracle misses
+                oracles = {'oracle_direction': ctx.truth(s),
+                           'virtual_array': ctx.virtual(s, hm.window)}
+                if s.teacher is None:
+                    oracles.pop('virtual_array')
+                listening += [f'{k}{x}' for k in oracles for x in ('', '_fused')]
+            if silent:
+                out.silent += 1
+                for k in listening:
+                    out.add(k, FAILURE)
+                continue
+            a = ctx.acoustic(s, hm.window)
+            out.add('acoustic', sample_metrics(a * horizon, s.mask))
+            cos_img = metrics.resize_map(cos[0], h, w)
+            out.add('fused_semantic', sample_metrics(to_heatmap(cos[0], h, w), s.mask))
+            out.add('fused', _fused_metrics(hm, cos_img, a, s.mask))
+            if other is not None:
+                out.add('alone', sample_metrics(to_heatmap(cos_o[0], h, w), s.mask))
+            for k, acoustic in oracles.items():
+                if acoustic is None:
+                    out.add(k, FAILURE)
+                    out.add(f'{k}_fused', FAILURE)
+                else:
+                    out.add(k, sample_metrics(acoustic * horizon, s.mask))
+                    out.add(f'{k}_fused', _fused_metrics(hm, cos_img, acoustic, s.mask))
+        if progress is not None:
+            n = len(out.values.get('center_prior', {}).get('ciou', []))
+            print(f'\r[eval] {b + 1}/{len(bags)} bags, {n} scored images', end='', file=progress,
+                  flush=True)
+    if progress is not None:
+        print(file=progress)
+    if 'fused' not in out.values:
+        raise InputError('bags', 'images whose gt/source_mask shows a sounding object, with '
+                         'camera/camera_info and the array -> camera transform',
+                         f'none among {out.samples} images in {bags_dir}'
+                         + (f' ({out.views} without a camera view)' if out.views else ''))
     return out
 
 
+def _fused_metrics(hm: HeatmapModel, cos_img: np.ndarray, acoustic: np.ndarray,
+                   mask: np.ndarray) -> dict:
+    f = fused_score(cos_img.astype(np.float64), acoustic.astype(np.float64),
+                    hm.spec.fusion_weight, hm.spec.fusion_floor)
+    return sample_metrics(_ranking(f), mask)
+
+
+#: summary keys, in printing order
+SUMMARY_KEYS = ('pointing', 'pixel_auc', 'size_ciou', 'size_ciou_success', 'ciou', 'auc',
+                'r1_a2i', 'r1_i2a', 'r10_a2i', 'n')
+
+
 def print_summary(name: str, res: dict, file=sys.stdout) -> None:
-    keys = [k for k in ('ciou', 'auc', 'mean_ciou', 'r1_a2i', 'r5_a2i', 'r10_a2i', 'r1_i2a',
-                        'r5_i2a', 'r10_i2a', 'n') if k in res]
-    print(f'{name:22s} ' + '  '.join(f'{k} {res[k]}' for k in keys), file=file)
+    keys = [k for k in SUMMARY_KEYS if k in res]
+    print(f'{name:24s} ' + '  '.join(f'{k} {res[k]}' for k in keys), file=file)
