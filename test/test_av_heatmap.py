@@ -1,6 +1,9 @@
 """Audio-visual heatmaps: the running node with the shipped model puts the
-heatmap on the sounding object; image/audio pairing; ONNX equals PyTorch;
-bad input is refused or dropped and counted."""
+heatmap on the sounding object; it publishes where to look (the peak's ray
+in the optical frame, from the acoustic image projected through CameraInfo
+and TF), nothing while silent; image/audio pairing; ONNX equals PyTorch;
+bad input is refused or dropped and counted; the trainer learns from bags
+without ground truth."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image
+from geometry_msgs.msg import PointStamped
+from sensor_msgs.msg import CameraInfo, Image
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
@@ -18,9 +22,11 @@ from av_perception.avl.heatmap import HeatmapModel, overlay
 from av_perception.avl.sync import AudioImageSync
 from av_perception.errors import ConfigError, InputError
 from av_perception.nodes.av_heatmap import AvHeatmapNode
+from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
 from av_perception.ros import qos
 from av_perception.ros.messages import array_to_image, block_to_chunk, header
-from av_perception.sim.scene import SOUND_CLASSES, Box, Pose2D, Source
+from av_perception.ros.tf import StaticTfBroadcaster
+from av_perception.sim.scene import SOUND_CLASSES, Box, Pose2D, Source, load_robot, world_to_base
 from av_perception.sim.world import SceneSimulator
 from av_perception.msg import AudioChunk
 from conftest import diag_values
@@ -28,6 +34,31 @@ from test_sim_physics import room
 
 GEOM = load_array('respeaker4')
 T0 = 10**9
+ROBOT = load_robot()
+OPTICAL = 'camera_link_optical'
+
+
+def _robot_frames() -> list[StaticFrame]:
+    """The simulated robot's /tf_static: base -> mic_array, camera_link, optical."""
+    cam = ROBOT.camera
+    return [StaticFrame.from_rpy('base_link', GEOM.frame_id, ROBOT.arrays['array'].xyz, (0, 0, 0)),
+            StaticFrame.from_rpy('base_link', cam.frame, cam.xyz, (0, 0, 0)),
+            StaticFrame.from_rpy(cam.frame, OPTICAL, (0, 0, 0), OPTICAL_RPY)]
+
+
+def _camera_geometry(ros, node) -> None:
+    """Publish the robot's /tf_static and the camera's CameraInfo; return once
+    the node has both."""
+    tf = StaticTfBroadcaster(ros.probe)
+    tf.send_frames(_robot_frames(), T0)
+    info_pub = ros.publisher(CameraInfo, 'camera/camera_info', qos.SENSOR)
+    cam = ROBOT.camera
+    info = CameraInfo(header=header(T0, OPTICAL), width=cam.width, height=cam.height,
+                      k=[float(v) for v in cam.K.ravel()], distortion_model='plumb_bob')
+    info.p = [float(v) for v in np.hstack([cam.K, np.zeros((3, 1))]).ravel()]
+    info_pub.publish(info)
+    ros.spin_until(lambda: node.info is not None and node.tf.buffer.can_transform(
+        GEOM.frame_id, OPTICAL, None), what='CameraInfo and /tf_static in the node')
 
 
 def _object(cls: str, azimuth_deg: float, active: bool, index: int, robot=(1.5, 4.0),
@@ -66,7 +97,7 @@ def _two_object_slot(sounding: str, silent: str, sounding_left: bool):
         return sim.slot(0)
 
 
-def _publish(ros, node, rgb, audio, image_stamp=None, audio_stamp=T0, frame='camera_optical'):
+def _publish(ros, node, rgb, audio, image_stamp=None, audio_stamp=T0, frame=OPTICAL):
     """The image, stamped (by default) at the end of the audio: the node pairs
     it with the window heard up to then."""
     if image_stamp is None:
@@ -85,29 +116,45 @@ def _publish(ros, node, rgb, audio, image_stamp=None, audio_stamp=T0, frame='cam
     ros.spin_until(lambda: stats.received == before + n, what='all chunks')
 
 
-def _left_model(path):
-    """A stand-in model with the shipped model's contract whose map is +1 on
-    the left half of the grid and -1 on the right, whatever it sees: the
-    node's pairing, resizing, orientation and publishing checked against an
+def _stand_in(path, acoustic: bool, cosine):
+    """A stand-in model with the package's contract (alone or fused) whose
+    map is ``cosine(grid)`` (a (G, G) tensor), whatever it sees: the node's
+    pairing, resizing, orientation, fusion and publishing checked against an
     exact answer (the shipped model is checked on scenes below)."""
     import torch
 
-    from av_perception.avl.frontend import AvSpec
-    from av_perception.paths import shipped_model
     from av_perception.train.av_heatmap import export
-    spec = AvSpec.from_metadata(HeatmapModel(shipped_model('av_heatmap'), GEOM).model.metadata)
+    spec = spec_for_array(GEOM, acoustic=acoustic)
 
-    class LeftHalf(torch.nn.Module):
-        def forward(self, image, spectrogram, pair):
-            g = spec.grid
-            cols = torch.arange(g, dtype=torch.float32)
-            row = torch.where(cols < g / 2, 1.0, -1.0)
-            zero = 0.0 * (image.mean() + spectrogram.mean() + pair.mean())
-            cos = row.expand(image.shape[0], g, g) + zero
+    class Fixed(torch.nn.Module):
+        def forward(self, image, spectrogram):
+            zero = 0.0 * (image.mean() + spectrogram.mean())
+            cos = cosine(spec.grid).expand(image.shape[0], spec.grid, spec.grid) + zero
             emb = torch.nn.functional.normalize(torch.ones(image.shape[0], 64) + zero, dim=1)
             return cos, emb, emb
-    export(LeftHalf(), spec, path, True, 0, 0)
+    export(Fixed(), spec, path, True, 0, 0)
     return path
+
+
+def _left_model(path):
+    """Alone: +1 on the left half of the grid, -1 on the right."""
+    import torch
+
+    def left(g):
+        return torch.where(torch.arange(g, dtype=torch.float32) < g / 2, 1.0, -1.0)
+    return _stand_in(path, False, left)
+
+
+def _horizon_model(path):
+    """Fused: the same cosine in every column, highest on the middle rows
+    (the row of the horizon): the fused peak's column is the acoustic
+    image's alone."""
+    import torch
+
+    def horizon(g):
+        rows = torch.arange(g, dtype=torch.float32) - (g - 1) / 2
+        return torch.exp(-(rows / 2.0) ** 2)[:, None].expand(g, g) * 0.9
+    return _stand_in(path, True, horizon)
 
 
 def test_running_node_puts_the_heatmap_where_the_model_says_and_stamps_it(ros, left_scene,
@@ -128,7 +175,7 @@ def test_running_node_puts_the_heatmap_where_the_model_says_and_stamps_it(ros, l
     assert (m.encoding, m.width, m.height) == ('32FC1', w, h)
     assert (o.encoding, o.width, o.height) == ('rgb8', w, h)
     for msg in (m, o):
-        assert msg.header.frame_id == 'camera_optical'
+        assert msg.header.frame_id == OPTICAL
         assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == stamp
     hm = np.frombuffer(bytes(m.data), np.float32).reshape(h, w)
     assert hm.min() >= 0.0 and hm.max() <= 1.0
@@ -145,6 +192,7 @@ def test_the_shipped_model_puts_the_heatmap_on_the_sounding_object(ros, sounding
     mass is the heatmap above its median (the region the paper's metric
     predicts, weighted by how far above)."""
     node = ros.node(AvHeatmapNode)
+    _camera_geometry(ros, node)
     heat = ros.collect(Image, 'av_heatmap/heatmap', qos.RELIABLE)
     for k, left in enumerate((True, False)):
         slot = _two_object_slot(sounding, silent, left)
@@ -159,17 +207,84 @@ def test_the_shipped_model_puts_the_heatmap_on_the_sounding_object(ros, sounding
         assert (lmass > 2 * rmass) if left else (rmass > 2 * lmass), (left, lmass, rmass)
 
 
+def _angles(v) -> tuple[float, float]:
+    """(right, down) angles [deg] of an optical-frame vector from the optical axis."""
+    x, y, z = (float(c) for c in v)
+    return math.degrees(math.atan2(x, z)), math.degrees(math.atan2(y, math.hypot(x, z)))
+
+
+def test_the_peak_points_where_the_sound_comes_from(ros, left_scene, tmp_path):
+    """A fused stand-in model that prefers the horizon row and no column:
+    the peak the node publishes (PointStamped in the optical frame, the
+    image's stamp) is the ray towards the sounding object, 25 deg to the
+    left, found by the array's acoustic image projected through the
+    CameraInfo and /tf_static it received; its length is the score in
+    (0, 1]. It follows the sound: the same image with the audio of a source
+    on the right points right."""
+    node = ros.node(AvHeatmapNode, {'model': str(_horizon_model(tmp_path / 'h.onnx'))})
+    peaks = ros.collect(PointStamped, 'av_heatmap/peak', qos.RELIABLE)
+    heat = ros.collect(Image, 'av_heatmap/heatmap', qos.RELIABLE)
+    _camera_geometry(ros, node)
+    slot = left_scene
+    stamp = T0 + int(round(slot.array.shape[1] / GEOM.sample_rate * 1e9))
+    _publish(ros, node, slot.rgb, slot.array, image_stamp=stamp)
+    ros.spin_until(lambda: peaks and heat, what='a peak')
+    p = peaks[0]
+    assert p.header.frame_id == OPTICAL
+    assert p.header.stamp.sec * 10**9 + p.header.stamp.nanosec == stamp
+    v = np.array([p.point.x, p.point.y, p.point.z])
+    score = float(np.linalg.norm(v))
+    assert 0.0 < score <= 1.0
+    hm = np.frombuffer(bytes(heat[0].data), np.float32).reshape(heat[0].height, heat[0].width)
+    assert hm.max() == pytest.approx(score, rel=1e-5)       # the heatmap's peak is the score
+    src = left_scene_source_optical()
+    right, down = _angles(v)
+    want_right, _ = _angles(src)
+    assert abs(right - want_right) < 6.0, (right, want_right)   # 25 deg left: x < 0
+    assert abs(down) < 8.0                                         # the horizon rows
+    # the mirrored audio (the array's channels reordered) puts the sound on the right
+    from av_perception.train.av_heatmap import mirror_order
+    mirrored = slot.array[mirror_order(spec_for_array(GEOM))]
+    _publish(ros, node, slot.rgb, mirrored, audio_stamp=T0 + 2 * 10**9)
+    ros.spin_until(lambda: len(peaks) > 1, what='a second peak')
+    right2, _ = _angles([peaks[1].point.x, peaks[1].point.y, peaks[1].point.z])
+    assert right2 > 15.0 and right < -15.0, (right, right2)
+
+
+def left_scene_source_optical() -> np.ndarray:
+    """The sounding object's emission point in the optical frame of the
+    left_scene pose [m]."""
+    from av_perception.geometry.tf_buffer import TfBuffer, Transform
+    _, src = _object('speech', 25.0, True, 0)
+    tf = TfBuffer()
+    for f in _robot_frames():
+        x, y, z, w = f.quat_xyzw
+        tf.set_transform(f.parent, f.child, Transform(f.xyz, (w, x, y, z)), 0, static=True)
+    p_base = world_to_base(Pose2D(1.5, 4.0, 0.0), src.position)
+    return tf.lookup(OPTICAL, 'base_link', None).apply(p_base)
+
+
+def test_without_camera_info_or_tf_a_fused_model_drops_the_image_and_says_why(ros, left_scene):
+    node = ros.node(AvHeatmapNode)
+    heat = ros.collect(Image, 'av_heatmap/heatmap', qos.RELIABLE)
+    _publish(ros, node, left_scene.rgb, left_scene.array)
+    ros.spin_until(lambda: node.input('camera/image_raw').dropped >= 1, what='the drop')
+    assert 'camera_view' in node.input('camera/image_raw').drops and heat == []
+
+
 def test_silent_audio_publishes_nothing_and_says_so(ros, left_scene):
     from diagnostic_msgs.msg import DiagnosticArray
     node = ros.node(AvHeatmapNode, {'diagnostics_period': 0.2})
+    _camera_geometry(ros, node)
     heat = ros.collect(Image, 'av_heatmap/heatmap', qos.RELIABLE)
+    peaks = ros.collect(PointStamped, 'av_heatmap/peak', qos.RELIABLE)
     diags = ros.collect(DiagnosticArray, '/diagnostics', qos.RELIABLE)
     silence = np.full((4, 8000), 1e-5, np.float32)   # -100 dBFS
     _publish(ros, node, left_scene.rgb, silence)
     ros.spin_until(lambda: node.silent >= 1, what='the silent image')
     ros.spin_until(lambda: any('silent' in diag_values([a], 'av_heatmap').get('state', '')
                                for a in diags), what='/diagnostics saying silent')
-    assert heat == []
+    assert heat == [] and peaks == []
     assert diag_values(diags, 'av_heatmap')['silent_images'] == '1'
 
 
@@ -243,8 +358,7 @@ def test_onnx_equals_pytorch(tmp_path):
     with torch.no_grad():
         img = torch.from_numpy(np.stack([image_input(i, spec) for i in rgb]))
         feats = [audio_features(a, spec) for a in audio]
-        ref = model(img, torch.from_numpy(np.stack([f[0] for f in feats])),
-                    torch.from_numpy(np.stack([f[1] for f in feats])))
+        ref = model(img, torch.from_numpy(np.stack([f[0] for f in feats])))
     for got, want in zip((cos, ga, gv), ref):
         np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
 
@@ -273,23 +387,58 @@ def test_eval_cli_on_a_folder_without_bags_fails_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and 'bag' in err[0]
 
 
-def test_training_from_bags_exports_a_model_the_node_loads_and_resumes(tmp_path):
+def _without_ground_truth(src, dst) -> None:
+    """Copy every bag under ``src`` to ``dst`` without its gt/... topics:
+    what a robot records."""
+    from av_perception.bag.io import BagWriter, read_bag
+    from av_perception.doa.dataset import list_bags
+    for bag in list_bags(src):
+        with BagWriter(dst / bag.name) as w:
+            for m in read_bag(bag):
+                if not m.topic.startswith('gt/'):
+                    w.write('/' + m.topic, m.msgtype, m.timestamp, m.msg)
+
+
+def test_training_from_bags_without_ground_truth_exports_a_fused_model(tmp_path):
+    """The trainer learns from a robot's bags: array, camera, CameraInfo and
+    TF, no gt topic; it exports a fused model (its contract and data in the
+    metadata) that the node loads, and resumes from its checkpoints. A bag
+    without the array -> camera transform is refused with the reason."""
     import io
     import json
 
+    from av_perception.bag.io import read_bag
     from av_perception.sim.bags import simulate
     from av_perception.train.av_heatmap import train
+    sim = tmp_path / 'sim'
+    simulate(sim, scenes=5, seed=5, poses=4, jobs=1, progress=io.StringIO(), view='sources')
     bags = tmp_path / 'bags'
-    simulate(bags, scenes=3, seed=5, poses=4, jobs=1, progress=io.StringIO())
+    _without_ground_truth(sim, bags)
+    topics = {m.topic for m in read_bag(bags / 'train_00000')}
+    assert {'camera/image_raw', 'camera/camera_info', 'audio/raw', 'tf_static'} <= topics
+    assert not any(t.startswith('gt/') for t in topics)
     out = tmp_path / 'm.onnx'
-    res = train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=io.StringIO())
-    assert res['samples'] == 12 and res['bags'] == 3
+    res = train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=io.StringIO(),
+                data_note='5 tiny rooms')
+    assert res['samples'] == 20 and res['bags'] == 5 and 4 <= res['anchors'] < 16
     curve = json.loads((tmp_path / 'm_checkpoints' / 'curve.json').read_text())
     assert [c['epoch'] for c in curve] == [1, 2]
+    assert all(np.isfinite(c['train_where']) for c in curve)
     assert (tmp_path / 'm_checkpoints' / 'curve.png').is_file()
     model = HeatmapModel(out, GEOM)
-    assert model.model.metadata['extra_positives'] == 'True'
-    assert model.spec == spec_for_array(GEOM)
+    assert model.fused and model.spec == spec_for_array(GEOM)
+    meta = model.model.metadata
+    assert meta['extra_positives'] == 'True' and meta['train_data'] == '5 tiny rooms'
+    assert meta['model_id'] == 'av_heatmap-respeaker4-fused-multi-positive'
     log = io.StringIO()
     train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=log)
     assert 'resuming at epoch 2' in log.getvalue()
+    # the same bags without /tf_static: the acoustic image cannot be projected
+    from av_perception.bag.io import BagWriter
+    bare = tmp_path / 'bare'
+    with BagWriter(bare / 'train_00000') as w:
+        for m in read_bag(bags / 'train_00000'):
+            if m.topic != 'tf_static':
+                w.write('/' + m.topic, m.msgtype, m.timestamp, m.msg)
+    with pytest.raises(ConfigError, match='transform from the array frame'):
+        train(bare, tmp_path / 'b.onnx', epochs=1, batch=2, jobs=1, progress=io.StringIO())

@@ -1,41 +1,60 @@
-"""Node ``av_heatmap``: where in the camera image the sound comes from.
+"""Node ``av_heatmap``: where in the camera image the sound comes from, and
+where the robot should look.
 
-Subscribes to ``camera/image_raw`` (rgb8, bgr8 or mono8; sensor-data QoS)
-and ``audio/raw`` (AudioChunk of the microphone array). Each image is paired
-with the audio window that starts at its stamp (``sync_tolerance``: how far
-the audio may start from the image stamp); the audio-visual model (ONNX
-Runtime) gives the localization map, and the node publishes, with the
-image's header (same stamp and frame) and size:
+Subscribes to ``camera/image_raw`` (rgb8, bgr8 or mono8; sensor-data QoS),
+``camera/camera_info`` (sensor-data QoS), ``audio/raw`` (AudioChunk of the
+microphone array) and /tf, /tf_static (TfListener, tf2's QoS). Each image is
+paired with an audio window (``audio_window``, ``sync_tolerance``). A fused
+model (the shipped one) projects the array's acoustic image (SRP-PHAT of the
+window) into the image through the CameraInfo and the transform array frame
+(the chunks' ``frame_id``) <- camera optical frame (the image's
+``frame_id``) looked up at the image's stamp (else the latest), and fuses it
+with the audio-visual model's map (av_perception.avl.heatmap). Published
+with the image's header (same stamp and frame):
 
-- ``av_heatmap/heatmap`` (sensor_msgs/Image 32FC1): values in [0, 1],
-  the cosine similarity between the sound and each part of the image,
-  clipped at 0;
+- ``av_heatmap/heatmap`` (sensor_msgs/Image 32FC1, the image's size):
+  values in [0, 1], the peak's score at the peak;
 - ``av_heatmap/overlay`` (sensor_msgs/Image rgb8): the heatmap blended on
-  the image, for RViz's Image display.
+  the image, for RViz's Image display;
+- ``av_heatmap/peak`` (geometry_msgs/PointStamped, the camera optical
+  frame): where to look. ``point`` = score x the unit ray through the
+  heatmap's peak pixel: its direction (point / |point|) is the ray, its
+  length the score in (0, 1]. A PointStamped because a look-at controller
+  takes one (control_msgs/PointHead's target: the pointing axis is turned
+  towards it) and tf2 transforms it into any frame as a point on the ray
+  (score metres from the camera), RViz draws it, and one message carries
+  direction, score and stamp (a PoseStamped has no room for a score). Not
+  published when the score is 0 (the sound comes from outside the view).
 
 When the audio window is quieter than ``silence_dbfs`` nothing is
 published, and /diagnostics says so (``state``, ``silent_images``). Images
-without audio in time, chunks that do not fit the array, and images that
-cannot be decoded are dropped and counted in /diagnostics.
+without audio in time, chunks that do not fit the array, images that cannot
+be decoded, and (fused model) images without a CameraInfo or transform yet
+are dropped and counted in /diagnostics.
 """
 
 from __future__ import annotations
 
-from sensor_msgs.msg import Image
+from geometry_msgs.msg import PointStamped
+from sensor_msgs.msg import CameraInfo, Image
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
+from av_perception.avl.dataset import camera_view
 from av_perception.avl.heatmap import HeatmapModel, level_dbfs, overlay
 from av_perception.avl.sync import ALIGNS, AudioImageSync
+from av_perception.errors import InputError
+from av_perception.geometry.tf_buffer import TransformError
 from av_perception.ros.inputs import AudioInput, ImageInput
 from av_perception.ros.messages import array_to_image, stamp_to_ns
 from av_perception.ros.node import AvNode
-from av_perception.ros.qos import RELIABLE
+from av_perception.ros.qos import RELIABLE, SENSOR
 from av_perception.ros.spin import node_main
+from av_perception.ros.tf import TfListener
 
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
-PUBLISHES = ('av_heatmap/heatmap', 'av_heatmap/overlay')
+PUBLISHES = ('av_heatmap/heatmap', 'av_heatmap/overlay', 'av_heatmap/peak')
 
 
 class AvHeatmapNode(AvNode):
@@ -65,12 +84,22 @@ class AvHeatmapNode(AvNode):
                                  read_only=True)
         audio_topic = self.param('audio_topic', 'audio/raw', 'AudioChunk input topic (the '
                                  'microphone array).', read_only=True)
+        info_topic = self.param('camera_info_topic', 'camera/camera_info', 'CameraInfo topic '
+                                'of the camera (its intrinsics project the acoustic image).',
+                                read_only=True)
         self.array = load_array(array_file)
         self.model = HeatmapModel(model or None, self.array)
+        self.array_frame = self.array.frame_id
+        self.info = None
+        self.tf = TfListener(self)
+        self.info_topic = info_topic
+        self.create_subscription(CameraInfo, info_topic, self.guard(info_topic, self.on_info),
+                                 SENSOR)
         self.sync = AudioImageSync(self.array.sample_rate, self.array.channels,
                                    self.model.window, tolerance=tolerance, align=align)
         self.heatmap_pub = self.create_publisher(Image, 'av_heatmap/heatmap', RELIABLE)
         self.overlay_pub = self.create_publisher(Image, 'av_heatmap/overlay', RELIABLE)
+        self.peak_pub = self.create_publisher(PointStamped, 'av_heatmap/peak', RELIABLE)
         self.image_topic = image_topic
         self.silent = 0
         self.published = 0
@@ -82,11 +111,43 @@ class AvHeatmapNode(AvNode):
         self.monitor.set_fact('array', f'{self.array.name} ({self.array.channels} mics, '
                                        f'{self.array.sample_rate} Hz)')
         self.monitor.set_fact('audio_window_s', f'{self.model.window / self.array.sample_rate:g}')
+        self.monitor.set_fact('acoustic_image', 'fused (CameraInfo + TF array -> optical)'
+                              if self.model.fused else 'not used (model alone)')
         self.monitor.set_fact('state', 'waiting for images and audio')
         self.get_logger().info(f'model {self.model.model.path} on {self.model.model.provider}')
 
     def on_block(self, block: AudioBlock) -> None:
+        if block.frame_id:
+            self.array_frame = block.frame_id
         self._handle(*self.sync.push_audio(block))
+
+    def on_info(self, msg: CameraInfo) -> None:
+        if msg.width == 0 or msg.height == 0 or msg.k[0] <= 0 or msg.k[4] <= 0:
+            raise InputError('camera_info', 'width, height > 0 and fx, fy > 0',
+                             f'{msg.width}x{msg.height}, fx {msg.k[0]}, fy {msg.k[4]}')
+        self.info = msg
+
+    def _view(self, header, shape):
+        """The CameraView of an image (its frame and stamp), or the reason
+        there is none yet."""
+        if self.info is None:
+            return None, f'a CameraInfo on {self.info_topic}'
+        if (self.info.height, self.info.width) != shape:
+            return None, (f'a CameraInfo of the image\'s size {shape[1]}x{shape[0]} (got '
+                          f'{self.info.width}x{self.info.height})')
+        stamp = stamp_to_ns(header.stamp)
+        for at in (stamp, None):
+            try:
+                return camera_view(self.info, self.tf.buffer, self.array_frame,
+                                   header.frame_id, at), ''
+            except TransformError as exc:
+                reason = str(exc)
+        return None, f'the transform {self.array_frame} <- {header.frame_id} ({reason})'
+
+    def _peak_message(self, header, loc) -> PointStamped:
+        msg = PointStamped(header=header)
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in loc.score * loc.ray)
+        return msg
 
     def on_image(self, rgb, header) -> None:
         self._handle(*self.sync.push_image(stamp_to_ns(header.stamp), (rgb, header)))
@@ -106,10 +167,19 @@ class AvHeatmapNode(AvNode):
                 self.monitor.set_fact('state', f'silent: audio at {level:.1f} dBFS < silence_dbfs '
                                                f'{self.silence:g}, nothing published')
                 continue
-            heat = self.model.heatmap(rgb, p.window)
-            self.heatmap_pub.publish(array_to_image(heat, '32FC1', header))
-            self.overlay_pub.publish(array_to_image(overlay(rgb, heat, self.alpha), 'rgb8',
-                                                    header))
+            view = None
+            if self.model.fused:
+                view, why = self._view(header, rgb.shape[:2])
+                if view is None:
+                    self.input(self.image_topic).processed -= 1
+                    self.drop(self.image_topic, 'camera_view', f'expected {why}')
+                    continue
+            loc = self.model.localize(rgb, p.window, view)
+            self.heatmap_pub.publish(array_to_image(loc.heatmap, '32FC1', header))
+            self.overlay_pub.publish(array_to_image(overlay(rgb, loc.heatmap, self.alpha),
+                                                    'rgb8', header))
+            if loc.ray is not None and loc.score > 0.0:
+                self.peak_pub.publish(self._peak_message(header, loc))
             self.published += 1
             self.monitor.set_fact('published', self.published)
             self.monitor.set_fact('state', f'publishing (audio at {level:.1f} dBFS)')
