@@ -47,10 +47,12 @@ class BagData:
 
     topics: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     t0_ns: int | None = None
+    path: Path | None = None
+    namespace: str = ''
 
     @classmethod
     def load(cls, path: str | Path, namespace: str = '') -> BagData:
-        data = cls()
+        data = cls(path=Path(path), namespace=namespace)
         for m in read_bag(path, None, namespace):
             data.topics[m.topic].append(m.msg)
             if data.t0_ns is None or m.timestamp < data.t0_ns:
@@ -221,19 +223,28 @@ def rotation_section(data: BagData) -> Section | None:
 
 
 def heatmap_section(data: BagData) -> Section | None:
-    """av_heatmap/heatmap against gt/source_mask of the same frame, with the
-    paper's metric (cIoU; share >= 0.5), on the frames that show the
-    sounding object; two overlays drawn."""
-    from av_perception.avl.metrics import ciou, success_rate
+    """av_heatmap/heatmap and av_heatmap/peak against gt/source_mask of the
+    same frame, on every frame that shows the sounding object: the robot's
+    view metrics (pointing, pixel AUC-ROC, cIoU at the object's size) and
+    the paper's cIoU; beside them, on the same bag's frames and scored
+    offline by the benchmark's code (av_perception.avl.evaluate), the centre
+    prior, a random point, the projected acoustic image alone, the model
+    without it and the fused model. Two overlays drawn with the published
+    peak (+) and the object's outline (white)."""
+    from av_perception.avl import metrics as m
+    from av_perception.avl.projection import project_point
     from av_perception.image import decode_message
 
     maps = data.topics.get('av_heatmap/heatmap', [])
     if not maps:
         return None
     masks = data.topics.get('gt/source_mask', [])
-    m_t = np.array([stamp_ns(m) for m in masks], np.int64)
-    overlays = {stamp_ns(m): m for m in data.topics.get('av_heatmap/overlay', [])}
-    scores, shown = [], []
+    m_t = np.array([stamp_ns(x) for x in masks], np.int64)
+    overlays = {stamp_ns(x): x for x in data.topics.get('av_heatmap/overlay', [])}
+    peaks = {stamp_ns(x): x for x in data.topics.get('av_heatmap/peak', [])}
+    infos = data.topics.get('camera/camera_info', [])
+    K = np.reshape(infos[0].k, (3, 3)) if infos else None
+    rows, shown = [], []
     for msg in maps:
         t = stamp_ns(msg)
         i = nearest(m_t, t, 10**7)
@@ -242,27 +253,67 @@ def heatmap_section(data: BagData) -> Section | None:
         mask = decode_message(masks[i]) > 0
         if not mask.any():
             continue
-        scores.append(ciou(decode_message(msg), mask))
+        heat = decode_message(msg)
+        rows.append((m.pointing(heat, mask), m.pixel_auc(heat, mask), m.size_ciou(heat, mask),
+                     m.ciou(heat, mask), float(mask.mean())))
+        peak = None
+        if t in peaks and K is not None:
+            p = peaks[t].point
+            if p.z > 0:
+                peak = project_point(K, (p.x, p.y, p.z))
         if t in overlays and len(shown) < 2 and (not shown or t - shown[-1][0] > 2 * 10**9):
-            shown.append((t, decode_message(overlays[t]), mask))
-    metrics = {'heatmaps': len(maps), 'scored_with_object_in_view': len(scores),
-               'ciou': round(success_rate(scores), 3) if scores else None,
-               'mean_ciou': round(float(np.mean(scores)), 3) if scores else None}
+            shown.append((t, decode_message(overlays[t]), mask, peak))
+    r = np.asarray(rows, float).reshape(-1, 5)
+    metrics = {'heatmaps': len(maps), 'peaks': len(peaks),
+               'scored_with_object_in_view': len(rows),
+               'object_area_share_median': round(float(np.median(r[:, 4])), 4) if rows else None}
+    if rows:
+        metrics['node'] = {'pointing': round(float(r[:, 0].mean()), 3),
+                           'pixel_auc': round(float(r[:, 1].mean()), 3),
+                           'size_ciou': round(float(r[:, 2].mean()), 3),
+                           'ciou': round(m.success_rate(r[:, 3]), 3)}
+    metrics['offline'] = _offline_scores(data)
 
     def draw(axes):
         for ax, item in zip(axes, shown + [None] * (2 - len(shown))):
             ax.axis('off')
             if item is None:
                 continue
-            t, over, mask = item
+            t, over, mask, peak = item
             ax.imshow(over)
             ax.contour(mask, levels=[0.5], colors='white', linewidths=0.8)
-            ax.set_title(f'heatmap overlay at {data.seconds(t):.1f} s (white: sounding object)',
-                         fontsize=8)
-        axes[0].text(0, -0.08, f'cIoU>=0.5 share {metrics["ciou"]} over '
-                     f'{len(scores)} frames with the object in view',
-                     transform=axes[0].transAxes, fontsize=8)
+            if peak is not None:
+                ax.plot([peak[0]], [peak[1]], marker='+', color='magenta', markersize=12,
+                        mew=2)
+            ax.set_title(f'heatmap at {data.seconds(t):.1f} s (white: sounding object, '
+                         '+: peak)', fontsize=8)
+        node = metrics.get('node', {})
+        off = metrics['offline'] or {}
+        lines = [f'{len(rows)} frames with the object in view: node pointing '
+                 f'{node.get("pointing")}, pixel AUC {node.get("pixel_auc")}']
+        if off:
+            lines.append('offline pointing: ' + ', '.join(
+                f'{k} {v["pointing"]}' for k, v in off.items() if isinstance(v, dict)))
+        axes[0].text(0, -0.08, '\n'.join(lines), transform=axes[0].transAxes, fontsize=7,
+                     va='top')
     return Section('av_heatmap', metrics, draw, 2)
+
+
+def _offline_scores(data: BagData) -> dict | None:
+    """The benchmark's methods on the bag's frames (None: the bag cannot be
+    scored offline, e.g. no camera_info or gt/source_mask)."""
+    from av_perception.avl.evaluate import score
+    from av_perception.avl.heatmap import ALONE_MODEL
+    from av_perception.errors import ConfigError, InputError
+    from av_perception.paths import shipped_model
+    if data.path is None:
+        return None
+    try:
+        s = score(data.path, alone=shipped_model(ALONE_MODEL), namespace=data.namespace)
+    except (InputError, ConfigError):
+        return None
+    keep = ('pointing', 'pixel_auc', 'size_ciou', 'ciou', 'n')
+    return {k: {x: v for x, v in s.summary(k).items() if x in keep} for k in s.methods}
 
 
 def nodes_section(data: BagData) -> Section | None:
