@@ -63,6 +63,16 @@ class CameraMount:
     xyz: tuple[float, float, float] = (0.10, 0.0, 0.50)
     rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
+    @classmethod
+    def from_optical(cls, xyz, rotation: np.ndarray) -> CameraMount:
+        """The mount whose optical frame has position ``xyz`` [m] and 3x3
+        ``rotation`` in the base frame (e.g. the TF base <- ``<camera>_optical``)."""
+        from transforms3d.euler import mat2euler
+        optical = StaticFrame.from_rpy('camera', 'optical', (0, 0, 0), OPTICAL_RPY)
+        body = np.asarray(rotation, float) @ rotation_matrix(optical.quat_xyzw).T
+        return cls(tuple(float(v) for v in xyz),
+                   tuple(float(v) for v in mat2euler(body, axes='sxyz')))
+
     def optical_to_base(self) -> tuple[np.ndarray, np.ndarray]:
         """(R, t): p_base = R @ p_optical + t."""
         body = StaticFrame.from_rpy('base', 'camera', self.xyz, self.rpy)
