@@ -197,12 +197,42 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     e.set_defaults(func=_cmd_eval_echo_depth)
 
 
+def _add_rotation_bag_options(p: argparse.ArgumentParser) -> None:
+    """The bag options of ``train rotation`` and ``eval rotation`` (one
+    ``rotation.dataset.BagOptions``, see :func:`_rotation_options`)."""
+    from av_perception.bag.contents import BASE_FRAME, ODOM_FRAME
+    from av_perception.rotation.dataset import (HFOV_TOLERANCE_DEG, MAX_PAIR_SECONDS,
+                                                TURN_IN_PLACE_M)
+    p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    p.add_argument('--max-pair-seconds', type=float, default=MAX_PAIR_SECONDS,
+                   help='longest time between the two frames of a turn pair [s] (default '
+                   '%(default)s); which frames are turns in place comes from the motion')
+    p.add_argument('--max-pair-translation', type=float, default=TURN_IN_PLACE_M,
+                   help='largest base translation between the two frames of a turn in place '
+                   '[m] (default %(default)s)')
+    p.add_argument('--odom-frame', default=ODOM_FRAME, help='odometry frame on /tf, for bags '
+                   'without gt/pose (default %(default)s)')
+    p.add_argument('--base-frame', default=BASE_FRAME, help='the robot\'s base frame '
+                   '(default %(default)s)')
+    p.add_argument('--hfov-tolerance', type=float, default=HFOV_TOLERANCE_DEG,
+                   help='largest difference between the bag camera\'s field of view '
+                   '(camera_info) and the model\'s [deg] (default %(default)s)')
+
+
+def _rotation_options(args: argparse.Namespace):
+    from av_perception.bag.contents import MotionFrames
+    from av_perception.rotation.dataset import BagOptions, PairRule
+    return BagOptions(args.namespace, MotionFrames(args.odom_frame, args.base_frame),
+                      PairRule(args.max_pair_seconds, args.max_pair_translation),
+                      args.hfov_tolerance)
+
+
 def _cmd_train_rotation(args: argparse.Namespace) -> int:
     from av_perception.train.rotation import TARGETS, train
     targets = TARGETS if args.target == 'both' else (args.target,)
     res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed,
                 pretext=args.pretext, warmup=args.binaural_epochs,
-                scale_from_labels=not args.sign_only)
+                scale_from_labels=not args.sign_only, options=_rotation_options(args))
     for t in targets:
         print(f'[train] rotation {t}: {res[t]}')
     print(f'[train] wrote the rotation models to {args.out} ({res["pairs"]} turn pairs from '
@@ -213,8 +243,8 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
 def _cmd_eval_rotation(args: argparse.Namespace) -> int:
     from av_perception.rotation.evaluate import report, score
     results = score(args.bags, model=args.model, labels_model=args.labels_model,
-                    binaural_model=args.binaural_model, namespace=args.namespace,
-                    progress=sys.stderr)
+                    binaural_model=args.binaural_model, progress=sys.stderr,
+                    options=_rotation_options(args))
     print('\n'.join(report(results)))
     return 0
 
@@ -388,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='self-supervised: the 12 labelled validation pairs fix the yaw\'s sign '
                    'only (as the paper), not also its scale (parallax of an off-axis camera)')
     t.add_argument('--seed', type=int, default=0)
+    _add_rotation_bag_options(t)
     t.set_defaults(func=_cmd_train_rotation)
 
     p = sub.add_parser('eval', help='score a method or model on bags with ground truth',
@@ -411,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                    'self-supervised one)')
     e.add_argument('--labels-model', type=Path, help='supervised reference (default: shipped)')
     e.add_argument('--binaural-model', type=Path, help='binaural model (default: shipped)')
-    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    _add_rotation_bag_options(e)
     e.set_defaults(func=_cmd_eval_rotation)
     e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: cIoU, '
                         'AUC, retrieval, beside the centre prior')
