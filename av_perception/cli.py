@@ -107,7 +107,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_train_echo_teacher(args: argparse.Namespace) -> int:
     from av_perception.train.echo_depth import train_teacher
-    res = train_teacher(args.bags, args.out, epochs=args.epochs, seed=args.seed)
+    res = train_teacher(args.bags, args.out, epochs=args.epochs, seed=args.seed,
+                        namespace=args.namespace)
     print(f'[train] wrote {res["model"]} ({res["frames"]} frames from {res["bags"]} bags, best '
           f'epoch {res["best_epoch"]}; curve {res["curve"]})')
     return 0
@@ -137,12 +138,13 @@ def _cmd_train_echo_depth(args: argparse.Namespace) -> int:
 def _cmd_eval_echo_depth(args: argparse.Namespace) -> int:
     from av_perception.echo.evaluate import format_scores, score_student
     print(format_scores({'model': score_student(args.bags, args.model, args.tolerance,
-                                                args.namespace)}))
+                                                args.namespace, base_frame=args.base_frame)}))
     return 0
 
 
 def _add_echo_depth_commands(sub, tsub, esub) -> None:
     """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``."""
+    from av_perception.bag.contents import BASE_FRAME
     p = sub.add_parser('dataset', help='echo / camera pairs from bags, with the teacher\'s '
                        'pseudo-depth, cached for echo-depth training',
                        description='Pair each audio/echo chunk with the camera frame nearest in '
@@ -166,6 +168,7 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
     t.add_argument('--epochs', type=int, default=12)
     t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     t.set_defaults(func=_cmd_train_echo_teacher)
 
     t = tsub.add_parser('echo-depth', help='the echo student (depth from echoes); torchrun '
@@ -194,6 +197,9 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     e.add_argument('--tolerance', type=float, default=0.05,
                    help='largest echo / gt/depth stamp difference [s]')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.add_argument('--base-frame', default=BASE_FRAME, help='frame of the occupancy grid: the '
+                   'camera\'s mount in it comes from the bags\' /tf_static (default '
+                   '%(default)s)')
     e.set_defaults(func=_cmd_eval_echo_depth)
 
 
