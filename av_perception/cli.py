@@ -67,7 +67,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train_direction(args: argparse.Namespace) -> int:
     from av_perception.train.direction import train
     res = train(args.bags, args.array, args.out, target=args.target, epochs=args.epochs,
-                jobs=args.jobs, seed=args.seed, salvage=args.salvage)
+                jobs=args.jobs, seed=args.seed, salvage=args.salvage, namespace=args.namespace)
     print(f'[train] wrote {res["model"]} ({res["windows"]} windows from {res["bags"]} bags; '
           f'curve {res["curve"]})')
     return 0
@@ -76,7 +76,8 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
 def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
     from av_perception.train.av_heatmap import train
     res = train(args.bags, args.out, extra_positives=not args.no_extra_positives,
-                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view)
+                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view,
+                array=args.array, namespace=args.namespace, hfov_tolerance=args.hfov_tolerance)
     print(f'[train] wrote {res["model"]} ({res["samples"]} samples from {res["bags"]} bags, '
           f'{res["seconds"]} s; curve {res["curve"]})')
     return 0
@@ -85,7 +86,7 @@ def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.doa.evaluate import score
     s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
-              salvage=args.salvage)
+              salvage=args.salvage, geometry=args.geometry)
     summary = s.summary()
     print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
                                                                for k, v in summary.items()))
@@ -257,12 +258,24 @@ def _cmd_eval_rotation(args: argparse.Namespace) -> int:
 
 def _cmd_eval_av_heatmap(args: argparse.Namespace) -> int:
     from av_perception.avl.evaluate import print_summary, score
-    s = score(args.bags, model=args.model, namespace=args.namespace)
+    s = score(args.bags, model=args.model, namespace=args.namespace, array=args.array,
+              hfov_tolerance=args.hfov_tolerance)
     print(f'av-heatmap: {len(s.cious["model"])} scored images (sounding object in view) of '
           f'{s.samples}; {s.silent} silent')
     for method in ('model', 'center_prior'):
         print_summary(method, s.summary(method))
     return 0
+
+
+def _add_av_heatmap_bag_options(p: argparse.ArgumentParser) -> None:
+    """The bag options of ``train av-heatmap`` and ``eval av-heatmap``."""
+    from av_perception.avl.evaluate import HFOV_TOLERANCE_DEG
+    p.add_argument('--array', default='respeaker4', help='microphone array (geometry name or '
+                   'file) of the bags\' audio/raw (default %(default)s)')
+    p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    p.add_argument('--hfov-tolerance', type=float, default=HFOV_TOLERANCE_DEG,
+                   help='largest difference between a bag camera\'s field of view '
+                   '(camera_info) and the model\'s [deg] (default %(default)s)')
 
 
 def _cmd_check_array(args: argparse.Namespace) -> int:
@@ -388,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int, default=60)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    t.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     t.set_defaults(func=_cmd_train_direction)
     t = tsub.add_parser('av-heatmap', help='audio-visual localization (where in the image the '
@@ -403,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int, default=25)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    _add_av_heatmap_bag_options(t)
     t.set_defaults(func=_cmd_train_av_heatmap)
 
     t = tsub.add_parser('rotation', help='visual rotation and binaural direction, learned '
@@ -437,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'learned'], default='srp')
     e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
                    'shipped one for the array)')
+    e.add_argument('--geometry', help='array geometry name or file (default: respeaker4 for '
+                   '--array array, binaural for binaural); each bag\'s stream must have its '
+                   'channels and sample rate')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     e.set_defaults(func=_cmd_eval_direction)
@@ -455,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--bags', type=Path, required=True,
                    help='bags with camera/image_raw, audio/raw and gt/source_mask')
     e.add_argument('--model', type=Path, help='ONNX model (default: the shipped one)')
-    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    _add_av_heatmap_bag_options(e)
     e.set_defaults(func=_cmd_eval_av_heatmap)
 
     p = sub.add_parser('check-array', help='check channel order and geometry against a '
