@@ -277,3 +277,22 @@ def test_namespaced_topics_are_read_with_the_namespace_option(tmp_path):
     assert 'robot7/camera/image_raw' in line         # what the bag has, as it is
     r = cli('eval', 'rotation', '--bags', str(tmp_path), '--namespace', 'robot7')
     assert r.returncode == 0, r.stderr
+
+
+def test_a_malformed_transform_is_left_out_and_counted():
+    from types import SimpleNamespace as NS
+
+    from av_perception.bag.contents import BagFrames
+    from av_perception.bag.io import BagMessage
+
+    def tf(parent, child, w):
+        return NS(header=NS(stamp=NS(sec=1, nanosec=0), frame_id=parent), child_frame_id=child,
+                  transform=NS(translation=NS(x=1.0, y=0.0, z=0.0),
+                               rotation=NS(x=0.0, y=0.0, z=0.0, w=w)))
+    frames = BagFrames('bag')
+    msg = NS(transforms=[tf('body', 'cam', 0.0), tf('body', 'mics', 1.0)])
+    assert frames.feed(BagMessage('tf_static', 'tf2_msgs/msg/TFMessage', 0, msg))
+    assert frames.bad_transforms == 1
+    assert frames.lookup('body', 'mics', 10**9).xyz == pytest.approx((1.0, 0.0, 0.0))
+    with pytest.raises(UnusableBag, match='1 malformed transforms left out'):
+        frames.lookup('body', 'cam', 10**9)

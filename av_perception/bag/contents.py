@@ -273,7 +273,8 @@ class BagFrames:
     """A bag's TF tree and camera intrinsics, fed from its messages.
 
     Feed every message of :data:`FRAME_TOPICS` (and any other CameraInfo
-    topic) to :meth:`feed`; the first CameraInfo of each topic is kept.
+    topic) to :meth:`feed`; the first CameraInfo of each topic is kept, a
+    malformed transform is left out and counted (``bad_transforms``).
 
     Args:
         bag: the bag's path, for the messages of errors.
@@ -284,11 +285,16 @@ class BagFrames:
         self.tf = tf_buffer()
         self.cameras: dict[str, Intrinsics] = {}
         self.tf_messages = 0
+        self.bad_transforms = 0     # transforms that are not (left out)
 
     def feed(self, m: BagMessage) -> bool:
         """Take a message if it describes frames or a camera; True if taken."""
         if m.topic in TF_TOPICS:
-            self.tf.add_message(m.msg, static=m.topic == 'tf_static')
+            for t in m.msg.transforms:
+                try:
+                    self.tf.add_transform(t, static=m.topic == 'tf_static')
+                except ValueError:      # no quaternion, a frame its own parent...
+                    self.bad_transforms += 1
             self.tf_messages += 1
             return True
         if m.msgtype == 'sensor_msgs/msg/CameraInfo':
@@ -318,8 +324,10 @@ class BagFrames:
         try:
             return self.tf.lookup(target, source, stamp)
         except (LookupError, ValueError) as exc:
+            bad = (f' ({self.bad_transforms} malformed transforms left out)'
+                   if self.bad_transforms else '')
             raise UnusableBag(self.bag, f'a transform {target} <- {source} on /tf_static or '
-                              '/tf (frame names: options)', str(exc).splitlines()[0]) from None
+                              '/tf', str(exc).splitlines()[0] + bad) from None
 
 
 def planar(pose) -> tuple[float, float, float]:

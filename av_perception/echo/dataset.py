@@ -157,8 +157,8 @@ def camera_mount(frames: BagFrames, base_frame: str, optical_frame: str,
     try:
         pose = frames.lookup(base_frame, optical_frame, stamp)
     except UnusableBag as exc:
-        print(f'warning: occupancy not scored in {frames.bag}: expected {exc.expected}, got '
-              f'{exc.detail}', file=sys.stderr, flush=True)
+        print(f'warning: occupancy not scored in {frames.bag}: expected {exc.expected} '
+              f'(--base-frame), got {exc.detail}', file=sys.stderr, flush=True)
         return None
     return CameraMount.from_optical(pose.xyz, pose.quat_xyzw)
 
