@@ -64,7 +64,8 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
               hfov_deg: float = 90.0, width: int = 160, height: int = 120,
               skip: tuple[str, ...] = (), gt_pose: bool = True, odometry: bool = True,
               namespace: str = '', seed: int = 0, drive: float = 0.0,
-              echo: tuple[int, int, int] = (2, 16000, 1600)) -> Path:
+              echo: tuple[int, int, int] = (2, 16000, 1600),
+              truth_frame: str | None = None) -> Path:
     """Write one bag (sqlite3) to ``path``.
 
     The robot stands at the origin of ``world`` and turns ``turn_deg`` CCW
@@ -72,7 +73,8 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
     static source sounds at world azimuth 30 deg. ``skip``: topics (relative)
     left out; ``gt_pose``/``odometry``: whether gt/pose and the odom -> body
     transforms are written; ``echo``: channels, sample rate [Hz] and samples
-    of the echo chunks.
+    of the echo chunks; ``truth_frame``: the frame of every gt/sound_direction
+    (default: the array's own).
     """
     import cv2
     rng = np.random.default_rng(seed)
@@ -189,7 +191,7 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
             out.append((tj, 'audio/raw', chunk(tj, MICS, array[:, j:j + FS // 10], first)))
             for frame, az in ((EARS, rel), (MICS, rel)):
                 out.append((tj, 'gt/sound_direction', T['av_perception/msg/SoundDirection'](
-                    header=header(tj, frame), azimuth=az, elevation=0.0, confidence=1.0,
+                    header=header(tj, truth_frame or frame), azimuth=az, elevation=0.0, confidence=1.0,
                     front_back_ambiguous=frame == EARS)))
         out.append((t, 'audio/echo', chunk(t, ECHO, rng.normal(0, 0.01, echo[::2]), i,
                                            echo[1])))

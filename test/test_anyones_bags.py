@@ -296,3 +296,12 @@ def test_a_malformed_transform_is_left_out_and_counted():
     assert frames.lookup('body', 'mics', 10**9).xyz == pytest.approx((1.0, 0.0, 0.0))
     with pytest.raises(UnusableBag, match='1 malformed transforms left out'):
         frames.lookup('body', 'cam', 10**9)
+
+
+def test_eval_direction_says_when_the_truth_is_in_another_frame(tmp_path):
+    """A truth in no frame of the stream would give no window to score."""
+    write_bag(tmp_path / 'b', echo=ECHO, truth_frame='/ears')
+    line = one_error_line(cli('eval', 'direction', '--bags', str(tmp_path), '--array',
+                              'binaural', '--method', 'gcc'))
+    assert "gt/sound_direction in the frame of audio/binaural ('ears')" in line
+    assert "['/ears']" in line

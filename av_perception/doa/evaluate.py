@@ -105,9 +105,14 @@ def score(bags_dir: str | Path, role: str, method: str, model: str | Path | None
         streams, gt = load_bag(bag, namespace, salvage=salvage)
         if role not in streams:      # a damaged bag, read with salvage
             raise UnusableBag(bag, f'{topic} messages', 'none readable')
-        streams[role].require(geometry.channels, geometry.sample_rate, bag, topic,
-                              f'array {geometry.name}')
-        return streams[role], gt
+        stream = streams[role]
+        stream.require(geometry.channels, geometry.sample_rate, bag, topic,
+                       f'array {geometry.name}')
+        seen = {f for t in gt for f in t.azimuths}
+        if stream.frame_id not in seen:
+            raise UnusableBag(bag, f'gt/sound_direction in the frame of {topic} '
+                              f'({stream.frame_id!r})', f'frames {sorted(seen)}')
+        return stream, gt
 
     for bag, (stream, gt) in each_bag(bags, load, [topic, 'gt/sound_direction'], namespace,
                                       f'direction: scoring {geometry.name}',
