@@ -277,6 +277,14 @@ def test_namespaced_topics_are_read_with_the_namespace_option(tmp_path):
     assert 'robot7/camera/image_raw' in line         # what the bag has, as it is
     r = cli('eval', 'rotation', '--bags', str(tmp_path), '--namespace', 'robot7')
     assert r.returncode == 0, r.stderr
+    assert 'binaural direction not scored' not in r.stderr
+
+
+def test_eval_rotation_says_when_the_binaural_direction_cannot_be_scored(tmp_path):
+    write_bag(tmp_path / 'b', echo=ECHO, skip=('gt/sound_direction',))
+    r = cli('eval', 'rotation', '--bags', str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert 'binaural direction not scored in' in r.stderr and 'n 5' in r.stdout
 
 
 def test_a_malformed_transform_is_left_out_and_counted():

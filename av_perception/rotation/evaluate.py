@@ -17,6 +17,7 @@ ears (``av_perception.doa.classic``, the delay's angle to the ear axis).
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,10 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
                 y = 0.0
             out['opencv'].errors_deg.append(_angle_deg(y, p.yaw))
     for bv in bags:
+        if not any(v.azimuths for v in bv.views):
+            print(f'warning: binaural direction not scored in {bv.path}: no gt/sound_direction '
+                  'in the frame of its audio/binaural during a segment', flush=True,
+                  file=progress if progress is not None else sys.stderr)
         for v in bv.views:
             if v.audio is not None and len(v.azimuths) == 1:
                 t = time.perf_counter()
