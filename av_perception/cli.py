@@ -143,8 +143,17 @@ def _cmd_eval_echo_depth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_echo_map(args: argparse.Namespace) -> int:
+    from av_perception.echo.map_evaluate import format_summary, score_echo_map
+    print(format_summary(score_echo_map(args.bags, args.model, args.namespace,
+                                        odom_frame=args.odom_frame,
+                                        base_frame=args.base_frame or None)))
+    return 0
+
+
 def _add_echo_depth_commands(sub, tsub, esub) -> None:
-    """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``."""
+    """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``,
+    ``eval echo-map``."""
     from av_perception.bag.contents import BASE_FRAME
     p = sub.add_parser('dataset', help='echo / camera pairs from bags, with the teacher\'s '
                        'pseudo-depth, cached for echo-depth training',
@@ -202,6 +211,17 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
                    'camera\'s mount in it comes from the bags\' /tf_static (default '
                    '%(default)s)')
     e.set_defaults(func=_cmd_eval_echo_depth)
+
+    e = esub.add_parser('echo-map', help='echoes fused in odom vs gt/occupancy carried into '
+                        'odom, beside the single-echo grids')
+    e.add_argument('--bags', type=Path, required=True,
+                   help='bags with audio/echo, /tf (odom -> base) and gt/occupancy')
+    e.add_argument('--model', type=Path, help='ONNX student (default: the shipped one)')
+    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.add_argument('--odom-frame', default='odom', help='the map\'s fixed frame')
+    e.add_argument('--base-frame', default='', help='the echo grid\'s frame (default: the '
+                   'frame of gt/occupancy)')
+    e.set_defaults(func=_cmd_eval_echo_map)
 
 
 def _add_rotation_bag_options(p: argparse.ArgumentParser) -> None:

@@ -129,6 +129,16 @@ BENCHES: dict[str, list[Figure]] = {
         Figure('student_sam ms per echo', lambda d: get(d, 'student_sam.ms_per_echo'), None,
                '<= 20', lambda v, d: v <= 20),
     ],
+    'echo_map': [
+        Figure('fused free-space IoU (baseline: single echo)',
+               lambda d: get(d, 'targets.fused_free_iou'),
+               lambda d: get(d, 'targets.single_free_iou'), '>= 0.80', lambda v, d: v >= 0.80),
+        Figure('fused occupied recall within one cell (baseline: single echo)',
+               lambda d: get(d, 'targets.fused_occ_recall'),
+               lambda d: get(d, 'targets.single_occ_recall'), '>= 0.6', lambda v, d: v >= 0.6),
+        Figure('fused free-space IoU of the true depth (oracle)',
+               lambda d: get(d, 'oracle_gt_depth.fused.free_iou'), None, '(context)', None),
+    ],
     'rotation': [
         Figure('self-supervised yaw median [deg]', lambda d: get(d, 'selfsup.median_deg'),
                lambda d: get(d, 'opencv.median_deg'), '<= 2', lambda v, d: v <= 2),

@@ -15,7 +15,7 @@ import pytest
 from av_perception.audio.chunk import AudioBlock, StreamChecker
 from av_perception.bag.io import read_bag
 from av_perception.sim.bags import simulate
-from av_perception.sim.scene import generate_scene, load_robot
+from av_perception.sim.scene import SceneParams, generate_scene, load_robot
 
 POSES = 2
 
@@ -43,7 +43,7 @@ def test_bag_round_trips_with_the_contract_topics(two_runs):
     bag = next(a.glob('train_*'))
     msgs = list(read_bag(bag))
     counts = Counter(m.topic for m in msgs)
-    scene = generate_scene(0, 'train', 5)
+    scene = generate_scene(0, 'train', 5, SceneParams(poses=POSES))
     n_src = len(scene.active_sources)
     assert counts['camera/image_raw'] == POSES
     assert counts['camera/camera_info'] == POSES
@@ -76,6 +76,21 @@ def test_bag_round_trips_with_the_contract_topics(two_runs):
     tf = next(m.msg for m in msgs if m.topic == 'tf_static')
     assert {t.child_frame_id for t in tf.transforms} >= {'mic_array', 'head', 'echo_head',
                                                           'camera_link', 'camera_link_optical'}
+    # the wheel odometry: odom -> base_link at every echo's stamp, the motion
+    # since the first pose (in the first pose's frame)
+    odom = [m.msg.transforms for m in msgs if m.topic == 'tf']
+    echoes = [m.msg.header.stamp for m in msgs if m.topic == 'audio/echo']
+    assert [t[0].header.stamp for t in odom] == echoes
+    assert {(t[0].header.frame_id, t[0].child_frame_id) for t in odom} == {('odom', 'base_link')}
+    from av_perception.geometry.frames import quaternion_yaw
+    p0 = scene.poses[0]
+    for k, (t,) in enumerate(odom):
+        p = scene.poses[k]
+        tr = t.transform.translation
+        moved = np.hypot(p.x - p0.x, p.y - p0.y)
+        ahead = (p.x - p0.x) * np.cos(p0.yaw) + (p.y - p0.y) * np.sin(p0.yaw)
+        assert (np.hypot(tr.x, tr.y), tr.x, tr.z) == pytest.approx((moved, ahead, 0.0), abs=1e-9)
+        assert np.cos(quaternion_yaw(t.transform.rotation) - (p.yaw - p0.yaw)) == pytest.approx(1)
     # the streams are continuous: no gap, overlap or stamp jump between chunks
     for topic in ('audio/raw', 'audio/binaural'):
         checker = StreamChecker()

@@ -33,13 +33,16 @@ from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
 from av_perception.echo.features import spec_for
 from av_perception.echo.model import EchoDepthModel
 from av_perception.echo.occupancy import CameraMount, GridSpec, depth_points, occupancy_from_depth
-from av_perception.errors import InputError
-from av_perception.ros.messages import array_to_image, chunk_to_block, header
+from av_perception.audio.chunk import AudioBlock
+from av_perception.ros.inputs import AudioInput
+from av_perception.ros.messages import array_to_image, header
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO_LIVE, RELIABLE
 from av_perception.ros.spin import node_main
-from av_perception.msg import AudioChunk
 
+
+#: Seconds without an echo (and no pause announced) after which the input is stale.
+ECHO_STALE_AFTER = 3.0
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
 PUBLISHES = ('echo_depth/depth', 'echo_depth/camera_info', 'echo_depth/occupancy',
@@ -77,7 +80,8 @@ class EchoDepthNode(AvNode):
         z_max = self.param('obstacle_z_max', 2.0, 'Highest obstacle height in the base frame '
                            '[m].', lo=-10.0, hi=10.0, read_only=True)
         self.publish_points = self.param('publish_points', False, 'Also publish '
-                                         'echo_depth/points (PointCloud2).')
+                                         'echo_depth/points (PointCloud2).',
+                                         on_change='publish_points')
         self.topic = self.param('audio_topic', 'audio/echo', 'AudioChunk echo input topic.',
                                 read_only=True)
         geom = load_array(array_file)
@@ -95,19 +99,17 @@ class EchoDepthNode(AvNode):
         self.info_pub = self.create_publisher(CameraInfo, 'echo_depth/camera_info', RELIABLE)
         self.occ_pub = self.create_publisher(OccupancyGrid, 'echo_depth/occupancy', RELIABLE)
         self.points_pub = self.create_publisher(PointCloud2, 'echo_depth/points', RELIABLE)
-        # latest wins: a backlog of echoes would only delay the depth
-        self.create_subscription(AudioChunk, self.topic, self.guard(self.topic, self.on_chunk),
-                                 AUDIO_LIVE)
+        # latest wins: a backlog of echoes would only delay the depth; an emitter
+        # paused on purpose (audio/echo/enabled) shows as a pause, not as stale
+        self.audio = AudioInput(self, self.topic, self.on_chunk, channels=spec.channels,
+                                sample_rate=spec.sample_rate, stale_after=ECHO_STALE_AFTER,
+                                qos=AUDIO_LIVE, continuous=False)
         self.monitor.set_fact('execution_provider', self.net.provider)
         self.monitor.set_fact('model_id', self.net.model_id)
         self.monitor.set_fact('array', f'{geom.name} ({geom.channels} mics, '
                                        f'{geom.sample_rate} Hz, {spec.window} samples per echo)')
 
-    def on_chunk(self, msg: AudioChunk) -> None:
-        block = chunk_to_block(msg)
-        if block.sample_rate != self.net.spec.sample_rate:
-            raise InputError('sample_rate', f'{self.net.spec.sample_rate} Hz (model contract)',
-                             f'{block.sample_rate} Hz')
+    def on_chunk(self, block: AudioBlock) -> None:
         start = time.monotonic()
         depth = self.net(block.samples, block.sample_rate)
         depth = np.where(depth < 0.999 * self.net.max_depth, depth, np.nan).astype(np.float32)

@@ -72,11 +72,13 @@ class SoundDirectionNode(AvNode):
                               'not published.', lo=0.0, hi=1.0, read_only=True)
         silence = self.param('silence_dbfs', -60.0, 'Windows quieter than this [dBFS] give '
                              'no direction.', lo=-150.0, hi=0.0, read_only=True)
-        self.publish_tf = self.param('publish_tf', False, 'Publish a TF frame per source.')
+        self.tf = None
+        self.publish_tf = self.param('publish_tf', False, 'Publish a TF frame per source.',
+                                     on_change=self._set_publish_tf)
         self.tf_prefix = self.param('tf_prefix', 'sound_source_', 'Prefix of the per-source '
-                                    'TF frames.')
+                                    'TF frames.', on_change='tf_prefix')
         self.arrow_length = self.param('arrow_length', 1.0, 'Marker length at confidence 1 '
-                                       '[m].', lo=0.05, hi=10.0)
+                                       '[m].', lo=0.05, hi=10.0, on_change='arrow_length')
         audio_topic = self.param('audio_topic', 'audio/raw', 'AudioChunk input topic (e.g. '
                                  '/audio/binaural for a binaural head).', read_only=True)
         self.array = load_array(array_file)
@@ -97,7 +99,7 @@ class SoundDirectionNode(AvNode):
         self.frame_id = self.array.frame_id
         self.pub = self.create_publisher(SoundDirection, 'sound_direction', RELIABLE)
         self.markers = self.create_publisher(MarkerArray, 'sound_direction/markers', RELIABLE)
-        self.tf = TfBroadcaster(self) if self.publish_tf else None
+        self._set_publish_tf(self.publish_tf)
         self.audio_topic = audio_topic
         self.audio = AudioInput(self, audio_topic, self.on_block, channels=self.array.channels,
                                 sample_rate=self.array.sample_rate, stale_after=2.0,
@@ -106,6 +108,11 @@ class SoundDirectionNode(AvNode):
         self.monitor.set_fact('array', f'{self.array.name} ({self.array.channels} mics, '
                                        f'{self.array.sample_rate} Hz, frame {self.frame_id})')
         self.monitor.set_fact('front_back_ambiguous', self.array.front_back_ambiguous)
+
+    def _set_publish_tf(self, on: bool) -> None:
+        self.publish_tf = on
+        if on and self.tf is None:
+            self.tf = TfBroadcaster(self)
 
     def on_block(self, block: AudioBlock) -> None:
         if block.frame_id and block.frame_id != self.frame_id:
@@ -129,7 +136,7 @@ class SoundDirectionNode(AvNode):
                                             confidence=src.confidence,
                                             front_back_ambiguous=src.front_back_ambiguous))
             arr.markers.append(self._arrow(hdr, i, src.azimuth, src.elevation, src.confidence))
-            if self.tf is not None:
+            if self.publish_tf:
                 f = StaticFrame.from_rpy(self.frame_id, f'{self.tf_prefix}{i}',
                                          _unit(src.azimuth, src.elevation), (0.0, -src.elevation,
                                                                               src.azimuth))

@@ -1,9 +1,14 @@
 """Simulated scenes -> ROS 2 MCAP bags with the topics of the interface
-contract, ground truth included (``gt/...``), written in parallel."""
+contract, ground truth included (``gt/...``), written in parallel.
+
+Each bag also carries the robot's wheel odometry on /tf (``odom`` ->
+``base_link`` at every slot's stamp: the motion since the path's first
+pose, perfect), as sim_world publishes it live."""
 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import sys
 import time
@@ -12,7 +17,7 @@ from pathlib import Path
 
 from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
-from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
+from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame, yaw_quaternion
 from av_perception.sim.scene import Scene, describe, generate_scene, load_robot, view_params
 from av_perception.sim.world import T0_NS, SceneSimulator
 
@@ -36,6 +41,12 @@ TOPICS = {
 }
 
 
+#: The simulated wheel odometry, written beside TOPICS (sim_world publishes
+#: it with its own TF broadcaster, not from TOPICS).
+ODOMETRY_TOPIC, ODOMETRY_TYPE = '/tf', 'tf2_msgs/msg/TFMessage'
+#: Frame of the odometry (sim_world's ``odom_frame`` default).
+ODOM_FRAME = 'odom'
+
 #: Topics an echo-only bag (``simulate --echo-only``) does not have.
 ECHO_ONLY_SKIPS = ('/audio/raw', '/audio/binaural', '/gt/sound_direction')
 
@@ -49,6 +60,17 @@ def static_frames(sim: SceneSimulator) -> list[StaticFrame]:
     frames.append(StaticFrame.from_rpy(r.camera.frame, f'{r.camera.frame}_optical', (0, 0, 0),
                                        OPTICAL_RPY))
     return frames
+
+
+def odometry(sim: SceneSimulator, pose) -> StaticFrame:
+    """odom -> base at ``pose``: perfect wheel odometry, the robot's motion
+    since the first pose of its path (the odom frame is that pose; the
+    truth in the world frame is gt/pose), as sim_world publishes it."""
+    p0 = sim.scene.poses[0]
+    c, s = math.cos(-p0.yaw), math.sin(-p0.yaw)
+    dx, dy = pose.x - p0.x, pose.y - p0.y
+    return StaticFrame(ODOM_FRAME, sim.robot.base_frame, (c * dx - s * dy, s * dx + c * dy, 0.0),
+                       yaw_quaternion(pose.yaw - p0.yaw))
 
 
 def frame_messages(m: Messages, sim: SceneSimulator, ns: int, pose, rgb, depth,
@@ -111,16 +133,19 @@ def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[s
 
 def write_slot(writer: BagWriter, m: Messages, sim: SceneSimulator, slot,
                streams: bool = True) -> int:
-    """Write one slot's messages (bag time = header stamp); returns how many.
+    """Write one slot's messages (bag time = header stamp), the odometry
+    odom -> base on /tf at the slot's stamp first; returns how many.
     ``streams=False``: without the array / binaural streams and their
     ground-truth directions."""
     out = (frame_messages(m, sim, slot.stamp_ns, slot.pose, slot.rgb, slot.depth,
                           slot.source_mask)
            + slot_event_messages(m, sim, slot)
            + (audio_chunk_messages(m, sim, slot) if streams else []))
+    writer.write(ODOMETRY_TOPIC, ODOMETRY_TYPE, slot.stamp_ns,
+                 m.tf([odometry(sim, slot.pose)], slot.stamp_ns))
     for topic, msg in out:
         writer.write(topic, TOPICS[topic], stamp_ns(msg), msg)
-    return len(out)
+    return len(out) + 1
 
 
 @dataclass
@@ -163,6 +188,7 @@ def simulate_scene(job: SceneJob) -> dict:
         for topic, msgtype in TOPICS.items():
             if topic not in skip:
                 writer.add_topic(topic, msgtype)
+        writer.add_topic(ODOMETRY_TOPIC, ODOMETRY_TYPE)
         writer.write('/tf_static', TOPICS['/tf_static'], T0_NS, m.tf(static_frames(sim), T0_NS))
         count = 1
         for k in range(len(scene.poses)):
