@@ -12,7 +12,8 @@ bags (``dataset``, ``train ...``, ``eval ...``), whoever recorded them.
   (``/tf_static`` and ``/tf``, REP 105) and its cameras' intrinsics
   (``sensor_msgs/CameraInfo``), so that frame names, camera mounts and
   fields of view come from the bag (or a named option), never from the
-  simulator's robot description.
+  simulator's robot description (the TF buffer is
+  :class:`av_perception.geometry.tf_buffer.TfBuffer`).
 - :class:`Motion`: where the robot's base is at a stamp: from ``gt/pose``
   (the bag's ground truth) when the bag has it, else from the odometry on
   ``/tf`` (``odom_frame`` -> ``base_frame``, REP 105 names by default).
@@ -24,7 +25,6 @@ them.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +38,7 @@ import numpy as np
 from av_perception.bag.io import BagMessage, bag_topics, read_bag
 from av_perception.errors import InputError
 from av_perception.geometry.frames import hfov_deg
+from av_perception.geometry.tf_buffer import TfBuffer, Transform
 
 T = TypeVar('T')
 
@@ -189,18 +190,9 @@ def each_bag(bags: Sequence[str | Path], load: Callable[[Path], T] | None = None
 
 
 # ------------------------------------------------------------ frames, camera
-def tf_buffer():
-    """An empty TF buffer holding a whole bag (no cache limit): the package's
-    :class:`av_perception.geometry.tf_buffer.TfBuffer` where it exists, else
-    the stand-in of :mod:`av_perception.bag.tf_standin` (same calls:
-    ``add_message``, ``add_transform``, ``lookup(target, source, stamp_ns)``
-    returning an object with ``xyz`` and ``quat_xyzw``, LookupError when it
-    cannot)."""
-    try:
-        from av_perception.geometry.tf_buffer import TfBuffer
-    except ImportError:  # until the TF buffer (branch echomap) is merged
-        from av_perception.bag.tf_standin import TfStandIn
-        return TfStandIn()
+def tf_buffer() -> TfBuffer:
+    """An empty TF buffer that holds a whole bag (no cache limit; lookups
+    raise a LookupError, ``TransformError``, when they cannot)."""
     return TfBuffer(cache_ns=None)
 
 
@@ -313,9 +305,8 @@ class BagFrames:
             raise UnusableBag(self.bag, f'a sensor_msgs/CameraInfo on {topic}', 'none')
         return self.cameras[topic]
 
-    def lookup(self, target: str, source: str, stamp: int):
-        """The pose of frame ``source`` in frame ``target`` at ``stamp`` [ns]
-        (an object with ``xyz`` [m] and ``quat_xyzw``).
+    def lookup(self, target: str, source: str, stamp: int) -> Transform:
+        """The pose of frame ``source`` in frame ``target`` at ``stamp`` [ns].
 
         Raises:
             UnusableBag: the bag's /tf_static and /tf do not give it (the
@@ -328,14 +319,6 @@ class BagFrames:
                    if self.bad_transforms else '')
             raise UnusableBag(self.bag, f'a transform {target} <- {source} on /tf_static or '
                               '/tf', str(exc).splitlines()[0] + bad) from None
-
-
-def planar(pose) -> tuple[float, float, float]:
-    """(x [m], y [m], yaw [rad]) of a pose with ``xyz`` and ``quat_xyzw``:
-    yaw is the heading of the child's x axis in the parent's xy plane."""
-    x, y, z, w = pose.quat_xyzw
-    yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-    return float(pose.xyz[0]), float(pose.xyz[1]), yaw
 
 
 # ------------------------------------------------------------------- motion
@@ -389,10 +372,12 @@ class Motion:
         self.misses = 0
 
     def at(self, stamp: int) -> tuple[float, float, float] | None:
-        """(x [m], y [m], yaw [rad]) of the base at ``stamp`` [ns], None if
-        unknown there (counted in ``misses``)."""
+        """(x [m], y [m], yaw [rad]: heading of its x axis) of the base at
+        ``stamp`` [ns] in the fixed frame, None if unknown there (counted in
+        ``misses``)."""
         try:
-            return planar(self._tf.lookup(self._fixed, self.names.base_frame, stamp))
+            pose = self._tf.lookup(self._fixed, self.names.base_frame, stamp)
+            return float(pose.xyz[0]), float(pose.xyz[1]), pose.yaw
         except (LookupError, ValueError):
             self.misses += 1
             return None
