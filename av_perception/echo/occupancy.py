@@ -64,12 +64,13 @@ class CameraMount:
     rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @classmethod
-    def from_optical(cls, xyz, rotation: np.ndarray) -> CameraMount:
-        """The mount whose optical frame has position ``xyz`` [m] and 3x3
-        ``rotation`` in the base frame (e.g. the TF base <- ``<camera>_optical``)."""
+    def from_optical(cls, xyz, quat_xyzw) -> CameraMount:
+        """The mount whose optical frame has the pose ``xyz`` [m],
+        ``quat_xyzw`` in the base frame (the transform base <- optical of a
+        TF tree, e.g. a bag's /tf_static)."""
         from transforms3d.euler import mat2euler
         optical = StaticFrame.from_rpy('camera', 'optical', (0, 0, 0), OPTICAL_RPY)
-        body = np.asarray(rotation, float) @ rotation_matrix(optical.quat_xyzw).T
+        body = rotation_matrix(quat_xyzw) @ rotation_matrix(optical.quat_xyzw).T
         return cls(tuple(float(v) for v in xyz),
                    tuple(float(v) for v in mat2euler(body, axes='sxyz')))
 

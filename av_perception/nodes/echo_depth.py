@@ -196,7 +196,7 @@ class EchoDepthNode(AvNode):
             try:
                 if p.mount is None:
                     cam = buf.lookup(self.base_frame, self.optical_frame, p.stamp_ns)
-                    p.mount = CameraMount.from_optical(cam.xyz, cam.matrix[:3, :3])
+                    p.mount = CameraMount.from_optical(cam.xyz, cam.quat_xyzw)
                     scan_tf = buf.lookup(self.scan_frame, self.base_frame, p.stamp_ns)
                     self._publish_view(p, scan_tf)
                 pose = buf.lookup(self.map_frame, self.base_frame, p.stamp_ns)
