@@ -7,7 +7,6 @@ listener gives them."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from av_perception.avl.dataset import camera_view
 from av_perception.avl.projection import (AcousticProjector, CameraView, direction_map,
                                           elevation_prior, grid_directions, normalise_power,
                                           pixel_ray, project_point)
+from av_perception.bag.contents import Intrinsics
 from av_perception.errors import InputError
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
 from av_perception.geometry.tf_buffer import TfBuffer, Transform
@@ -37,13 +37,8 @@ def _tf(camera_xyz=(0.10, 0.0, 0.50), array_xyz=(0.0, 0.0, 0.60)) -> TfBuffer:
     return tf
 
 
-def _info():
-    return SimpleNamespace(k=K.ravel().tolist(), width=128, height=128,
-                           header=SimpleNamespace(frame_id='camera_link_optical'))
-
-
 def _view(**kw) -> CameraView:
-    return camera_view(_info(), _tf(**kw), 'mic_array')
+    return camera_view(Intrinsics(K, 128, 128, 'camera_link_optical'), _tf(**kw), 'mic_array')
 
 
 def _source(view: CameraView, tf: TfBuffer, p_base) -> tuple[np.ndarray, tuple[float, float]]:

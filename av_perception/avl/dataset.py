@@ -3,9 +3,14 @@
 
 One sample per camera image: the image, the mask of the sounding objects
 with the same stamp (None if the bag has none), and the array's audio
-window that starts at the image's stamp (as the node pairs them). Where the
-bag has ``camera/camera_info`` and the transform array <- camera optical
-frame on /tf_static (or /tf), each sample also carries the
+window that starts at the image's stamp (as the node pairs them). The
+array's stream must have the geometry's channels and sample rate, and,
+where a model says which field of view it was made for, the bag's camera
+(``camera/camera_info``) must have it; a bag that does not, or lacks a
+topic, is reported and left out (``bag.contents.each_bag``).
+
+Where the bag has ``camera/camera_info`` and the transform array <- camera
+optical frame on /tf_static (or /tf), each sample also carries the
 :class:`~av_perception.avl.projection.CameraView` that projects the array's
 acoustic image into its image: the frames are the ones the bag's own
 messages name (the audio chunks' and the images' ``header.frame_id``),
@@ -21,22 +26,24 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.arrays import ArrayGeometry
 from av_perception.avl.projection import CameraView
+from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, BagFrames, Intrinsics,
+                                        UnusableBag, check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns
-from av_perception.doa.dataset import assemble, list_bags
-from av_perception.errors import InputError
+from av_perception.doa.dataset import assemble
 from av_perception.geometry.tf_buffer import TfBuffer, TransformError
 from av_perception.image import RawImage, decode
 
 IMAGE_TOPIC = 'camera/image_raw'
 AUDIO_TOPIC = 'audio/raw'
 MASK_TOPIC = 'gt/source_mask'
-INFO_TOPIC = 'camera/camera_info'
-TF_TOPICS = ('tf_static', 'tf')
 #: read for oracles only (``load_samples(oracle=True)``): ground truth and
 #: the simulator's 16-mic virtual array
 TRUTH_TOPIC = 'gt/sound_direction'
 TEACHER_TOPIC = 'audio/teacher'
+#: What a bag needs to give samples (scoring also needs MASK_TOPIC).
+NEEDS = (IMAGE_TOPIC, AUDIO_TOPIC)
 
 
 @dataclass
@@ -74,47 +81,50 @@ def _decode(msg, want: str | None = None) -> np.ndarray:
                            bool(msg.is_bigendian)), want=want)
 
 
-def camera_view(info, tf: TfBuffer, array_frame: str, optical_frame: str | None = None,
-                stamp_ns: int | None = None) -> CameraView:
-    """The CameraView of a CameraInfo(-like) message and a TF buffer: the
-    pose of the optical frame (``optical_frame``, default the CameraInfo's
-    ``header.frame_id``) in ``array_frame`` at ``stamp_ns`` (None: latest).
+def camera_view(camera: Intrinsics, tf: TfBuffer, array_frame: str,
+                optical_frame: str | None = None, stamp_ns: int | None = None) -> CameraView:
+    """The CameraView of a camera (a bag's or a live node's): its intrinsics
+    and the pose of its optical frame (default the CameraInfo's frame) in
+    ``array_frame`` from ``tf`` at ``stamp_ns`` (None: the latest).
 
     Raises:
         TransformError: the buffer cannot give the transform.
-        InputError: a CameraInfo without usable intrinsics.
     """
-    optical = optical_frame or info.header.frame_id
-    k = np.asarray(info.k, float).reshape(3, 3)
-    return CameraView(k, int(info.width), int(info.height),
+    optical = optical_frame or camera.frame_id
+    return CameraView(camera.k, camera.width, camera.height,
                       tf.lookup(array_frame, optical, stamp_ns), array_frame, optical)
 
 
 def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '',
-                 span: int | None = None, oracle: bool = False) -> list[AvSample]:
+                 span: int | None = None, geometry: ArrayGeometry | None = None,
+                 fov: tuple[float, float] | None = None,
+                 oracle: bool = False) -> list[AvSample]:
     """The samples of one bag: every image for which the array's stream
     covers ``span`` samples (default ``window``) from the image's stamp on.
-    ``oracle``: also the ground-truth directions and the virtual array's
-    audio (scoring's oracles; never training).
+    ``geometry``: the array the stream must come from (channels, sample
+    rate); ``fov``: (the model's horizontal field of view, the accepted
+    difference) [deg] the bag's CameraInfo must match. ``oracle``: also the
+    ground-truth directions and the virtual array's audio (scoring's
+    oracles; never training).
 
     Raises:
-        InputError: the bag lacks camera/image_raw or audio/raw, or a mask
-            whose size differs from its image.
+        UnusableBag: the bag lacks camera/image_raw or audio/raw (or, with
+            ``fov``, camera/camera_info), its stream is not the geometry's,
+            its camera has another field of view, or a mask's size differs
+            from its image.
     """
     span = span or window
-    images, masks, chunks, info, truths, teacher = [], {}, [], None, [], []
-    tf = TfBuffer(cache_ns=None)
-    topics = [IMAGE_TOPIC, AUDIO_TOPIC, MASK_TOPIC, INFO_TOPIC, *TF_TOPICS]
+    images, masks, chunks, truths, teacher = [], {}, [], [], []
+    frames = BagFrames(path)
+    topics = [IMAGE_TOPIC, AUDIO_TOPIC, MASK_TOPIC, *FRAME_TOPICS]
     for m in read_bag(path, topics + ([TRUTH_TOPIC, TEACHER_TOPIC] if oracle else []),
                       namespace):
+        if frames.feed(m):
+            continue
         if m.topic == IMAGE_TOPIC:
             images.append((stamp_ns(m.msg), _decode(m.msg, want='rgb8'), m.msg.header.frame_id))
         elif m.topic == MASK_TOPIC:
             masks[stamp_ns(m.msg)] = _decode(m.msg) > 0
-        elif m.topic == INFO_TOPIC:
-            info = info or m.msg
-        elif m.topic in TF_TOPICS:
-            tf.add_message(m.msg, static=m.topic == 'tf_static')
         elif m.topic == TRUTH_TOPIC:
             truths.append((stamp_ns(m.msg), m.msg.header.frame_id, float(m.msg.azimuth),
                            float(m.msg.elevation)))
@@ -123,15 +133,18 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
         else:
             chunks.append(m.msg)
     if not images or not chunks:
-        raise InputError('bag', f'{IMAGE_TOPIC} and {AUDIO_TOPIC} messages',
-                         f'{path}: {len(images)} images, {len(chunks)} audio chunks')
-    view = None
-    if info is not None:
-        try:
-            view = camera_view(info, tf, chunks[0].header.frame_id, images[0][2])
-        except TransformError:
-            view = None
+        raise UnusableBag(path, f'{IMAGE_TOPIC} and {AUDIO_TOPIC} messages',
+                          f'{len(images)} images, {len(chunks)} audio chunks')
+    if fov is not None:
+        check_fov(frames.camera(CAMERA_INFO), fov[0], fov[1], path, 'the model')
     stream = assemble(chunks)
+    if geometry is not None:
+        stream.require(geometry.channels, geometry.sample_rate, path, AUDIO_TOPIC,
+                       f'array {geometry.name}')
+    try:
+        view = camera_view(frames.camera(CAMERA_INFO), frames.tf, stream.frame_id, images[0][2])
+    except (UnusableBag, TransformError):
+        view = None
     virtual = assemble(teacher) if teacher else None
     fs = stream.sample_rate
     out = []
@@ -141,8 +154,8 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
             continue
         mask = masks.get(stamp)
         if mask is not None and mask.shape != rgb.shape[:2]:
-            raise InputError('mask', f'a {rgb.shape[1]}x{rgb.shape[0]} {MASK_TOPIC}',
-                             f'{mask.shape[1]}x{mask.shape[0]} in {path}')
+            raise UnusableBag(path, f'a {rgb.shape[1]}x{rgb.shape[0]} {MASK_TOPIC}',
+                              f'{mask.shape[1]}x{mask.shape[0]}')
         sample = AvSample(rgb, mask, stream.samples[:, start:start + span], stamp, bag, view)
         if oracle:
             end = stamp + int(round(window / fs * 1e9))
@@ -157,15 +170,23 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
 
 
 def load_folder(root: str | Path, window: int, namespace: str = '', span: int | None = None,
-                progress=None, oracle: bool = False) -> list[AvSample]:
-    """The samples of every bag under ``root``."""
+                progress=None, geometry: ArrayGeometry | None = None,
+                fov: tuple[float, float] | None = None,
+                needs: tuple = NEEDS, oracle: bool = False) -> list[AvSample]:
+    """The samples of every usable bag under ``root`` (see
+    :func:`load_samples`); a bag that is not usable is reported on
+    ``progress`` (default stderr) and skipped. ``AvSample.bag`` is the
+    bag's index in ``list_bags(root)``."""
+    import sys
     bags = list_bags(root)
-    out = []
-    for i, b in enumerate(bags):
-        out += load_samples(b, window, i, namespace, span, oracle)
-        if progress is not None:
-            print(f'\r[data] {i + 1}/{len(bags)} bags, {len(out)} samples', end='',
-                  file=progress, flush=True)
-    if progress is not None:
-        print(file=progress)
+    index = {str(b): i for i, b in enumerate(bags)}
+    out: list[AvSample] = []
+
+    def load(b: Path) -> None:
+        out.extend(load_samples(b, window, index[str(b)], namespace, span, geometry, fov,
+                                oracle))
+
+    each_bag(bags, load, (*needs, CAMERA_INFO) if fov is not None else needs, namespace,
+             'audio-visual samples', progress or sys.stderr,
+             (lambda: f'{len(out)} samples') if progress is not None else None)
     return out

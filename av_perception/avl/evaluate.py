@@ -35,6 +35,14 @@ as an acoustic image (3 deg Gaussian) alone (with the horizon prior) and
 fused with the model; ``virtual_array`` / ``virtual_array_fused``: the
 acoustic image of the simulator's 16-mic, 30 cm virtual array
 (audio/teacher, bags made with ``simulate --teacher``).
+
+The bags' array stream must be the model's array (``array``: channels and
+sample rate), and their camera (``camera/camera_info``) must have the field
+of view the model was trained for, where the model says so (metadata
+``hfov_deg``, written by ``train av-heatmap``; a model without it is scored
+with a warning that the cameras were not checked). A bag without
+gt/source_mask, camera/camera_info or the array -> camera transform, or that
+fails those checks, is reported and left out.
 """
 
 from __future__ import annotations
@@ -47,15 +55,17 @@ import numpy as np
 
 from av_perception.arrays import load_array
 from av_perception.avl import metrics
-from av_perception.avl.dataset import AvSample, load_samples
+from av_perception.avl.dataset import MASK_TOPIC, NEEDS, AvSample, load_samples
 from av_perception.avl.heatmap import (HEATMAP_SCALE, HeatmapModel, fused_score, level_dbfs,
                                        to_heatmap)
 from av_perception.avl.projection import (AcousticImage, AcousticProjector, direction_map,
                                           elevation_prior, grid_directions)
-from av_perception.doa.dataset import list_bags
+from av_perception.bag.contents import CAMERA_INFO, UnusableBag, each_bag, list_bags
 from av_perception.errors import InputError
 
 SILENCE_DBFS = -60.0
+#: Default largest difference between a bag camera's and the model's field of view [deg].
+HFOV_TOLERANCE_DEG = 5.0
 #: the per-sample metrics
 METRICS = ('pointing', 'pixel_auc', 'size_ciou', 'ciou')
 #: what a silent window scores (the node publishes nothing)
@@ -71,7 +81,6 @@ class Scores:
     samples: int = 0         # images with audio
     silent: int = 0          # scored samples whose audio was silent
     object_share: list = field(default_factory=list)  # mask area / image area per scored sample
-    views: int = 0           # samples of a bag without CameraInfo or TF (not scorable)
 
     def add(self, method: str, sample: dict) -> None:
         per = self.values.setdefault(method, {k: [] for k in METRICS})
@@ -153,13 +162,14 @@ class _Context:
 
 def score(bags_dir: str | Path, model: str | Path | None = None,
           alone: str | Path | None = None, namespace: str = '', array: str = 'respeaker4',
-          oracle: bool = False, progress=None) -> Scores:
+          oracle: bool = False, progress=None,
+          hfov_tolerance: float = HFOV_TOLERANCE_DEG) -> Scores:
     """Score the fused model (default: the shipped one), an audio-visual
     model alone (``alone``, optional), the acoustic image alone and the
     baselines, bag by bag (module docstring).
 
     Raises:
-        InputError: no bags, or no image with the sounding object in view.
+        InputError: no usable bag, or no image with the sounding object in view.
     """
     geometry = load_array(array)
     hm = HeatmapModel(model, geometry)
@@ -167,76 +177,89 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
     if not hm.fused:
         raise InputError('model', 'a model fused with the acoustic image (acoustic 1 in its '
                          'metadata; give a model alone with --alone)', str(model))
+    model_fov = hm.model.metadata.get('hfov_deg')
+    fov = None if model_fov is None else (float(model_fov), hfov_tolerance)
+    if model_fov is None:
+        print(f'warning: model {hm.model.path.name} does not say which field of view it was '
+              'trained for (no hfov_deg in its metadata): the bags\' cameras are not checked',
+              file=progress or sys.stderr, flush=True)
     ctx = _Context(hm.acoustic_image)
     rng = np.random.default_rng(0)
     out = Scores()
-    prior = None
     bags = list_bags(bags_dir)
-    for b, path in enumerate(bags):
-        for s in load_samples(path, hm.window, b, namespace, oracle=oracle):
-            out.samples += 1
-            if s.mask is None or not s.mask.any():
-                continue
-            if s.view is None:
-                out.views += 1
-                continue
-            h, w = s.mask.shape
-            out.object_share.append(float(s.mask.mean()))
-            if prior is None or prior.shape != (h, w):
-                prior = metrics.center_prior(h, w)
-            out.add('center_prior', sample_metrics(prior, s.mask))
-            out.add('random', sample_metrics(metrics.random_map(h, w, rng), s.mask))
-            horizon = ctx.prior(s.view)
-            silent = level_dbfs(s.audio[:, :hm.window]) < SILENCE_DBFS
-            listening = ['acoustic', 'fused_semantic', 'fused'] + (['alone'] if other else [])
-            cos, ga, gv = hm.run([s.rgb], [s.audio[:, :hm.window]])
-            out.embeddings.setdefault('fused', ([], []))
-            out.embeddings['fused'][0].append(ga[0])
-            out.embeddings['fused'][1].append(gv[0])
-            if other is not None:
-                cos_o, ga_o, gv_o = other.run([s.rgb], [s.audio[:, :other.window]])
-                out.embeddings.setdefault('alone', ([], []))
-                out.embeddings['alone'][0].append(ga_o[0])
-                out.embeddings['alone'][1].append(gv_o[0])
-            oracles = {}
-            if oracle:
-                # no direction known in the window (a pause): the oracle misses
-                oracles = {'oracle_direction': ctx.truth(s),
-                           'virtual_array': ctx.virtual(s, hm.window)}
-                if s.teacher is None:
-                    oracles.pop('virtual_array')
-                listening += [f'{k}{x}' for k in oracles for x in ('', '_fused')]
-            if silent:
-                out.silent += 1
-                for k in listening:
-                    out.add(k, FAILURE)
-                continue
-            a = ctx.acoustic(s, hm.window)
-            out.add('acoustic', sample_metrics(a * horizon, s.mask))
-            cos_img = metrics.resize_map(cos[0], h, w)
-            out.add('fused_semantic', sample_metrics(to_heatmap(cos[0], h, w), s.mask))
-            out.add('fused', _fused_metrics(hm, cos_img, a, s.mask))
-            if other is not None:
-                out.add('alone', sample_metrics(to_heatmap(cos_o[0], h, w), s.mask))
-            for k, acoustic in oracles.items():
-                if acoustic is None:
-                    out.add(k, FAILURE)
-                    out.add(f'{k}_fused', FAILURE)
-                else:
-                    out.add(k, sample_metrics(acoustic * horizon, s.mask))
-                    out.add(f'{k}_fused', _fused_metrics(hm, cos_img, acoustic, s.mask))
-        if progress is not None:
-            n = len(out.values.get('center_prior', {}).get('ciou', []))
-            print(f'\r[eval] {b + 1}/{len(bags)} bags, {n} scored images', end='', file=progress,
-                  flush=True)
-    if progress is not None:
-        print(file=progress)
+    index = {str(b): i for i, b in enumerate(bags)}
+
+    def load(path: Path) -> None:
+        samples = load_samples(path, hm.window, index[str(path)], namespace,
+                               geometry=geometry, fov=fov, oracle=oracle)
+        if samples and samples[0].view is None:
+            raise UnusableBag(path, 'the transform from the array frame to the camera '
+                              'optical frame on /tf_static or /tf', 'none')
+        _score_bag(samples, hm, other, ctx, rng, oracle, out)
+
+    each_bag(bags, load, (*NEEDS, MASK_TOPIC, CAMERA_INFO), namespace, 'av-heatmap scoring',
+             progress or sys.stderr,
+             (lambda: f'{len(out.object_share)} scored images') if progress is not None
+             else None)
     if 'fused' not in out.values:
-        raise InputError('bags', 'images whose gt/source_mask shows a sounding object, with '
-                         'camera/camera_info and the array -> camera transform',
-                         f'none among {out.samples} images in {bags_dir}'
-                         + (f' ({out.views} without a camera view)' if out.views else ''))
+        raise InputError('bags', 'images whose gt/source_mask shows a sounding object',
+                         f'none among {out.samples} images in {bags_dir}')
     return out
+
+
+def _score_bag(samples: list[AvSample], hm: HeatmapModel, other: HeatmapModel | None,
+               ctx: _Context, rng, oracle: bool, out: Scores) -> None:
+    """Every method on one bag's samples (see :func:`score`)."""
+    prior = None
+    for s in samples:
+        out.samples += 1
+        if s.mask is None or not s.mask.any():
+            continue
+        h, w = s.mask.shape
+        out.object_share.append(float(s.mask.mean()))
+        if prior is None or prior.shape != (h, w):
+            prior = metrics.center_prior(h, w)
+        out.add('center_prior', sample_metrics(prior, s.mask))
+        out.add('random', sample_metrics(metrics.random_map(h, w, rng), s.mask))
+        horizon = ctx.prior(s.view)
+        silent = level_dbfs(s.audio[:, :hm.window]) < SILENCE_DBFS
+        listening = ['acoustic', 'fused_semantic', 'fused'] + (['alone'] if other else [])
+        cos, ga, gv = hm.run([s.rgb], [s.audio[:, :hm.window]])
+        out.embeddings.setdefault('fused', ([], []))
+        out.embeddings['fused'][0].append(ga[0])
+        out.embeddings['fused'][1].append(gv[0])
+        if other is not None:
+            cos_o, ga_o, gv_o = other.run([s.rgb], [s.audio[:, :other.window]])
+            out.embeddings.setdefault('alone', ([], []))
+            out.embeddings['alone'][0].append(ga_o[0])
+            out.embeddings['alone'][1].append(gv_o[0])
+        oracles = {}
+        if oracle:
+            # no direction known in the window (a pause): the oracle misses
+            oracles = {'oracle_direction': ctx.truth(s),
+                       'virtual_array': ctx.virtual(s, hm.window)}
+            if s.teacher is None:
+                oracles.pop('virtual_array')
+            listening += [f'{k}{x}' for k in oracles for x in ('', '_fused')]
+        if silent:
+            out.silent += 1
+            for k in listening:
+                out.add(k, FAILURE)
+            continue
+        a = ctx.acoustic(s, hm.window)
+        out.add('acoustic', sample_metrics(a * horizon, s.mask))
+        cos_img = metrics.resize_map(cos[0], h, w)
+        out.add('fused_semantic', sample_metrics(to_heatmap(cos[0], h, w), s.mask))
+        out.add('fused', _fused_metrics(hm, cos_img, a, s.mask))
+        if other is not None:
+            out.add('alone', sample_metrics(to_heatmap(cos_o[0], h, w), s.mask))
+        for k, acoustic in oracles.items():
+            if acoustic is None:
+                out.add(k, FAILURE)
+                out.add(f'{k}_fused', FAILURE)
+            else:
+                out.add(k, sample_metrics(acoustic * horizon, s.mask))
+                out.add(f'{k}_fused', _fused_metrics(hm, cos_img, acoustic, s.mask))
 
 
 def _fused_metrics(hm: HeatmapModel, cos_img: np.ndarray, acoustic: np.ndarray,

@@ -43,7 +43,7 @@ from av_perception.audio.chunk import AudioBlock
 from av_perception.avl.dataset import camera_view
 from av_perception.avl.heatmap import HeatmapModel, level_dbfs, overlay
 from av_perception.avl.sync import ALIGNS, AudioImageSync
-from av_perception.errors import InputError
+from av_perception.bag.contents import Intrinsics
 from av_perception.geometry.tf_buffer import TransformError
 from av_perception.ros.inputs import AudioInput, ImageInput
 from av_perception.ros.messages import array_to_image, stamp_to_ns
@@ -122,10 +122,7 @@ class AvHeatmapNode(AvNode):
         self._handle(*self.sync.push_audio(block))
 
     def on_info(self, msg: CameraInfo) -> None:
-        if msg.width == 0 or msg.height == 0 or msg.k[0] <= 0 or msg.k[4] <= 0:
-            raise InputError('camera_info', 'width, height > 0 and fx, fy > 0',
-                             f'{msg.width}x{msg.height}, fx {msg.k[0]}, fy {msg.k[4]}')
-        self.info = msg
+        self.info = Intrinsics.from_message(msg)     # InputError: counted and dropped
 
     def _view(self, header, shape):
         """The CameraView of an image (its frame and stamp), or the reason
