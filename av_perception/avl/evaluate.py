@@ -21,8 +21,8 @@ Methods, all on the same samples in one run:
 - ``random``: independent uniform pixel values (a random peak);
 - ``acoustic``: the array's SRP-PHAT acoustic image projected into the
   image (marginalised over 0.5-6 m), times a horizon prior on the vertical
-  axis (:func:`~av_perception.avl.projection.elevation_prior`): the
-  geometric cue alone;
+  axis (:func:`~av_perception.avl.projection.elevation_prior`, 15 deg): the
+  geometric cue alone, as the fused model takes it;
 - ``alone``: an audio-visual model without the acoustic image (``--alone``);
 - ``fused_semantic``: the fused model's own cosine map, without the
   acoustic image;
@@ -56,6 +56,7 @@ import numpy as np
 from av_perception.arrays import load_array
 from av_perception.avl import metrics
 from av_perception.avl.dataset import MASK_TOPIC, NEEDS, AvSample, load_samples
+from av_perception.avl.frontend import PRIOR_SIGMA_DEG
 from av_perception.avl.heatmap import (HEATMAP_SCALE, HeatmapModel, fused_score, level_dbfs,
                                        to_heatmap)
 from av_perception.avl.projection import (AcousticImage, AcousticProjector, direction_map,
@@ -137,7 +138,7 @@ class _Context:
     def prior(self, view) -> np.ndarray:
         k = ('prior', view.K.tobytes(), view.width, view.height, view.array_from_optical)
         if k not in self._proj:
-            self._proj[k] = elevation_prior(view)
+            self._proj[k] = elevation_prior(view, sigma_deg=PRIOR_SIGMA_DEG)
         return self._proj[k]
 
     def acoustic(self, s: AvSample, window: int) -> np.ndarray:
@@ -250,7 +251,7 @@ def _score_bag(samples: list[AvSample], hm: HeatmapModel, other: HeatmapModel | 
         out.add('acoustic', sample_metrics(a * horizon, s.mask))
         cos_img = metrics.resize_map(cos[0], h, w)
         out.add('fused_semantic', sample_metrics(to_heatmap(cos[0], h, w), s.mask))
-        out.add('fused', _fused_metrics(hm, cos_img, a, s.mask))
+        out.add('fused', _fused_metrics(hm, cos_img, a, s))
         if other is not None:
             out.add('alone', sample_metrics(to_heatmap(cos_o[0], h, w), s.mask))
         for k, acoustic in oracles.items():
@@ -259,14 +260,17 @@ def _score_bag(samples: list[AvSample], hm: HeatmapModel, other: HeatmapModel | 
                 out.add(f'{k}_fused', FAILURE)
             else:
                 out.add(k, sample_metrics(acoustic * horizon, s.mask))
-                out.add(f'{k}_fused', _fused_metrics(hm, cos_img, acoustic, s.mask))
+                out.add(f'{k}_fused', _fused_metrics(hm, cos_img, acoustic, s))
 
 
 def _fused_metrics(hm: HeatmapModel, cos_img: np.ndarray, acoustic: np.ndarray,
-                   mask: np.ndarray) -> dict:
-    f = fused_score(cos_img.astype(np.float64), acoustic.astype(np.float64),
+                   s: AvSample) -> dict:
+    """The fused model's metrics with a given projected acoustic image (the
+    array's, or an oracle's), as the node fuses it."""
+    geo = hm.geometric(acoustic, s.view)
+    f = fused_score(cos_img.astype(np.float64), geo.astype(np.float64),
                     hm.spec.fusion_weight, hm.spec.fusion_floor)
-    return sample_metrics(_ranking(f), mask)
+    return sample_metrics(_ranking(f), s.mask)
 
 
 #: summary keys, in printing order

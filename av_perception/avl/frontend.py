@@ -53,6 +53,9 @@ class AvSpec:
         fusion_weight: the weight of the acoustic image's log in the fused
             score, in cosine units (fusion and training use the same).
         fusion_floor: added to the acoustic image [0, 1] before its log.
+        prior_sigma: standard deviation [deg] of the horizon prior that
+            multiplies the projected acoustic image in the fusion (a planar
+            array's image says nothing about elevation); 0: none.
 
     Fields after ``grid`` default to the models made before them (a model
     file without them in its metadata reads as such).
@@ -74,6 +77,7 @@ class AvSpec:
     acoustic: int = 0
     fusion_weight: float = 0.0
     fusion_floor: float = 0.05
+    prior_sigma: float = 0.0
 
     @property
     def frames(self) -> int:
@@ -102,7 +106,8 @@ class AvSpec:
 
 
 #: contract fields added after the first models (absent from their metadata)
-_LATER_FIELDS = ('pair_features', 'context', 'acoustic', 'fusion_weight', 'fusion_floor')
+_LATER_FIELDS = ('pair_features', 'context', 'acoustic', 'fusion_weight', 'fusion_floor',
+                 'prior_sigma')
 
 
 @functools.lru_cache(maxsize=8)
@@ -113,6 +118,9 @@ def _gcc_spec(array: str, window: int) -> FeatureSpec:
 
 #: fusion weight of the shipped fused model (cosine units per unit of log acoustic image)
 FUSION_WEIGHT = 0.15
+#: the horizon prior's standard deviation in elevation [deg] (what the acoustic image
+#: alone is scored with, and what the fusion multiplies it by)
+PRIOR_SIGMA_DEG = 15.0
 
 
 def spec_for_array(geometry: ArrayGeometry, window_seconds: float = 0.4,
@@ -127,7 +135,8 @@ def spec_for_array(geometry: ArrayGeometry, window_seconds: float = 0.4,
                   sample_rate=geometry.sample_rate,
                   window=int(round(window_seconds * geometry.sample_rate)),
                   image_size=64, grid=16, pair_features=0, context=1,
-                  acoustic=int(acoustic), fusion_weight=FUSION_WEIGHT if acoustic else 0.0)
+                  acoustic=int(acoustic), fusion_weight=FUSION_WEIGHT if acoustic else 0.0,
+                  prior_sigma=PRIOR_SIGMA_DEG if acoustic else 0.0)
 
 
 def _band_matrix(spec: AvSpec) -> np.ndarray:

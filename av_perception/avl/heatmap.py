@@ -11,12 +11,13 @@ Two kinds of model (``AvSpec.acoustic`` in the model's metadata):
   source", 0.
 - **fused** (``acoustic`` 1): the array's acoustic image (SRP-PHAT power,
   normalised to [0, 1]) projected into the image
-  (:class:`~av_perception.avl.projection.AcousticProjector`) says from
-  where, the cosine map says what: the fused score of a pixel is
-  ``cos + w * log(A + floor)`` (:func:`fused_score`: the same expression the
-  training pools over, ``w`` and ``floor`` in the model's metadata), the
-  cosine map resized bilinearly to the image, the acoustic image projected
-  at the image's size. The heatmap is ``score * exp((F - F_peak) / 0.1)``:
+  (:class:`~av_perception.avl.projection.AcousticProjector`), times a
+  horizon prior on elevation (``prior_sigma``; a planar array cannot tell
+  the row), is the geometric map ``A``: from where; the cosine map says
+  what: the fused score of a pixel is ``cos + w * log(A + floor)``
+  (:func:`fused_score`: the same expression the training pools over, ``w``
+  and ``floor`` in the model's metadata), the cosine map resized bilinearly
+  to the image, the geometric map computed at the image's size. The heatmap is ``score * exp((F - F_peak) / 0.1)``:
   1 x the score at the peak and falling by e every 0.1 of fused score;
   the **score** is ``A * (1 + cos) / 2`` at the peak, in [0, 1]: the sound
   comes from there (A) and what is there looks like what is heard (cos).
@@ -33,7 +34,8 @@ import numpy as np
 from av_perception.arrays import ArrayGeometry
 from av_perception.avl.frontend import AvSpec, audio_features, image_input
 from av_perception.avl.metrics import resize_map
-from av_perception.avl.projection import AcousticImage, AcousticProjector, CameraView, pixel_ray
+from av_perception.avl.projection import (AcousticImage, AcousticProjector, CameraView,
+                                          elevation_prior, pixel_ray)
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
@@ -169,15 +171,30 @@ class HeatmapModel:
         """The window's acoustic image projected into ``view``: (H, W) in [0, 1]."""
         return self.projector(view).project(self.acoustic_image(window[:, :self.spec.window]))
 
+    def geometric(self, acoustic: np.ndarray, view: CameraView | None) -> np.ndarray:
+        """The projected acoustic image times the contract's horizon prior
+        (unchanged without a prior or a view)."""
+        if not self.spec.prior_sigma or view is None:
+            return acoustic
+        return acoustic * self.prior(view)
+
+    def prior(self, view: CameraView) -> np.ndarray:
+        """The horizon prior (:func:`~av_perception.avl.projection.elevation_prior`)
+        of the contract at ``view``'s image size (built once per view)."""
+        key = ('prior', view.width, view.height, view.K.tobytes(), view.array_from_optical)
+        if key not in self._projectors:
+            self._projectors[key] = elevation_prior(view, sigma_deg=self.spec.prior_sigma)
+        return self._projectors[key]
+
     def localize(self, rgb: np.ndarray, window: np.ndarray, view: CameraView | None = None,
                  cosine: np.ndarray | None = None, acoustic: np.ndarray | None = None,
                  fuse: bool = True) -> Localization:
         """One image and its audio window -> the heatmap, its peak and score.
 
-        A fused model needs ``view`` (CameraView) unless ``acoustic`` (the
-        projected acoustic image, (H, W)) is given; ``fuse=False`` gives its
-        cosine map alone. ``cosine``: the model's output for this pair, if
-        already run.
+        A fused model needs ``view`` (CameraView; also for the horizon
+        prior) unless ``acoustic`` (the projected acoustic image, (H, W)) is
+        given; ``fuse=False`` gives its cosine map alone. ``cosine``: the
+        model's output for this pair, if already run.
         """
         h, w = rgb.shape[:2]
         if cosine is None:
@@ -189,9 +206,10 @@ class HeatmapModel:
                     raise ConfigError('a fused model needs the camera view (CameraInfo and '
                                       'the transform array <- optical frame)')
                 acoustic = self.acoustic(window, view)
-            fused = fused_score(cos_img.astype(np.float64), acoustic.astype(np.float64),
+            geo = self.geometric(acoustic, view)
+            fused = fused_score(cos_img.astype(np.float64), geo.astype(np.float64),
                                 self.spec.fusion_weight, self.spec.fusion_floor)
-            heat, peak, score = fused_heatmap(fused, cos_img, acoustic)
+            heat, peak, score = fused_heatmap(fused, cos_img, geo)
         else:
             fused = None
             heat = np.clip(cos_img, 0.0, 1.0).astype(np.float32)

@@ -14,7 +14,8 @@ alignment below teaches *what*:
 - localization alignment: an audio matches an image by the best cell of
   ``cos(audio, cell) + w * log(A_image + floor)`` (the fused score of
   :func:`~av_perception.avl.heatmap.fused_score`, ``A_image`` the image's own
-  projected acoustic image): what sounds where the image's sound comes from;
+  projected acoustic image times the horizon prior, as the node fuses
+  them): what sounds where the image's sound comes from;
 - acoustic-image distillation: within each anchor, the softmax over cells
   of ``cos(audio, cell) / TAU_LOC`` (the audio-visual map alone) must put
   its mass where the acoustic image is (``-log sum p * A``): the network
@@ -62,7 +63,7 @@ from av_perception.avl.frontend import AvSpec, audio_features, image_input, spec
 from av_perception.avl.heatmap import fused_score
 from av_perception.avl.metrics import retrieval
 from av_perception.avl.networks import AvModel
-from av_perception.avl.projection import AcousticImage, AcousticProjector
+from av_perception.avl.projection import AcousticImage, AcousticProjector, elevation_prior
 from av_perception.bag.contents import CAMERA_INFO, check_fov, each_bag, first_camera, list_bags
 from av_perception.errors import ConfigError, InputError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
@@ -102,7 +103,7 @@ def _bag_arrays(args) -> dict:
     mirror = mirror_order(spec) if spec.pair_features else None
     imager = AcousticImage(load_array(spec.array)) if spec.acoustic else None
     projectors: dict = {}
-    images, specs, pairs, teachers = [], [], [], []
+    images, specs, pairs, teachers, priors = [], [], [], [], []
     for s in samples:
         images.append(np.round(image_input(s.rgb, spec) * 255).astype(np.uint8))
         vs, vp = [], []
@@ -121,9 +122,14 @@ def _bag_arrays(args) -> dict:
                                   '/tf: the acoustic image cannot be projected')
             key = (s.view.K.tobytes(), s.view.array_from_optical)
             if key not in projectors:
-                projectors[key] = AcousticProjector(s.view, imager.directions,
-                                                    (spec.grid, spec.grid))
-            teachers.append(projectors[key].project(imager(s.audio)).astype(np.float16))
+                projectors[key] = (AcousticProjector(s.view, imager.directions,
+                                                     (spec.grid, spec.grid)),
+                                   elevation_prior(s.view, (spec.grid, spec.grid),
+                                                   spec.prior_sigma) if spec.prior_sigma
+                                   else np.ones((spec.grid, spec.grid), np.float32))
+            projector, prior = projectors[key]
+            teachers.append(projector.project(imager(s.audio)).astype(np.float16))
+            priors.append(prior.astype(np.float16))
     n = len(samples)
     out = {'image': np.stack(images) if n else np.zeros((0, 3, spec.image_size,
                                                         spec.image_size), np.uint8),
@@ -132,6 +138,7 @@ def _bag_arrays(args) -> dict:
         out['pair'] = np.stack(pairs) if n else None
     if imager is not None:
         out['teacher'] = np.stack(teachers) if n else None
+        out['prior'] = np.stack(priors) if n else None
     return out
 
 
@@ -199,8 +206,8 @@ def multi_positive_nce(sim, pos):
 def loc_similarity(a, cells, teacher=None, spec: AvSpec | None = None):
     """(N, D) audio, (N, D, G, G) cells -> (N, N): for every audio/image
     combination the best cell's cosine similarity, or (``teacher`` (N, G, G),
-    each image's projected acoustic image) its fused score with the image's
-    acoustic image (``spec``'s weight and floor)."""
+    each image's geometric map: projected acoustic image x horizon prior) its
+    fused score with the image's geometric map (``spec``'s weight and floor)."""
     import torch
     cos = torch.einsum('id,jdhw->ijhw', a, cells)
     if teacher is not None:
@@ -235,8 +242,9 @@ def _augment(images, flips, rng):
 
 def _views(data, idx, rng, plain: bool):
     """Inputs of one view per index: image, spectrogram, pair features (or
-    None), projected acoustic image (or None), each of the same variant
-    (crop; mirror: image, acoustic image and the array's channels)."""
+    None), projected acoustic image and horizon prior (or None), each of the
+    same variant (crop; mirror: image, acoustic image, prior and the array's
+    channels)."""
     import torch
     n_off = len(OFFSETS)
     flips = np.zeros(len(idx), bool) if plain else rng.random(len(idx)) < 0.5
@@ -245,11 +253,14 @@ def _views(data, idx, rng, plain: bool):
     img = torch.from_numpy(data['image'][idx]).float() / 255.0 if plain else \
         _augment(data['image'][idx], flips, rng)
     pair = torch.from_numpy(data['pair'][idx, var]) if 'pair' in data else None
-    teacher = None
+    teacher = prior = None
     if 'teacher' in data:
+        flip = torch.from_numpy(flips)[:, None, None]
         t = torch.from_numpy(data['teacher'][idx].astype(np.float32))
-        teacher = torch.where(torch.from_numpy(flips)[:, None, None], t.flip(2), t)
-    return img, torch.from_numpy(data['spec'][idx, var]), pair, teacher
+        teacher = torch.where(flip, t.flip(2), t)
+        p = torch.from_numpy(data['prior'][idx].astype(np.float32))
+        prior = torch.where(flip, p.flip(2), p)
+    return img, torch.from_numpy(data['spec'][idx, var]), pair, teacher, prior
 
 
 def spectral_profiles(spec: np.ndarray) -> np.ndarray:
@@ -429,12 +440,13 @@ def _loss(model, spec: AvSpec, inputs, group, in_view, sample) -> dict:
     alignment, and (fused models) acoustic-image distillation; also the
     global embeddings (``ga``, ``gv``) for the neighbour bank."""
     import torch
-    img, sp, pr, teacher = inputs
+    img, sp, pr, teacher, prior = inputs
     cells, gv = model.image(img)
     a, ga = model.audio(sp, pr)
     g = torch.from_numpy(np.asarray(group))
     pos = (g[:, None] == g[None, :]).float()
-    out = {'loc': multi_positive_nce(loc_similarity(a, cells, teacher, spec) / TAU_LOC, pos),
+    geo = None if teacher is None else teacher * prior
+    out = {'loc': multi_positive_nce(loc_similarity(a, cells, geo, spec) / TAU_LOC, pos),
            'global': multi_positive_nce(ga @ gv.t() / TAU_GLOBAL, pos)}
     total = out['loc'] + out['global']
     if teacher is not None:
