@@ -152,3 +152,43 @@ def test_a_wrong_grid_is_refused():
         proj.project(np.zeros(10))
     batch = proj.project(np.zeros((3, 360)))
     assert batch.shape == (3, 4, 4)
+
+
+def _yawed(yaw_deg: float) -> Transform:
+    from transforms3d.euler import euler2quat
+    return Transform((0.0, 0.0, 0.6), tuple(euler2quat(0.0, 0.0, math.radians(yaw_deg))))
+
+
+def test_the_acoustic_memory_carries_past_windows_through_the_odometry():
+    """A source fixed in the odometry frame at 40 deg: heard at 40 deg, then,
+    after the robot turned 30 deg left, at 10 deg. The memory's image in the
+    current array frame peaks at 10 deg; a window heard from elsewhere (a
+    reflection at -60 deg) is outvoted; windows older than ``seconds`` or
+    from more than ``max_travel`` away are dropped; without odometry only
+    the current window counts."""
+    from av_perception.avl.projection import AcousticMemory
+    az = np.degrees(np.arctan2(PLANAR[:, 1], PLANAR[:, 0]))
+
+    def heard(deg):
+        return direction_map(PLANAR, [math.cos(math.radians(deg)), math.sin(math.radians(deg)),
+                                      0.0], 3.0)
+    mem = AcousticMemory(PLANAR, seconds=1.5)
+    mem.add(heard(40.0), 0, _yawed(0.0))
+    mem.add(heard(-60.0), 5 * 10**8, _yawed(15.0))       # a reflection, 0.5 s later
+    mem.add(heard(10.0), 10**9, _yawed(30.0))
+    image = mem.image(10**9, _yawed(30.0))
+    assert abs(az[np.argmax(image)] - 10.0) <= 1.0
+    assert image.max() == pytest.approx(1.0)
+    # the reflection alone (at 15 deg of yaw, -60 there) would point at -75 now
+    assert image[np.argmin(np.abs(az + 75.0))] < 0.6
+    # 2 s later the first windows have aged out: only the new one counts
+    mem.add(heard(-20.0), 3 * 10**9, _yawed(30.0))
+    assert abs(az[np.argmax(mem.image(3 * 10**9, _yawed(30.0)))] + 20.0) <= 1.0
+    # a window from 1 m away is not carried over
+    far = AcousticMemory(PLANAR, seconds=5.0, max_travel=0.3)
+    far.add(heard(40.0), 0, Transform((1.0, 0.0, 0.6), (1.0, 0.0, 0.0, 0.0)))
+    far.add(heard(-30.0), 10**8, _yawed(0.0))
+    assert abs(az[np.argmax(far.image(10**8, _yawed(0.0)))] + 30.0) <= 1.0
+    # no odometry: the current window alone
+    mem.add(heard(70.0), 3 * 10**9 + 1, None)
+    assert abs(az[np.argmax(mem.image(3 * 10**9 + 1, None))] - 70.0) <= 1.0

@@ -28,11 +28,11 @@ import numpy as np
 
 from av_perception.arrays import ArrayGeometry
 from av_perception.avl.projection import CameraView
-from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, BagFrames, Intrinsics,
-                                        UnusableBag, check_fov, each_bag, list_bags)
+from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, ODOM_FRAME, BagFrames,
+                                        Intrinsics, UnusableBag, check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.doa.dataset import assemble
-from av_perception.geometry.tf_buffer import TfBuffer, TransformError
+from av_perception.geometry.tf_buffer import Transform, TfBuffer, TransformError
 from av_perception.image import RawImage, decode
 
 IMAGE_TOPIC = 'camera/image_raw'
@@ -64,6 +64,8 @@ class AvSample:
             (gt/sound_direction), None when not read.
         teacher: (oracle) the 16-mic virtual array's audio over the same
             span (audio/teacher; None when absent or not read).
+        odom: the pose of the array frame in the odometry frame at the
+            image's stamp (/tf; None: the bag has no odometry).
     """
 
     rgb: np.ndarray
@@ -74,6 +76,7 @@ class AvSample:
     view: CameraView | None = None
     truth: list | None = None
     teacher: np.ndarray | None = None
+    odom: Transform | None = None
 
 
 def _decode(msg, want: str | None = None) -> np.ndarray:
@@ -157,6 +160,10 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
             raise UnusableBag(path, f'a {rgb.shape[1]}x{rgb.shape[0]} {MASK_TOPIC}',
                               f'{mask.shape[1]}x{mask.shape[0]}')
         sample = AvSample(rgb, mask, stream.samples[:, start:start + span], stamp, bag, view)
+        try:
+            sample.odom = frames.tf.lookup(ODOM_FRAME, stream.frame_id, stamp)
+        except TransformError:
+            sample.odom = None
         if oracle:
             end = stamp + int(round(window / fs * 1e9))
             sample.truth = sorted({(round(az, 6), round(el, 6)) for t, f, az, el in truths

@@ -28,6 +28,11 @@ Methods, all on the same samples in one run:
   acoustic image;
 - ``fused``: the fused model (the node's heatmap).
 
+``acoustic`` and ``fused`` take the acoustic memory of the last 1.5 s
+(:class:`~av_perception.avl.projection.AcousticMemory`: the bag's windows in
+time order, carried through its odometry on /tf), as the node does;
+``acoustic_window`` and ``fused_window`` take each image's own window alone.
+
 Oracles (``oracle=True``; they read ground truth, they are not methods):
 ``oracle_direction`` / ``oracle_direction_fused``: the true directions of the
 sounding sources (gt/sound_direction, azimuth only as the planar array)
@@ -212,8 +217,12 @@ def _score_bag(samples: list[AvSample], hm: HeatmapModel, other: HeatmapModel | 
                ctx: _Context, rng, oracle: bool, out: Scores) -> None:
     """Every method on one bag's samples (see :func:`score`)."""
     prior = None
+    hm.memory.clear()
     for s in samples:
         out.samples += 1
+        # every window joins the acoustic memory, in time order
+        silent = level_dbfs(s.audio[:, :hm.window]) < SILENCE_DBFS
+        a = None if silent else hm.acoustic(s.audio, s.view, s.stamp_ns, s.odom)
         if s.mask is None or not s.mask.any():
             continue
         h, w = s.mask.shape
@@ -223,8 +232,8 @@ def _score_bag(samples: list[AvSample], hm: HeatmapModel, other: HeatmapModel | 
         out.add('center_prior', sample_metrics(prior, s.mask))
         out.add('random', sample_metrics(metrics.random_map(h, w, rng), s.mask))
         horizon = ctx.prior(s.view)
-        silent = level_dbfs(s.audio[:, :hm.window]) < SILENCE_DBFS
-        listening = ['acoustic', 'fused_semantic', 'fused'] + (['alone'] if other else [])
+        listening = ['acoustic', 'fused_semantic', 'fused', 'acoustic_window', 'fused_window'] \
+            + (['alone'] if other else [])
         cos, ga, gv = hm.run([s.rgb], [s.audio[:, :hm.window]])
         out.embeddings.setdefault('fused', ([], []))
         out.embeddings['fused'][0].append(ga[0])
@@ -247,11 +256,13 @@ def _score_bag(samples: list[AvSample], hm: HeatmapModel, other: HeatmapModel | 
             for k in listening:
                 out.add(k, FAILURE)
             continue
-        a = ctx.acoustic(s, hm.window)
         out.add('acoustic', sample_metrics(a * horizon, s.mask))
         cos_img = metrics.resize_map(cos[0], h, w)
         out.add('fused_semantic', sample_metrics(to_heatmap(cos[0], h, w), s.mask))
         out.add('fused', _fused_metrics(hm, cos_img, a, s))
+        single = ctx.acoustic(s, hm.window)          # this window alone, no memory
+        out.add('acoustic_window', sample_metrics(single * horizon, s.mask))
+        out.add('fused_window', _fused_metrics(hm, cos_img, single, s))
         if other is not None:
             out.add('alone', sample_metrics(to_heatmap(cos_o[0], h, w), s.mask))
         for k, acoustic in oracles.items():

@@ -34,8 +34,8 @@ import numpy as np
 from av_perception.arrays import ArrayGeometry
 from av_perception.avl.frontend import AvSpec, audio_features, image_input
 from av_perception.avl.metrics import resize_map
-from av_perception.avl.projection import (AcousticImage, AcousticProjector, CameraView,
-                                          elevation_prior, pixel_ray)
+from av_perception.avl.projection import (AcousticImage, AcousticMemory, AcousticProjector,
+                                          CameraView, elevation_prior, pixel_ray)
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
@@ -46,6 +46,8 @@ DEFAULT_MODEL = 'av_heatmap'
 ALONE_MODEL = 'av_heatmap_alone'
 #: fused score per e-fold of the published heatmap below its peak
 HEATMAP_SCALE = 0.1
+#: how far back the acoustic memory reaches by default [s] (AcousticMemory)
+MEMORY_SECONDS = 1.5
 
 
 def level_dbfs(samples: np.ndarray) -> float:
@@ -130,6 +132,8 @@ class HeatmapModel:
             raise ConfigError(f'model {self.model.path.name}: incomplete contract in its '
                               f'metadata ({exc!r})') from None
         self.acoustic_image = AcousticImage(geometry) if self.spec.acoustic else None
+        self.memory = AcousticMemory(self.acoustic_image.directions, MEMORY_SECONDS) \
+            if self.acoustic_image is not None else None
         self._projectors: dict = {}
 
     @property
@@ -167,9 +171,19 @@ class HeatmapModel:
             self._projectors[key] = AcousticProjector(view, self.acoustic_image.directions)
         return self._projectors[key]
 
-    def acoustic(self, window: np.ndarray, view: CameraView) -> np.ndarray:
-        """The window's acoustic image projected into ``view``: (H, W) in [0, 1]."""
-        return self.projector(view).project(self.acoustic_image(window[:, :self.spec.window]))
+    def acoustic(self, window: np.ndarray, view: CameraView, stamp_ns: int | None = None,
+                 odom=None) -> np.ndarray:
+        """The window's acoustic image projected into ``view``: (H, W) in
+        [0, 1]. With ``stamp_ns`` (the window's) the window joins the
+        acoustic memory (:attr:`memory`; ``odom``: the array frame's pose in
+        the odometry frame, a Transform or None) and the memory's image of
+        the last ``memory.seconds`` is projected instead (windows must come
+        in time order; ``memory.clear()`` between recordings)."""
+        power = self.acoustic_image(window[:, :self.spec.window])
+        if stamp_ns is not None and self.memory.seconds > 0:
+            self.memory.add(power, stamp_ns, odom)
+            power = self.memory.image(stamp_ns, odom)
+        return self.projector(view).project(power)
 
     def geometric(self, acoustic: np.ndarray, view: CameraView | None) -> np.ndarray:
         """The projected acoustic image times the contract's horizon prior
@@ -188,13 +202,15 @@ class HeatmapModel:
 
     def localize(self, rgb: np.ndarray, window: np.ndarray, view: CameraView | None = None,
                  cosine: np.ndarray | None = None, acoustic: np.ndarray | None = None,
-                 fuse: bool = True) -> Localization:
+                 fuse: bool = True, stamp_ns: int | None = None, odom=None) -> Localization:
         """One image and its audio window -> the heatmap, its peak and score.
 
         A fused model needs ``view`` (CameraView; also for the horizon
         prior) unless ``acoustic`` (the projected acoustic image, (H, W)) is
         given; ``fuse=False`` gives its cosine map alone. ``cosine``: the
-        model's output for this pair, if already run.
+        model's output for this pair, if already run. ``stamp_ns``,
+        ``odom``: the window's stamp and the array's pose in the odometry
+        frame, for the acoustic memory (see :meth:`acoustic`).
         """
         h, w = rgb.shape[:2]
         if cosine is None:
@@ -205,7 +221,7 @@ class HeatmapModel:
                 if view is None:
                     raise ConfigError('a fused model needs the camera view (CameraInfo and '
                                       'the transform array <- optical frame)')
-                acoustic = self.acoustic(window, view)
+                acoustic = self.acoustic(window, view, stamp_ns, odom)
             geo = self.geometric(acoustic, view)
             fused = fused_score(cos_img.astype(np.float64), geo.astype(np.float64),
                                 self.spec.fusion_weight, self.spec.fusion_floor)

@@ -223,3 +223,69 @@ def direction_map(directions: np.ndarray, target, sigma_deg: float = 3.0) -> np.
     t = t / np.linalg.norm(t)
     ang = np.arccos(np.clip(dirs @ t, -1.0, 1.0))
     return np.exp(-0.5 * (ang / np.radians(sigma_deg)) ** 2)
+
+
+class AcousticMemory:
+    """The acoustic images of the last ``seconds``, carried into the current
+    array frame through the robot's odometry: a moving robot hears a
+    source that sounds on and off from many headings, and the average of
+    its recent acoustic images points at it more often than one window does
+    (and still does in a pause between words).
+
+    Each window's normalised acoustic image is kept with the pose of the
+    array frame in the odometry frame at its stamp (TF ``odom <- array``);
+    :meth:`image` rotates every kept image into the current array frame
+    (rotation only: the base's translation between windows is ignored, and
+    windows from more than ``max_travel`` m away are left out) and averages
+    them, equally weighted, renormalised to [0, 1].
+
+    Args:
+        directions: (N, 3) unit grid directions in the array frame.
+        seconds: how far back windows are kept [s] (0: the current one only).
+        max_travel: largest base translation from a kept window [m].
+    """
+
+    def __init__(self, directions: np.ndarray, seconds: float = 1.5,
+                 max_travel: float = 0.3) -> None:
+        self.directions = np.asarray(directions, float)
+        self.seconds = float(seconds)
+        self.max_travel = float(max_travel)
+        self._kept: list[tuple[int, Transform, np.ndarray]] = []
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def add(self, power: np.ndarray, stamp_ns: int, odom_from_array: Transform | None) -> None:
+        """Keep a window's normalised acoustic image (N,) with its pose
+        (None: no odometry, the memory holds this window only)."""
+        if odom_from_array is None:
+            self._kept.clear()
+        self._kept.append((int(stamp_ns), odom_from_array, np.asarray(power, np.float32)))
+        self._kept = [k for k in self._kept
+                      if int(stamp_ns) - k[0] <= self.seconds * 1e9 and k[0] <= int(stamp_ns)]
+
+    def image(self, stamp_ns: int, odom_from_array: Transform | None) -> np.ndarray:
+        """(N,) the kept windows' mean acoustic image in the array frame at
+        ``stamp_ns`` (pose ``odom_from_array``), in [0, 1].
+
+        Raises:
+            InputError: nothing kept.
+        """
+        if not self._kept:
+            raise InputError('acoustic_memory', 'at least one window', 'none')
+        if odom_from_array is None:
+            return self._kept[-1][2]
+        now = odom_from_array.matrix
+        maps = []
+        for t, pose, power in self._kept:
+            if pose is None or t > stamp_ns or stamp_ns - t > self.seconds * 1e9:
+                continue
+            then = pose.matrix
+            if np.linalg.norm(then[:3, 3] - now[:3, 3]) > self.max_travel:
+                continue
+            rot = then[:3, :3].T @ now[:3, :3]            # current array -> that window's array
+            idx = np.argmax((self.directions @ rot.T) @ self.directions.T, axis=1)
+            maps.append(power[idx])
+        if not maps:
+            return self._kept[-1][2]
+        return normalise_power(np.mean(maps, axis=0)).astype(np.float32)

@@ -41,7 +41,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.avl.dataset import camera_view
-from av_perception.avl.heatmap import HeatmapModel, level_dbfs, overlay
+from av_perception.avl.heatmap import MEMORY_SECONDS, HeatmapModel, level_dbfs, overlay
 from av_perception.avl.sync import ALIGNS, AudioImageSync
 from av_perception.bag.contents import Intrinsics
 from av_perception.geometry.tf_buffer import TransformError
@@ -87,8 +87,18 @@ class AvHeatmapNode(AvNode):
         info_topic = self.param('camera_info_topic', 'camera/camera_info', 'CameraInfo topic '
                                 'of the camera (its intrinsics project the acoustic image).',
                                 read_only=True)
+        self.odom_frame = self.param('odom_frame', 'odom', 'Odometry frame on /tf: the '
+                                     'acoustic memory carries past windows\' acoustic images '
+                                     'into the current array frame through it.',
+                                     on_change='odom_frame')
+        memory = self.param('memory_seconds', MEMORY_SECONDS, 'How far back the acoustic '
+                            'memory averages acoustic images [s] (0: the current window only; '
+                            'without odometry: the current window only).', lo=0.0, hi=10.0,
+                            read_only=True)
         self.array = load_array(array_file)
         self.model = HeatmapModel(model or None, self.array)
+        if self.model.memory is not None:
+            self.model.memory.seconds = memory
         self.array_frame = self.array.frame_id
         self.info = None
         self.tf = TfListener(self)
@@ -171,7 +181,13 @@ class AvHeatmapNode(AvNode):
                     self.input(self.image_topic).processed -= 1
                     self.drop(self.image_topic, 'camera_view', f'expected {why}')
                     continue
-            loc = self.model.localize(rgb, p.window, view)
+            odom = None
+            if view is not None:
+                try:
+                    odom = self.tf.buffer.lookup(self.odom_frame, self.array_frame, p.stamp_ns)
+                except TransformError:
+                    odom = None
+            loc = self.model.localize(rgb, p.window, view, stamp_ns=p.stamp_ns, odom=odom)
             self.heatmap_pub.publish(array_to_image(loc.heatmap, '32FC1', header))
             self.overlay_pub.publish(array_to_image(overlay(rgb, loc.heatmap, self.alpha),
                                                     'rgb8', header))
