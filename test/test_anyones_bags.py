@@ -259,16 +259,20 @@ def test_eval_av_heatmap_checks_the_camera_when_the_model_says_its_field_of_view
 
     from av_perception.paths import shipped_model
     m = onnx.load(str(shipped_model('av_heatmap')))
-    p = m.metadata_props.add()
-    p.key, p.value = 'hfov_deg', '60.00'
+    fov = next(p for p in m.metadata_props if p.key == 'hfov_deg')
+    assert fov.value == '90.00'                     # the simulated robot's camera
+    fov.value = '60.00'
     model = tmp_path / 'narrow.onnx'
     onnx.save(m, str(model))
     line = one_error_line(cli('eval', 'av-heatmap', '--bags', str(bags['root']), '--model',
                               str(model)))
     assert '60.0 deg' in line and 'camera_info' in line
-    r = cli('eval', 'av-heatmap', '--bags', str(bags['root']))   # the shipped model: no fov
+    # the shipped model (90 deg): the 120 deg camera's bag is left out, the others scored
+    # with the acoustic image projected through their own frames (mics, head_cam_optical)
+    r = cli('eval', 'av-heatmap', '--bags', str(bags['root']))
     assert r.returncode == 0, r.stderr
-    assert 'cameras are not checked' in r.stderr and '18 scored images' in r.stdout
+    assert 'wide' in r.stderr and '1 of 3 bags skipped, 2 used' in r.stderr
+    assert '12 scored images' in r.stdout and 'acoustic ' in r.stdout
 
 
 def test_namespaced_topics_are_read_with_the_namespace_option(tmp_path):

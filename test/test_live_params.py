@@ -115,7 +115,8 @@ def check_av_heatmap(ros):
     node = ros.node(node_class('av_heatmap'))
     _set(node, 'silence_dbfs', -20.0)
     _set(node, 'overlay_alpha', 0.25)
-    assert (node.silence, node.alpha) == (-20.0, 0.25)
+    _set(node, 'odom_frame', 'odom_wheels')
+    assert (node.silence, node.alpha, node.odom_frame) == (-20.0, 0.25, 'odom_wheels')
     return node
 
 
@@ -169,7 +170,7 @@ CHECKS = {
     'audio_monitor': ({'silent_dbfs', 'clip_level'}, check_audio_monitor),
     'audio_common_adapter': ({'frame_id', 'sample_format', 'channels', 'sample_rate',
                               'stamp_at_end', 'receipt_tolerance'}, check_audio_common_adapter),
-    'av_heatmap': ({'silence_dbfs', 'overlay_alpha'}, check_av_heatmap),
+    'av_heatmap': ({'silence_dbfs', 'overlay_alpha', 'odom_frame'}, check_av_heatmap),
     'echo_depth': ({'publish_points', 'map_period'}, check_echo_depth),
     'rotation': ({'odom_frame', 'base_frame', 'twist_frame', 'publish_tf', 'max_interval',
                   'min_level_dbfs', 'hfov_tolerance_deg'}, check_rotation),
