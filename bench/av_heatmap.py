@@ -1,21 +1,36 @@
-"""Benchmark: audio-visual localization on held-out simulated rooms (the
-same scoring code as `av-perception eval av-heatmap`).
+"""Benchmark: audio-visual localization in the robot's own view, on
+held-out rooms (the same scoring code as `av-perception eval av-heatmap`).
 
-Rooms of the test split (never trained on), all sound classes, 8 poses
-each, in the simulator's ``sources`` view (`simulate --view sources`:
-close-ups 0.3-0.8 m from the source objects, one sounding; the sounding
-object covers a median 41 % of the image when in view, as in the photos of
-the paper's benchmarks); scored are the images in which the sounding object
-is visible (non-empty gt/source_mask). Metrics as the paper's public code computes
-them: cIoU success rate (`ciou`, share of samples with cIoU >= 0.5) and
-`auc`; audio->image and image->audio retrieval R@1/5/10 among 100
-candidates. The shipped model, the same model trained without the extra
-positives, and the centre prior, from one run, and the ceiling that the
-cues sound and image share here (the class and the direction) put on
-retrieval (`retrieval_ceiling`, from the scenes' ground truth); writes
-bench/results/av_heatmap.json.
+Views and splits (each simulated into bench/.cache/ when missing; every
+image in which the sounding object is visible is scored, whatever its size
+or place):
 
-    .venv/bin/python bench/av_heatmap.py [--scenes 80] [--model M] [--ablation M]
+- ``path``: the robot's own path through 80 held-out rooms of the test
+  split (`simulate --split test --scenes 80 --seed 4242 --poses 16 --view
+  path --teacher`): the sounding object covers a median of about 1 % of the
+  image where it is in view;
+- ``closeup``: the close-up view of the earlier benchmark (80 test rooms,
+  seed 2023, `--view sources`, 8 poses: the object covers a median 41 %),
+  where the paper's cIoU can be met;
+- ``shift``: rooms of the shifted split (other floor plans, materials,
+  textures, lighting, objects whose look is not tied to their sound, other
+  sounds), seen from the robot's path as ``path``, when the simulator has
+  that split (``sim.scene.SPLITS``); when it has not, the JSON says so
+  (``measured: false`` and why) and its targets are not evaluated.
+
+Methods, in one run per view: the centre prior, a random point, the
+projected acoustic image alone (with a horizon prior), the audio-visual
+model without the acoustic image (models/av_heatmap_alone.onnx), the fused
+model's own cosine map, and the fused model (models/av_heatmap.onnx, the
+node's output); on ``path`` also the oracles (the true directions and the
+16-mic virtual array as acoustic images, alone and fused). Metrics:
+pointing, pixel AUC-ROC, cIoU at the object's size, the paper's cIoU and
+AUC, retrieval R@1/5/10 among 100; per view the fused model's pointing and
+pixel AUC as ratios of each baseline's from the same run, and the targets
+of issue #24, each criterion pass/fail. Writes bench/results/av_heatmap.json
+(``--views`` re-runs some views and keeps the others' results).
+
+    .venv/bin/python bench/av_heatmap.py [--views path closeup shift] [--model M] [--alone M]
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -34,36 +50,50 @@ from av_perception.avl.dataset import AvSample, load_folder
 from av_perception.avl.evaluate import print_summary, score
 from av_perception.avl.heatmap import HeatmapModel
 from av_perception.sim.bags import simulate
+from av_perception.sim.scene import SPLITS
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
 MODELS = ROOT.parent / 'av_perception' / 'models'
-SEED = 2023
-TARGET_CIOU = 0.6
-TARGET_CIOU_OVER_PRIOR = 1.5
-TARGET_R1_A2I = 0.5
-KEYS = ('ciou', 'auc', 'r1_a2i', 'r1_i2a')
-VIEW = 'sources'
+CACHE = ROOT / '.cache'
+
+#: the data of each view: simulate() arguments and the cache folder
+VIEWS = {
+    'path': {'split': 'test', 'seed': 4242, 'view': 'path', 'scenes': 80, 'poses': 16,
+             'teacher': True, 'cache': 'av_heatmap_test_path', 'oracle': True},
+    'closeup': {'split': 'test', 'seed': 2023, 'view': 'sources', 'scenes': 80, 'poses': 8,
+                'teacher': False, 'cache': 'av_heatmap_test_sources', 'oracle': False},
+    'shift': {'split': 'shift', 'seed': 4242, 'view': 'path', 'scenes': 80, 'poses': 16,
+              'teacher': False, 'cache': 'av_heatmap_shift_path', 'oracle': True},
+}
+#: targets (issue #24): pointing and pixel AUC on the robot's views
+TARGETS = {'path': {'pointing': 0.6, 'over_acoustic': 0.15, 'pixel_auc': 0.85},
+           'shift': {'pointing': 0.5, 'over_acoustic': 0.15, 'pixel_auc': 0.85}}
+#: the baselines the fused model's figures are divided by
+BASELINES = ('center_prior', 'random', 'acoustic', 'alone')
 
 
-def ensure_data(out: Path, scenes: int) -> None:
-    """Simulate the held-out rooms 0..scenes-1 that are not there yet
-    (deterministic: the same bags as any earlier run)."""
-    have = {p.parent.name for p in out.glob('test_*/metadata.yaml')}
-    missing = [i for i in range(scenes) if f'test_{i:05d}' not in have]
+def ensure_data(name: str) -> Path:
+    """Simulate the view's rooms that are not there yet (deterministic: the
+    same bags as any earlier run); returns the folder."""
+    v = VIEWS[name]
+    out = CACHE / v['cache']
+    have = {p.parent.name for p in out.glob(f'{v["split"]}_*/metadata.yaml')}
+    missing = [i for i in range(v['scenes']) if f'{v["split"]}_{i:05d}' not in have]
     if missing:
-        print(f'simulating {len(missing)} held-out rooms into {out} ...')
-        simulate(out, len(missing), seed=SEED, split='test', ids=missing, progress=io.StringIO(),
-                 view=VIEW)
+        print(f'simulating {len(missing)} rooms of {name} into {out} ...', flush=True)
+        simulate(out, len(missing), seed=v['seed'], split=v['split'], ids=missing,
+                 poses=v['poses'], teacher=v['teacher'], view=v['view'],
+                 jobs=int(os.environ.get('BENCH_JOBS', '2')), progress=io.StringIO())
+    return out
 
 
 def oracle_ceiling(samples: list[AvSample]) -> dict:
-    """What a perfect *continuous* heatmap scores with the median threshold:
-    the ground-truth mask turned into its signed distance (rising inside the
-    object, falling outside). Not a method (it reads the answer): the ceiling
-    of the metric on these scenes. A continuous map's median threshold keeps
-    half the image, so an object smaller than a quarter of it cannot reach
-    cIoU 0.5."""
+    """What a perfect *continuous* heatmap scores with the paper's median
+    threshold: the ground-truth mask turned into its signed distance. Not a
+    method (it reads the answer): the ceiling of that metric on these
+    scenes (an object smaller than a quarter of the image cannot reach
+    cIoU 0.5)."""
     cious, frac = [], []
     for s in samples:
         if s.mask is not None and s.mask.any():
@@ -75,177 +105,118 @@ def oracle_ceiling(samples: list[AvSample]) -> dict:
             'share_objects_ge_25pct_of_image': round(float(np.mean(np.array(frac) >= 0.25)), 4)}
 
 
-def retrieval_ceiling(data: Path, samples: list[AvSample], window: int, seed: int = 0) -> dict:
-    """What R@1 audio->image (``metrics.retrieval_from_similarity``, the
-    benchmark's draws) a matcher scores that knows the sounding object's
-    class *exactly* and its direction with a given error: the ceiling the
-    two cues that sound and image share here, class and direction, put on
-    retrieval. Not a method (it reads the scenes' ground truth, rebuilt
-    from the benchmark's seeds): the image side is every source object
-    inside the camera's field of view, with its true class, azimuth and
-    distance; an audio matches an image by its nearest object of the same
-    class; ties are broken at random.
+def run_view(name: str, model: Path, alone: Path) -> dict:
+    v = VIEWS[name]
+    if v['split'] not in SPLITS:
+        return {'measured': False,
+                'reason': f'the simulator has no split {v["split"]!r} (sim.scene.SPLITS = '
+                          f'{list(SPLITS)}): no shifted rooms were scored',
+                'data': {k: v[k] for k in ('split', 'seed', 'view', 'scenes', 'poses')}}
+    data = ensure_data(name)
+    s = score(data, model=model, alone=alone, oracle=v['oracle'], progress=None)
+    res = {m: s.summary(m) for m in s.methods}
+    cand = res['fused']['candidates']
+    for m in ('center_prior', 'random', 'acoustic'):   # they ignore what is heard
+        for k in (1, 5, 10):
+            for d in ('a2i', 'i2a'):
+                res[m][f'r{k}_{d}'] = round(k / cand, 4)
+    share = np.asarray(s.object_share)
+    res['data'] = {k: v[k] for k in ('split', 'seed', 'view', 'scenes', 'poses')}
+    res['data'].update({'images': s.samples, 'scored_images': int(len(share)),
+                        'silent_scored_images': s.silent,
+                        'object_area_share_median': round(float(np.median(share)), 4),
+                        'object_area_share_p10_p90': [round(float(q), 4) for q in
+                                                      np.percentile(share, [10, 90])],
+                        'retrieval_candidates': cand, 'retrieval_draws': 10})
+    if name == 'closeup':
+        window = HeatmapModel(model, load_array('respeaker4')).window
+        res['oracle_continuous_map'] = oracle_ceiling(load_folder(data, window))
+    res['fused_over_baseline'] = ratios(res)
+    res['measured'] = True
+    return res
 
-    - ``direction_sigma_deg``: the true azimuth plus Gaussian error of that
-      standard deviation [deg];
-    - ``srp_phat``: the array's own SRP-PHAT error on each window (its
-      estimate minus the true azimuth seen from the array), added to the
-      true azimuth seen from the camera;
-    - ``..._plus_distance_10pct``: the source's distance known as well, to
-      10 % (log-normal), which no estimator here gives.
 
-    ``samples``: every image of the bags under ``data`` (``load_folder``
-    with the model's ``window``).
-    """
-    import math
+def ratios(res: dict) -> dict:
+    """The fused model's pointing and pixel AUC divided by each baseline's
+    (None where the baseline scores 0)."""
+    f = res['fused']
+    return {b: {k: (round(f[k] / res[b][k], 3) if res[b][k] else None)
+                for k in ('pointing', 'pixel_auc')} for b in BASELINES if b in res}
 
-    from av_perception.doa.classic import ClassicDoa
-    from av_perception.doa.dataset import list_bags
-    from av_perception.sim.bags import SceneJob
-    from av_perception.sim.scene import direction_in_frame, load_robot
 
-    robot = load_robot()
-    cam = robot.camera
-    geometry = load_array('respeaker4')
-    arr = next(a for a in robot.arrays.values() if a.geometry == geometry.name)
-    srp = ClassicDoa(geometry, 'srp')
-    bags = list_bags(data)
-    stamps: dict[int, list[int]] = {}
-    for s in samples:
-        stamps.setdefault(s.bag, []).append(s.stamp_ns)
-    for times in stamps.values():
-        times.sort()  # pose k of a room is its k-th image
-    scenes = {}
-    audio, images, srp_err = [], [], []
-    for s in samples:
-        if s.mask is None or not s.mask.any():
+def targets(results: dict) -> dict:
+    out = {}
+    """Each criterion of issue #24 on each view, pass/fail; ``met`` None
+    where the view was not measured."""
+    for name, t in TARGETS.items():
+        if not results.get(name, {}).get('measured'):
+            out[name] = {'measured': False, 'met': None,
+                         'reason': results.get(name, {}).get('reason', 'not run')}
             continue
-        if s.bag not in scenes:
-            sid = int(bags[s.bag].name.split('_')[-1])
-            scenes[s.bag] = SceneJob('test', sid, SEED, str(data), 8, view=VIEW).scene()
-            if len(scenes[s.bag].poses) != len(stamps[s.bag]):
-                raise RuntimeError(f'{bags[s.bag]} is not the benchmark\'s room {sid}')
-        scene = scenes[s.bag]
-        pose = scene.poses[stamps[s.bag].index(s.stamp_ns)]
-        src = scene.active_sources[0]
-        az, _, dist = direction_in_frame(pose, cam.xyz, src.position)
-        az_arr = direction_in_frame(pose, arr.xyz, src.position)[0]
-        est = srp.estimate(s.audio[:, :window], 1)
-        srp_err.append(math.remainder(est[0].azimuth - az_arr, 2 * math.pi) if est else math.pi)
-        audio.append((src.cls, az, dist))
-        seen = [(o.cls, a, d) for o in scene.sources
-                for a, _, d in [direction_in_frame(pose, cam.xyz, o.position)]
-                if o.active or abs(a) <= math.radians(cam.hfov_deg / 2)]
-        images.append(seen)
-    n = len(audio)
-    classes = sorted({c for c, _, _ in audio})
-    cls = np.array([classes.index(c) for c, _, _ in audio])
-    az = np.array([a for _, a, _ in audio])
-    dist = np.array([d for _, _, d in audio])
-    width = max(len(v) for v in images)
-    v_cls = np.full((n, width), -1)
-    v_az = np.zeros((n, width))
-    v_dist = np.ones((n, width))
-    for i, seen in enumerate(images):
-        for k, (c, a, d) in enumerate(seen):
-            v_cls[i, k] = classes.index(c) if c in classes else -2
-            v_az[i, k], v_dist[i, k] = a, d
-    rng = np.random.default_rng(seed)
-
-    def r1(audio_az: np.ndarray, sigma_az: float, dist_sigma: float | None = None) -> float:
-        d_az = np.angle(np.exp(1j * (v_az[None] - audio_az[:, None, None]))) / sigma_az
-        cost = d_az ** 2
-        if dist_sigma is not None:
-            heard = np.log(dist) + dist_sigma * rng.standard_normal(n)
-            cost = cost + ((np.log(v_dist[None]) - heard[:, None, None]) / dist_sigma) ** 2
-        cost = np.where(v_cls[None] == cls[:, None, None], cost, np.inf).min(axis=2)
-        sim = np.where(np.isfinite(cost), -cost, -1e12) + rng.uniform(0, 1e-9, cost.shape)
-        return round(metrics.retrieval_from_similarity(sim)['r1_a2i'], 4)
-
-    def noisy(sigma_deg: float) -> np.ndarray:
-        return az + np.radians(sigma_deg) * rng.standard_normal(n)
-
-    sigmas = (1, 2, 5, 10)
-    err = np.asarray(srp_err)
-    spread = np.radians(10.0)  # the matcher's tolerance for the SRP-PHAT direction
-    return {
-        'class_only': r1(az, 1e6),
-        'direction_sigma_deg': {str(g): r1(noisy(g), np.radians(g)) for g in sigmas},
-        'direction_sigma_deg_plus_distance_10pct': {str(g): r1(noisy(g), np.radians(g), 0.1)
-                                                    for g in sigmas},
-        'srp_phat': {'median_error_deg': round(float(np.degrees(np.median(np.abs(err)))), 2),
-                     'r1_a2i': r1(az + err, spread)},
-        'srp_phat_plus_distance_10pct': r1(az + err, spread, 0.1),
-        'samples': n, 'objects_per_image': round(float((v_cls != -1).sum(axis=1).mean()), 2)}
+        f, a = results[name]['fused'], results[name]['acoustic']
+        over = round(f['pointing'] - a['pointing'], 4)
+        row = {'measured': True,
+               'pointing': {'value': f['pointing'], 'target': t['pointing'],
+                            'pass': f['pointing'] >= t['pointing']},
+               'pointing_over_acoustic': {'value': over, 'acoustic': a['pointing'],
+                                          'target': t['over_acoustic'],
+                                          'pass': over >= t['over_acoustic']},
+               'pixel_auc': {'value': f['pixel_auc'], 'target': t['pixel_auc'],
+                             'pass': f['pixel_auc'] >= t['pixel_auc']}}
+        row['met'] = all(row[k]['pass'] for k in ('pointing', 'pointing_over_acoustic',
+                                                   'pixel_auc'))
+        out[name] = row
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--scenes', type=int, default=80)
-    ap.add_argument('--data', type=Path, default=ROOT / '.cache' / f'av_heatmap_test_{VIEW}')
+    ap.add_argument('--views', nargs='+', choices=list(VIEWS), default=list(VIEWS))
     ap.add_argument('--model', type=Path, default=MODELS / 'av_heatmap.onnx')
-    ap.add_argument('--ablation', type=Path, default=MODELS / 'av_heatmap_single_positive.onnx')
+    ap.add_argument('--alone', type=Path, default=MODELS / 'av_heatmap_alone.onnx')
     args = ap.parse_args()
-    ensure_data(args.data, args.scenes)
-    main_scores = score(args.data, model=args.model, raw_cosine=True)
-    ablation = score(args.data, model=args.ablation)
-    results = {'model': main_scores.summary('model'),
-               'no_extra_positives': ablation.summary('model'),
-               'center_prior': main_scores.summary('center_prior'),
-               'model_raw_cosine': {k: v for k, v in main_scores.summary('model_raw_cosine')
-                                    .items() if not k.startswith('r')}}
-    # the prior ignores the audio: its retrieval is chance, k / candidates
-    cand = results['model']['candidates']
-    for k in (1, 5, 10):
-        for d in ('a2i', 'i2a'):
-            results['center_prior'][f'r{k}_{d}'] = round(k / cand, 4)
-    window = HeatmapModel(args.model, load_array('respeaker4')).window
-    samples = load_folder(args.data, window)  # once, for both ceilings
-    results['oracle_continuous_map'] = oracle_ceiling(samples)
-    results['retrieval_ceiling'] = retrieval_ceiling(args.data, samples, window)
-    results['data'] = {'rooms': args.scenes, 'split': 'test', 'seed': SEED, 'view': VIEW,
-                       'images': main_scores.samples,
-                       'scored_images': len(main_scores.cious['model']),
-                       'silent_scored_images': main_scores.silent,
-                       'retrieval_candidates': cand, 'retrieval_draws': 10}
-    prior = results['center_prior']['ciou']
-    m = results['model']
-    results['targets'] = {
-        'ciou': m['ciou'], 'ciou_target': TARGET_CIOU,
-        'ciou_over_center_prior': round(m['ciou'] / prior, 3) if prior else None,
-        'ciou_over_center_prior_target': TARGET_CIOU_OVER_PRIOR,
-        'r1_a2i': m['r1_a2i'], 'r1_a2i_target': TARGET_R1_A2I,
-        'met': bool(m['ciou'] >= TARGET_CIOU and (not prior or m['ciou'] / prior >=
-                                                 TARGET_CIOU_OVER_PRIOR)
-                    and m['r1_a2i'] >= TARGET_R1_A2I)}
+    for m in (args.model, args.alone):
+        if not m.is_file():
+            raise SystemExit(f'no model {m} (tools/train_av_heatmap_models.sh trains both)')
+    path = RESULTS / 'av_heatmap.json'
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results = {k: v for k, v in results.items() if k in VIEWS}   # earlier layouts: replaced
+    for name in args.views:
+        results[name] = run_view(name, args.model, args.alone)
+    meta = HeatmapModel(args.model, load_array('respeaker4')).model.metadata
+    results['models'] = {'fused': {k: meta.get(k) for k in ('model_id', 'train_data',
+                                                            'train_samples', 'fusion_weight')},
+                         'alone': {k: HeatmapModel(args.alone, load_array('respeaker4'))
+                                   .model.metadata.get(k) for k in ('model_id', 'train_data')}}
+    results['targets'] = targets(results)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'av_heatmap.json').write_text(json.dumps(results, indent=2) + '\n')
-    d = results['data']
-    print(f'{d["rooms"]} held-out rooms, {d["images"]} images, {d["scored_images"]} with the '
-          f'sounding object in view')
-    for name in ('model', 'no_extra_positives', 'center_prior', 'model_raw_cosine'):
-        print_summary(name, results[name])
-    for name in ('model', 'no_extra_positives'):
-        r = results[name]
-        print(f'{name}: ciou {r["ciou"]:.3f} = x{r["ciou"] / prior if prior else float("inf"):.2f}'
-              f' of the centre prior ({prior:.3f}); auc {r["auc"]:.3f} vs '
-              f'{results["center_prior"]["auc"]:.3f}')
-    o = results['oracle_continuous_map']
-    print(f'ceiling: a perfect continuous map (signed distance to the true object) scores ciou '
-          f'{o["ciou"]} / auc {o["auc"]}: the sounding objects cover a median '
-          f'{100 * o["median_object_area_share"]:.1f} % of the image, and the median threshold '
-          f'keeps half of it')
-    c = results['retrieval_ceiling']
-    print(f'retrieval ceiling (the true class, the direction with an error): R@1 a2i '
-          f'{c["class_only"]} from the class alone; '
-          + ', '.join(f'{v} at {g} deg' for g, v in c['direction_sigma_deg'].items())
-          + f'; {c["srp_phat"]["r1_a2i"]} with the array\'s SRP-PHAT direction (median error '
-          f'{c["srp_phat"]["median_error_deg"]} deg), {c["srp_phat_plus_distance_10pct"]} '
-          f'with the distance to 10 % as well')
-    t = results['targets']
-    print(f'targets: ciou {t["ciou"]} (>= {TARGET_CIOU}), x{t["ciou_over_center_prior"]} of the '
-          f'centre prior (>= {TARGET_CIOU_OVER_PRIOR}), r1_a2i {t["r1_a2i"]} '
-          f'(>= {TARGET_R1_A2I}): {"met" if t["met"] else "NOT met"}')
+    path.write_text(json.dumps(results, indent=2) + '\n')
+    for name in VIEWS:
+        if name not in results:
+            continue
+        d = results[name]['data']
+        if not results[name].get('measured', True):
+            print(f'\n{name}: not measured: {results[name]["reason"]}')
+            continue
+        print(f'\n{name}: {d["scenes"]} rooms ({d["split"]} split, {d["view"]} view), '
+              f'{d["images"]} images, {d["scored_images"]} with the sounding object in view '
+              f'(a median {100 * d["object_area_share_median"]:.1f} % of the image)')
+        for m, r in results[name].items():
+            if isinstance(r, dict) and 'pointing' in r:
+                print_summary(m, r)
+        print('fused / baseline (same run): ' + '; '.join(
+            f'{b} pointing x{r["pointing"]} pixel AUC x{r["pixel_auc"]}'
+            for b, r in results[name]['fused_over_baseline'].items()))
+    for name, t in results['targets'].items():
+        if not t['measured']:
+            print(f'target {name}: not measured ({t["reason"]})')
+            continue
+        p, o, a = t['pointing'], t['pointing_over_acoustic'], t['pixel_auc']
+        ok = {True: 'pass', False: 'FAIL'}
+        print(f'target {name}: pointing {p["value"]} >= {p["target"]}: {ok[p["pass"]]}; '
+              f'over the acoustic image alone ({o["acoustic"]}) {o["value"]} >= {o["target"]}: '
+              f'{ok[o["pass"]]}; pixel AUC {a["value"]} >= {a["target"]}: {ok[a["pass"]]} '
+              f'-> {"met" if t["met"] else "NOT met"}')
 
 
 if __name__ == '__main__':
