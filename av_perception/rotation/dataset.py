@@ -25,8 +25,7 @@ from av_perception.doa.dataset import assemble, list_bags
 from av_perception.errors import InputError
 from av_perception.geometry.frames import quaternion_yaw
 from av_perception.image import RawImage, decode
-from av_perception.rotation.features import (RotationSpec, binaural_features, grey_input,
-                                             level_dbfs, wrap)
+from av_perception.rotation.features import RotationSpec, grey_input, level_dbfs, wrap
 
 #: Largest position change [m] between two views that still counts as a turn in place.
 TURN_IN_PLACE_M = 0.01
@@ -43,12 +42,11 @@ class View:
     stamp_ns: int
     grey: np.ndarray                 # (S, S) network input
     image: np.ndarray                # (H, W) uint8 grey, for the OpenCV baseline
-    audio: np.ndarray | None         # (4, bands) binaural features, None without audio
-    level_dbfs: float                # binaural segment level
+    level_dbfs: float                # binaural segment level (-200 without audio)
     position: tuple | None           # gt (x, y) [m], None without gt/pose
     yaw: float | None                # gt yaw [rad]
     azimuths: list = field(default_factory=list)  # gt binaural azimuths sounding in the segment
-    segment: np.ndarray | None = None  # (2, audio_window) binaural samples (classic baseline)
+    segment: np.ndarray | None = None  # (2, audio_window) binaural samples, None without audio
 
 
 @dataclass
@@ -102,17 +100,17 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
         arr = decode(RawImage(img.height, img.width, img.encoding, img.step, bytes(img.data),
                               bool(img.is_bigendian)))
         grey8 = (arr if arr.ndim == 2 else arr.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        audio, level, azs, segment = None, -200.0, [], None
+        level, azs, segment = -200.0, [], None
         if stream is not None:
             s = int(round((t - stream.t0_ns) * 1e-9 * stream.sample_rate))
             seg = stream.samples[:, max(0, s):s + spec.audio_window]
             if s >= 0 and seg.shape[1] == spec.audio_window:
-                audio, level, segment = binaural_features(seg, spec), level_dbfs(seg), seg
+                level, segment = level_dbfs(seg), seg
                 t_end = t + int(spec.audio_window / stream.sample_rate * 1e9)
                 azs = sorted({round(a, 4) for ns, frame, a in gt
                               if t <= ns < t_end and frame == stream.frame_id})
         p = pose_at.get(t)
-        views.append(View(t, grey_input(arr, spec), grey8, audio, level,
+        views.append(View(t, grey_input(arr, spec), grey8, level,
                           (p.position.x, p.position.y) if p is not None else None,
                           quaternion_yaw(p.orientation) if p is not None else None, azs,
                           segment))
