@@ -68,7 +68,7 @@ LABELLED = 12
 MIN_LEVEL_DBFS = -45.0
 #: Width of the sharpening target's bump [deg].
 SHARPEN_SIGMA_DEG = 5.0
-WEIGHTS = {'lateral': 1.0, 'motion': 1.0, 'sharpen': 0.1, 'swap': 1.0}
+WEIGHTS = {'lateral': 1.0, 'motion': 1.0, 'sharpen': 0.1, 'swap': 1.0, 'prior': 1.0}
 #: Terms off during the first half of the epochs (the lateral loss finds the
 #: global shape first: the others pick a hypothesis per pair, and from a
 #: random start they settle on piecewise mirrored solutions).
@@ -157,7 +157,22 @@ def pair_losses(model, grid, x_s, x_t, xs_swap, yaw) -> dict:
                                + (bumps(t_for_s, grid) * logp_s).sum(1).mean())
     az_swap = expected_azimuth(torch.softmax(model(xs_swap), -1), grid)
     terms['swap'] = huber(az_s + az_swap, torch.zeros_like(az_s), beta=0.1)
+    terms['prior'] = uniform_prior(torch.cat([az_s, az_t]))
     return terms
+
+
+def uniform_prior(az):
+    """1-D Wasserstein distance [rad] between a batch of folded azimuths and
+    the uniform distribution on [-pi/2, pi/2]: around a robot that turns to
+    every heading, sources are heard from every direction, and folded
+    azimuths of directions uniform on the circle are uniform on
+    [-pi/2, pi/2]. Without it, what the two views of a pair do not agree on
+    (reverberation, a second source) shrinks every azimuth towards the
+    centre: the consistency of noisy views is best met by small ones."""
+    torch = _torch()
+    n = az.shape[0]
+    q = (torch.arange(n, dtype=az.dtype) + 0.5) / n * math.pi - math.pi / 2
+    return (torch.sort(az).values - q).abs().mean()
 
 
 # -------------------------------------------------------------------- data
@@ -367,17 +382,14 @@ def fit(data: MotionData, spec: FeatureSpec, out: Path, epochs: int = 40, batch:
             with torch.no_grad():
                 vloss = float(_loss(pair_losses(model, grid, *_batch(
                     xt, xst, data.yaw, val_sel[:5], val_sel[5])), epoch >= epochs // 2))
-        phase = 'all' if epoch >= epochs // 2 else 'lateral'
-        ck.save(model, opt, sched, epoch + 1, {'epoch': epoch + 1, 'phase': phase,
-                                               'train_loss': float(np.mean(losses)),
-                                               'val_loss': vloss},
-                comparable=lambda e: e['phase'] == 'all')
-        print(f'\r[motion] epoch {epoch + 1}/{epochs} train {np.mean(losses):.4f} val '
-              f'{vloss:.4f} ({time.perf_counter() - t0:.0f} s)', end='', file=progress,
-              flush=True)
-    print(file=progress)
-    curve = ck.plot('motion loss')
-    best = ck.best(model)
+        entry = {'epoch': epoch + 1, 'phase': 'all' if epoch >= epochs // 2 else 'lateral',
+                 'train_loss': float(np.mean(losses)), 'val_loss': vloss}
+        # the best epoch is one with every term (the lateral-only losses are lower)
+        ck.save(model, opt, sched, epoch + 1, entry, comparable=lambda e: e['phase'] == 'all')
+        print(f'\r[motion] epoch {epoch + 1}/{epochs} ({entry["phase"]}) train '
+              f'{entry["train_loss"]:.4f} val {vloss:.4f} ({time.perf_counter() - t0:.0f} s)',
+              end='', file=progress, flush=True)
+    curve, best = ck.finish(model, 'motion loss')
     model.eval()
     return {'model': model, 'mean': mean, 'std': std, 'best_epoch': best,
             'train_pairs': int(len(tr)), 'val_pairs': int(len(va)), 'curve': str(curve),
