@@ -68,7 +68,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train_direction(args: argparse.Namespace) -> int:
     from av_perception.train.direction import train
     res = train(args.bags, args.array, args.out, target=args.target, epochs=args.epochs,
-                jobs=args.jobs, seed=args.seed, salvage=args.salvage)
+                jobs=args.jobs, seed=args.seed, salvage=args.salvage, namespace=args.namespace)
     print(f'[train] wrote {res["model"]} ({res["windows"]} windows from {res["bags"]} bags; '
           f'curve {res["curve"]})')
     return 0
@@ -77,7 +77,8 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
 def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
     from av_perception.train.av_heatmap import train
     res = train(args.bags, args.out, extra_positives=not args.no_extra_positives,
-                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view)
+                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view,
+                array=args.array, namespace=args.namespace, hfov_tolerance=args.hfov_tolerance)
     print(f'[train] wrote {res["model"]} ({res["samples"]} samples from {res["bags"]} bags, '
           f'{res["seconds"]} s; curve {res["curve"]})')
     return 0
@@ -86,7 +87,7 @@ def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.doa.evaluate import score
     s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
-              salvage=args.salvage)
+              salvage=args.salvage, geometry=args.geometry)
     summary = s.summary()
     print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
                                                                for k, v in summary.items()))
@@ -108,7 +109,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_train_echo_teacher(args: argparse.Namespace) -> int:
     from av_perception.train.echo_depth import train_teacher
-    res = train_teacher(args.bags, args.out, epochs=args.epochs, seed=args.seed)
+    res = train_teacher(args.bags, args.out, epochs=args.epochs, seed=args.seed,
+                        namespace=args.namespace)
     print(f'[train] wrote {res["model"]} ({res["frames"]} frames from {res["bags"]} bags, best '
           f'epoch {res["best_epoch"]}; curve {res["curve"]})')
     return 0
@@ -138,7 +140,7 @@ def _cmd_train_echo_depth(args: argparse.Namespace) -> int:
 def _cmd_eval_echo_depth(args: argparse.Namespace) -> int:
     from av_perception.echo.evaluate import format_scores, score_student
     print(format_scores({'model': score_student(args.bags, args.model, args.tolerance,
-                                                args.namespace)}))
+                                                args.namespace, base_frame=args.base_frame)}))
     return 0
 
 
@@ -153,6 +155,7 @@ def _cmd_eval_echo_map(args: argparse.Namespace) -> int:
 def _add_echo_depth_commands(sub, tsub, esub) -> None:
     """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``,
     ``eval echo-map``."""
+    from av_perception.bag.contents import BASE_FRAME
     p = sub.add_parser('dataset', help='echo / camera pairs from bags, with the teacher\'s '
                        'pseudo-depth, cached for echo-depth training',
                        description='Pair each audio/echo chunk with the camera frame nearest in '
@@ -176,6 +179,7 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
     t.add_argument('--epochs', type=int, default=12)
     t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     t.set_defaults(func=_cmd_train_echo_teacher)
 
     t = tsub.add_parser('echo-depth', help='the echo student (depth from echoes); torchrun '
@@ -204,6 +208,9 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     e.add_argument('--tolerance', type=float, default=0.05,
                    help='largest echo / gt/depth stamp difference [s]')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.add_argument('--base-frame', default=BASE_FRAME, help='frame of the occupancy grid: the '
+                   'camera\'s mount in it comes from the bags\' /tf_static (default '
+                   '%(default)s)')
     e.set_defaults(func=_cmd_eval_echo_depth)
 
     e = esub.add_parser('echo-map', help='echoes fused in odom vs gt/occupancy carried into '
@@ -218,12 +225,42 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     e.set_defaults(func=_cmd_eval_echo_map)
 
 
+def _add_rotation_bag_options(p: argparse.ArgumentParser) -> None:
+    """The bag options of ``train rotation`` and ``eval rotation`` (one
+    ``rotation.dataset.BagOptions``, see :func:`_rotation_options`)."""
+    from av_perception.bag.contents import BASE_FRAME, ODOM_FRAME
+    from av_perception.rotation.dataset import (HFOV_TOLERANCE_DEG, MAX_PAIR_SECONDS,
+                                                TURN_IN_PLACE_M)
+    p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    p.add_argument('--max-pair-seconds', type=float, default=MAX_PAIR_SECONDS,
+                   help='longest time between the two frames of a turn pair [s] (default '
+                   '%(default)s); which frames are turns in place comes from the motion')
+    p.add_argument('--max-pair-translation', type=float, default=TURN_IN_PLACE_M,
+                   help='largest base translation between the two frames of a turn in place '
+                   '[m] (default %(default)s)')
+    p.add_argument('--odom-frame', default=ODOM_FRAME, help='odometry frame on /tf, for bags '
+                   'without gt/pose (default %(default)s)')
+    p.add_argument('--base-frame', default=BASE_FRAME, help='the robot\'s base frame '
+                   '(default %(default)s)')
+    p.add_argument('--hfov-tolerance', type=float, default=HFOV_TOLERANCE_DEG,
+                   help='largest difference between the bag camera\'s field of view '
+                   '(camera_info) and the model\'s [deg] (default %(default)s)')
+
+
+def _rotation_options(args: argparse.Namespace):
+    from av_perception.bag.contents import MotionFrames
+    from av_perception.rotation.dataset import BagOptions, PairRule
+    return BagOptions(args.namespace, MotionFrames(args.odom_frame, args.base_frame),
+                      PairRule(args.max_pair_seconds, args.max_pair_translation),
+                      args.hfov_tolerance)
+
+
 def _cmd_train_rotation(args: argparse.Namespace) -> int:
     from av_perception.train.rotation import TARGETS, train
     targets = TARGETS if args.target == 'both' else (args.target,)
     res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed,
                 binaural_epochs=args.binaural_epochs, scale_from_labels=not args.sign_only,
-                visual_model=args.visual_model)
+                visual_model=args.visual_model, options=_rotation_options(args))
     for t in targets:
         print(f'[train] rotation {t}: {res[t]}')
     print(f'[train] wrote the rotation models to {args.out} ({res["pairs"]} turn pairs from '
@@ -235,20 +272,32 @@ def _cmd_eval_rotation(args: argparse.Namespace) -> int:
     from av_perception.rotation.evaluate import report, score
     results = score(args.bags, model=args.model, labels_model=args.labels_model,
                     binaural_models={'binaural_motion': args.binaural_model}
-                    if args.binaural_model else None, namespace=args.namespace,
-                    progress=sys.stderr)
+                    if args.binaural_model else None, progress=sys.stderr,
+                    options=_rotation_options(args))
     print('\n'.join(report(results)))
     return 0
 
 
 def _cmd_eval_av_heatmap(args: argparse.Namespace) -> int:
     from av_perception.avl.evaluate import print_summary, score
-    s = score(args.bags, model=args.model, namespace=args.namespace)
+    s = score(args.bags, model=args.model, namespace=args.namespace, array=args.array,
+              hfov_tolerance=args.hfov_tolerance)
     print(f'av-heatmap: {len(s.cious["model"])} scored images (sounding object in view) of '
           f'{s.samples}; {s.silent} silent')
     for method in ('model', 'center_prior'):
         print_summary(method, s.summary(method))
     return 0
+
+
+def _add_av_heatmap_bag_options(p: argparse.ArgumentParser) -> None:
+    """The bag options of ``train av-heatmap`` and ``eval av-heatmap``."""
+    from av_perception.avl.evaluate import HFOV_TOLERANCE_DEG
+    p.add_argument('--array', default='respeaker4', help='microphone array (geometry name or '
+                   'file) of the bags\' audio/raw (default %(default)s)')
+    p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    p.add_argument('--hfov-tolerance', type=float, default=HFOV_TOLERANCE_DEG,
+                   help='largest difference between a bag camera\'s field of view '
+                   '(camera_info) and the model\'s [deg] (default %(default)s)')
 
 
 def _cmd_check_array(args: argparse.Namespace) -> int:
@@ -377,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int, default=60)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    t.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     t.set_defaults(func=_cmd_train_direction)
     t = tsub.add_parser('av-heatmap', help='audio-visual localization (where in the image the '
@@ -392,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int, default=25)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    _add_av_heatmap_bag_options(t)
     t.set_defaults(func=_cmd_train_av_heatmap)
 
     t = tsub.add_parser('rotation', help='visual rotation and binaural direction, learned '
@@ -413,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='self-supervised: the 12 labelled validation pairs fix the yaw\'s sign '
                    'only (as the paper), not also its scale (parallax of an off-axis camera)')
     t.add_argument('--seed', type=int, default=0)
+    _add_rotation_bag_options(t)
     t.set_defaults(func=_cmd_train_rotation)
 
     p = sub.add_parser('eval', help='score a method or model on bags with ground truth',
@@ -425,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'learned'], default='srp')
     e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
                    'shipped one for the array)')
+    e.add_argument('--geometry', help='array geometry name or file (default: respeaker4 for '
+                   '--array array, binaural for binaural); each bag\'s stream must have its '
+                   'channels and sample rate')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     e.set_defaults(func=_cmd_eval_direction)
@@ -438,14 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--binaural-model', type=Path, help='binaural direction model trained from '
                    'motion (default: the shipped rotation_binaural); the distilled and '
                    'label-trained ones are the shipped direction_binaural*')
-    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    _add_rotation_bag_options(e)
     e.set_defaults(func=_cmd_eval_rotation)
     e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: cIoU, '
                         'AUC, retrieval, beside the centre prior')
     e.add_argument('--bags', type=Path, required=True,
                    help='bags with camera/image_raw, audio/raw and gt/source_mask')
     e.add_argument('--model', type=Path, help='ONNX model (default: the shipped one)')
-    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    _add_av_heatmap_bag_options(e)
     e.set_defaults(func=_cmd_eval_av_heatmap)
 
     p = sub.add_parser('check-array', help='check channel order and geometry against a '

@@ -117,6 +117,7 @@ def test_two_namespaced_robots_side_by_side_without_crosstalk(ros, tmp_path):
         frames = {k: {t.child_frame_id: t for t in v[-1].transforms}
                   for k, v in got.items() if v}
         assert set(frames['/robot1/tf_static']) == {'mic_array', 'echo_head', 'camera_link',
+                                                    'echo_head_optical',
                                                     'camera_link_optical'}
         assert set(frames['/robot2/tf_static']) == set(frames['/robot1/tf_static'])
         assert frames['/robot1/tf_static']['camera_link'].transform.translation.z == 0.25

@@ -123,6 +123,8 @@ def check_echo_depth(ros):
     node = ros.node(node_class('echo_depth'))
     _set(node, 'publish_points', True)
     assert node.publish_points is True
+    _set(node, 'map_period', 0.25)
+    assert node._map_timer.timer_period_ns == 250_000_000
     return node
 
 
@@ -168,7 +170,7 @@ CHECKS = {
     'audio_common_adapter': ({'frame_id', 'sample_format', 'channels', 'sample_rate',
                               'stamp_at_end', 'receipt_tolerance'}, check_audio_common_adapter),
     'av_heatmap': ({'silence_dbfs', 'overlay_alpha'}, check_av_heatmap),
-    'echo_depth': ({'publish_points'}, check_echo_depth),
+    'echo_depth': ({'publish_points', 'map_period'}, check_echo_depth),
     'rotation': ({'odom_frame', 'base_frame', 'twist_frame', 'publish_tf', 'max_interval',
                   'min_level_dbfs', 'hfov_tolerance_deg'}, check_rotation),
     'chirp_emitter': ({'latency_offset', 'enabled'}, check_chirp_emitter),

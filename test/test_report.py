@@ -48,6 +48,6 @@ def test_direction_errors_are_scored_against_the_truth_of_the_same_frame(tmp_pat
 def test_demo_params_send_the_recorder_into_the_demo_folder(tmp_path):
     from av_perception.ros.demo import demo_params
     doc = yaml.safe_load(demo_params(tmp_path).read_text())
-    rec = doc['recorder']['ros__parameters']
+    rec = doc['/**/recorder']['ros__parameters']
     assert rec['output_dir'] == str(tmp_path) and rec['output'] == 'bag'
-    assert 'sim_world' in doc and 'sound_direction' in doc
+    assert '/**/sim_world' in doc and '/**/sound_direction' in doc

@@ -95,5 +95,5 @@ def test_rviz_fixed_frame_is_broadcast_by_the_robot_config():
     fixed = yaml.safe_load(RVIZ.read_text())['Visualization Manager']['Global Options'][
         'Fixed Frame']
     frames = yaml.safe_load((ROOT / 'config' / 'robot.yaml').read_text())[
-        'static_frames']['ros__parameters']
+        '/**/static_frames']['ros__parameters']
     assert fixed in {frames[child]['parent'] for child in frames['frames']}

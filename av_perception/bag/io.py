@@ -177,6 +177,29 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
         reader.close()
 
 
+def bag_topics(path: str | Path, namespace: str = '') -> dict[str, int] | None:
+    """Relative topic -> message count, from the bag's index (no message is
+    read); None if the bag cannot be opened (a damaged bag: reading it says
+    why)."""
+    from rosbags.highlevel import AnyReader
+
+    try:
+        for f in mcap_files(path):  # as read_bag: no length the reader would trust
+            check_structure(f)
+        reader = AnyReader([Path(path)], default_typestore=typestore(package_msgtypes()))
+        reader.open()
+    except (Damaged, *_bag_errors()):
+        return None
+    try:
+        out: dict[str, int] = {}
+        for c in reader.connections:
+            t = relative_topic(c.topic, namespace)
+            out[t] = out.get(t, 0) + int(c.msgcount)
+        return out
+    finally:
+        reader.close()
+
+
 def _bag_errors() -> tuple[type[BaseException], ...]:
     """What rosbags raises for a damaged file: its own errors, and what its
     parsers meet in corrupt bytes (a length field of 2^60 asks for that much

@@ -63,6 +63,17 @@ class CameraMount:
     xyz: tuple[float, float, float] = (0.10, 0.0, 0.50)
     rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
+    @classmethod
+    def from_optical(cls, xyz, quat_xyzw) -> CameraMount:
+        """The mount whose optical frame has the pose ``xyz`` [m],
+        ``quat_xyzw`` in the base frame (the transform base <- optical of a
+        TF tree, e.g. a bag's /tf_static)."""
+        from transforms3d.euler import mat2euler
+        optical = StaticFrame.from_rpy('camera', 'optical', (0, 0, 0), OPTICAL_RPY)
+        body = rotation_matrix(quat_xyzw) @ rotation_matrix(optical.quat_xyzw).T
+        return cls(tuple(float(v) for v in xyz),
+                   tuple(float(v) for v in mat2euler(body, axes='sxyz')))
+
     def optical_to_base(self) -> tuple[np.ndarray, np.ndarray]:
         """(R, t): p_base = R @ p_optical + t."""
         body = StaticFrame.from_rpy('base', 'camera', self.xyz, self.rpy)

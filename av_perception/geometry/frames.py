@@ -77,6 +77,12 @@ def quaternion_yaw(q) -> float:
     return float(quat2euler((q.w, q.x, q.y, q.z), 'rzyx')[0])
 
 
+def hfov_deg(K: np.ndarray, width: int) -> float:
+    """Horizontal field of view [deg] of a pinhole camera matrix ``K`` (3x3,
+    fx in pixels) for an image ``width`` pixels wide."""
+    return math.degrees(2.0 * math.atan(width / 2.0 / float(np.asarray(K)[0][0])))
+
+
 def rotation_matrix(quat_xyzw) -> np.ndarray:
     """3x3 rotation matrix of a unit quaternion (x, y, z, w)."""
     from transforms3d.quaternions import quat2mat

@@ -52,13 +52,15 @@ ECHO_ONLY_SKIPS = ('/audio/raw', '/audio/binaural', '/gt/sound_direction')
 
 
 def static_frames(sim: SceneSimulator) -> list[StaticFrame]:
-    """base -> each array frame and the camera (+ its optical frame)."""
+    """base -> each array frame and the camera (+ its optical frame), and
+    the echo head's optical frame: the virtual camera of echo depth (its
+    depth images are what a camera at the echo head would see)."""
     r = sim.robot
     frames = [StaticFrame.from_rpy(r.base_frame, geom.frame_id, r.arrays[role].xyz, (0, 0, 0))
               for role, geom in sim.arrays.items() if role != 'teacher']  # teacher: virtual
     frames.append(StaticFrame.from_rpy(r.base_frame, r.camera.frame, r.camera.xyz, (0, 0, 0)))
-    frames.append(StaticFrame.from_rpy(r.camera.frame, f'{r.camera.frame}_optical', (0, 0, 0),
-                                       OPTICAL_RPY))
+    for body in (r.camera.frame, sim.arrays['echo'].frame_id):
+        frames.append(StaticFrame.from_rpy(body, f'{body}_optical', (0, 0, 0), OPTICAL_RPY))
     return frames
 
 

@@ -228,18 +228,26 @@ def build_data(bags: list, pairs: list, yaw: np.ndarray, spec: FeatureSpec,
                progress=sys.stderr) -> MotionData:
     """MotionData from loaded views (``rotation.dataset.BagViews``) and their
     turn pairs (``rotation.dataset.Pair``, ``bag`` indexing ``bags``) with the
-    teacher's ``yaw`` per pair [rad].
+    teacher's ``yaw`` per pair [rad]. A view whose binaural segment could
+    not be cut counts as silent.
 
     Raises:
-        ConfigError: a view without binaural audio, or fewer than 10 pairs.
+        ConfigError: fewer than 10 pairs.
     """
     starts = np.cumsum([0] + [len(b.views) for b in bags])
+    lengths = [v.segment.shape[1] for b in bags for v in b.views if v.segment is not None]
+    if not lengths:
+        raise ConfigError('no camera frame with its binaural segment')
+    segment_length = lengths[0]
     x, xs, loud, az, vroom = [], [], [], [], []
     for bi, b in enumerate(bags):
         for v in b.views:
-            if v.segment is None:
-                raise ConfigError(f'{b.path}: a camera frame without its binaural segment')
-            f, g, lv = view_windows(v.segment, spec)
+            if v.segment is None:   # its audio could not be cut (the bag's end): silent
+                n = len(window_starts(segment_length, spec.window))
+                f = g = np.zeros((n, spec.n_features), np.float32)
+                lv = np.full(n, -200.0, np.float32)
+            else:
+                f, g, lv = view_windows(v.segment, spec)
             x.append(f)
             xs.append(g)
             loud.append(lv > MIN_LEVEL_DBFS)

@@ -50,18 +50,18 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from av_perception.bag.contents import first_camera, list_bags
 from av_perception.errors import ConfigError
-from av_perception.rotation.dataset import load_all
-from av_perception.rotation.features import RotationSpec, hfov_deg
+from av_perception.rotation.dataset import BagOptions, load_all
+from av_perception.rotation.features import MAX_SHIFT, RotationSpec
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 
 TARGETS = ('selfsup', 'labels')
-MAX_SHIFT = 36            # cells of the stride-2 feature map (+-50.6 deg at 128 px, 90 deg HFOV)
 PEAK_WINDOW = 3           # cells either side of the matching peak in the soft-argmax
 SPREAD_FLOOR_RAD = math.radians(0.25)  # added (in quadrature) to every yaw's spread
 SIGN_PAIRS = 12           # labelled validation pairs that fix the visual yaw's sign
@@ -239,15 +239,11 @@ class Data:
     n_bags: int
 
 
-def build_data(bags: list, pairs: list, spec: RotationSpec) -> Data:
-    """The visual networks' data from loaded views (``rotation.dataset``)
+def build_data(bags: list, pairs: list) -> Data:
+    """The visual networks' data from loaded views (``rotation.dataset.load_all``)
     and their turn pairs (``Pair.bag`` indexing ``bags``)."""
     if len(pairs) < 10:
         raise ConfigError(f'only {len(pairs)} turn-in-place pairs; need more bags')
-    fovs = {round(hfov_deg(b.K, b.width), 1) for b in bags if b.K is not None}
-    if any(abs(f - spec.hfov_deg) > 1.0 for f in fovs):
-        raise ConfigError(f'the bags\' cameras have fields of view {sorted(fovs)} deg; the '
-                          f'rotation models are made for {spec.hfov_deg} deg')
     starts = np.cumsum([0] + [len(b.views) for b in bags])
     grey = np.stack([v.grey for b in bags for v in b.views])
     idx = np.array([(starts[p.bag] + p.first, starts[p.bag] + p.second) for p in pairs])
@@ -255,15 +251,12 @@ def build_data(bags: list, pairs: list, spec: RotationSpec) -> Data:
     return Data(grey, idx, yaw, np.array([p.bag for p in pairs]), len(bags))
 
 
-def load(bags_dirs: list, spec: RotationSpec, progress=sys.stderr) -> tuple[list, list]:
-    """Views and turn pairs of every bag under ``bags_dirs`` (bag indices
-    running over all of them)."""
-    bags, pairs = [], []
-    for d in bags_dirs:
-        b, p = load_all(d, spec, progress=progress)
-        pairs += [replace(q, bag=q.bag + len(bags)) for q in p]
-        bags += b
-    return bags, pairs
+def spec_for_bags(bags_dirs: list, options: BagOptions = BagOptions()) -> RotationSpec:
+    """The models' contract for the bags' camera: the default one with the
+    horizontal field of view of the first bag's CameraInfo (the other bags
+    must match it: ``rotation.dataset.load_views``)."""
+    camera = first_camera(list_bags(*bags_dirs), options.namespace)
+    return RotationSpec(hfov_deg=round(camera.hfov_deg, 2))
 
 
 # ---------------------------------------------------------------- training
@@ -296,7 +289,7 @@ WEIGHTS = {'yaw': 10.0, 'yaw_curve': 1.0, 'mirror': 1.0}
 def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs: int = 6,
           batch: int = 32, lr: float = 2e-3, seed: int = 0, binaural_epochs: int = 40,
           scale_from_labels: bool = True, visual_model: str | Path | None = None,
-          progress=sys.stderr) -> dict:
+          progress=sys.stderr, options: BagOptions = BagOptions()) -> dict:
     """Train the chosen targets from the same bags, checkpoint each epoch
     (resumable), export ONNX; returns a summary.
 
@@ -307,7 +300,12 @@ def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs
     turns for ``binaural_epochs`` epochs (:mod:`av_perception.train.motion`).
     ``labels``: the visual network trained with the true yaw for ``epochs``.
     Writes ``rotation_visual.onnx`` and ``rotation_binaural.onnx``
-    (self-supervised), ``rotation_visual_labels.onnx`` (labels)."""
+    (self-supervised), ``rotation_visual_labels.onnx`` (labels). The labelled
+    samples' truth: gt/pose (or the odometry of bags without it) for the
+    yaw, gt/sound_direction for the azimuth. The models' field of view is
+    the bags' camera's (CameraInfo); ``options``: how the bags are read
+    (``rotation.dataset.BagOptions``: turn pairs, odometry frames,
+    namespace)."""
     torch, _ = _nn()
     for t in targets:
         if t not in TARGETS:
@@ -316,10 +314,11 @@ def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs
         raise ConfigError(f'epochs must be >= 1, got {epochs} (visual) and {binaural_epochs} '
                           '(binaural)')
     out_dir = Path(out_dir)
-    spec = RotationSpec()
+    spec = spec_for_bags([Path(d) for d in bags_dirs], options)
     t_load = time.perf_counter()
-    bags, pairs = load([Path(d) for d in bags_dirs], spec, progress=progress)
-    data = build_data(bags, pairs, spec)
+    bags, pairs = load_all([Path(d) for d in bags_dirs], spec, progress=progress,
+                           options=options)
+    data = build_data(bags, pairs)
     load_s = time.perf_counter() - t_load
     n_val = max(1, data.n_bags // 10)  # validation: the last tenth of the rooms
     val = data.room >= data.n_bags - n_val
