@@ -128,6 +128,23 @@ def test_swapping_the_ears_negates_the_azimuth_in_features_and_loss():
         assert (swap < 1e-8) == antisymmetric, swap
 
 
+def test_a_view_is_the_mean_of_its_loud_windows():
+    """A view's distribution is the mean of its weighted windows'
+    distributions (what the estimator reports for a segment): a quiet window
+    does not count, and a single window is its own distribution."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 5)
+    x = torch.randn(2, 3, 4)
+    w = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    got = motion.distribution(model, x, w).exp()
+    p = torch.softmax(model(x), -1)
+    assert torch.allclose(got[0], (p[0, 0] + p[0, 1]) / 2, atol=1e-6)
+    assert torch.allclose(got[1], p[1, 1], atol=1e-6)
+    assert not torch.allclose(got[0], p[0].mean(0), atol=1e-3)   # the quiet one is out
+    assert torch.allclose(motion.distribution(model, x[:, 0]).exp(), p[:, 0], atol=1e-6)
+    assert torch.allclose(got.sum(-1), torch.ones(2), atol=1e-6)
+
+
 # ---------------------------------------------------------- sign and scale
 def test_sign_and_scale_from_a_few_labelled_samples():
     """A model that reads every azimuth mirrored and at 0.8 x its size gets
