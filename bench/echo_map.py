@@ -6,9 +6,10 @@ The simulated robot drives a path of ``--poses`` poses through each room
 (turns in place of up to 45 deg and short drives of 0.1-0.5 m, one echo per
 pose; the generator's 'path' view) of the test split (never trained on;
 echo-only rendering, cached under bench/.cache). The shipped echo-depth
-student turns each echo into depth; each echo's grid is fused into the map
-with the odometry from the bag's /tf and scored against gt/occupancy carried
-into odom, over the area the echoes could see (see
+student turns each echo into depth, placed on the robot by the echo head's
+optical frame in the bag's /tf_static (as the node does); each echo's grid is
+fused into the map with the odometry from the bag's /tf and scored against
+gt/occupancy carried into odom, over the area the echoes could see (see
 av_perception/echo/map_evaluate.py for the reference and the metrics).
 
 Fusion parameters (hit / miss probabilities, export thresholds, obstacle
@@ -45,10 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.bag.contents import list_bags
 from av_perception.bag.io import nearest, read_bag, stamp_ns
-from av_perception.doa.dataset import list_bags
 from av_perception.echo.map_evaluate import (METRICS, BagEchoes, MapSetup, load_bags, score_bag,
-                                             sight_lines, summarize, visible_rays)
+                                             summarize)
 from av_perception.echo.mapping import FusionParams
 from av_perception.echo.occupancy import rep117_depth
 from av_perception.sim.bags import simulate
@@ -131,7 +132,9 @@ def with_depth(bags: list[BagEchoes], folder: Path, topic: str,
     """The same echoes with another depth: ``depth_of(msg)`` [m] of the
     ``topic`` message at each echo's stamp, as REP 117 ranges."""
     out = []
-    for path, bag in zip(list_bags(folder), bags):
+    paths = {p.name: p for p in list_bags(folder)}
+    for bag in bags:
+        path = paths[bag.name]
         msgs = sorted((m.msg for m in read_bag(path, [topic])), key=stamp_ns)
         st = np.array([stamp_ns(m) for m in msgs], np.int64)
         echoes = [replace(e, depth=rep117_depth(depth_of(msgs[nearest(st, e.stamp_ns, 0)]),
@@ -215,9 +218,7 @@ def main() -> None:
                               setup.max_depth), setup)
     teacher = run(with_depth(test, test_dir, 'camera/image_raw', teacher_depth_of(size),
                              setup.max_depth), setup)
-    origin, az, reach = sight_lines(setup.k, setup.width, setup.mount, setup.max_depth)
-    gt_rays = summarize([score_bag(b, setup, rays=lambda e: visible_rays(e.gt, origin, az, reach))
-                         for b in test])
+    gt_rays = summarize([score_bag(b, setup, rays=setup.reference_rays) for b in test])
     results['oracle_gt_depth'] = gt_depth
     results['oracle_teacher_depth'] = teacher
     results['oracle_gt_grid'] = gt_rays
@@ -243,7 +244,8 @@ def main() -> None:
           f"{final['fused_over_time']['free_iou']:.3f}")
     c = final['counts']
     print(f"{c['bags']} test rooms, {args.poses} poses each: {c['echoes_used']} echoes fused "
-          f"({c['echoes_without_tf']} without TF, {c['echoes_without_gt']} without gt)")
+          f"({c['echoes_without_gt']} without gt, {c['echoes_without_camera']} without the "
+          f"camera pose, {c['echoes_without_odometry']} without the odometry)")
     print(f"targets: fused free IoU {f['free_iou']:.3f} (>= 0.80: "
           f"{'met' if results['targets']['fused_free_iou_met'] else 'NOT met'}; single echo "
           f"{final['single']['free_iou']:.3f}); fused occupied recall within one cell "
