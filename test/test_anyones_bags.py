@@ -340,6 +340,7 @@ def test_echo_map_places_each_echo_where_the_bags_tf_says(tmp_path):
     gt/occupancy: perfect depth maps the room only when it is placed by the
     bag's TF, not by the simulated robot's mount."""
     from av_perception.echo.map_evaluate import MapFrames, MapSetup, read_echoes, score_bag
+    from av_perception.echo.mapping import FusionParams
     from av_perception.echo.occupancy import CameraMount
     head = {'echo_xyz': (0.3, 0.2, 0.8), 'echo_yaw_deg': 25.0}
     write_bag(tmp_path / 'b', views=8, turn_deg=45.0, drive=0.15, echo=ECHO, **head)
@@ -349,7 +350,7 @@ def test_echo_map_places_each_echo_where_the_bags_tf_says(tmp_path):
     assert bag.echoes[0].mount.xyz == pytest.approx(head['echo_xyz'])
     assert bag.echoes[0].mount.rpy == pytest.approx((0, 0, math.radians(25.0)), abs=1e-9)
     assert bag.echoes[3].pose == pytest.approx((0.45, 0.0, math.radians(135.0)), abs=1e-9)
-    setup = MapSetup(K64, 64, 12.0)
+    setup = MapSetup(K64, 64, 12.0, FusionParams(free_fraction=1.0))     # perfect depth
     good = score_bag(bag, setup)
     assert good['reference_cells']['occupied'] > 50 and good['reference_cells']['free'] > 1000
     for m in ('free_iou', 'occ_recall', 'occ_precision'):

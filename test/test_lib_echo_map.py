@@ -263,8 +263,10 @@ def room_bag(tmp_path_factory) -> Path:
 
 
 def setup():
+    """Perfect depth: every ray freed up to its surface (the default frees
+    less, for the echo student's overshooting far surfaces)."""
     from av_perception.echo.map_evaluate import MapSetup
-    return MapSetup(K, 64, 12.0)
+    return MapSetup(K, 64, 12.0, FusionParams(free_fraction=1.0))
 
 
 def test_perfect_depth_maps_the_room(room_bag):
@@ -332,3 +334,20 @@ def test_eval_echo_map_cli(room_bag, tmp_path):
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 2 and want in r.stderr, r.stderr
         assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_free_fraction_frees_only_the_near_part_of_a_surface_ray():
+    """A wall 4 m ahead: with free_fraction 0.75 the first 3 m are freed, the
+    last metre before the wall is left unknown, the wall is still hit."""
+    rays = EchoRays((0.0, 0.0), np.array([0.0]), np.array([4.05]), np.array([True]))
+    out = {}
+    for frac in (1.0, 0.75):
+        m = EchoMap(FusionParams(free_fraction=frac))
+        m.add_rays(rays, (0.0, 0.0, 0.0))
+        g = m.occupancy()
+        row = g.data[int(-g.origin[1] / CELL)]
+        out[frac] = {v: int((row == v).sum()) for v in (FREE, OCCUPIED)}
+    assert out[1.0] == {FREE: 40, OCCUPIED: 1}
+    assert out[0.75] == {FREE: 31, OCCUPIED: 1}
+    with pytest.raises(ValueError, match='free_fraction'):
+        FusionParams(free_fraction=0.0).check()
