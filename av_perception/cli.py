@@ -144,17 +144,17 @@ def _cmd_eval_echo_depth(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_echo_map(args: argparse.Namespace) -> int:
-    from av_perception.echo.map_evaluate import format_summary, score_echo_map
-    print(format_summary(score_echo_map(args.bags, args.model, args.namespace,
-                                        odom_frame=args.odom_frame,
-                                        base_frame=args.base_frame or None)))
+    from av_perception.echo.map_evaluate import MapFrames, format_summary, score_echo_map
+    frames = MapFrames(args.odom_frame, args.base_frame, args.optical_frame)
+    print(format_summary(score_echo_map(args.bags, args.model, args.namespace, frames=frames,
+                                        progress=sys.stderr.isatty())))
     return 0
 
 
 def _add_echo_depth_commands(sub, tsub, esub) -> None:
     """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``,
     ``eval echo-map``."""
-    from av_perception.bag.contents import BASE_FRAME
+    from av_perception.bag.contents import BASE_FRAME, ODOM_FRAME
     p = sub.add_parser('dataset', help='echo / camera pairs from bags, with the teacher\'s '
                        'pseudo-depth, cached for echo-depth training',
                        description='Pair each audio/echo chunk with the camera frame nearest in '
@@ -214,13 +214,19 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
 
     e = esub.add_parser('echo-map', help='echoes fused in odom vs gt/occupancy carried into '
                         'odom, beside the single-echo grids')
-    e.add_argument('--bags', type=Path, required=True,
-                   help='bags with audio/echo, /tf (odom -> base) and gt/occupancy')
+    e.add_argument('--bags', type=Path, nargs='+', required=True,
+                   help='folder(s) of bags with audio/echo, /tf (odom -> base), /tf_static '
+                   '(base -> the optical frame) and gt/occupancy; a bag lacking one is named '
+                   'and skipped')
     e.add_argument('--model', type=Path, help='ONNX student (default: the shipped one)')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
-    e.add_argument('--odom-frame', default='odom', help='the map\'s fixed frame')
-    e.add_argument('--base-frame', default='', help='the echo grid\'s frame (default: the '
-                   'frame of gt/occupancy)')
+    e.add_argument('--odom-frame', default=ODOM_FRAME, help='the map\'s fixed frame: the '
+                   'odometry on /tf (default %(default)s)')
+    e.add_argument('--base-frame', default=BASE_FRAME, help='the robot\'s base frame: the '
+                   'single-echo grid\'s (default %(default)s)')
+    e.add_argument('--optical-frame', default='', help='the echo depth\'s virtual camera, '
+                   'placed on the robot by the bags\' TF (default: <frame of the audio/echo '
+                   'chunks>_optical, as the echo_depth node)')
     e.set_defaults(func=_cmd_eval_echo_map)
 
 
