@@ -1,5 +1,5 @@
-"""Tracked sound sources: the tracker (births, deaths, identities, folding),
-on hand-made sequences whose answers are known."""
+"""Tracked sound sources: the tracker (births, deaths, identities, folding)
+and the track metrics, on hand-made sequences whose answers are known."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from av_perception.doa.classic import DoaEstimate
 from av_perception.doa.stream import DoaResult
+from av_perception.doa.track_metrics import TruthWindow, rank_ids, score_tracks, window_truth
 from av_perception.doa.tracker import (SourceTracker, TrackerParams, angle_between, unit_vector,
                                        yaw_rotation)
 from av_perception.errors import ConfigError
@@ -200,3 +201,69 @@ def test_angle_between_folds_for_ambiguous_arrays():
     a, b = unit_vector(R(80)), unit_vector(R(100))
     assert abs(deg(float(angle_between(a, b))) - 20) < 1e-9
     assert abs(float(angle_between(a, b, ambiguous=True))) < 1e-9
+
+
+# ------------------------------------------------------------------ metrics
+def truth_seq(n: int, sources: list[tuple[int, float]]) -> list:
+    return [(k * HOP_NS, [(i, R(a), 0.0) for i, a in sources]) for k in range(n)]
+
+
+def test_perfect_tracks_score_full_recall_and_no_switches():
+    truth = truth_seq(600, [(7, 30.0), (9, -60.0)])   # one minute
+    outputs = [(s, [(1, R(32), 0.0), (2, R(-61), 0.0)]) for s, _ in truth]
+    sc = score_tracks(outputs, truth, hop=0.1).summary()
+    assert sc['recall'] == 1.0 and sc['id_switches'] == 0 and sc['false_outputs'] == 0
+    assert sc['minutes'] == 1.0 and sc['median_error_deg'] == 1.5 and sc['mota'] == 1.0
+
+
+def test_known_id_switches_fragmentation_and_false_tracks():
+    truth = truth_seq(10, [(0, 0.0), (1, 90.0)])
+    outs = []
+    for k, (s, _) in enumerate(truth):
+        o = [(5, R(1), 0.0)]
+        # source 1: id 6, then (windows 4-5) nothing, then id 8: one switch, one fragmentation
+        if k < 4:
+            o.append((6, R(91), 0.0))
+        elif k >= 6:
+            o.append((8, R(89), 0.0))
+        if k in (2, 3, 7):     # a spurious output far from both: two false runs
+            o.append((3, R(-120), 0.0))
+        outs.append((s, o))
+    sc = score_tracks(outs, truth, hop=0.1)
+    assert (sc.id_switches, sc.fragmentations, sc.false_outputs, sc.false_tracks) == (1, 1, 3, 2)
+    assert sc.truths == 20 and sc.matched == 18
+
+
+def test_rank_ids_of_alternating_estimates_switch_every_window():
+    truth = truth_seq(10, [(0, 0.0), (1, 90.0)])
+    est = [(s, [(R(0), 0.0), (R(90), 0.0)] if k % 2 else [(R(90), 0.0), (R(0), 0.0)])
+           for k, (s, _) in enumerate(truth)]
+    sc = score_tracks(rank_ids(est), truth, hop=0.1)
+    assert sc.matched == 20 and sc.id_switches == 18     # both sources, every window but the first
+    # gated: an output outside the gate is a miss and a false output
+    sc = score_tracks([(s, [(0, R(25), 0.0)]) for s, _ in truth_seq(1, [])],
+                      truth_seq(1, [(0, 0.0)]), hop=0.1, gate_deg=20)
+    assert (sc.matched, sc.false_outputs) == (0, 1)
+
+
+def test_metrics_fold_front_back_and_respect_dont_care():
+    truth = [TruthWindow(0, ((0, R(120), 0.0),), ignore=((R(-30), 0.0),))]
+    outs = [(0, [(1, R(60), 0.0), (2, R(-31), 0.0)])]
+    amb = score_tracks(outs, truth, hop=0.1, ambiguous=True)
+    assert (amb.matched, amb.false_outputs) == (1, 0)
+    plain = score_tracks(outs, truth, hop=0.1)
+    assert (plain.matched, plain.false_outputs) == (0, 1)
+
+
+def test_window_truth_majority_direction_and_partial_sources():
+    # 0.1 s periods; source 0 turns from 10 to 40 deg at 0.2 s; source 1
+    # sounds 0.1 s of the 0.5 s window
+    periods = [(0, [(0, R(10), 0.0)]), (HOP_NS, [(0, R(10), 0.0), (1, R(-90), 0.0)]),
+               (2 * HOP_NS, [(0, R(40), 0.0)]), (3 * HOP_NS, [(0, R(40), 0.0)]),
+               (4 * HOP_NS, [(0, R(40), 0.0)])]
+    (w,) = window_truth(periods, 5 * HOP_NS, [(0, 5 * HOP_NS)])
+    assert [(i, round(deg(a))) for i, a, _ in w.sources] == [(0, 40)]
+    assert sorted(round(deg(a)) for a, _ in w.ignore) == [-90, 10]
+    # nothing sounds: an empty truth (outputs there are false)
+    (w,) = window_truth([(0, [])], HOP_NS, [(0, HOP_NS)])
+    assert w.sources == () and w.ignore == ()
