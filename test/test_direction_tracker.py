@@ -172,6 +172,17 @@ def test_elevation_known_is_passed_through():
     assert np.allclose(s.direction, unit_vector(R(30), R(40)))
 
 
+def test_for_array_knows_elevation_only_for_3d_arrays_and_methods_that_estimate_it():
+    from av_perception.arrays import ArrayGeometry, load_array
+    pos = np.array([[0.04, 0.04, 0.04], [0.04, -0.04, -0.04], [-0.04, 0.04, -0.04],
+                    [-0.04, -0.04, 0.04]])
+    tetra = ArrayGeometry('tetra4', 'mic_array', 16000, 'planar', tuple('abcd'), pos)
+    assert SourceTracker.for_array(tetra, 'srp').elevation_known
+    assert not SourceTracker.for_array(tetra, 'learned').elevation_known
+    assert not SourceTracker.for_array(load_array('respeaker4'), 'normmusic').elevation_known
+    assert not SourceTracker.for_array(load_array('binaural'), 'gcc').elevation_known
+
+
 def test_ids_increase_and_are_never_reused_after_reset():
     t = SourceTracker(TrackerParams(confirm_hits=1, confirm_window=1, max_misses=1))
     ids = []

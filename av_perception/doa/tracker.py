@@ -67,6 +67,8 @@ from av_perception.errors import ConfigError
 #: Track ids are uint32 on the wire; the first is 1 (0 is left for "none").
 FIRST_ID = 1
 ID_MODULUS = 2 ** 32
+#: Estimation methods that estimate elevation (on an array that resolves it).
+ELEVATION_METHODS = ('srp', 'normmusic')
 
 
 @dataclass(frozen=True)
@@ -219,10 +221,11 @@ class SourceTracker:
     @classmethod
     def for_array(cls, geometry, method: str, params: TrackerParams | None = None,
                   hop: float | None = None) -> SourceTracker:
-        """A tracker for an array (ArrayGeometry) and estimation method:
-        elevation is known where the array resolves it and the method
-        estimates it (all but GCC-PHAT, which gives azimuths only)."""
-        return cls(params, geometry.resolves_elevation and method != 'gcc', hop)
+        """A tracker for an array (ArrayGeometry) and estimation method
+        (evaluate.make_estimator's): elevation is known where the array
+        resolves it and the method estimates it (SRP-PHAT and NormMUSIC;
+        GCC-PHAT and the learned models give azimuths only)."""
+        return cls(params, geometry.resolves_elevation and method in ELEVATION_METHODS, hop)
 
     def reset(self) -> None:
         """Forget every track (a new stream); ids keep counting up."""
