@@ -48,6 +48,15 @@ def test_birth_after_k_hits_within_n_windows():
     assert [len(o) for o in run(t, [(10,), (), (), (10,), (10,)])] == [0] * 5
 
 
+def test_weak_estimates_extend_tracks_but_start_none():
+    t = SourceTracker(TrackerParams(confirm_hits=2, confirm_window=2, birth_confidence=0.5))
+    run(t, [(30,), (30,)], confidence=0.3)
+    assert t.confirmed() == []
+    run(t, [(30,), (30,)], start=2, confidence=0.7)
+    out = run(t, [(31,), (29,), (30,)], start=4, confidence=0.3)
+    assert [[(s.id, s.misses) for s in o] for o in out] == [[(1, 0)]] * 3
+
+
 def test_death_after_m_misses_and_silent_windows_count():
     t = SourceTracker(TrackerParams(confirm_hits=2, confirm_window=2, max_misses=3))
     run(t, [(0,), (0,)])
@@ -203,7 +212,8 @@ def test_stamps_going_back_start_afresh():
 
 def test_bad_parameters_are_refused():
     for kw in ({'confirm_hits': 4, 'confirm_window': 3}, {'gate_deg': 0.0},
-               {'max_misses': 0}, {'smoothing': 0.0}, {'velocity_gain': 1.5}):
+               {'max_misses': 0}, {'smoothing': 0.0}, {'velocity_gain': 1.5},
+               {'birth_confidence': -0.1}):
         with pytest.raises(ConfigError):
             TrackerParams(**kw)
 

@@ -10,10 +10,11 @@ confirmation and death after consecutive misses, on the unit sphere.
   pair farther apart than the gate is not a pair. Confirmed tracks are assigned first and tentative
   tracks only to the estimates left over, so a newborn track never takes a
   confirmed track's estimate (the matching cascade of SORT/DeepSORT).
-- An estimate paired with no track starts a tentative track; a tentative
-  track is confirmed, and only then given an id, once it has been paired in
-  ``confirm_hits`` of its first ``confirm_window`` windows (k of n), and is
-  dropped if it cannot be. A confirmed track dies after ``max_misses``
+- An estimate paired with no track starts a tentative track if it is at
+  least ``birth_confidence`` confident; a tentative track is confirmed, and
+  only then given an id, once it has been paired in ``confirm_hits`` of
+  its first ``confirm_window`` windows (k of n), and is dropped if it
+  cannot be. A confirmed track dies after ``max_misses``
   consecutive windows without an estimate. Silent or empty windows are
   misses for every track.
 - A track's direction is an alpha-beta filter on the sphere: each window
@@ -88,6 +89,9 @@ class TrackerParams:
         velocity_gain: weight of the direction's innovation in the track's
             angular velocity, in [0, 1] [1/window] (0: directions do not
             move between windows).
+        birth_confidence: an estimate less confident than this, in [0, 1],
+            can extend a track but never start one (SRP-PHAT's sidelobes and
+            reflections come as persistent low-confidence peaks).
     """
 
     gate_deg: float = 30.0
@@ -96,6 +100,7 @@ class TrackerParams:
     max_misses: int = 5
     smoothing: float = 0.5
     velocity_gain: float = 0.0
+    birth_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.gate_deg <= 180.0:
@@ -109,6 +114,9 @@ class TrackerParams:
             raise ConfigError(f'tracker smoothing must be in (0, 1], got {self.smoothing}')
         if not 0.0 <= self.velocity_gain <= 1.0:
             raise ConfigError(f'tracker velocity_gain must be in [0, 1], got {self.velocity_gain}')
+        if not 0.0 <= self.birth_confidence <= 1.0:
+            raise ConfigError('tracker birth_confidence must be in [0, 1], got '
+                              f'{self.birth_confidence}')
 
 
 @dataclass(frozen=True)
@@ -316,6 +324,8 @@ class SourceTracker:
             survivors.append(t)
         for i in free:  # births
             e = estimates[i]
+            if e.confidence < p.birth_confidence:
+                continue
             v, w = self._front(vecs[i], np.zeros(3), e.front_back_ambiguous)
             t = _Track(v, w, float(e.confidence), bool(e.front_back_ambiguous), history=[True])
             if p.confirm_hits <= 1:
