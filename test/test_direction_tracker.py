@@ -253,6 +253,15 @@ def test_known_id_switches_fragmentation_and_false_tracks():
     sc = score_tracks(outs, truth, hop=0.1)
     assert (sc.id_switches, sc.fragmentations, sc.false_outputs, sc.false_tracks) == (1, 1, 3, 2)
     assert sc.truths == 20 and sc.matched == 18
+    # ids: 0 <-> 5 for 10 windows, 1 <-> 6 for 4 (not 8, 4 windows): IDTP 14
+    assert sc.idtp == 14 and sc.summary()['idf1'] == round(2 * 14 / (20 + 18 + 3), 4)
+    assert (sc + sc).idtp == 28 and (sc + sc).errors_deg == sc.errors_deg * 2
+
+
+def test_idf1_pairs_ids_by_overlap_not_by_number():
+    truth = truth_seq(10, [(0, 0.0), (1, 90.0)])
+    outs = [(s, [(2, R(1), 0.0), (1, R(91), 0.0)]) for s, _ in truth]
+    assert score_tracks(outs, truth, hop=0.1).summary()['idf1'] == 1.0
 
 
 def test_rank_ids_of_alternating_estimates_switch_every_window():
@@ -261,6 +270,7 @@ def test_rank_ids_of_alternating_estimates_switch_every_window():
            for k, (s, _) in enumerate(truth)]
     sc = score_tracks(rank_ids(est), truth, hop=0.1)
     assert sc.matched == 20 and sc.id_switches == 18     # both sources, every window but the first
+    assert sc.summary()['idf1'] == 0.5                    # each id is right half of the time
     # gated: an output outside the gate is a miss and a false output
     sc = score_tracks([(s, [(0, R(25), 0.0)]) for s, _ in truth_seq(1, [])],
                       truth_seq(1, [(0, 0.0)]), hop=0.1, gate_deg=20)

@@ -23,7 +23,12 @@ gate. Then:
   was last paired with;
 - fragmentation: a true source paired again after one or more windows in
   which it was in the truth but unpaired;
-- error: the angle between each paired output and its true source.
+- error: the angle between each paired output and its true source;
+- IDF1 (Ristani et al. 2016): the true and output ids are paired once for
+  the whole stream, so as to maximise the windows in which a true source
+  and its output are within the gate (IDTP); IDF1 = 2 IDTP / (true
+  source-windows + outputs that are paired or false): identity kept over
+  time, where MOTA counts per-window errors.
 
 Rates are per minute of scored windows (windows x hop).
 """
@@ -32,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -74,21 +79,17 @@ class TrackScores:
     false_tracks: int = 0           # runs of consecutive false windows of one output id
     id_switches: int = 0
     fragmentations: int = 0
+    idtp: int = 0                   # windows of a true source with its stream-long output id
     errors_deg: list = field(default_factory=list)  # of the paired outputs
 
     def __add__(self, other: TrackScores) -> TrackScores:
-        return TrackScores(self.windows + other.windows, self.seconds + other.seconds,
-                           self.truths + other.truths, self.matched + other.matched,
-                           self.false_outputs + other.false_outputs,
-                           self.false_tracks + other.false_tracks,
-                           self.id_switches + other.id_switches,
-                           self.fragmentations + other.fragmentations,
-                           self.errors_deg + other.errors_deg)
+        return TrackScores(*(getattr(self, f.name) + getattr(other, f.name)
+                             for f in fields(self)))
 
     def summary(self) -> dict:
         """Rates and shares: recall, precision, MOTA (1 - (misses + false
-        outputs + ID switches) / true source-windows), per-minute counts and
-        the median error [deg] of the paired outputs."""
+        outputs + ID switches) / true source-windows), IDF1, per-minute
+        counts and the median error [deg] of the paired outputs."""
         minutes = self.seconds / 60.0
 
         def per_min(n: int) -> float | None:
@@ -103,6 +104,7 @@ class TrackScores:
             'precision': share(self.matched, self.matched + self.false_outputs),
             'mota': (round(1.0 - (misses + self.false_outputs + self.id_switches) / self.truths,
                            4) if self.truths else None),
+            'idf1': share(2 * self.idtp, self.truths + self.matched + self.false_outputs),
             'id_switches_per_min': per_min(self.id_switches),
             'false_tracks_per_min': per_min(self.false_tracks),
             'false_outputs_per_min': per_min(self.false_outputs),
@@ -159,12 +161,16 @@ def score_tracks(outputs: Sequence[tuple[int, Sequence[Labelled]]],
     paired_before: set[int] = set()    # true ids paired at least once
     was_paired: dict[int, bool] = {}   # true id -> paired in its last window in the truth
     false_prev: set[int] = set()       # output ids false in the previous scored window
+    together: dict[tuple[int, int], int] = {}   # (true id, output id) -> windows within the gate
     for t in tw:
         outs = by_stamp.get(t.stamp_ns, [])
         O = _vectors([(az, el) for _, az, el in outs], use_elevation)
         G = _vectors([(az, el) for _, az, el in t.sources], use_elevation)
         cost = angle_between(G[:, None], O[None], ambiguous) if len(O) and len(G) else \
             np.zeros((len(G), len(O)))
+        for gi, oi in zip(*np.nonzero(cost <= gate)):
+            key = (t.sources[gi][0], outs[oi][0])
+            together[key] = together.get(key, 0) + 1
         pairs: dict[int, int] = {}     # truth index -> output index
         for gi, (gid, _, _) in enumerate(t.sources):   # keep last window's pairs (CLEAR-MOT)
             for oi, (oid, _, _) in enumerate(outs):
@@ -205,6 +211,12 @@ def score_tracks(outputs: Sequence[tuple[int, Sequence[Labelled]]],
         out.seconds += hop
         out.truths += len(G)
         out.matched += len(pairs)
+    if together:   # IDF1's one-to-one pairing of ids over the whole stream
+        gids = sorted({g for g, _ in together})
+        oids = sorted({o for _, o in together})
+        m = np.array([[together.get((g, o), 0) for o in oids] for g in gids])
+        rows, cols = linear_sum_assignment(-m)
+        out.idtp = int(m[rows, cols].sum())
     return out
 
 
