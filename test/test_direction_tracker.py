@@ -58,7 +58,7 @@ def test_weak_estimates_extend_tracks_but_start_none():
 
 
 def test_death_after_m_misses_and_silent_windows_count():
-    t = SourceTracker(TrackerParams(confirm_hits=2, confirm_window=2, max_misses=3))
+    t = SourceTracker(TrackerParams(confirm_hits=2, confirm_window=2, max_misses=3, coast=3))
     run(t, [(0,), (0,)])
     assert [s.id for s in t.confirmed()] == [1]
     out = run(t, [(), ()], start=2)
@@ -68,6 +68,15 @@ def test_death_after_m_misses_and_silent_windows_count():
     # a new source there later is a new track, with a new id
     out = run(t, [(0,), (0,)], start=5)
     assert [s.id for s in out[-1]] == [2]
+
+
+def test_a_pause_shorter_than_m_keeps_the_id_but_is_not_reported_beyond_coast():
+    t = SourceTracker(TrackerParams(confirm_hits=2, confirm_window=2, max_misses=8, coast=1))
+    out = run(t, [(30,), (30,), (), (), (), (31,)])
+    assert [[s.id for s in o] for o in out] == [[], [1], [1], [], [], [1]]
+    assert [s.misses for s in t.confirmed()] == [0]
+    run(t, [()] * 3, start=6)
+    assert t.update(window(9)) == [] and [s.misses for s in t.confirmed()] == [4]
 
 
 def test_gap_in_the_stream_counts_as_misses():
@@ -213,7 +222,7 @@ def test_stamps_going_back_start_afresh():
 def test_bad_parameters_are_refused():
     for kw in ({'confirm_hits': 4, 'confirm_window': 3}, {'gate_deg': 0.0},
                {'max_misses': 0}, {'smoothing': 0.0}, {'velocity_gain': 1.5},
-               {'birth_confidence': -0.1}):
+               {'birth_confidence': -0.1}, {'coast': -1}):
         with pytest.raises(ConfigError):
             TrackerParams(**kw)
 

@@ -16,7 +16,10 @@ confirmation and death after consecutive misses, on the unit sphere.
   its first ``confirm_window`` windows (k of n), and is dropped if it
   cannot be. A confirmed track dies after ``max_misses``
   consecutive windows without an estimate. Silent or empty windows are
-  misses for every track.
+  misses for every track. A window reports the confirmed tracks that have
+  missed at most ``coast`` windows: with ``coast`` below ``max_misses`` a
+  talker's pause empties the report (nothing sounds) but the track, and
+  its id, live on through it.
 - A track's direction is an alpha-beta filter on the sphere: each window
   the direction ``v`` moves by the track's angular velocity ``w`` (a
   vector tangent to the sphere at ``v``, per window) to its prediction
@@ -92,6 +95,10 @@ class TrackerParams:
         birth_confidence: an estimate less confident than this, in [0, 1],
             can extend a track but never start one (SRP-PHAT's sidelobes and
             reflections come as persistent low-confidence peaks).
+        coast: a confirmed track is reported for at most this many
+            windows after its last estimate [windows] (0: only the tracks
+            heard in the window); it lives on, unreported, up to
+            ``max_misses``.
     """
 
     gate_deg: float = 30.0
@@ -101,6 +108,7 @@ class TrackerParams:
     smoothing: float = 0.5
     velocity_gain: float = 0.0
     birth_confidence: float = 0.0
+    coast: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.gate_deg <= 180.0:
@@ -114,6 +122,8 @@ class TrackerParams:
             raise ConfigError(f'tracker smoothing must be in (0, 1], got {self.smoothing}')
         if not 0.0 <= self.velocity_gain <= 1.0:
             raise ConfigError(f'tracker velocity_gain must be in [0, 1], got {self.velocity_gain}')
+        if self.coast < 0:
+            raise ConfigError(f'tracker coast must be >= 0, got {self.coast}')
         if not 0.0 <= self.birth_confidence <= 1.0:
             raise ConfigError('tracker birth_confidence must be in [0, 1], got '
                               f'{self.birth_confidence}')
@@ -242,8 +252,9 @@ class SourceTracker:
 
     def update(self, result: DoaResult, frame_rotation: np.ndarray | None = None
                ) -> list[TrackedSource]:
-        """Take one window's estimates; returns the confirmed tracks after it
-        (empty when none lives), ordered by id.
+        """Take one window's estimates; returns the confirmed tracks to
+        report for it (see ``TrackerParams.coast``; empty when none is
+        heard), ordered by id.
 
         Args:
             result: the window (its ``sources``; a silent window has none).
@@ -264,12 +275,15 @@ class SourceTracker:
         for _ in range(min(gap, self.params.max_misses + self.params.confirm_window)):
             self._step([], None)
         self._step(list(result.sources), frame_rotation)
-        return self.confirmed()
+        return self.confirmed(self.params.coast)
 
-    def confirmed(self) -> list[TrackedSource]:
-        """The confirmed tracks as of the last update, ordered by id."""
+    def confirmed(self, max_misses: int | None = None) -> list[TrackedSource]:
+        """The living confirmed tracks as of the last update (those that
+        missed at most ``max_misses`` windows; None: all), ordered by id."""
         out = []
-        for t in sorted((t for t in self._tracks if t.id is not None), key=lambda t: t.id):
+        for t in sorted((t for t in self._tracks if t.id is not None
+                         and (max_misses is None or t.misses <= max_misses)),
+                        key=lambda t: t.id):
             x, y, z = (float(v) for v in t.direction)
             out.append(TrackedSource(
                 id=t.id, azimuth=math.atan2(y, x),
