@@ -60,8 +60,9 @@ from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.doa.dataset import assemble
 from av_perception.doa.evaluate import HOP_SECONDS, make_estimator
 from av_perception.doa.stream import DoaResult, StreamingDoa
-from av_perception.doa.track_metrics import (GATE_DEG, TrackScores, TruthWindow, rank_ids,
-                                             score_tracks, window_truth)
+from av_perception.doa.track_metrics import (GATE_DEG, TrackScores, TruthWindow,
+                                             estimate_outputs, score_tracks, track_outputs,
+                                             window_truth)
 from av_perception.doa.tracker import (SourceTracker, TrackerParams, angle_between,
                                        unit_vector, yaw_rotation)
 from av_perception.sim.acoustics import rt60_sabine
@@ -205,29 +206,14 @@ def load_room(bag: Path, split: str, role: str) -> Room:
 
 def tracked(room: Room, params: TrackerParams, turns: bool = False
             ) -> list[tuple[int, list[tuple[int, float, float]]]]:
-    """The tracker's confirmed tracks per window (``turns``: told each turn)."""
+    """The tracker's reports per window (``turns``: told each turn)."""
     tracker = SourceTracker(params, elevation_known=False, hop=HOP_SECONDS)
-    out = []
-    for r, rot in zip(room.results, room.rotations):
-        srcs = tracker.update(r, rot if turns else None)
-        out.append((r.stamp_ns, [(s.id, s.azimuth, s.elevation) for s in srcs]))
-    return out
+    return track_outputs(tracker, room.results, room.rotations if turns else None)
 
 
 def untracked(room: Room, min_confidence: float | None = None
               ) -> list[tuple[int, list[tuple[int, float, float]]]]:
-    """Per-window estimates with id = rank: in the order the estimator
-    gives them (what SoundDirection consumers had), or, with
-    ``min_confidence``, only those at least that confident, ranked by
-    confidence (the best a consumer could do without a tracker)."""
-    out = []
-    for r in room.results:
-        est = r.sources
-        if min_confidence is not None:
-            est = sorted((e for e in est if e.confidence >= min_confidence),
-                         key=lambda e: -e.confidence)
-        out.append((r.stamp_ns, [(e.azimuth, e.elevation) for e in est]))
-    return rank_ids(out)
+    return estimate_outputs(room.results, min_confidence)
 
 
 def score_rooms(rooms: list[Room], outputs, ambiguous: bool) -> TrackScores:

@@ -10,7 +10,8 @@ import pytest
 
 from av_perception.doa.classic import DoaEstimate
 from av_perception.doa.stream import DoaResult
-from av_perception.doa.track_metrics import TruthWindow, rank_ids, score_tracks, window_truth
+from av_perception.doa.track_metrics import (TruthWindow, estimate_outputs, rank_ids, score_tracks,
+                                             track_outputs, window_truth)
 from av_perception.doa.tracker import (SourceTracker, TrackerParams, angle_between, unit_vector,
                                        yaw_rotation)
 from av_perception.errors import ConfigError
@@ -284,6 +285,21 @@ def test_rank_ids_of_alternating_estimates_switch_every_window():
     sc = score_tracks([(s, [(0, R(25), 0.0)]) for s, _ in truth_seq(1, [])],
                       truth_seq(1, [(0, 0.0)]), hop=0.1, gate_deg=20)
     assert (sc.matched, sc.false_outputs) == (0, 1)
+
+
+def test_outputs_of_estimates_and_of_a_tracker():
+    results = [window(k, 10, 70, confidence=0.6) for k in range(3)]
+    results[0].sources[0].confidence = 0.2     # too weak for the confident outputs
+    results[1].sources[1].confidence = 0.9     # the second estimate is the stronger one
+    assert [[(i, round(deg(a))) for i, a, _ in o] for _, o in estimate_outputs(results)] == \
+        [[(0, 10), (1, 70)]] * 3
+    strong = estimate_outputs(results, min_confidence=0.5)
+    assert [[(i, round(deg(a))) for i, a, _ in o] for _, o in strong] == \
+        [[(0, 70)], [(0, 70), (1, 10)], [(0, 10), (1, 70)]]
+    t = SourceTracker(TrackerParams(confirm_hits=2, confirm_window=2))
+    out = track_outputs(t, results)
+    assert [s for s, _ in out] == [r.stamp_ns for r in results]
+    assert [[i for i, _, _ in o] for _, o in out] == [[], [1, 2], [1, 2]]
 
 
 def test_metrics_fold_front_back_and_respect_dont_care():

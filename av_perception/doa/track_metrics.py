@@ -42,7 +42,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from av_perception.doa.tracker import angle_between, unit_vector
+from av_perception.doa.stream import DoaResult
+from av_perception.doa.tracker import SourceTracker, angle_between, unit_vector
 
 #: (id, azimuth [rad], elevation [rad]) of one source in one window.
 Labelled = tuple[int, float, float]
@@ -127,6 +128,35 @@ def rank_ids(windows: Sequence[tuple[int, Sequence[tuple[float, float]]]]
     """
     return [(stamp, [(i, float(az), float(el)) for i, (az, el) in enumerate(est)])
             for stamp, est in windows]
+
+
+def estimate_outputs(results: Sequence[DoaResult], min_confidence: float | None = None
+                     ) -> list[tuple[int, list[Labelled]]]:
+    """A stream's untracked per-window estimates as outputs, id = rank: in
+    the estimator's order (what SoundDirection consumers had), or, with
+    ``min_confidence``, only those at least that confident, ranked by
+    confidence (the best a consumer can do without a tracker)."""
+    out = []
+    for r in results:
+        est = list(r.sources)
+        if min_confidence is not None:
+            est = sorted((e for e in est if e.confidence >= min_confidence),
+                         key=lambda e: -e.confidence)
+        out.append((r.stamp_ns, [(e.azimuth, e.elevation) for e in est]))
+    return rank_ids(out)
+
+
+def track_outputs(tracker: SourceTracker, results: Sequence[DoaResult],
+                  rotations: Sequence[np.ndarray | None] | None = None
+                  ) -> list[tuple[int, list[Labelled]]]:
+    """A stream's windows through a (fresh) tracker: what it reports per
+    window, as outputs; ``rotations``: each window's ``frame_rotation``."""
+    rotations = rotations if rotations is not None else [None] * len(results)
+    out = []
+    for r, rot in zip(results, rotations):
+        out.append((r.stamp_ns, [(s.id, s.azimuth, s.elevation)
+                                 for s in tracker.update(r, rot)]))
+    return out
 
 
 def _vectors(dirs: Sequence[tuple[float, float]], use_elevation: bool) -> np.ndarray:
