@@ -259,6 +259,23 @@ def close_share(rooms: list[Room], ambiguous: bool) -> float:
     return round(close / max(total, 1), 3)
 
 
+def dumps(results: dict) -> str:
+    """The results as JSON, indented; each sweep row on one line, a list
+    of values in the order of ``columns``."""
+    doc, rows = json.loads(json.dumps(results)), {}
+    for role in PLAN:
+        sweep_doc = doc.get(role, {}).get('sweep_train')
+        if sweep_doc and sweep_doc['rows'] and isinstance(sweep_doc['rows'][0], dict):
+            sweep_doc['columns'] = list(sweep_doc['rows'][0])
+            rows[role] = [list(r.values()) for r in sweep_doc['rows']]
+            sweep_doc['rows'] = f'@rows:{role}@'
+    text = json.dumps(doc, indent=1)
+    for role, rs in rows.items():
+        text = text.replace(json.dumps(f'@rows:{role}@'),
+                            '[\n  ' + ',\n  '.join(json.dumps(r) for r in rs) + '\n ]')
+    return text + '\n'
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--cache', type=Path, default=ROOT / '.cache')
@@ -309,7 +326,7 @@ def main() -> None:
                      f'windows, {base["truths"]} true source-windows '
                      f'({close_share(test, amb):.0%} within {GATE_DEG:.0f} deg of the other)')
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'direction_tracking.json').write_text(json.dumps(results, indent=1) + '\n')
+    (RESULTS / 'direction_tracking.json').write_text(dumps(results))
     print('\n'.join(lines))
 
 

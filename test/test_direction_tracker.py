@@ -200,6 +200,8 @@ def test_for_array_knows_elevation_only_for_3d_arrays_and_methods_that_estimate_
     assert not SourceTracker.for_array(tetra, 'learned').elevation_known
     assert not SourceTracker.for_array(load_array('respeaker4'), 'normmusic').elevation_known
     assert not SourceTracker.for_array(load_array('binaural'), 'gcc').elevation_known
+    assert SourceTracker.for_array(load_array('binaural'), 'gcc').params.birth_confidence == 0.3
+    assert SourceTracker.for_array(tetra, 'srp').params == TrackerParams()
 
 
 def test_ids_increase_and_are_never_reused_after_reset():
@@ -296,7 +298,7 @@ def test_outputs_of_estimates_and_of_a_tracker():
     strong = estimate_outputs(results, min_confidence=0.5)
     assert [[(i, round(deg(a))) for i, a, _ in o] for _, o in strong] == \
         [[(0, 70)], [(0, 70), (1, 10)], [(0, 10), (1, 70)]]
-    t = SourceTracker(TrackerParams(confirm_hits=2, confirm_window=2))
+    t = SourceTracker(TrackerParams(confirm_hits=2, confirm_window=2, birth_confidence=0.0))
     out = track_outputs(t, results)
     assert [s for s, _ in out] == [r.stamp_ns for r in results]
     assert [[i for i, _, _ in o] for _, o in out] == [[], [1, 2], [1, 2]]
