@@ -331,7 +331,7 @@ class SourceTracker:
         confirmed = [t for t in self._tracks if t.id is not None]
         tentative = [t for t in self._tracks if t.id is None]
         paired: dict[int, int] = {}           # id(track) -> estimate index
-        for group in (confirmed + tentative,):  # the matching cascade
+        for group in (confirmed, tentative):  # the matching cascade
             for ti, ei in self._assign(group, [vecs[i] for i in free],
                                        [estimates[i].front_back_ambiguous for i in free]):
                 paired[id(group[ti])] = free[ei]
