@@ -85,6 +85,14 @@ def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
 
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.doa.evaluate import score
+    if args.tracks:
+        from av_perception.doa.track_eval import score_tracking
+        t = score_tracking(args.bags, args.array, args.method, num_sources=args.sources,
+                           model=args.model, namespace=args.namespace, geometry=args.geometry)
+        for name, sc in (('tracked', t.tracked), ('untracked', t.untracked)):
+            print(f'tracks {args.array} {args.method} {name} ({t.bags} bags): '
+                  + ', '.join(f'{k} {v}' for k, v in sc.summary().items()))
+        return 0
     s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
               salvage=args.salvage, geometry=args.geometry)
     summary = s.summary()
@@ -483,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
                    'channels and sample rate')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
+    e.add_argument('--tracks', action='store_true', help='score the node\'s tracked sources '
+                   '(track recall, ID switches per minute, IDF1) against the ids of '
+                   'gt/sound_direction, beside the untracked per-window estimates')
+    e.add_argument('--sources', type=int, default=2, help='sources estimated per window '
+                   'with --tracks (the node\'s num_sources; default 2)')
     e.set_defaults(func=_cmd_eval_direction)
     _add_echo_depth_commands(sub, tsub, esub)
     e = esub.add_parser('rotation', help='yaw between frames vs gt/pose, binaural direction vs '

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from av_perception.bag.io import nearest, read_bag, stamp_ns
+from av_perception.bag.sources import source_readings
 from av_perception.doa.classic import fold_front
 from av_perception.doa.evaluate import angle_error
 from av_perception.geometry.frames import quaternion_yaw
@@ -70,19 +71,22 @@ def direction_section(data: BagData, topic: str, name: str, label: str,
     (a gt message stamped within ``window_s`` after the window's stamp) is
     matched to the nearest estimate (folded into the front for
     front/back-ambiguous arrays)."""
-    est = data.topics.get(topic, [])
-    if not est:
+    msgs = data.topics.get(topic, [])
+    if not msgs:
         return None
-    frame = est[0].header.frame_id
-    gt = [m for m in data.topics.get('gt/sound_direction', []) if m.header.frame_id == frame]
-    g_t = np.array([stamp_ns(m) for m in gt], np.int64)
-    t_est = [data.seconds(stamp_ns(m)) for m in est]
-    az_est = [m.azimuth for m in est]
-    t_gt = [data.seconds(stamp_ns(m)) for m in gt]
-    az_gt = [fold_front(m.azimuth) if m.front_back_ambiguous else m.azimuth for m in gt]
+    frame = msgs[0].header.frame_id
+    # (stamp, reading) of every estimate and every true source in this frame
+    est = [(stamp_ns(m), r) for m in msgs for r in source_readings(m)]
+    gt = [(stamp_ns(m), r) for m in data.topics.get('gt/sound_direction', [])
+          if m.header.frame_id == frame for r in source_readings(m)]
+    g_t = np.array([t for t, _ in gt], np.int64)
+    t_est = [data.seconds(t) for t, _ in est]
+    az_est = [r.azimuth for _, r in est]
+    t_gt = [data.seconds(t) for t, _ in gt]
+    az_gt = [fold_front(r.azimuth) if r.front_back_ambiguous else r.azimuth for _, r in gt]
     windows: dict[int, list] = defaultdict(list)
-    for m in est:
-        windows[stamp_ns(m)].append(m)
+    for t, r in est:
+        windows[t].append(r)
     errors = []
     for t, found in windows.items():
         inside = (g_t >= t) & (g_t <= t + int(window_s * 1e9))

@@ -1,5 +1,5 @@
 """Benchmark: tracked sound sources (av_perception.doa.tracker) against the
-untracked per-window estimates that SoundDirection consumers had (id = rank
+untracked per-window estimates that per-source SoundDirection consumers had (id = rank
 in the window), scored by the same function (av_perception.doa.track_metrics).
 
 Rooms: held-out rooms of the test split (never trained on) in which two
@@ -57,6 +57,7 @@ import numpy as np
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.bag.io import read_bag, stamp_ns
+from av_perception.bag.sources import source_readings
 from av_perception.doa.dataset import assemble
 from av_perception.doa.evaluate import HOP_SECONDS, make_estimator
 from av_perception.doa.stream import DoaResult, StreamingDoa
@@ -178,8 +179,8 @@ def load_room(bag: Path, split: str, role: str) -> Room:
         if m.topic == topic:
             chunks.append(m.msg)
         elif m.msg.header.frame_id == geom.frame_id:
-            gt.setdefault(stamp_ns(m.msg), []).append((float(m.msg.azimuth),
-                                                       float(m.msg.elevation)))
+            gt.setdefault(stamp_ns(m.msg), []).extend((r.azimuth, r.elevation)
+                                                      for r in source_readings(m.msg))
     stream = assemble(chunks)
     scene = scene_of(bag, split)
     mount = load_robot().arrays[role].xyz

@@ -30,6 +30,8 @@ uint16 channels
 uint64 first_sample
 float32[] data
 """
+#: The retired per-source direction message (before SoundSourceArray): this
+#: writer stands for an older release's bags, which must stay readable.
 SOUND_DIR_DEF = """std_msgs/Header header
 float32 azimuth
 float32 elevation

@@ -67,6 +67,7 @@ from scipy.optimize import linear_sum_assignment
 from av_perception.doa.classic import DoaEstimate
 from av_perception.doa.stream import DoaResult
 from av_perception.errors import ConfigError
+from av_perception.geometry.frames import unit_vector
 
 #: Track ids are uint32 on the wire; the first is 1 (0 is left for "none").
 FIRST_ID = 1
@@ -172,12 +173,6 @@ class TrackedSource:
     direction: tuple[float, float, float]
     hits: int
     misses: int
-
-
-def unit_vector(azimuth: float, elevation: float = 0.0) -> np.ndarray:
-    """(3,) unit vector of an azimuth and elevation [rad] (REP 103 frame)."""
-    ce = math.cos(elevation)
-    return np.array([ce * math.cos(azimuth), ce * math.sin(azimuth), math.sin(elevation)])
 
 
 def mirror_front_back(v: np.ndarray) -> np.ndarray:
