@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import yaml
 
@@ -62,3 +63,34 @@ def test_demo_params_send_the_recorder_into_the_demo_folder(tmp_path):
     rec = doc['/**/recorder']['ros__parameters']
     assert rec['output_dir'] == str(tmp_path) and rec['output'] == 'bag'
     assert '/**/sim_world' in doc and '/**/sound_direction' in doc
+
+
+def test_echo_map_is_shown_beside_the_truth_carried_through_tf(tmp_path):
+    """A fused map in odom and two ground-truth grids in base_link taken 1 m
+    apart along y (odom -> base_link on /tf): the truth lands where the TF
+    puts it (one wall at x = 0.95 m along both). The map has the wall one
+    cell short (still recalled: within one cell) and calls the wall's cells
+    free (free IoU 486 / 540); the 3 rows it does not know are not scored."""
+    from av_perception.geometry.frames import StaticFrame
+    m = Messages()
+    res = 0.1
+    gt = np.zeros((20, 20), np.int8)         # 2 x 2 m around the base, wall at x = +0.95 m
+    gt[:, 19] = 100
+    pred = np.zeros((30, 20), np.int8)       # odom, origin (-1, -1): y -1..2 m
+    pred[:, 18] = 100                        # the wall one cell short
+    pred[0:3, :] = -1                        # not seen: not scored
+    with BagWriter(tmp_path / 'bag') as w:
+        for k, y in enumerate((0.0, 1.0)):
+            t = 10**9 + k * 10**9
+            w.write('/tf', 'tf2_msgs/msg/TFMessage', t, m.tf(
+                [StaticFrame.from_rpy('odom', 'base_link', (0.0, y, 0.0), (0, 0, 0))], t))
+            w.write('/gt/occupancy', 'nav_msgs/msg/OccupancyGrid', t,
+                    m.occupancy(gt, res, (-1.0, -1.0), t, 'base_link'))
+        w.write('/echo_depth/map', 'nav_msgs/msg/OccupancyGrid', 3 * 10**9,
+                m.occupancy(pred, res, (-1.0, -1.0), 3 * 10**9, 'odom'))
+    metrics = report.build(tmp_path / 'bag', tmp_path / 'out')
+    e = metrics['echo_map']
+    assert e['truth_grids'] == 2 and e['truth_grids_without_tf'] == 0
+    assert e['frame'] == 'odom' and e['cells_known'] == 27 * 20
+    assert e['occ_recall'] == 1.0
+    assert e['free_iou'] == pytest.approx(486 / 540, abs=1e-3)
