@@ -1,4 +1,5 @@
-"""pip install of av_perception (the venv of tools/setup.sh); colcon builds it with CMakeLists.txt."""
+"""pip install of av_perception (the venv of tools/setup.sh); colcon builds it
+with CMakeLists.txt."""
 import ast
 from glob import glob
 from pathlib import Path

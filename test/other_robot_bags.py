@@ -141,7 +141,6 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
     echo head (``sonar``) is on ``body``; ``echo_optical``: whether /tf_static
     has its optical frame ``sonar_optical``.
     """
-    import cv2
     rng = np.random.default_rng(seed)
     store = _store()
     T = store.types
@@ -265,7 +264,8 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
             out.append((tj, 'audio/raw', chunk(tj, MICS, array[:, j:j + FS // 10], first)))
             for frame, az in ((EARS, rel), (MICS, rel)):
                 out.append((tj, 'gt/sound_direction', T['av_perception/msg/SoundDirection'](
-                    header=header(tj, truth_frame or frame), azimuth=az, elevation=0.0, confidence=1.0,
+                    header=header(tj, truth_frame or frame), azimuth=az, elevation=0.0,
+                    confidence=1.0,
                     front_back_ambiguous=frame == EARS)))
         out.append((t, 'audio/echo', chunk(t, ECHO, rng.normal(0, 0.01, echo[::2]), i,
                                            echo[1])))

@@ -4,19 +4,16 @@ package.xml is format 3, and the CLI fails with one readable line."""
 
 from __future__ import annotations
 
-import ast
 import os
 import signal
 import subprocess
 import sys
 import threading
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import yaml
 
-from av_perception.nodes import NODES
 from av_perception.runner import nodes_in_params
 
 ROOT = Path(__file__).resolve().parent.parent

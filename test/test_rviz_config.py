@@ -17,6 +17,7 @@ from av_perception.nodes import NODES
 ROOT = Path(__file__).resolve().parent.parent
 RVIZ = ROOT / 'config' / 'av_perception.rviz'
 
+
 def _norm(topic: str) -> str:
     """Relative and absolute names of the same topic (no namespace) compare equal."""
     return topic.lstrip('/')

@@ -45,7 +45,6 @@ def test_bag_round_trips_with_the_contract_topics(two_runs):
     msgs = list(read_bag(bag))
     counts = Counter(m.topic for m in msgs)
     scene = generate_scene(0, 'train', 5, SceneParams(poses=POSES))
-    n_src = len(scene.active_sources)
     assert counts['camera/image_raw'] == POSES
     assert counts['camera/camera_info'] == POSES
     assert counts['audio/echo'] == POSES
@@ -85,8 +84,8 @@ def test_bag_round_trips_with_the_contract_topics(two_runs):
     assert echo.header.stamp == img.header.stamp  # emitted when the frame is taken
     assert echo.channels == 2 and len(echo.data) == 2 * robot.echo_window(echo.sample_rate)
     tf = next(m.msg for m in msgs if m.topic == 'tf_static')
-    assert {t.child_frame_id for t in tf.transforms} >= {'mic_array', 'head', 'echo_head',
-                                                          'camera_link', 'camera_link_optical'}
+    assert {t.child_frame_id for t in tf.transforms} >= {
+        'mic_array', 'head', 'echo_head', 'camera_link', 'camera_link_optical'}
     # the wheel odometry: odom -> base_link at every echo's stamp, the motion
     # since the first pose (in the first pose's frame)
     odom = [m.msg.transforms for m in msgs if m.topic == 'tf']

@@ -44,7 +44,7 @@ class Messages:
         P = np.zeros((3, 4))
         P[:, :3] = K
         roi = self._t('sensor_msgs/msg/RegionOfInterest')(x_offset=0, y_offset=0, height=0,
-                                                           width=0, do_rectify=False)
+                                                          width=0, do_rectify=False)
         return self._t('sensor_msgs/msg/CameraInfo')(
             header=self.header(ns, frame_id), height=height, width=width,
             distortion_model='plumb_bob', d=np.zeros(5), k=K.reshape(-1), r=np.eye(3).reshape(-1),

@@ -194,10 +194,10 @@ def score_tracks(outputs: Sequence[tuple[int, Sequence[Labelled]]],
     together: dict[tuple[int, int], int] = {}   # (true id, output id) -> windows within the gate
     for t in tw:
         outs = by_stamp.get(t.stamp_ns, [])
-        O = _vectors([(az, el) for _, az, el in outs], use_elevation)
-        G = _vectors([(az, el) for _, az, el in t.sources], use_elevation)
-        cost = angle_between(G[:, None], O[None], ambiguous) if len(O) and len(G) else \
-            np.zeros((len(G), len(O)))
+        out_v = _vectors([(az, el) for _, az, el in outs], use_elevation)
+        gt_v = _vectors([(az, el) for _, az, el in t.sources], use_elevation)
+        cost = (angle_between(gt_v[:, None], out_v[None], ambiguous)
+                if len(out_v) and len(gt_v) else np.zeros((len(gt_v), len(out_v))))
         for gi, oi in zip(*np.nonzero(cost <= gate)):
             key = (t.sources[gi][0], outs[oi][0])
             together[key] = together.get(key, 0) + 1
@@ -207,8 +207,8 @@ def score_tracks(outputs: Sequence[tuple[int, Sequence[Labelled]]],
                 if last.get(gid) == oid and cost[gi, oi] <= gate and oi not in pairs.values():
                     pairs[gi] = oi
                     break
-        rest_g = [g for g in range(len(G)) if g not in pairs]
-        rest_o = [o for o in range(len(O)) if o not in pairs.values()]
+        rest_g = [g for g in range(len(gt_v)) if g not in pairs]
+        rest_o = [o for o in range(len(out_v)) if o not in pairs.values()]
         if rest_g and rest_o:
             sub = cost[np.ix_(rest_g, rest_o)]
             rows, cols = linear_sum_assignment(np.where(sub <= gate, sub, 10.0 * math.pi))
@@ -227,11 +227,11 @@ def score_tracks(outputs: Sequence[tuple[int, Sequence[Labelled]]],
                 paired_before.add(gid)
                 out.errors_deg.append(math.degrees(float(cost[gi, pairs[gi]])))
             was_paired[gid] = hit
-        unpaired = [o for o in range(len(O)) if o not in pairs.values()]
+        unpaired = [o for o in range(len(out_v)) if o not in pairs.values()]
         ign = _vectors(list(t.ignore), use_elevation)
         false_now = set()
         for o in unpaired:
-            if len(ign) and float(np.min(angle_between(O[o], ign, ambiguous))) <= gate:
+            if len(ign) and float(np.min(angle_between(out_v[o], ign, ambiguous))) <= gate:
                 continue
             false_now.add(outs[o][0])
             out.false_outputs += 1
@@ -239,7 +239,7 @@ def score_tracks(outputs: Sequence[tuple[int, Sequence[Labelled]]],
         false_prev = false_now
         out.windows += 1
         out.seconds += hop
-        out.truths += len(G)
+        out.truths += len(gt_v)
         out.matched += len(pairs)
     if together:   # IDF1's one-to-one pairing of ids over the whole stream
         gids = sorted({g for g, _ in together})

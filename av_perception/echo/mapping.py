@@ -317,4 +317,3 @@ def export(logodds_: np.ndarray, params: FusionParams) -> np.ndarray:
     out[logodds_ <= logodds(params.free_threshold)] = FREE
     out[logodds_ == 0.0] = UNKNOWN
     return out
-

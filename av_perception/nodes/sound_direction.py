@@ -34,7 +34,6 @@ reported, never silently mislocalised.
 
 from __future__ import annotations
 
-import math
 
 from geometry_msgs.msg import Vector3
 from visualization_msgs.msg import Marker, MarkerArray
