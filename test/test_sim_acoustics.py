@@ -95,3 +95,22 @@ def test_room_model_knows_its_walls_off_the_convex_hull_and_volume():
     assert model.obstructing == pra.room.find_non_convex_walls(model.walls)
     furniture = sum(float(np.prod(b.size)) for b in scene.boxes if b.label == 'furniture')
     assert model.volume == pytest.approx(np.prod(scene.size) - furniture, rel=1e-3)
+
+
+def test_window_of_a_convolution_equals_the_full_convolution():
+    """The slot window of the streams' convolution (one FFT of the signal,
+    a circular convolution only as long as the window needs) is the full
+    linear convolution's, for responses shorter and longer than the
+    pre-roll."""
+    from scipy.signal import fftconvolve
+
+    from av_perception.sim.world import convolve_window
+    rng = np.random.default_rng(0)
+    for n, k, start, length in ((17600, 9700, 9600, 8000), (100, 130, 60, 40), (100, 30, 10, 95)):
+        x = rng.standard_normal(n)
+        irs = [rng.standard_normal(k), rng.standard_normal(k // 3)]
+        got = convolve_window(x, irs, start, length)
+        for y, h in zip(got, irs):
+            want = fftconvolve(x, h)[start:start + length]
+            np.testing.assert_allclose(y[:len(want)], want, atol=1e-12 * np.abs(want).max())
+            assert not np.any(y[len(want):])

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyroomacoustics as pra
 from pyroomacoustics.directivities import CardioidFamily, Directivity, DirectionVector
-from pyroomacoustics.room import find_non_convex_walls, wall_factory
+from pyroomacoustics.room import wall_factory
 from pyroomacoustics.simulation import compute_ism_rir, compute_rt_rir
 from pyroomacoustics.utilities import design_highpass_filter_sos
 from scipy.signal import sosfiltfilt
@@ -61,6 +61,10 @@ SCATTERING = 0.15
 LIFT = 0.001
 #: Radius of the ray tracing's receiver spheres [m].
 RECEIVER_RADIUS = 0.25
+#: Microphone groups whose centres are closer than this share one ray-tracing
+#: receiver [m] (well inside its sphere; e.g. the array and the head, 5 cm
+#: apart, and every pose where the robot only turned).
+TAIL_MERGE = 0.1
 
 
 def material(name: str, bands) -> tuple[np.ndarray, np.ndarray]:
@@ -91,9 +95,10 @@ def _box_faces(lo, hi) -> list[np.ndarray]:
 
 class _Room(pra.Room):
     """A pyroomacoustics room whose walls off the convex hull are given (they
-    depend on the walls only, so a scene computes them once instead of once
-    per room run: pyroomacoustics' ``find_non_convex_walls`` is a Python
-    double loop, profiled at a sixth of a sample)."""
+    depend on the walls only, so a scene computes them once, with
+    :func:`non_convex_walls`, instead of once per room run: pyroomacoustics'
+    ``find_non_convex_walls`` is a Python double loop, profiled at a sixth of
+    a sample)."""
 
     def __init__(self, walls, obstructing: list[int], **kwargs) -> None:
         self._obstructing = list(obstructing)
@@ -101,6 +106,27 @@ class _Room(pra.Room):
 
     def _init_room_engine(self, *args):
         super()._init_room_engine(*(args or (self.walls, self._obstructing)))
+
+
+def non_convex_walls(walls) -> list[int]:
+    """Indices of the walls whose centre lies on no face of the convex hull
+    of the walls' corners: pyroomacoustics' ``find_non_convex_walls``
+    (same hull, same coplanarity test and tolerance, same result) with its
+    double Python loop over walls and hull faces vectorised (it was most of
+    the time to build a furnished room)."""
+    from pyroomacoustics.parameters import eps
+    from scipy.spatial import ConvexHull
+
+    corners = np.concatenate([w.corners.T for w in walls[1:]], axis=0)
+    hull = ConvexHull(corners, incremental=True)
+    p0, p1, p2 = (hull.points[hull.simplices[:, k]] for k in range(3))
+    normal = np.cross(p1 - p0, p2 - p0)                               # (faces, 3)
+    centre = np.array([np.mean(w.corners, axis=1) for w in walls])    # (walls, 3)
+    d = centre[:, None, :] - p0[None, :, :]                            # (walls, faces, 3)
+    dist = normal[None, :, 0] * d[..., 0] + normal[None, :, 1] * d[..., 1] \
+        + normal[None, :, 2] * d[..., 2]
+    on_hull = (np.abs(dist) < eps).any(axis=1)
+    return [i for i in range(len(walls)) if not on_hull[i]]
 
 
 class RoomModel:
@@ -148,7 +174,7 @@ class RoomModel:
             for j, face in enumerate(_box_faces(lo, hi)):
                 walls.append(wall_factory(face, absorption, scattering, f'box{k}_{j}'))
         self.walls = walls
-        self.obstructing = find_non_convex_walls(walls)
+        self.obstructing = non_convex_walls(walls)
         self.volume = self.room(0, 0.0).get_volume()
 
     def room(self, rays: int, time_thres: float, receiver_radius: float = RECEIVER_RADIUS
@@ -188,6 +214,30 @@ class Receiver:
     tail: int | None
     at: np.ndarray
     directivity: object = None
+
+
+class TailPoints:
+    """The ray tracing's receivers of one run: a point per group of
+    microphones, merged with an earlier point closer than
+    :data:`TAIL_MERGE` (the ray tracing's cost grows with its receivers;
+    points that close have the same late envelope)."""
+
+    def __init__(self) -> None:
+        self._points: list[np.ndarray] = []
+
+    def index(self, point) -> int:
+        """Index of the receiver for a group centred at ``point`` (world frame [m])."""
+        point = np.asarray(point, float)
+        for i, q in enumerate(self._points):
+            if np.linalg.norm(q - point) < TAIL_MERGE:
+                return i
+        self._points.append(point)
+        return len(self._points) - 1
+
+    @property
+    def array(self) -> np.ndarray:
+        """(3, P) receiver positions."""
+        return np.asarray(self._points, float).T
 
 
 def impulse_responses(model: RoomModel, source, receivers: list[Receiver],

@@ -28,6 +28,7 @@ parallel worker processes (textures are cached per process).
 from __future__ import annotations
 
 import atexit
+import functools
 import math
 import os
 import shutil
@@ -87,7 +88,16 @@ def _rng(name: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(f'av_perception.texture:{name}'.encode()))
 
 
+@functools.lru_cache(maxsize=32)
 def _pattern(name: str, n: int = TEXTURE_SIZE) -> np.ndarray:
+    """Grey pattern in [0, 1] (n x n float, read-only) of :func:`_make_pattern`,
+    made once per process (rooms tint the same few patterns in many colours)."""
+    pattern = _make_pattern(name, n)
+    pattern.setflags(write=False)
+    return pattern
+
+
+def _make_pattern(name: str, n: int) -> np.ndarray:
     """Grey pattern in [0, 1] (n x n float), deterministic per name.
 
     Feature sizes are ~10-30 cm at a 2 m tile (n = 256 texels), coarse enough
@@ -210,7 +220,8 @@ def _texture_file(name: str, color) -> Path:
     path = _cache_dir() / f'{name}_{c[0]:02x}{c[1]:02x}{c[2]:02x}.png'
     if not path.exists():
         tmp = path.with_name(f'.{path.stem}.{os.getpid()}.{threading.get_ident()}.png')
-        Image.fromarray(texture_image(name, np.asarray(c) / 255.0)).save(tmp)
+        # uncompressed: pybullet reads it once, and deflating it cost more than drawing it
+        Image.fromarray(texture_image(name, np.asarray(c) / 255.0)).save(tmp, compress_level=0)
         os.replace(tmp, path)
     return path
 

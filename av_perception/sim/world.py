@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft
 from scipy.signal import fftconvolve
 
 from av_perception.arrays import ArrayGeometry, load_array
@@ -80,6 +81,26 @@ class Slot:
     teacher: np.ndarray | None = None  # (16, n) float32, the virtual teacher array
     directions: dict = field(default_factory=dict)   # role -> [Direction]
     occupancy: Occupancy | None = None
+
+
+def convolve_window(x: np.ndarray, irs: list[np.ndarray], start: int, length: int
+                    ) -> np.ndarray:
+    """(len(irs), length) samples [start, start + length) of the linear
+    convolution of ``x`` with each impulse response (zeros past its end).
+
+    One FFT of ``x`` serves every response, and the FFT is only as long as
+    that window needs (a circular convolution whose wrap-around misses the
+    window), instead of the full convolution's length: about half, for a
+    slot after a pre-roll as long as the responses."""
+    k = max(len(h) for h in irs)
+    size = scipy.fft.next_fast_len(max(len(x) + k - 1 - start, start + length, len(x)),
+                                   real=True)
+    spec = scipy.fft.rfft(x, size)
+    out = np.zeros((len(irs), length))
+    for m, h in enumerate(irs):
+        y = scipy.fft.irfft(spec * scipy.fft.rfft(h, size), size)[start:start + length]
+        out[m, :len(y)] = y
+    return out
 
 
 def interpolate(a: Pose2D, b: Pose2D, f: float) -> Pose2D:
@@ -245,10 +266,9 @@ class SceneSimulator:
                 continue
             irs_arr, irs_bin = self._source_rirs(i, k)
             seg = self.source_signal(i)[start:start + self.tail_len + self.slot_len]
-            for target, irs in ((array, irs_arr), (binaural, irs_bin)):
-                for m, h in enumerate(irs):
-                    y = fftconvolve(seg, h)[self.tail_len:self.tail_len + self.slot_len]
-                    target[m, :len(y)] += y
+            y = convolve_window(seg, irs_arr + irs_bin, self.tail_len, self.slot_len)
+            array += y[:len(irs_arr)]
+            binaural += y[len(irs_arr):]
         teacher = None
         if self.teacher:
             array, teacher = array[:n_student], array[n_student:]
@@ -272,7 +292,8 @@ class SceneSimulator:
         They are rendered for a batch of :data:`BATCH_SLOTS` slots at once
         (one image-source run and one ray tracing per source and batch; the
         ray tracing's receivers are the array's and the head's centres at
-        each pose of the batch). The binaural response is the image sources
+        each pose of the batch, merged where they are closer than
+        ``acoustics.TAIL_MERGE``). The binaural response is the image sources
         at the head centre through the HRIRs (direct path and early
         reflections, with the interaural cues) plus the ray-traced late part
         at each ear, omnidirectional.
@@ -286,7 +307,8 @@ class SceneSimulator:
 
     def _render_batch(self, i: int, batch: int) -> list[tuple[list, list]]:
         slots = range(batch * BATCH_SLOTS, min(len(self.scene.poses), (batch + 1) * BATCH_SLOTS))
-        receivers, points, layout = [], [], []
+        receivers, layout = [], []
+        points = acoustics.TailPoints()
         for k in slots:
             pose = self.scene.poses[k]
             mics = self.world_mics('array', pose)
@@ -294,8 +316,8 @@ class SceneSimulator:
                 mics = np.hstack([mics, self.world_mics('teacher', pose)])
             head = base_to_world(pose, self.robot.arrays['binaural'].xyz)
             ears = self.world_mics('binaural', pose)
-            g_arr, g_head = len(points), len(points) + 1
-            points += [base_to_world(pose, self.robot.arrays['array'].xyz), head]
+            g_arr = points.index(base_to_world(pose, self.robot.arrays['array'].xyz))
+            g_head = points.index(head)
             receivers += [acoustics.Receiver(early=mics[:, m], tail=g_arr, at=mics[:, m])
                           for m in range(mics.shape[1])]
             receivers += [acoustics.Receiver(early=head, tail=g_head, at=ears[:, e],
@@ -305,7 +327,7 @@ class SceneSimulator:
             layout.append(mics.shape[1])
         irs, lag = acoustics.impulse_responses(
             self.room(self.stream_rate), self.scene.sources[i].position, receivers,
-            np.asarray(points).T, rays=self.rays, time_thres=self.tail_seconds,
+            points.array, rays=self.rays, time_thres=self.tail_seconds,
             seed=self.scene.seed + 104729 * batch + i)
         out, j = [], 0
         for n_mics in layout:
