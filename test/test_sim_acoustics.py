@@ -88,8 +88,11 @@ def test_batched_hybrid_matches_pyroomacoustics_hybrid_at_every_microphone():
 
 
 def test_room_model_knows_its_walls_off_the_convex_hull_and_volume():
-    """The cached wall analysis equals pyroomacoustics' own, and the volume
-    is the room's minus the furniture's."""
+    """The vectorised wall analysis equals pyroomacoustics' own (box and
+    polygonal rooms), and the volume is the room's minus the furniture's."""
+    for split, i in (('train', 2), ('shift', 0), ('shift', 1), ('shift', 3)):
+        model = acoustics.RoomModel(generate_scene(i, split, 5), FS, 3)
+        assert model.obstructing == pra.room.find_non_convex_walls(model.walls)
     scene = generate_scene(1, 'train', 5)
     model = acoustics.RoomModel(scene, FS, 3)
     assert model.obstructing == pra.room.find_non_convex_walls(model.walls)

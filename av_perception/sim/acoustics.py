@@ -47,7 +47,7 @@ from scipy.signal import sosfiltfilt
 from av_perception.arrays import DIRECTIVITIES
 from av_perception.sim import fast_tail
 from av_perception.sim.fast_bands import OctaveBands
-from av_perception.sim.scene import Pose2D, Scene, base_to_world
+from av_perception.sim.scene import Pose2D, Scene, base_to_world, segment_hits_box
 
 # the ray-traced tail's two Python loops, vectorised (same draws, same result)
 fast_tail.install()
@@ -145,20 +145,18 @@ class RoomModel:
     def __init__(self, scene: Scene, fs: int, max_order: int) -> None:
         self.fs = int(fs)
         self.max_order = int(max_order)
-        lx, ly, lz = scene.size
-        corners = np.array([[0.0, lx, lx, 0.0], [0.0, 0.0, ly, ly]])
-        base = pra.Room.from_corners(corners, fs=fs, max_order=max_order)
+        base = pra.Room.from_corners(scene.plan.T, fs=fs, max_order=max_order)
         self.bands = OctaveBands(fs=fs, n_fft=base.octave_bands.n_fft,
                                  base_frequency=base.octave_bands.base_freq,
                                  slope=base.octave_bands.slope)
-        # from_corners orders walls south (y=0), east, north, west for these corners
-        side_names = ['south', 'east', 'north', 'west']
+        # from_corners makes a wall from each corner to the next (the plan is
+        # counter-clockwise, as it wants), extrude adds the floor and ceiling
+        names = [name for name, _, _ in scene.walls] + ['floor', 'ceiling']
         mats = {k: pra.Material(energy_absorption=scene.materials[k], scattering=SCATTERING)
                 for k in ('floor', 'ceiling')}
-        base.extrude(lz, materials=mats)
+        base.extrude(scene.size[2], materials=mats)
         walls = []
-        for i, w in enumerate(base.walls):
-            name = side_names[i] if i < 4 else ('floor' if i == 4 else 'ceiling')
+        for name, w in zip(names, base.walls):
             absorption, scattering = material(scene.materials[name], self.bands)
             walls.append(wall_factory(w.corners, absorption, scattering, name))
         for k, box in enumerate(scene.boxes):
@@ -373,9 +371,13 @@ def mic_directivities(geometry, yaw: float) -> list | None:
 def rt60_sabine(scene: Scene, band_hz: tuple[float, float] = (500.0, 1000.0)) -> float:
     """Sabine reverberation time [s] of the empty room (walls, floor, ceiling)
     averaged over the octave bands in ``band_hz``: 0.161 V / sum(S a)."""
-    lx, ly, lz = scene.size
-    areas = {'floor': lx * ly, 'ceiling': lx * ly, 'west': ly * lz, 'east': ly * lz,
-             'south': lx * lz, 'north': lx * lz}
+    lz = scene.size[2]
+    plan = scene.plan
+    x, y = plan[:, 0], plan[:, 1]
+    floor = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)))
+    areas = {'floor': floor, 'ceiling': floor}
+    for name, a, b in scene.walls:
+        areas[name] = float(np.hypot(*(b - a))) * lz
     absorption = 0.0
     for surface, area in areas.items():
         m = pra.Material(energy_absorption=scene.materials[surface])
@@ -383,7 +385,20 @@ def rt60_sabine(scene: Scene, band_hz: tuple[float, float] = (500.0, 1000.0)) ->
         centres = np.asarray(m.energy_absorption['center_freqs'], float)
         sel = (centres >= band_hz[0]) & (centres <= band_hz[1])
         absorption += area * float(coeffs[sel].mean() if sel.any() else coeffs.mean())
-    return 0.161 * lx * ly * lz / absorption
+    return 0.161 * floor * lz / absorption
+
+
+def measured_rt60(h: np.ndarray, fs: int, band_hz: tuple[float, float] = (500.0, 1000.0)
+                  ) -> float:
+    """Reverberation time [s] of an impulse response, measured in the octave
+    bands whose centres lie in ``band_hz`` (those :func:`rt60_sabine`
+    averages): Schroeder backward integration, the -5 to -25 dB decay
+    extrapolated to 60 dB (T20; pyroomacoustics' ``measure_rt60``)."""
+    bands = OctaveBands(fs=fs, n_fft=pra.constants.get('octave_bands_n_fft'),
+                        base_frequency=pra.constants.get('octave_bands_base_freq'))
+    sel = [b for b, c in enumerate(bands.centers) if band_hz[0] <= c <= band_hz[1]]
+    mid = np.asarray(bands.analysis(np.asarray(h, float), band=sel)).reshape(len(h), -1)
+    return float(pra.experimental.measure_rt60(mid.sum(axis=-1), fs=fs, decay_db=20))
 
 
 def line_of_sight(scene: Scene, a, b, ignore: tuple[int, ...] = ()) -> bool:
@@ -391,16 +406,5 @@ def line_of_sight(scene: Scene, a, b, ignore: tuple[int, ...] = ()) -> bool:
     ``ignore``: indices of boxes not to test (e.g. the source's own object).
     The simulator models no diffraction, so an occluded source is heard only
     through reflections."""
-    a = np.asarray(a, float)
-    d = np.asarray(b, float) - a
-    for i, box in enumerate(scene.boxes):
-        if i in ignore:
-            continue
-        with np.errstate(divide='ignore', invalid='ignore'):
-            t1 = (box.lo - a) / d
-            t2 = (box.hi - a) / d
-        tmin = np.nanmax(np.minimum(t1, t2))
-        tmax = np.nanmin(np.maximum(t1, t2))
-        if tmax >= max(tmin, 0.0) and tmin <= 1.0:
-            return False
-    return True
+    return not any(segment_hits_box(a, b, box.lo, box.hi)
+                   for i, box in enumerate(scene.boxes) if i not in ignore)

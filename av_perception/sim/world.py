@@ -23,7 +23,8 @@ from scipy.signal import fftconvolve
 from av_perception.arrays import ArrayGeometry, load_array
 from av_perception.sim import acoustics
 from av_perception.sim.scene import (Pose2D, RobotSpec, Scene, base_to_world,
-                                     direction_in_frame, load_robot)
+                                     direction_in_frame, load_robot, plan_contains,
+                                     plan_distance)
 
 #: Sim time of the first slot [ns] (a fixed epoch keeps bags reproducible).
 T0_NS = 1_700_000_000 * 1_000_000_000
@@ -112,9 +113,10 @@ def interpolate(a: Pose2D, b: Pose2D, f: float) -> Pose2D:
 
 def occupancy_grid(scene: Scene, pose: Pose2D, size: float = 10.0,
                    resolution: float = 0.1, z_range=(0.05, 2.0)) -> Occupancy:
-    """Ground-truth occupancy around the robot, in its base frame: walls and
-    every box reaching into ``z_range`` are occupied, the rest of the room
-    free, outside the room unknown."""
+    """Ground-truth occupancy around the robot, in its base frame: walls (the
+    cells within one cell of the floor plan's boundary) and every box
+    reaching into ``z_range`` [m] are occupied, the rest of the room free,
+    outside the floor plan unknown."""
     n = int(round(size / resolution))
     origin = (-size / 2.0, -size / 2.0)
     centres = origin[0] + (np.arange(n) + 0.5) * resolution
@@ -122,13 +124,13 @@ def occupancy_grid(scene: Scene, pose: Pose2D, size: float = 10.0,
     c, s = math.cos(pose.yaw), math.sin(pose.yaw)
     wx = pose.x + c * bx - s * by
     wy = pose.y + s * bx + c * by
-    lx, ly = scene.size[:2]
-    inside = (wx >= 0) & (wx <= lx) & (wy >= 0) & (wy <= ly)
+    plan = scene.plan
+    inside = plan_contains(plan, wx, wy)
     data = np.full((n, n), -1, np.int8)
     data[inside] = 0
     half = resolution / 2.0
     r = resolution  # the cells along the room's boundary are the walls
-    wall = inside & ((wx < r) | (wx > lx - r) | (wy < r) | (wy > ly - r))
+    wall = inside & (plan_distance(plan, wx, wy) < r)
     data[wall] = 100
     for b in scene.boxes:
         if b.hi[2] < z_range[0] or b.lo[2] > z_range[1]:
@@ -151,12 +153,12 @@ class SceneSimulator:
             :data:`ECHO_RAYS`).
         max_order: image-source order.
         tail_seconds: length of the sources' impulse responses (ray tracing
-            and pre-roll) [s].
+            and pre-roll) [s]; None: the scene's (``Scene.tail_seconds``).
         teacher: also render the 16-mic virtual teacher array (``Slot.teacher``).
     """
 
     def __init__(self, scene: Scene, robot: RobotSpec | None = None, slot_seconds: float = 0.5,
-                 rays: int = 1000, max_order: int = 3, tail_seconds: float = 0.6,
+                 rays: int = 1000, max_order: int = 3, tail_seconds: float | None = None,
                  teacher: bool = False) -> None:
         from av_perception.sim.hrtf import get_hrtf
         from av_perception.sim.render import SceneRenderer
@@ -176,6 +178,8 @@ class SceneSimulator:
         if self.arrays['binaural'].sample_rate != self.stream_rate:
             raise ValueError('array and binaural streams must share a sample rate')
         self.slot_len = int(round(slot_seconds * self.stream_rate))
+        if tail_seconds is None:
+            tail_seconds = scene.tail_seconds
         self.tail_len = int(round(tail_seconds * self.stream_rate))
         self.tail_seconds = tail_seconds
         ch = self.robot.chirp
