@@ -1,4 +1,5 @@
-"""pip install of av_perception (the venv of tools/setup.sh); colcon builds it with CMakeLists.txt."""
+"""pip install of av_perception (the venv of tools/setup.sh); colcon builds it
+with CMakeLists.txt."""
 import ast
 from glob import glob
 from pathlib import Path
@@ -33,6 +34,7 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.rviz')),
         (f'share/{PACKAGE}/config/arrays', glob('config/arrays/*.yaml')),
         (f'share/{PACKAGE}/config/robots', glob('config/robots/*.yaml')),
+        (f'share/{PACKAGE}/config/nav2', glob('config/nav2/*.yaml')),
         (f'share/{PACKAGE}/msg', glob('msg/*.msg')),
     ],
     python_requires='>=3.10',

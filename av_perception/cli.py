@@ -69,7 +69,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train_direction(args: argparse.Namespace) -> int:
     from av_perception.train.direction import train
     res = train(args.bags, args.array, args.out, target=args.target, epochs=args.epochs,
-                jobs=args.jobs, seed=args.seed, salvage=args.salvage)
+                jobs=args.jobs, seed=args.seed, salvage=args.salvage, namespace=args.namespace)
     print(f'[train] wrote {res["model"]} ({res["windows"]} windows from {res["bags"]} bags; '
           f'curve {res["curve"]})')
     return 0
@@ -78,7 +78,8 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
 def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
     from av_perception.train.av_heatmap import train
     res = train(args.bags, args.out, extra_positives=not args.no_extra_positives,
-                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view)
+                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view,
+                array=args.array, namespace=args.namespace, hfov_tolerance=args.hfov_tolerance)
     print(f'[train] wrote {res["model"]} ({res["samples"]} samples from {res["bags"]} bags, '
           f'{res["seconds"]} s; curve {res["curve"]})')
     return 0
@@ -86,8 +87,16 @@ def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
 
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.doa.evaluate import score
+    if args.tracks:
+        from av_perception.doa.track_eval import score_tracking
+        t = score_tracking(args.bags, args.array, args.method, num_sources=args.sources,
+                           model=args.model, namespace=args.namespace, geometry=args.geometry)
+        for name, sc in (('tracked', t.tracked), ('untracked', t.untracked)):
+            print(f'tracks {args.array} {args.method} {name} ({t.bags} bags): '
+                  + ', '.join(f'{k} {v}' for k, v in sc.summary().items()))
+        return 0
     s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
-              salvage=args.salvage)
+              salvage=args.salvage, geometry=args.geometry)
     summary = s.summary()
     print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
                                                                for k, v in summary.items()))
@@ -109,7 +118,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 def _cmd_train_echo_teacher(args: argparse.Namespace) -> int:
     from av_perception.train.echo_depth import train_teacher
-    res = train_teacher(args.bags, args.out, epochs=args.epochs, seed=args.seed)
+    res = train_teacher(args.bags, args.out, epochs=args.epochs, seed=args.seed,
+                        namespace=args.namespace)
     print(f'[train] wrote {res["model"]} ({res["frames"]} frames from {res["bags"]} bags, best '
           f'epoch {res["best_epoch"]}; curve {res["curve"]})')
     return 0
@@ -139,12 +149,22 @@ def _cmd_train_echo_depth(args: argparse.Namespace) -> int:
 def _cmd_eval_echo_depth(args: argparse.Namespace) -> int:
     from av_perception.echo.evaluate import format_scores, score_student
     print(format_scores({'model': score_student(args.bags, args.model, args.tolerance,
-                                                args.namespace)}))
+                                                args.namespace, base_frame=args.base_frame)}))
+    return 0
+
+
+def _cmd_eval_echo_map(args: argparse.Namespace) -> int:
+    from av_perception.echo.map_evaluate import MapFrames, format_summary, score_echo_map
+    frames = MapFrames(args.odom_frame, args.base_frame, args.optical_frame)
+    print(format_summary(score_echo_map(args.bags, args.model, args.namespace, frames=frames,
+                                        progress=sys.stderr.isatty())))
     return 0
 
 
 def _add_echo_depth_commands(sub, tsub, esub) -> None:
-    """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``."""
+    """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``,
+    ``eval echo-map``."""
+    from av_perception.bag.contents import BASE_FRAME, ODOM_FRAME
     p = sub.add_parser('dataset', help='echo / camera pairs from bags, with the teacher\'s '
                        'pseudo-depth, cached for echo-depth training',
                        description='Pair each audio/echo chunk with the camera frame nearest in '
@@ -168,6 +188,7 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     t.add_argument('--out', type=Path, required=True, help='ONNX file to write')
     t.add_argument('--epochs', type=int, default=12)
     t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     t.set_defaults(func=_cmd_train_echo_teacher)
 
     t = tsub.add_parser('echo-depth', help='the echo student (depth from echoes); torchrun '
@@ -196,7 +217,57 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
     e.add_argument('--tolerance', type=float, default=0.05,
                    help='largest echo / gt/depth stamp difference [s]')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.add_argument('--base-frame', default=BASE_FRAME, help='frame of the occupancy grid: the '
+                   'camera\'s mount in it comes from the bags\' /tf_static (default '
+                   '%(default)s)')
     e.set_defaults(func=_cmd_eval_echo_depth)
+
+    e = esub.add_parser('echo-map', help='echoes fused in odom vs gt/occupancy carried into '
+                        'odom, beside the single-echo grids')
+    e.add_argument('--bags', type=Path, nargs='+', required=True,
+                   help='folder(s) of bags with audio/echo, /tf (odom -> base), /tf_static '
+                   '(base -> the optical frame) and gt/occupancy; a bag lacking one is named '
+                   'and skipped')
+    e.add_argument('--model', type=Path, help='ONNX student (default: the shipped one)')
+    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.add_argument('--odom-frame', default=ODOM_FRAME, help='the map\'s fixed frame: the '
+                   'odometry on /tf (default %(default)s)')
+    e.add_argument('--base-frame', default=BASE_FRAME, help='the robot\'s base frame: the '
+                   'single-echo grid\'s (default %(default)s)')
+    e.add_argument('--optical-frame', default='', help='the echo depth\'s virtual camera, '
+                   'placed on the robot by the bags\' TF (default: <frame of the audio/echo '
+                   'chunks>_optical, as the echo_depth node)')
+    e.set_defaults(func=_cmd_eval_echo_map)
+
+
+def _add_rotation_bag_options(p: argparse.ArgumentParser) -> None:
+    """The bag options of ``train rotation`` and ``eval rotation`` (one
+    ``rotation.dataset.BagOptions``, see :func:`_rotation_options`)."""
+    from av_perception.bag.contents import BASE_FRAME, ODOM_FRAME
+    from av_perception.rotation.dataset import (HFOV_TOLERANCE_DEG, MAX_PAIR_SECONDS,
+                                                TURN_IN_PLACE_M)
+    p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    p.add_argument('--max-pair-seconds', type=float, default=MAX_PAIR_SECONDS,
+                   help='longest time between the two frames of a turn pair [s] (default '
+                   '%(default)s); which frames are turns in place comes from the motion')
+    p.add_argument('--max-pair-translation', type=float, default=TURN_IN_PLACE_M,
+                   help='largest base translation between the two frames of a turn in place '
+                   '[m] (default %(default)s)')
+    p.add_argument('--odom-frame', default=ODOM_FRAME, help='odometry frame on /tf, for bags '
+                   'without gt/pose (default %(default)s)')
+    p.add_argument('--base-frame', default=BASE_FRAME, help='the robot\'s base frame '
+                   '(default %(default)s)')
+    p.add_argument('--hfov-tolerance', type=float, default=HFOV_TOLERANCE_DEG,
+                   help='largest difference between the bag camera\'s field of view '
+                   '(camera_info) and the model\'s [deg] (default %(default)s)')
+
+
+def _rotation_options(args: argparse.Namespace):
+    from av_perception.bag.contents import MotionFrames
+    from av_perception.rotation.dataset import BagOptions, PairRule
+    return BagOptions(args.namespace, MotionFrames(args.odom_frame, args.base_frame),
+                      PairRule(args.max_pair_seconds, args.max_pair_translation),
+                      args.hfov_tolerance)
 
 
 def _cmd_train_rotation(args: argparse.Namespace) -> int:
@@ -204,7 +275,7 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
     targets = TARGETS if args.target == 'both' else (args.target,)
     res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed,
                 pretext=args.pretext, warmup=args.binaural_epochs,
-                scale_from_labels=not args.sign_only)
+                scale_from_labels=not args.sign_only, options=_rotation_options(args))
     for t in targets:
         print(f'[train] rotation {t}: {res[t]}')
     print(f'[train] wrote the rotation models to {args.out} ({res["pairs"]} turn pairs from '
@@ -215,20 +286,32 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
 def _cmd_eval_rotation(args: argparse.Namespace) -> int:
     from av_perception.rotation.evaluate import report, score
     results = score(args.bags, model=args.model, labels_model=args.labels_model,
-                    binaural_model=args.binaural_model, namespace=args.namespace,
-                    progress=sys.stderr)
+                    binaural_model=args.binaural_model, progress=sys.stderr,
+                    options=_rotation_options(args))
     print('\n'.join(report(results)))
     return 0
 
 
 def _cmd_eval_av_heatmap(args: argparse.Namespace) -> int:
     from av_perception.avl.evaluate import print_summary, score
-    s = score(args.bags, model=args.model, namespace=args.namespace)
+    s = score(args.bags, model=args.model, namespace=args.namespace, array=args.array,
+              hfov_tolerance=args.hfov_tolerance)
     print(f'av-heatmap: {len(s.cious["model"])} scored images (sounding object in view) of '
           f'{s.samples}; {s.silent} silent')
     for method in ('model', 'center_prior'):
         print_summary(method, s.summary(method))
     return 0
+
+
+def _add_av_heatmap_bag_options(p: argparse.ArgumentParser) -> None:
+    """The bag options of ``train av-heatmap`` and ``eval av-heatmap``."""
+    from av_perception.avl.evaluate import HFOV_TOLERANCE_DEG
+    p.add_argument('--array', default='respeaker4', help='microphone array (geometry name or '
+                   'file) of the bags\' audio/raw (default %(default)s)')
+    p.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    p.add_argument('--hfov-tolerance', type=float, default=HFOV_TOLERANCE_DEG,
+                   help='largest difference between a bag camera\'s field of view '
+                   '(camera_info) and the model\'s [deg] (default %(default)s)')
 
 
 def _cmd_check_array(args: argparse.Namespace) -> int:
@@ -357,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int, default=60)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    t.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     t.set_defaults(func=_cmd_train_direction)
     t = tsub.add_parser('av-heatmap', help='audio-visual localization (where in the image the '
@@ -372,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int, default=25)
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
+    _add_av_heatmap_bag_options(t)
     t.set_defaults(func=_cmd_train_av_heatmap)
 
     t = tsub.add_parser('rotation', help='visual rotation and binaural direction, learned '
@@ -393,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='self-supervised: the 12 labelled validation pairs fix the yaw\'s sign '
                    'only (as the paper), not also its scale (parallax of an off-axis camera)')
     t.add_argument('--seed', type=int, default=0)
+    _add_rotation_bag_options(t)
     t.set_defaults(func=_cmd_train_rotation)
 
     p = sub.add_parser('eval', help='score a method or model on bags with ground truth',
@@ -405,8 +491,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'learned'], default='srp')
     e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
                    'shipped one for the array)')
+    e.add_argument('--geometry', help='array geometry name or file (default: respeaker4 for '
+                   '--array array, binaural for binaural); each bag\'s stream must have its '
+                   'channels and sample rate')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
+    e.add_argument('--tracks', action='store_true', help='score the node\'s tracked sources '
+                   '(track recall, ID switches per minute, IDF1) against the ids of '
+                   'gt/sound_direction, beside the untracked per-window estimates')
+    e.add_argument('--sources', type=int, default=2, help='sources estimated per window '
+                   'with --tracks (the node\'s num_sources; default 2)')
     e.set_defaults(func=_cmd_eval_direction)
     _add_echo_depth_commands(sub, tsub, esub)
     e = esub.add_parser('rotation', help='yaw between frames vs gt/pose, binaural direction vs '
@@ -416,14 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
                    'self-supervised one)')
     e.add_argument('--labels-model', type=Path, help='supervised reference (default: shipped)')
     e.add_argument('--binaural-model', type=Path, help='binaural model (default: shipped)')
-    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    _add_rotation_bag_options(e)
     e.set_defaults(func=_cmd_eval_rotation)
     e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: cIoU, '
                         'AUC, retrieval, beside the centre prior')
     e.add_argument('--bags', type=Path, required=True,
                    help='bags with camera/image_raw, audio/raw and gt/source_mask')
     e.add_argument('--model', type=Path, help='ONNX model (default: the shipped one)')
-    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    _add_av_heatmap_bag_options(e)
     e.set_defaults(func=_cmd_eval_av_heatmap)
 
     p = sub.add_parser('check-array', help='check channel order and geometry against a '

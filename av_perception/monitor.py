@@ -45,6 +45,22 @@ class InputStats:
     _age: deque = field(default_factory=lambda: deque(maxlen=512))
     _drops_reported: int = 0
     _events_reported: int = 0
+    #: the publisher (or this node) paused the stream on purpose: not a fault
+    paused: bool = False
+    pauses: int = 0
+    _paused_at: float = 0.0
+    _resumed_at: float | None = None
+
+    def set_paused(self, paused: bool, now: float) -> None:
+        """The stream was paused (or resumed) on purpose at ``now`` [s]: while
+        paused, no message is expected and the input reports the pause, not
+        staleness; staleness counts again from the resumption."""
+        if paused and not self.paused:
+            self.pauses += 1
+            self._paused_at = now
+        elif not paused and self.paused:
+            self._resumed_at = now
+        self.paused = paused
 
     def on_receive(self, now: float, stamp: float | None = None) -> None:
         """A message arrived at ``now`` [s, monotonic or ROS time]; ``stamp`` is
@@ -113,6 +129,9 @@ class InputStats:
         if self.lost:
             values['lost'] = str(self.lost)
             values['lost.last'] = self.last_detail.get('lost', '')
+        if self.pauses:
+            values['paused'] = str(self.paused).lower()
+            values['pauses'] = str(self.pauses)
         if self._age:
             values['input_age_ms_p50'] = f'{np.percentile(np.asarray(self._age) * 1e3, 50):.2f}'
         for kind, count in sorted(self.drops.items()):
@@ -134,8 +153,12 @@ class InputStats:
             message = f'dropped {new_drops} since last report: ' + ', '.join(
                 f'{k} x{v}' for k, v in sorted(self.drops.items()))
         self._drops_reported = self.dropped
+        if self.paused:
+            return level, f'paused on purpose for {now - self._paused_at:.1f} s', values
         if self.stale_after > 0:
             last = self._arrivals[-1] if self._arrivals else None
+            if self._resumed_at is not None:
+                last = max(last or self._resumed_at, self._resumed_at)
             if last is None or now - last > self.stale_after:
                 level, message = STALE, f'no message for {self.stale_after:.1f} s'
         return level, message, values

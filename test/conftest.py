@@ -88,7 +88,6 @@ def diag_values(arrays, status_name: str) -> dict[str, str]:
     raise AssertionError(f'no status {status_name!r} in /diagnostics; have {names}')
 
 
-
 def recorder_received(diags, topic: str = '/audio/raw') -> int:
     """How many messages of ``topic`` the recorder reports received in its
     newest /diagnostics (0 before its first report)."""
@@ -96,3 +95,21 @@ def recorder_received(diags, topic: str = '/audio/raw') -> int:
         return int(diag_values(diags, f'recorder: {topic}')['received'])
     except AssertionError:
         return 0
+
+
+#: Modules whose tests start nodes as processes (no `ros` fixture) or build the
+#: package with colcon: ROS-layer tests too.
+ROS_PROCESS_MODULES = {'test_packaging', 'test_launch', 'test_distros', 'test_colcon',
+                       'test_multiprocess', 'test_burst'}
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'ros: a ROS-layer test (nodes, topics, launch, colcon): '
+                            'also run against the Jazzy venv (README, "On a robot with ROS 2")')
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if 'ros' in getattr(item, 'fixturenames', ()) or \
+                item.module.__name__.split('.')[-1] in ROS_PROCESS_MODULES:
+            item.add_marker(pytest.mark.ros)

@@ -115,35 +115,84 @@ def test_eval_scores_the_tiny_model(tiny):
     assert r['mae'] > 0 and r['rmse'] >= r['mae']
 
 
-def test_node_publishes_depth_info_and_occupancy(tiny, ros):
-    from nav_msgs.msg import OccupancyGrid
-    from sensor_msgs.msg import CameraInfo, Image
+def _tf_messages(stamp: int, x: float = 0.0):
+    """The robot's static frames (base -> echo head at z 0.3 -> its optical
+    frame) and the odometry odom -> base at ``stamp``, x forward by ``x``."""
+    from tf2_msgs.msg import TFMessage
 
+    from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
+    from av_perception.ros.tf import transform
+    statics = [StaticFrame.from_rpy('base_link', 'echo_head', (0.1, 0.0, 0.3), (0, 0, 0)),
+               StaticFrame.from_rpy('echo_head', 'echo_head_optical', (0, 0, 0), OPTICAL_RPY)]
+    static = TFMessage(transforms=[transform(f.parent, f.child, f.xyz, f.quat_xyzw, 0)
+                                   for f in statics])
+    odom = TFMessage(transforms=[transform('odom', 'base_link', (x, 0.0, 0.0),
+                                           (0.0, 0.0, 0.0, 1.0), stamp)])
+    return static, odom
+
+
+def test_node_publishes_depth_info_scan_occupancy_and_map(tiny, ros):
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
+    from tf2_msgs.msg import TFMessage
+
+    from av_perception.echo.occupancy import CameraMount, GridSpec
+    from av_perception.msg import AudioChunk
     from av_perception.nodes.echo_depth import EchoDepthNode
     from av_perception.ros import qos
     from av_perception.ros.messages import block_to_chunk
-    from av_perception.msg import AudioChunk
 
-    node = ros.node(EchoDepthNode, {'model': str(tiny['student']), 'publish_points': True})
+    node = ros.node(EchoDepthNode, {'model': str(tiny['student']), 'publish_points': True,
+                                    'map_period': 0.1, 'tf_timeout': 0.3})
     depth = ros.collect(Image, 'echo_depth/depth', qos.RELIABLE)
     info = ros.collect(CameraInfo, 'echo_depth/camera_info', qos.RELIABLE)
     occ = ros.collect(OccupancyGrid, 'echo_depth/occupancy', qos.RELIABLE)
+    scan = ros.collect(LaserScan, 'echo_depth/scan', qos.RELIABLE)
+    points = ros.collect(PointCloud2, 'echo_depth/points', qos.RELIABLE)
+    emap = ros.collect(OccupancyGrid, 'echo_depth/map', qos.LATCHED)
     pub = ros.publisher(AudioChunk, 'audio/echo', qos.AUDIO)
     test = load_test(tiny['bags'], SPEC, (64, 64))
     stamp = 1_700_000_123_456_789_000
+    static, odom = _tf_messages(stamp, x=1.5)
+
+    # no TF yet: depth comes, the grid, scan and map wait, then count it
     pub.publish(block_to_chunk(AudioBlock(test.pairs.echo[0], 44100, 0, stamp, 'echo_head')))
-    ros.spin_until(lambda: depth and info and occ, what='echo_depth outputs')
-    img = depth[0]
+    ros.spin_until(lambda: depth and node.input('occupancy').drops, what='an echo without TF')
+    assert not occ and not scan and not emap
+    assert 'echo_head_optical' in node.input('occupancy').last_detail['no_transform']
+
+    ros.publisher(TFMessage, '/tf_static', qos.LATCHED).publish(static)
+    ros.publisher(TFMessage, '/tf', qos.TF).publish(odom)
+    pub.publish(block_to_chunk(AudioBlock(test.pairs.echo[0], 44100, 0, stamp, 'echo_head')))
+    ros.spin_until(lambda: len(depth) == 2 and occ and scan and emap and points,
+                   what='echo_depth outputs')
+    img = depth[-1]
     assert (img.encoding, img.height, img.width) == ('32FC1', 64, 64)
-    assert img.header.frame_id == 'camera_link_optical'
+    assert img.header.frame_id == 'echo_head_optical'
     assert img.header.stamp.sec * 10**9 + img.header.stamp.nanosec == stamp
-    assert info[0].header == img.header and info[0].k[0] == pytest.approx(32.0)
+    assert info[-1].header == img.header and info[-1].k[0] == pytest.approx(32.0)
+    d = np.frombuffer(bytes(img.data), np.float32).reshape(64, 64)
+    assert not np.isnan(d).any()                        # REP 117: NaN only where invalid
     assert occ[0].header.frame_id == 'base_link' and occ[0].header.stamp == img.header.stamp
     assert (occ[0].info.width, occ[0].info.height) == (100, 100)
-    # the grid is the ray casting of the published depth, in the base frame
-    d = np.frombuffer(bytes(img.data), np.float32).reshape(64, 64)
-    want = occupancy_from_depth(d, np.asarray(info[0].k).reshape(3, 3))
+    # the grid is the ray casting of the published depth from the camera pose TF gives
+    k = np.asarray(info[-1].k).reshape(3, 3)
+    mount = CameraMount((0.1, 0.0, 0.3))
+    want = occupancy_from_depth(d, k, mount, GridSpec(), 12.0)
     np.testing.assert_array_equal(np.asarray(occ[0].data, np.int8).reshape(100, 100), want)
+    s = scan[0]
+    assert s.header.frame_id == 'echo_head' and len(s.ranges) == 64
+    assert s.angle_min < 0 < s.angle_max and s.range_max == pytest.approx(12.0)
+    # the map: in odom, where the base was (x 1.5 m), its free cells are the grid's
+    m = emap[-1]
+    assert m.header.frame_id == 'odom' and m.info.resolution == pytest.approx(0.1)
+    grid = np.asarray(m.data, np.int8).reshape(m.info.height, m.info.width)
+    assert (grid == 0).any()
+    ys, xs = np.nonzero(grid == 0)
+    cx = m.info.origin.position.x + (xs.mean() + 0.5) * 0.1
+    gy, gx = np.nonzero(want == 0)
+    assert cx == pytest.approx(1.5 - 5.0 + (gx.mean() + 0.5) * 0.1, abs=0.3)
+    assert [f.name for f in points[0].fields] == ['x', 'y', 'z', 'return']
     # bad input: one channel, a truncated echo, a wrong sample rate: dropped and counted
     for samples, rate in ((test.pairs.echo[0][:1], 44100), (test.pairs.echo[0][:, :1000], 44100),
                           (test.pairs.echo[0], 16000)):

@@ -9,13 +9,22 @@
 # when nothing changed, so a second run takes a few seconds.
 #
 # Environment:
-#   AVP_VENV    where the venv goes (default: <repo>/.venv)
+#   AVP_DISTRO  kilted (default) or jazzy: the ROS 2 wheels of that distribution
+#               (jazzy: the second venv the ROS-layer tests also run against)
+#   AVP_VENV    where the venv goes (default: <repo>/.venv, <repo>/.venv-jazzy for jazzy)
 #   AVP_PYTHON  the CPython 3.11 to build it from (default: python3)
 #   AVP_EXTRAS  extras of this package to install (default: gpu,train,sim,robot,test)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=${AVP_VENV:-$ROOT/.venv}
+DISTRO=${AVP_DISTRO:-kilted}
+case $DISTRO in
+  kilted) ROS_REQ=requirements/ros.txt; CONSTRAINTS=requirements/constraints.txt
+          VENV=${AVP_VENV:-$ROOT/.venv} ;;
+  jazzy)  ROS_REQ=requirements/ros-jazzy.txt; CONSTRAINTS=requirements/constraints-jazzy.txt
+          VENV=${AVP_VENV:-$ROOT/.venv-jazzy} ;;
+  *) printf '[setup] error: AVP_DISTRO must be kilted or jazzy, got %s\n' "$DISTRO" >&2; exit 1 ;;
+esac
 PYTHON=${AVP_PYTHON:-python3}
 EXTRAS=${AVP_EXTRAS:-gpu,train,sim,robot,test}
 STAMPS=$VENV/.av_perception_setup
@@ -65,12 +74,12 @@ VPY=$VENV/bin/python
 hash_of() { (cd "$ROOT" && cat "$@" | sha256sum | cut -d' ' -f1); }
 
 # --- 3. Python packages, all pinned by requirements/constraints.txt.
-pip_hash=$(hash_of requirements/constraints.txt requirements/ros.txt setup.py setup.cfg; echo "$EXTRAS")
+pip_hash=$(hash_of "$CONSTRAINTS" "$ROS_REQ" setup.py setup.cfg; echo "$EXTRAS")
 if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$pip_hash" ]; then
-  log "installing Python packages (ROS 2 wheels, torch CPU, onnxruntime-gpu, ...)"
+  log "installing Python packages (ROS 2 $DISTRO wheels, torch CPU, onnxruntime-gpu, ...)"
   "$VPY" -m pip install -q --disable-pip-version-check \
-    -c "$ROOT/requirements/constraints.txt" \
-    -r "$ROOT/requirements/ros.txt" \
+    -c "$ROOT/$CONSTRAINTS" \
+    -r "$ROOT/$ROS_REQ" \
     -e "$ROOT[$EXTRAS]" \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$pip_hash" > "$STAMPS/pip"
@@ -82,7 +91,7 @@ fi
 if [ ! -f "$STAMPS/cmake_paths" ]; then
   py_inc=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   np_inc=$("$VPY" -c 'import numpy; print(numpy.get_include())')
-  grep -rlZ --include='*.cmake' -e '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null \
+  { grep -rlZ --include='*.cmake' -e '/opt/python/cp311-cp311' "$VENV/share" 2>/dev/null || true; } \
     | xargs -0 -r sed -i \
         -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_inc#g" \
         -e "s#/opt/python/cp311-cp311/include/python3.11#$py_inc#g"
@@ -117,7 +126,12 @@ if [ "$(cat "$STAMPS/interfaces" 2>/dev/null)" != "$if_hash" ]; then
   done
   log "generating messages: av_perception ${compat[*]}"
   pids=()
-  build_interface "$ROOT" av_perception -DAVP_INSTALL_PYTHON=OFF \
+  # from a copy outside the checkout: the venv (and the numpy include dir that
+  # Jazzy's rosidl_generator_py exports) lies inside it, which CMake refuses
+  rm -rf "$VENV/build/av_perception_src" "$VENV/build/av_perception"
+  mkdir -p "$VENV/build/av_perception_src"
+  cp -r "$ROOT/CMakeLists.txt" "$ROOT/package.xml" "$ROOT/msg" "$VENV/build/av_perception_src/"
+  build_interface "$VENV/build/av_perception_src" av_perception -DAVP_INSTALL_PYTHON=OFF \
     -DPYTHON_INSTALL_DIR=lib/av_perception_generated & pids+=($!)
   for std in "${compat[@]}"; do build_interface "$ROOT/interfaces/compat/$std" "$std" & pids+=($!); done
   for pid in "${pids[@]}"; do wait "$pid"; done

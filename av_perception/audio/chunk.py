@@ -162,7 +162,8 @@ class StreamChecker:
             if abs(err) > self.stamp_tolerance:
                 events.append(StreamEvent(
                     'stamp_jump',
-                    f'a stamp near {self._predicted_stamp_ns * 1e-9:.6f} s (from the sample count)',
+                    f'a stamp near {self._predicted_stamp_ns * 1e-9:.6f} s '
+                    '(from the sample count)',
                     f'{block.stamp_ns * 1e-9:.6f} s ({err * 1e3:+.1f} ms)'))
         self._stream_rate = block.sample_rate
         self._stream_channels = block.channels
@@ -175,3 +176,40 @@ class StreamChecker:
         """Forget the stream (e.g. after a device restart)."""
         self._next_sample = self._last_stamp_ns = self._predicted_stamp_ns = None
         self._stream_rate = self._stream_channels = None
+
+
+@dataclass
+class ReceiptClock:
+    """Stamps for a stream whose chunks carry no time (audio_common's
+    AudioData): the acquisition time of a chunk's first sample, estimated
+    from when it was received.
+
+    A chunk is taken to end when it is received, so its first sample is the
+    receipt time minus its duration. To keep the stamps as regular as the
+    samples, each chunk is stamped where the previous one's stamp and the
+    sample count put it, as long as that stays within ``tolerance`` of the
+    receipt estimate; beyond it (a stall, a dropped buffer) the stamps are
+    re-anchored to the receipt.
+
+    Attributes:
+        tolerance: largest accepted drift from the receipt estimate [s].
+    """
+
+    tolerance: float = 0.05
+    _anchor_ns: int | None = field(default=None, init=False)
+    _anchor_sample: int = field(default=0, init=False)
+
+    def stamp(self, receipt_ns: int, first_sample: int, frames: int, sample_rate: int
+              ) -> tuple[int, bool]:
+        """(stamp [ns] of the chunk's first sample, True if re-anchored) for a
+        chunk of ``frames`` samples starting at ``first_sample``, received at
+        ``receipt_ns``."""
+        estimate = receipt_ns - int(round(frames / sample_rate * 1e9))
+        if self._anchor_ns is not None:
+            predicted = self._anchor_ns + int(round(
+                (first_sample - self._anchor_sample) / sample_rate * 1e9))
+            if abs(predicted - estimate) <= self.tolerance * 1e9:
+                return predicted, False
+        reanchored = self._anchor_ns is not None
+        self._anchor_ns, self._anchor_sample = estimate, first_sample
+        return estimate, reanchored

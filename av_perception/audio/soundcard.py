@@ -244,6 +244,19 @@ class StreamSupervisor:
         self._last_callback = 0.0
         self._next_try = 0.0
         self._failed: str | None = None
+        self.paused = False
+
+    def pause(self) -> None:
+        """Close the stream and keep it closed (the device is released) until
+        :meth:`resume`; a pause is not a fault: the error is cleared."""
+        self.paused = True
+        self.close()
+        self._set_error(None)
+
+    def resume(self) -> None:
+        """Let the next :meth:`check` open the stream again at once."""
+        self.paused = False
+        self._next_try = 0.0
 
     def alive(self) -> None:
         """Called from the stream's callback: the device delivers."""
@@ -257,6 +270,8 @@ class StreamSupervisor:
         """Open the stream if it is not, close it if it failed. Returns True
         if it was (re-)opened by this call."""
         global _open_streams
+        if self.paused:
+            return False
         now = self._clock()
         if self.stream is not None:
             reason = self._failed

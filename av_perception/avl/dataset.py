@@ -3,7 +3,11 @@
 
 One sample per camera image: the image, the mask of the sounding objects
 with the same stamp (None if the bag has none), and the array's audio
-window that starts at the image's stamp (as the node pairs them).
+window that starts at the image's stamp (as the node pairs them). The
+array's stream must have the geometry's channels and sample rate, and,
+where a model says which field of view it was made for, the bag's camera
+(``camera/camera_info``) must have it; a bag that does not, or lacks a
+topic, is reported and left out (``bag.contents.each_bag``).
 """
 
 from __future__ import annotations
@@ -13,14 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.arrays import ArrayGeometry
+from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, BagFrames, UnusableBag,
+                                        check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns
-from av_perception.doa.dataset import assemble, list_bags
-from av_perception.errors import InputError
+from av_perception.doa.dataset import assemble
 from av_perception.image import RawImage, decode
 
 IMAGE_TOPIC = 'camera/image_raw'
 AUDIO_TOPIC = 'audio/raw'
 MASK_TOPIC = 'gt/source_mask'
+#: What a bag needs to give samples (scoring also needs MASK_TOPIC).
+NEEDS = (IMAGE_TOPIC, AUDIO_TOPIC)
 
 
 @dataclass
@@ -49,17 +57,26 @@ def _decode(msg, want: str | None = None) -> np.ndarray:
 
 
 def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '',
-                 span: int | None = None) -> list[AvSample]:
+                 span: int | None = None, geometry: ArrayGeometry | None = None,
+                 fov: tuple[float, float] | None = None) -> list[AvSample]:
     """The samples of one bag: every image for which the array's stream
     covers ``span`` samples (default ``window``) from the image's stamp on.
+    ``geometry``: the array the stream must come from (channels, sample
+    rate); ``fov``: (the model's horizontal field of view, the accepted
+    difference) [deg] the bag's CameraInfo must match.
 
     Raises:
-        InputError: the bag lacks camera/image_raw or audio/raw, or a mask
-            whose size differs from its image.
+        UnusableBag: the bag lacks camera/image_raw or audio/raw (or, with
+            ``fov``, camera/camera_info), its stream is not the geometry's,
+            its camera has another field of view, or a mask's size differs
+            from its image.
     """
     span = span or window
     images, masks, chunks = [], {}, []
-    for m in read_bag(path, [IMAGE_TOPIC, AUDIO_TOPIC, MASK_TOPIC], namespace):
+    frames = BagFrames(path)
+    for m in read_bag(path, [IMAGE_TOPIC, AUDIO_TOPIC, MASK_TOPIC, *FRAME_TOPICS], namespace):
+        if frames.feed(m):
+            continue
         if m.topic == IMAGE_TOPIC:
             images.append((stamp_ns(m.msg), _decode(m.msg, want='rgb8')))
         elif m.topic == MASK_TOPIC:
@@ -67,9 +84,14 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
         else:
             chunks.append(m.msg)
     if not images or not chunks:
-        raise InputError('bag', f'{IMAGE_TOPIC} and {AUDIO_TOPIC} messages',
-                         f'{path}: {len(images)} images, {len(chunks)} audio chunks')
+        raise UnusableBag(path, f'{IMAGE_TOPIC} and {AUDIO_TOPIC} messages',
+                          f'{len(images)} images, {len(chunks)} audio chunks')
+    if fov is not None:
+        check_fov(frames.camera(CAMERA_INFO), fov[0], fov[1], path, 'the model')
     stream = assemble(chunks)
+    if geometry is not None:
+        stream.require(geometry.channels, geometry.sample_rate, path, AUDIO_TOPIC,
+                       f'array {geometry.name}')
     fs = stream.sample_rate
     out = []
     for stamp, rgb in images:
@@ -78,22 +100,29 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
             continue
         mask = masks.get(stamp)
         if mask is not None and mask.shape != rgb.shape[:2]:
-            raise InputError('mask', f'a {rgb.shape[1]}x{rgb.shape[0]} {MASK_TOPIC}',
-                             f'{mask.shape[1]}x{mask.shape[0]} in {path}')
+            raise UnusableBag(path, f'a {rgb.shape[1]}x{rgb.shape[0]} {MASK_TOPIC}',
+                              f'{mask.shape[1]}x{mask.shape[0]}')
         out.append(AvSample(rgb, mask, stream.samples[:, start:start + span], stamp, bag))
     return out
 
 
 def load_folder(root: str | Path, window: int, namespace: str = '', span: int | None = None,
-                progress=None) -> list[AvSample]:
-    """The samples of every bag under ``root``."""
+                progress=None, geometry: ArrayGeometry | None = None,
+                fov: tuple[float, float] | None = None,
+                needs: tuple = NEEDS) -> list[AvSample]:
+    """The samples of every usable bag under ``root`` (see
+    :func:`load_samples`); a bag that is not usable is reported on
+    ``progress`` (default stderr) and skipped. ``AvSample.bag`` is the
+    bag's index in ``list_bags(root)``."""
+    import sys
     bags = list_bags(root)
-    out = []
-    for i, b in enumerate(bags):
-        out += load_samples(b, window, i, namespace, span)
-        if progress is not None:
-            print(f'\r[data] {i + 1}/{len(bags)} bags, {len(out)} samples', end='',
-                  file=progress, flush=True)
-    if progress is not None:
-        print(file=progress)
+    index = {str(b): i for i, b in enumerate(bags)}
+    out: list[AvSample] = []
+
+    def load(b: Path) -> None:
+        out.extend(load_samples(b, window, index[str(b)], namespace, span, geometry, fov))
+
+    each_bag(bags, load, (*needs, CAMERA_INFO) if fov is not None else needs, namespace,
+             'audio-visual samples', progress or sys.stderr,
+             (lambda: f'{len(out)} samples') if progress is not None else None)
     return out

@@ -7,6 +7,13 @@ is in view), as the paper's benchmarks score annotated frames only. A
 sample whose audio is silent gets no heatmap from the node and counts as a
 failure (cIoU 0). The centre prior is scored on the same samples.
 Retrieval uses the same samples: the true partner among 100 candidates.
+
+The bags' array stream must be the model's array (``array``: channels and
+sample rate), and their camera (``camera/camera_info``) must have the field
+of view the model was trained for, where the model says so (metadata
+``hfov_deg``, written by ``train av-heatmap``; a model without it is scored
+with a warning that the cameras were not checked). A bag without
+gt/source_mask, or that fails those checks, is reported and left out.
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ import numpy as np
 
 from av_perception.arrays import load_array
 from av_perception.avl import metrics
-from av_perception.avl.dataset import load_folder
+from av_perception.avl.dataset import MASK_TOPIC, NEEDS, load_folder
 from av_perception.avl.heatmap import HeatmapModel, level_dbfs, to_heatmap
 
 SILENCE_DBFS = -60.0
+#: Default largest difference between a bag camera's and the model's field of view [deg].
+HFOV_TOLERANCE_DEG = 5.0
 
 
 @dataclass
@@ -46,14 +55,23 @@ class Scores:
 
 
 def score(bags_dir: str | Path, model: str | Path | None = None, namespace: str = '',
-          array: str = 'respeaker4', raw_cosine: bool = False, progress=None) -> Scores:
+          array: str = 'respeaker4', raw_cosine: bool = False, progress=None,
+          hfov_tolerance: float = HFOV_TOLERANCE_DEG) -> Scores:
     """Score a model (default: the shipped one) and the centre prior.
 
     With ``raw_cosine`` the unclipped cosine map is scored as well (method
     ``model_raw_cosine``), to show what clipping at 0 changes.
     """
-    hm = HeatmapModel(model, load_array(array))
-    samples = load_folder(bags_dir, hm.window, namespace, progress=progress)
+    geometry = load_array(array)
+    hm = HeatmapModel(model, geometry)
+    model_fov = hm.model.metadata.get('hfov_deg')
+    samples = load_folder(bags_dir, hm.window, namespace, progress=progress, geometry=geometry,
+                          fov=None if model_fov is None else (float(model_fov), hfov_tolerance),
+                          needs=(*NEEDS, MASK_TOPIC))
+    if model_fov is None:
+        print(f'warning: model {hm.model.path.name} does not say which field of view it was '
+              'trained for (no hfov_deg in its metadata): the bags\' cameras are not checked',
+              file=progress or sys.stderr, flush=True)
     out = Scores(cious={'model': [], 'center_prior': []})
     if raw_cosine:
         out.cious['model_raw_cosine'] = []

@@ -19,7 +19,7 @@ from typing import Any
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from av_perception.bag.salvage import (Damaged, check_structure, count_readable, mcap_files,
-                                      readable)
+                                       readable)
 from av_perception.bag.types import package_msgtypes, typestore
 from av_perception.errors import InputError
 
@@ -40,6 +40,7 @@ def nearest(stamps, t: int, tolerance_ns: int) -> int | None:
     i = int(np.searchsorted(stamps, t))
     best = min((j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(stamps[j] - t))
     return best if abs(int(stamps[best]) - t) <= tolerance_ns else None
+
 
 def relative_topic(topic: str, namespace: str = '') -> str:
     """``/robot1/audio/raw`` with namespace ``robot1`` -> ``audio/raw``.
@@ -173,6 +174,29 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
                 yield from _salvaged(path, wanted, namespace, count)
                 return
             raise _damaged(path, 'a complete ROS 2 bag', exc, count) from None
+    finally:
+        reader.close()
+
+
+def bag_topics(path: str | Path, namespace: str = '') -> dict[str, int] | None:
+    """Relative topic -> message count, from the bag's index (no message is
+    read); None if the bag cannot be opened (a damaged bag: reading it says
+    why)."""
+    from rosbags.highlevel import AnyReader
+
+    try:
+        for f in mcap_files(path):  # as read_bag: no length the reader would trust
+            check_structure(f)
+        reader = AnyReader([Path(path)], default_typestore=typestore(package_msgtypes()))
+        reader.open()
+    except (Damaged, *_bag_errors()):
+        return None
+    try:
+        out: dict[str, int] = {}
+        for c in reader.connections:
+            t = relative_topic(c.topic, namespace)
+            out[t] = out.get(t, 0) + int(c.msgcount)
+        return out
     finally:
         reader.close()
 

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.bag.contents import UnusableBag
+from av_perception.bag.contents import list_bags  # noqa: F401 - its former home
 from av_perception.bag.io import read_bag, stamp_ns
+from av_perception.bag.sources import source_readings
 from av_perception.errors import InputError
 
 
@@ -27,6 +30,20 @@ class Stream:
     sample_rate: int
     t0_ns: int            # stamp of sample 0
     frame_id: str
+
+    def require(self, channels: int, sample_rate: int, bag: str | Path, topic: str,
+                what: str = 'the model') -> None:
+        """Refuse a stream whose channels or sample rate (from its AudioChunks)
+        are not the ones ``what`` (a model, an array geometry) expects.
+
+        Raises:
+            UnusableBag: naming the bag, the topic, the expected and the
+                found channels and rate.
+        """
+        if self.samples.shape[0] != channels or self.sample_rate != sample_rate:
+            raise UnusableBag(bag, f'{topic} with {channels} channels at {sample_rate} Hz '
+                              f'({what})', f'{self.samples.shape[0]} channels at '
+                              f'{self.sample_rate} Hz (frame {self.frame_id!r})')
 
 
 def assemble(chunks: list) -> Stream:
@@ -60,12 +77,15 @@ class Truth:
 
 
 def truths(msgs: list) -> list[Truth]:
-    """gt/sound_direction messages grouped by stamp."""
+    """gt/sound_direction messages (SoundSourceArray, or the per-source
+    SoundDirection of older bags) grouped by stamp; an empty array is a
+    silent period of its frame."""
     by_stamp: dict[int, Truth] = {}
     for m in msgs:
         ns = stamp_ns(m)
         t = by_stamp.setdefault(ns, Truth(ns))
-        t.azimuths.setdefault(m.header.frame_id, []).append(float(m.azimuth))
+        t.azimuths.setdefault(m.header.frame_id, []).extend(
+            r.azimuth for r in source_readings(m))
     return [by_stamp[k] for k in sorted(by_stamp)]
 
 
@@ -123,15 +143,3 @@ def load_bag(path: str | Path, namespace: str = '', salvage: bool = False
         else:
             chunks[wanted[m.topic]].append(m.msg)
     return {k: assemble(v) for k, v in chunks.items() if v}, truths(gt)
-
-
-def list_bags(root: str | Path) -> list[Path]:
-    """Bag folders (holding metadata.yaml) under ``root`` (or ``root`` itself)."""
-    root = Path(root)
-    if (root / 'metadata.yaml').is_file():
-        return [root]
-    bags = sorted(p.parent for p in root.rglob('metadata.yaml'))
-    if not bags:
-        raise InputError('bags', f'ROS 2 bag folders (with metadata.yaml) under {root}',
-                         'none')
-    return bags

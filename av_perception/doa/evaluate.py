@@ -1,9 +1,16 @@
 """Scoring direction of arrival on any bags with an array stream and
-``gt/sound_direction`` (``av-perception eval direction`` and bench/doa)."""
+``gt/sound_direction`` (``av-perception eval direction`` and bench/doa).
+
+The array geometry is a named one (the role's default, or ``geometry``);
+each bag's stream must have its channels and sample rate (from the
+AudioChunks), and the truth is the gt/sound_direction in the stream's own
+frame (its AudioChunks' ``header.frame_id``). A bag that lacks the stream or
+the truth, or whose stream is not the geometry's, is reported and left out."""
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import load_array
+from av_perception.bag.contents import UnusableBag, each_bag, list_bags
 from av_perception.doa.classic import ClassicDoa, fold_front
-from av_perception.doa.dataset import list_bags, load_bag, windows
+from av_perception.doa.dataset import STREAM_TOPICS, load_bag, windows
 from av_perception.errors import ConfigError
 from av_perception.paths import shipped_model
 
@@ -75,24 +83,41 @@ class Scores:
 
 def score(bags_dir: str | Path, role: str, method: str, model: str | Path | None = None,
           namespace: str = '', max_windows_per_bag: int | None = None,
-          salvage: bool = False) -> Scores:
+          salvage: bool = False, geometry: str | None = None, progress=None) -> Scores:
     """Errors of ``method`` against ``gt/sound_direction`` on every window of
-    every bag: each true source is matched to the nearest estimate (as many
-    estimates as true sources are asked for); a missing estimate counts as
-    the largest error (180 deg, 90 for front/back-ambiguous arrays).
-    ``salvage``: score the readable part of damaged bags instead of failing."""
+    every usable bag: each true source is matched to the nearest estimate
+    (as many estimates as true sources are asked for); a missing estimate
+    counts as the largest error (180 deg, 90 for front/back-ambiguous
+    arrays). ``geometry``: array name or file (default: the role's,
+    ``ROLE_ARRAY``). ``salvage``: score the readable part of damaged bags
+    instead of failing. Skipped bags are reported on ``progress`` (default
+    stderr); ``Scores.bags`` holds indices into ``list_bags(bags_dir)``."""
     if role not in ROLE_ARRAY:
         raise ConfigError(f'array role must be one of {list(ROLE_ARRAY)}, got {role!r}')
-    geometry = load_array(ROLE_ARRAY[role])
+    geometry = load_array(geometry or ROLE_ARRAY[role])
     est = make_estimator(method, geometry, model)
     ambiguous = est.ambiguous
     out = Scores()
-    for bi, bag in enumerate(list_bags(bags_dir)):
+    topic = STREAM_TOPICS[role]
+    bags = list_bags(bags_dir)
+
+    def load(bag: Path):
         streams, gt = load_bag(bag, namespace, salvage=salvage)
-        if role not in streams:
-            raise ConfigError(f'{bag}: no {"audio/raw" if role == "array" else "audio/binaural"}'
-                              ' stream')
+        if role not in streams:      # a damaged bag, read with salvage
+            raise UnusableBag(bag, f'{topic} messages', 'none readable')
         stream = streams[role]
+        stream.require(geometry.channels, geometry.sample_rate, bag, topic,
+                       f'array {geometry.name}')
+        seen = {f for t in gt for f in t.azimuths}
+        if stream.frame_id not in seen:
+            raise UnusableBag(bag, f'gt/sound_direction in the frame of {topic} '
+                              f'({stream.frame_id!r})', f'frames {sorted(seen)}')
+        return stream, gt
+
+    for bag, (stream, gt) in each_bag(bags, load, [topic, 'gt/sound_direction'], namespace,
+                                      f'direction: scoring {geometry.name}',
+                                      progress or sys.stderr):
+        bi = bags.index(bag)
         hop = int(round(HOP_SECONDS * stream.sample_rate))
         length = int(round(geometry.doa_window * stream.sample_rate))
         ws = [w for w in windows(stream, gt, length, hop) if w.truth]

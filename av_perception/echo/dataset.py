@@ -1,10 +1,14 @@
 """Echo / camera pairs from bags, and the cached data set a student learns from.
 
-Any bag with ``audio/echo`` and ``camera/image_raw`` can be used: each echo
-chunk is paired with the camera frame nearest in time (within a tolerance;
-unpaired chunks are counted and reported). ``gt/depth`` is read where present
-(simulated bags, or a robot with a depth sensor) and kept for evaluation
-only: the student learns from the teacher's pseudo-depth.
+Any bag with ``audio/echo``, ``camera/image_raw`` and ``camera/camera_info``
+can be used: each echo chunk is paired with the camera frame nearest in time
+(within a tolerance; unpaired chunks are counted and reported). The depth
+image's intrinsics are the bag's CameraInfo scaled to the output size; all
+bags of a data set (or scored by one model) must have the same, and a bag
+that lacks a topic or has other intrinsics is reported and left out
+(``bag.contents.each_bag``). ``gt/depth`` is read where present (simulated
+bags, or a robot with a depth sensor) and kept for evaluation only: the
+student learns from the teacher's pseudo-depth.
 
 The cache (``dataset.npz`` + ``dataset.json`` in one folder) holds per pair
 the echo features, the RGB at the output size, the teacher's pseudo-depth and
@@ -22,14 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, BagFrames, UnusableBag,
+                                        each_bag, list_bags)
 from av_perception.bag.io import nearest, read_bag, stamp_ns
-from av_perception.doa.dataset import list_bags
 from av_perception.echo.features import EchoSpec, check_echo, echo_features, mirror_features
+from av_perception.echo.occupancy import CameraMount
 from av_perception.echo.teacher import Teacher, resize_depth, resize_rgb
 from av_perception.errors import InputError
 from av_perception.image import decode_message
 
-TOPICS = ('audio/echo', 'camera/image_raw', 'camera/camera_info', 'gt/depth')
+ECHO, IMAGE, GT_DEPTH = 'audio/echo', 'camera/image_raw', 'gt/depth'
+TOPICS = (ECHO, IMAGE, GT_DEPTH, *FRAME_TOPICS)
+#: What a bag needs to give pairs.
+NEEDS = (ECHO, IMAGE, CAMERA_INFO)
 
 
 def scaled_k(k: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
@@ -52,9 +61,11 @@ class Pairs:
     gt: list = field(default_factory=list)        # (h, w) float32 or None
     stamps: list = field(default_factory=list)    # echo stamps [ns]
     bag: list = field(default_factory=list)       # bag index
-    k: np.ndarray | None = None                   # intrinsics at the output size
+    k: np.ndarray | None = None                   # intrinsics at the output size (all bags)
+    k_from: str = 'the first bag'                 # whose intrinsics ``k`` are
     unpaired: int = 0                             # echo chunks without a camera frame
     echo_chunks: int = 0
+    mounts: dict = field(default_factory=dict)    # bag index -> CameraMount (None: unknown)
 
     def __len__(self) -> int:
         return len(self.echo)
@@ -62,71 +73,113 @@ class Pairs:
 
 def read_pairs(path: str | Path, spec: EchoSpec, size: tuple[int, int],
                tolerance: float = 0.05, namespace: str = '', bag_index: int = 0,
-               into: Pairs | None = None, salvage: bool = False) -> Pairs:
+               into: Pairs | None = None, salvage: bool = False,
+               base_frame: str | None = None) -> Pairs:
     """Pair each echo chunk of a bag with the nearest camera frame (and
     gt/depth, if any) within ``tolerance`` seconds (``salvage``: the readable
-    messages of a damaged bag, see ``read_bag``).
+    messages of a damaged bag, see ``read_bag``). The intrinsics are the
+    bag's CameraInfo at ``size``; if ``into`` already has intrinsics (an
+    earlier bag's, or a model's), the bag's must be the same. With
+    ``base_frame``, the camera's mount in that frame is looked up in the
+    bag's /tf_static and /tf (``Pairs.mounts``; None, with a warning, if the
+    bag does not give it).
 
     Raises:
-        InputError: no echo chunks, or chunks that do not fit the spec.
+        UnusableBag: no echo chunks, no camera_info, other intrinsics, or
+            echo chunks that do not fit the spec; nothing of the bag is added.
     """
     out = into if into is not None else Pairs()
-    echoes, images, depths, info = [], [], [], None
+    frames = BagFrames(path)
+    echoes, images, depths = [], [], []
     for m in read_bag(path, TOPICS, namespace, salvage=salvage):
-        if m.topic == 'audio/echo':
+        if frames.feed(m):
+            continue
+        if m.topic == ECHO:
             echoes.append(m.msg)
-        elif m.topic == 'camera/image_raw':
+        elif m.topic == IMAGE:
             images.append(m.msg)
-        elif m.topic == 'gt/depth':
+        elif m.topic == GT_DEPTH:
             depths.append(m.msg)
-        elif info is None:
-            info = m.msg
     if not echoes:
-        raise InputError('bag', f'audio/echo chunks in {path}', 'none')
+        raise UnusableBag(path, f'{ECHO} chunks', 'none')
+    camera = frames.camera(CAMERA_INFO)
+    k = scaled_k(camera.k, (camera.height, camera.width), size)
+    if out.k is not None and not np.allclose(k, out.k, rtol=0.01, atol=0.01):
+        raise UnusableBag(path, f'the intrinsics of {out.k_from} at '
+                          f'{size[1]}x{size[0]} px: {_fmt_k(out.k)}',
+                          f'{_fmt_k(k)} ({CAMERA_INFO}, {camera.width}x{camera.height} px)')
     tol = int(tolerance * 1e9)
     images.sort(key=stamp_ns)
     depths.sort(key=stamp_ns)
     i_st = np.array([stamp_ns(m) for m in images], np.int64)
     d_st = np.array([stamp_ns(m) for m in depths], np.int64)
+    mine = Pairs()
     for msg in echoes:
-        out.echo_chunks += 1
+        mine.echo_chunks += 1
         t = stamp_ns(msg)
         i = nearest(i_st, t, tol)
         if i is None:
-            out.unpaired += 1
+            mine.unpaired += 1
             continue
         data = np.asarray(msg.data, np.float32).reshape(-1, int(msg.channels)).T
-        echo = check_echo(data, spec, int(msg.sample_rate))
+        try:
+            echo = check_echo(data, spec, int(msg.sample_rate))
+        except InputError as exc:
+            raise UnusableBag(path, f'{ECHO} chunks of {exc.expected}', exc.got) from None
         rgb = decode_message(images[i], want='rgb8')
-        if out.k is None:
-            k = (np.asarray(info.k, float).reshape(3, 3) if info is not None else
-                 _default_k(rgb.shape[:2]))
-            out.k = scaled_k(k, rgb.shape[:2], size)
+        if rgb.shape[:2] != (camera.height, camera.width):
+            raise UnusableBag(path, f'{IMAGE} of the {CAMERA_INFO} size '
+                              f'({camera.width}x{camera.height} px)',
+                              f'{rgb.shape[1]}x{rgb.shape[0]} px')
         j = nearest(d_st, t, tol)
-        out.echo.append(echo)
-        out.rgb.append(resize_rgb(rgb, size))
-        out.gt.append(None if j is None else resize_depth(decode_message(depths[j]), size))
-        out.stamps.append(t)
-        out.bag.append(bag_index)
+        mine.echo.append(echo)
+        mine.rgb.append(resize_rgb(rgb, size))
+        mine.gt.append(None if j is None else resize_depth(decode_message(depths[j]), size))
+        mine.stamps.append(t)
+        mine.bag.append(bag_index)
+    if base_frame is not None:
+        out.mounts[bag_index] = camera_mount(frames, base_frame, camera.frame_id,
+                                             stamp_ns(echoes[0]))
+    if out.k is None:
+        out.k = k
+    for name in ('echo', 'rgb', 'gt', 'stamps', 'bag'):
+        getattr(out, name).extend(getattr(mine, name))
+    out.unpaired += mine.unpaired
+    out.echo_chunks += mine.echo_chunks
     return out
 
 
-def _default_k(shape: tuple[int, int]) -> np.ndarray:
-    """90 deg horizontal field of view, principal point at the centre."""
-    h, w = shape
-    f = w / 2.0
-    return np.array([[f, 0, w / 2.0], [0, f, h / 2.0], [0, 0, 1.0]])
+def camera_mount(frames: BagFrames, base_frame: str, optical_frame: str,
+                 stamp: int) -> CameraMount | None:
+    """The camera's mount in ``base_frame`` from a bag's TF tree (the pose of
+    its optical frame, the CameraInfo's frame id), or None with a warning
+    on stderr naming the bag and why."""
+    try:
+        pose = frames.lookup(base_frame, optical_frame, stamp)
+    except UnusableBag as exc:
+        print(f'warning: occupancy not scored in {frames.bag}: expected {exc.expected} '
+              f'(--base-frame), got {exc.detail}', file=sys.stderr, flush=True)
+        return None
+    return CameraMount.from_optical(pose.xyz, pose.quat_xyzw)
+
+
+def _fmt_k(k: np.ndarray) -> str:
+    return f'fx {k[0, 0]:.2f} fy {k[1, 1]:.2f} cx {k[0, 2]:.2f} cy {k[1, 2]:.2f}'
 
 
 def collect(bags: list[Path], spec: EchoSpec, size: tuple[int, int], tolerance: float = 0.05,
-            namespace: str = '', progress=sys.stderr, salvage: bool = False) -> Pairs:
-    """Pairs of every bag, with a progress line."""
-    pairs = Pairs()
-    for bi, bag in enumerate(bags):
-        read_pairs(bag, spec, size, tolerance, namespace, bi, into=pairs, salvage=salvage)
-        print(f'\r[dataset] {bi + 1}/{len(bags)} bags, {len(pairs)} pairs, '
-              f'{pairs.unpaired} unpaired echo chunks', end='', file=progress, flush=True)
-    print(file=progress)
+            namespace: str = '', progress=sys.stderr, salvage: bool = False,
+            into: Pairs | None = None, base_frame: str | None = None,
+            needs: tuple = NEEDS) -> Pairs:
+    """Pairs of every usable bag (one that has the ``needs`` topics), with a
+    progress line; a bag that is not usable is reported and skipped (the
+    others keep their index in ``bags``)."""
+    pairs = into if into is not None else Pairs()
+    index = {str(b): i for i, b in enumerate(bags)}
+    each_bag(bags, lambda b: read_pairs(b, spec, size, tolerance, namespace, index[str(b)],
+                                        into=pairs, salvage=salvage, base_frame=base_frame),
+             needs, namespace, 'echo / camera pairs', progress,
+             lambda: f'{len(pairs)} pairs, {pairs.unpaired} unpaired echo chunks')
     return pairs
 
 
@@ -140,7 +193,7 @@ def build(bags_dir: str | Path | list, out: str | Path, teacher: str | Path, spe
     teacher id, feature maps, whether ground truth is present).
     """
     roots = bags_dir if isinstance(bags_dir, (list, tuple)) else [bags_dir]
-    bags = [b for r in roots for b in list_bags(r)]
+    bags = list_bags(*roots)
     pairs = collect(bags, spec, size, tolerance, namespace, progress, salvage)
     if not len(pairs):
         raise InputError('pairs', f'echo chunks with a camera frame within {tolerance} s',

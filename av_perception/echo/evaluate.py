@@ -1,18 +1,24 @@
-"""Scoring depth from echoes on any bags with ``audio/echo`` and ``gt/depth``
-(``av-perception eval echo-depth`` and bench/echo_depth).
+"""Scoring depth from echoes on any bags with ``audio/echo``,
+``camera/image_raw``, ``camera/camera_info`` and ``gt/depth``
+(``av-perception eval echo-depth`` and bench/echo_depth); a bag without one
+of them, or whose camera's intrinsics at the model's output size are not the
+model's, is reported and left out.
 
 Metrics over the valid pixels of each image (ground truth finite, > 0 and
 within the model's range), then averaged over images, as BatVision and DAPS
 report them: MAE and RMSE [m], abs-rel (mean |p - g| / g), delta_i (share of
 pixels with max(p/g, g/p) < 1.25^i). ``occ_iou``: intersection over union of
 the free cells of the occupancy grid made from the prediction and of the one
-the same ray casting makes from the ground-truth depth. ``ms_per_echo``:
+the same ray casting makes from the ground-truth depth, with the camera
+mounted where the bag's /tf_static puts it in ``base_frame`` (a bag without
+that transform is scored without it, with a warning). ``ms_per_echo``:
 median inference time per echo (features + network) on one thread.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception.doa.dataset import list_bags
-from av_perception.echo.dataset import Pairs, read_pairs
+from av_perception.bag.contents import BASE_FRAME, list_bags
+from av_perception.echo.dataset import GT_DEPTH, NEEDS, Pairs, collect
 from av_perception.echo.features import EchoSpec
 from av_perception.echo.model import EchoDepthModel
 from av_perception.echo.occupancy import CameraMount, GridSpec, free_iou, occupancy_from_depth
@@ -82,31 +88,37 @@ class TestSet:
 
 
 def load_test(bags_dir: str | Path, spec: EchoSpec, size: tuple[int, int],
-              tolerance: float = 0.05, namespace: str = '') -> TestSet:
-    """The pairs of every bag that have gt/depth.
+              tolerance: float = 0.05, namespace: str = '', k: np.ndarray | None = None,
+              base_frame: str = BASE_FRAME, progress=sys.stderr) -> TestSet:
+    """The pairs of every usable bag that have gt/depth; ``k``: the
+    intrinsics every bag's camera must have at ``size`` (a model's; None:
+    the first bag's); each bag's camera mount in ``base_frame`` from its TF.
 
     Raises:
-        InputError: no bag, or no pair with ground truth.
+        InputError: no usable bag, or no pair with ground truth.
     """
     bags = list_bags(bags_dir)
-    pairs = Pairs()
-    for bi, bag in enumerate(bags):
-        read_pairs(bag, spec, size, tolerance, namespace, bi, into=pairs)
+    pairs = collect(bags, spec, size, tolerance, namespace, progress,
+                    into=Pairs() if k is None else Pairs(k=np.asarray(k, float),
+                                                         k_from='the model'),
+                    base_frame=base_frame, needs=(*NEEDS, GT_DEPTH))
     keep = [i for i, g in enumerate(pairs.gt) if g is not None]
     if not keep:
         raise InputError('gt', f'gt/depth within {tolerance} s of the echo chunks in {bags_dir}',
                          f'none ({len(pairs)} pairs)')
     out = Pairs(k=pairs.k, unpaired=pairs.unpaired + len(pairs) - len(keep),
-                echo_chunks=pairs.echo_chunks)
+                echo_chunks=pairs.echo_chunks, mounts=pairs.mounts)
     for name in ('echo', 'rgb', 'gt', 'stamps', 'bag'):
         setattr(out, name, [getattr(pairs, name)[i] for i in keep])
     return TestSet(out, len(bags))
 
 
 def score(test: TestSet, predict: Callable[[int], np.ndarray], max_depth: float,
-          mount: CameraMount = CameraMount(), grid: GridSpec = GridSpec()) -> Scores:
+          mount: CameraMount | None = None, grid: GridSpec = GridSpec()) -> Scores:
     """Score ``predict(i) -> depth (h, w)`` on every pair of the test set;
-    the time of each call is the model's time per echo."""
+    the time of each call is the model's time per echo. The occupancy uses
+    ``mount`` if given, else each bag's own (``Pairs.mounts``; a bag without
+    one is not scored on occupancy)."""
     out = Scores()
     for i, gt in enumerate(test.pairs.gt):
         t = time.perf_counter()
@@ -117,18 +129,23 @@ def score(test: TestSet, predict: Callable[[int], np.ndarray], max_depth: float,
             out.skipped += 1
             continue
         out.per_image.append(m)
-        ref = occupancy_from_depth(np.where(gt <= max_depth, gt, np.nan), test.k, mount, grid)
-        out.occ.append(free_iou(occupancy_from_depth(pred, test.k, mount, grid), ref))
+        where = mount or test.pairs.mounts.get(test.pairs.bag[i])
+        if where is None:
+            continue
+        ref = occupancy_from_depth(np.where(gt <= max_depth, gt, np.nan), test.k, where, grid)
+        out.occ.append(free_iou(occupancy_from_depth(pred, test.k, where, grid), ref))
     return out
 
 
 def score_student(bags_dir: str | Path, model: str | Path | None = None,
                   tolerance: float = 0.05, namespace: str = '',
-                  test: TestSet | None = None) -> dict:
-    """Metrics of an echo-depth model (default: the shipped one) on bags."""
+                  test: TestSet | None = None, base_frame: str = BASE_FRAME) -> dict:
+    """Metrics of an echo-depth model (default: the shipped one) on bags
+    whose camera has the model's intrinsics."""
     net = EchoDepthModel(model)
     if test is None:
-        test = load_test(bags_dir, net.spec, (net.height, net.width), tolerance, namespace)
+        test = load_test(bags_dir, net.spec, (net.height, net.width), tolerance, namespace,
+                         k=net.k, base_frame=base_frame)
     echoes = test.pairs.echo
     sr = net.spec.sample_rate
     return score(test, lambda i: net(echoes[i], sr), net.max_depth).summary()

@@ -15,6 +15,13 @@ from av_perception.errors import ConfigError
 OPTICAL_RPY = (-math.pi / 2, 0.0, -math.pi / 2)
 
 
+def unit_vector(azimuth: float, elevation: float = 0.0) -> np.ndarray:
+    """(3,) unit vector of an azimuth and elevation [rad] (REP 103: azimuth
+    counter-clockwise from +x, elevation above the x-y plane)."""
+    ce = math.cos(elevation)
+    return np.array([ce * math.cos(azimuth), ce * math.sin(azimuth), math.sin(elevation)])
+
+
 @dataclass(frozen=True)
 class StaticFrame:
     """A fixed transform parent -> child.
@@ -75,6 +82,12 @@ def quaternion_yaw(q) -> float:
     message (fields x, y, z, w)."""
     from transforms3d.euler import quat2euler
     return float(quat2euler((q.w, q.x, q.y, q.z), 'rzyx')[0])
+
+
+def hfov_deg(K: np.ndarray, width: int) -> float:
+    """Horizontal field of view [deg] of a pinhole camera matrix ``K`` (3x3,
+    fx in pixels) for an image ``width`` pixels wide."""
+    return math.degrees(2.0 * math.atan(width / 2.0 / float(np.asarray(K)[0][0])))
 
 
 def rotation_matrix(quat_xyzw) -> np.ndarray:

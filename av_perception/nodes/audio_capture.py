@@ -123,8 +123,21 @@ class AudioCaptureNode(AvNode):
         self.monitor.set_fact('chunk_frames', self.frames)
         self.monitor.set_fact('channel_map', self.channel_map)
         self._report_counts()
+        if not self.enable_switch(self._set_enabled, 'audio/raw/enabled'):
+            self.supervisor.pause()
         self._timer = self.create_timer(min(0.5, retry / 2), self._supervise)
         self._supervise()
+
+    def _set_enabled(self, enabled: bool) -> None:
+        """Pause: close the device (released for other programs); resume: open it
+        again. first_sample then skips the paused time, which consumers see as a
+        pause on audio/raw/enabled, not as lost audio."""
+        if enabled:
+            self.supervisor.resume()
+            self._supervise()
+        else:
+            self.supervisor.pause()
+        self.get_logger().info('capturing' if enabled else 'paused: device closed')
 
     # ------------------------------------------------------------ device
     def _open(self):

@@ -32,9 +32,11 @@ class AudioMonitorNode(AvNode):
         array_file = self.param('array', 'respeaker4', 'Array geometry: a name under '
                                 'config/arrays/ or a path to a geometry YAML.', read_only=True)
         self.silent_dbfs = self.param('silent_dbfs', -90.0, 'A channel whose level stays below '
-                                      'this [dBFS] is reported as silent.', lo=-200.0, hi=0.0)
+                                      'this [dBFS] is reported as silent.', lo=-200.0, hi=0.0,
+                                      on_change='silent_dbfs')
         self.clip_level = self.param('clip_level', 0.999, 'Absolute sample value counted as '
-                                     'clipped [full scale].', lo=0.5, hi=1.0)
+                                     'clipped [full scale].', lo=0.5, hi=1.0,
+                                     on_change='clip_level')
         self.array = load_array(array_file)
         self.levels = np.full(self.array.channels, -np.inf)
         self.clipped = np.zeros(self.array.channels, dtype=np.int64)

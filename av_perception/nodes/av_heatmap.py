@@ -52,9 +52,10 @@ class AvHeatmapNode(AvNode):
                                'and the start of its audio window [s].', lo=0.0, hi=1.0,
                                read_only=True)
         self.silence = self.param('silence_dbfs', -60.0, 'Audio windows quieter than this '
-                                  '[dBFS] give no heatmap.', lo=-150.0, hi=0.0)
+                                  '[dBFS] give no heatmap.', lo=-150.0, hi=0.0,
+                                  on_change='silence')
         self.alpha = self.param('overlay_alpha', 0.6, 'Opacity of the heatmap on the overlay '
-                                'where it is 1.', lo=0.0, hi=1.0)
+                                'where it is 1.', lo=0.0, hi=1.0, on_change='alpha')
         align = self.param('audio_window', 'before', 'Audio paired with an image: the '
                            'window that ends at its stamp (before: the heatmap follows the '
                            'image within a chunk) or the one that starts at it (after: as the '

@@ -46,7 +46,6 @@ import threading
 import time
 
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.parameter import Parameter
 
 from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
@@ -98,12 +97,13 @@ class ChirpEmitterNode(AvNode):
                                  'echo array\'s microphones, in the array file\'s order; [] = '
                                  '0..N-1.', array_type=int, read_only=True)
         self.offset_s = self.param('latency_offset', 0.0, 'Loop latency PortAudio does not '
-                                   'report [s] (calibrate: true measures it).', lo=-0.5, hi=0.5)
+                                   'report [s] (calibrate: true measures it).', lo=-0.5, hi=0.5,
+                                   on_change='offset_s')
         calibrate = self.param('calibrate', False, 'Measure latency_offset from the '
-                                      'direct sound first (see the node\'s docs).',
-                                      read_only=True)
+                               'direct sound first (see the node\'s docs).',
+                               read_only=True)
         calibration_chirps = self.param('calibration_chirps', 10, 'Chirps measured when '
-                                             'calibrating.', lo=1, hi=1000, read_only=True)
+                                        'calibrating.', lo=1, hi=1000, read_only=True)
         self.latency = self.param('latency', 0.0, 'PortAudio latency [s] of both directions; '
                                   '0 = the device\'s safe default ("high").', lo=0.0, hi=2.0,
                                   read_only=True)
@@ -162,7 +162,6 @@ class ChirpEmitterNode(AvNode):
         # drained by a timer: rclpy's EventsExecutor (av-perception run) has no guard
         # conditions to wake it from the audio thread; 10 ms adds at most that latency
         self._drain_timer = self.create_timer(DRAIN_PERIOD, self._drain)
-        self.add_on_set_parameters_callback(self._on_params)
         self.rescans = RescanPolicy(first=retry)
         self.supervisor = StreamSupervisor(self._open, timeout=timeout or max(1.0, 2 * period),
                                            retry_period=retry, on_state=self._on_state)
@@ -172,9 +171,23 @@ class ChirpEmitterNode(AvNode):
                                        f'{robot.chirp.duration * 1e3:g} ms, gain {gain:g}')
         self.monitor.set_fact('window_frames', self.window)
         self.monitor.set_fact('calibrating', calibrate)
+        # pausing stops the audible chirp and releases the card; echo consumers
+        # see the pause on audio/echo/enabled instead of a fault
+        if not self.enable_switch(self._set_enabled, 'audio/echo/enabled'):
+            self.supervisor.pause()
         self._report()
         self._timer = self.create_timer(min(0.5, retry / 2), self._supervise)
         self._supervise()
+
+    def _set_enabled(self, enabled: bool) -> None:
+        if enabled:
+            self.supervisor.resume()
+            self._supervise()
+        else:
+            self.supervisor.pause()
+            with self._qlock:
+                self._queue.clear()  # windows cut before the pause are still published
+        self.get_logger().info('chirping' if enabled else 'paused: no chirp until enabled')
 
     # ------------------------------------------------------------ device
     def _open(self):
@@ -209,12 +222,6 @@ class ChirpEmitterNode(AvNode):
         self.monitor.set_error('device', message)
         if message:
             self.get_logger().error(f'device {self.device or "(default)"!r}: {message}')
-
-    def _on_params(self, params) -> SetParametersResult:
-        for p in params:
-            if p.name == 'latency_offset':
-                self.offset_s = float(p.value)
-        return SetParametersResult(successful=True)
 
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
         """PortAudio's audio thread: cut windows, write the chirp."""

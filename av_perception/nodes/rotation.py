@@ -69,18 +69,23 @@ class RotationNode(AvNode):
         audio_topic = self.param('audio_topic', 'audio/binaural', 'Binaural AudioChunk topic.',
                                  read_only=True)
         self.odom_frame = self.param('odom_frame', 'odom_rotation', 'Parent frame of the '
-                                     'integrated yaw on /tf.')
+                                     'integrated yaw on /tf.', on_change=self._frames('odom'))
         self.base_frame = self.param('base_frame', 'base_link_rotation', 'Child frame of the '
-                                     'integrated yaw on /tf.')
-        self.twist_frame = self.param('twist_frame', 'base_link', 'Frame of rotation/twist.')
-        self.publish_tf = self.param('publish_tf', True, 'Publish the integrated yaw on /tf.')
+                                     'integrated yaw on /tf.', on_change=self._frames('base'))
+        self.twist_frame = self.param('twist_frame', 'base_link', 'Frame of rotation/twist.',
+                                      on_change=self._frames('twist'))
+        self.publish_tf = self.param('publish_tf', True, 'Publish the integrated yaw on /tf.',
+                                     on_change='publish_tf')
         self.max_interval = self.param('max_interval', 1.0, 'Longest time between two frames '
-                                       'that are still paired [s].', lo=0.01, hi=10.0)
+                                       'that are still paired [s].', lo=0.01, hi=10.0,
+                                       on_change='max_interval')
         self.min_level = self.param('min_level_dbfs', -45.0, 'Binaural segments quieter than '
-                                    'this carry no direction [dBFS].', lo=-150.0, hi=0.0)
+                                    'this carry no direction [dBFS].', lo=-150.0, hi=0.0,
+                                    on_change='min_level')
         self.hfov_tolerance = self.param('hfov_tolerance_deg', 5.0, 'Largest accepted '
                                          'difference between the camera\'s and the model\'s '
-                                         'field of view [deg].', lo=0.0, hi=90.0)
+                                         'field of view [deg].', lo=0.0, hi=90.0,
+                                         on_change='hfov_tolerance')
         self.visual = VisualRotation(model or None)
         self.spec = self.visual.spec
         self.audio = BinauralDirection(audio_model or None) if self.use_audio else None
@@ -107,6 +112,18 @@ class RotationNode(AvNode):
             self.audio_topic = audio_topic
             self.audio_in = AudioInput(self, audio_topic, self.on_block, channels=2,
                                        sample_rate=self.spec.sample_rate)
+        self._report_frames()
+
+    def _frames(self, which: str):
+        """on_change of a frame name parameter: set it, report the frames."""
+        def change(name: str) -> None:
+            if not name:
+                raise ValueError('expected a frame name, got ""')
+            setattr(self, f'{which}_frame', name)
+            self._report_frames()
+        return change
+
+    def _report_frames(self) -> None:
         self.monitor.set_fact('frames', f'{self.odom_frame} -> {self.base_frame} (/tf), '
                                         f'twist in {self.twist_frame}')
 

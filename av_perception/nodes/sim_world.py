@@ -12,8 +12,9 @@ along the robot's path (:func:`path_index`):
   at the emission instant;
 - ground truth: ``gt/depth``, ``gt/camera_info``, ``gt/source_mask``,
   ``gt/pose`` with every frame; ``gt/occupancy`` every slot;
-  ``gt/sound_direction`` with every audio chunk, for the sources sounding in
-  it;
+  ``gt/sound_direction`` (SoundSourceArray) per array with every audio
+  chunk: the sources sounding in it, id = scene source index + 1, empty
+  when none sounds;
 - the robot's fixed frames on ``/tf_static``, and its (perfect) wheel
   odometry ``odom -> base_link`` on ``/tf`` with every camera frame.
 

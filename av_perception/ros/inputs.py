@@ -3,18 +3,19 @@ matched to whatever publishers a topic has."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool
 
 from av_perception.audio.chunk import AudioBlock, StreamChecker
-from sensor_msgs.msg import Image
-
+from av_perception.msg import AudioChunk
 from av_perception.ros.messages import chunk_to_block, image_to_array
 from av_perception.ros.node import AvNode
-from av_perception.ros.qos import AUDIO, SENSOR
-from av_perception.msg import AudioChunk
+from av_perception.ros.qos import AUDIO, LATCHED, SENSOR
 
 
 class AudioInput:
@@ -28,6 +29,11 @@ class AudioInput:
     (they never reached this node: transport, or the subscription queue
     overflowed because the node fell behind).
 
+    A publisher that pauses on purpose (:meth:`AvNode.enable_switch`) says so
+    on ``<topic>/enabled`` (std_msgs/Bool, latched): while paused the input
+    reports the pause instead of going stale, and the gap the pause leaves in
+    the stream is not counted as lost (the stream check starts afresh).
+
     Args:
         node: the owning node (its /diagnostics reports this input).
         topic: input topic (relative, remappable).
@@ -37,21 +43,40 @@ class AudioInput:
         qos: subscription QoS: :data:`~av_perception.ros.qos.AUDIO` (lossless
             over seconds of backlog) or ``AUDIO_LIVE`` (fresh: a bounded,
             short backlog; when behind, the oldest chunks are overwritten).
+        continuous: the chunks form one stream (first_sample and stamps are
+            checked for gaps); False for one chunk per event (echo windows),
+            where only the channel count and sample rate are checked.
     """
 
     def __init__(self, node: AvNode, topic: str, on_block: Callable[[AudioBlock], None],
                  channels: int = 0, sample_rate: int = 0, stale_after: float = 0.0,
-                 qos: QoSProfile = AUDIO) -> None:
+                 qos: QoSProfile = AUDIO, continuous: bool = True) -> None:
         self.node = node
         self.topic = topic
         self.on_block = on_block
+        self.continuous = continuous
+        self._config = (channels, sample_rate)
         self.checker = StreamChecker(channels=channels, sample_rate=sample_rate)
         self.stats = node.input(topic, stale_after=stale_after)
         self.subscription = node.create_subscription(
             AudioChunk, topic, node.guard(topic, self._on_msg), qos)
+        self._paused_since_last = False
+        self.enabled_subscription = node.create_subscription(
+            Bool, f'{topic}/enabled', self._on_enabled, LATCHED)
+
+    def _on_enabled(self, msg: Bool) -> None:
+        self.stats.set_paused(not msg.data, time.monotonic())
+        if not msg.data:
+            self._paused_since_last = True
 
     def _on_msg(self, msg: AudioChunk) -> None:
         block = chunk_to_block(msg)
+        if self.stats.paused or self._paused_since_last or not self.continuous:
+            # data again after a pause (its resume may still be on its way), or
+            # events that are not a stream: start the stream check afresh
+            self.stats.set_paused(False, time.monotonic())
+            self._paused_since_last = False
+            self.checker = StreamChecker(*self._config)
         for event in self.checker.check(block):
             if event.fatal:
                 raise event.error()

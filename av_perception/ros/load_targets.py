@@ -51,8 +51,7 @@ def audio_chunks(array: str = 'respeaker4', chunk_seconds: float = CHUNK_SECONDS
 def audio_common_buffers(channels: int = 4, rate: int = 16000,
                          chunk_seconds: float = CHUNK_SECONDS):
     """``make(k, stamp_ns)`` of audio_common AudioDataStamped S16LE buffers,
-    stamped at their last sample as audio_common does (``stamp_ns`` is the
-    chunk's first sample + its duration)."""
+    stamped at their first sample as the ROS 2 audio_capture driver does."""
     frames = int(round(chunk_seconds * rate))
     pool = [(x.T * 32767).astype('<i2').tobytes() for x in _noise(channels, frames)]
 
@@ -119,12 +118,12 @@ TARGETS: dict[str, LoadTarget] = {
         [LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 1 / CHUNK_SECONDS,
         ('sound_direction/markers', MarkerArray), _markers_stamp,
         offset_s=_WINDOW - 1 / 16000),
-    # the chunk is stamped at its first sample, the buffer at its last
+    # the chunk and the buffer are both stamped at their first sample
     'audio_common_adapter': LoadTarget(
         'audio_common_adapter', {'frame_id': 'mic_array'},
         [LoadInput('audio_info', AudioInfo, audio_common_info(), LATCHED, once=True),
-         LoadInput('audio', AudioDataStamped, audio_common_buffers(), AUDIO)],
-        1 / CHUNK_SECONDS, ('audio/raw', AudioChunk), _header_stamp, offset_s=CHUNK_SECONDS),
+         LoadInput('audio_stamped', AudioDataStamped, audio_common_buffers(), AUDIO)],
+        1 / CHUNK_SECONDS, ('audio/raw', AudioChunk), _header_stamp),
     # one depth image per echo, with the echo's stamp
     'echo_depth': LoadTarget(
         'echo_depth', {}, [LoadInput('audio/echo', AudioChunk, echo_chunks(), AUDIO)], 2.0,

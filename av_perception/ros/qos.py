@@ -45,3 +45,8 @@ LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 TF = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                 reliability=ReliabilityPolicy.RELIABLE,
                 durability=DurabilityPolicy.VOLATILE)
+
+#: /tf_static as tf2_ros's listener subscribes to it: every publisher's latched set.
+STATIC_LISTENER = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -1,39 +1,89 @@
 """Frames, binaural segments and turn pairs from any bags that carry
-``camera/image_raw`` and ``audio/binaural`` (training), plus ``gt/pose`` and
-``gt/sound_direction`` (scoring), whoever recorded them (interfaces.md).
+``camera/image_raw``, ``camera/camera_info`` and ``audio/binaural``
+(training), plus ``gt/pose`` and ``gt/sound_direction`` (scoring), whoever
+recorded them (interfaces.md).
 
 A *view* is one camera frame with the binaural segment that starts at its
 stamp (``spec.audio_window`` samples). A *pair* is two consecutive views
 between which the robot turned in place: that is what the rotation models
 see. Which consecutive views are turns in place comes from the robot's
-motion (in the simulated bags, which carry no odometry, from the position
-part of ``gt/pose``: it moved less than ``TURN_IN_PLACE_M``); the yaw part
-of ``gt/pose`` is used only as the scoring truth and by the supervised
-reference, never by the self-supervised training.
+motion (:class:`~av_perception.bag.contents.Motion`: ``gt/pose`` where the
+bag has it, else the odometry on /tf), never from a fixed frame interval
+(:class:`PairRule`): the base moved less than ``max_translation_m``, turned
+no more than the visual model can read (``max_turn_rad``), within
+``max_seconds``. The yaw of the motion is used only as the scoring truth,
+by the supervised reference and to fix the self-supervised model's sign and
+scale, never by the self-supervised loss. The camera's field of view comes
+from the bag's CameraInfo and must be the model's.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, MOTION_TOPICS, BagFrames,
+                                        Intrinsics, Motion, MotionFrames, UnusableBag,
+                                        check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns
-from av_perception.doa.dataset import assemble, list_bags
-from av_perception.errors import InputError
-from av_perception.geometry.frames import quaternion_yaw
+from av_perception.bag.sources import source_readings
+from av_perception.doa.dataset import assemble
+from av_perception.errors import ConfigError
 from av_perception.image import RawImage, decode
 from av_perception.rotation.features import (RotationSpec, binaural_features, grey_input,
-                                             level_dbfs, wrap)
+                                             level_dbfs, max_turn_rad, wrap)
 
-#: Largest position change [m] between two views that still counts as a turn in place.
+#: Default largest base translation [m] between two views of a turn in place.
 TURN_IN_PLACE_M = 0.01
-#: Longest time [s] between the two frames of a pair.
-MAX_PAIR_SECONDS = 1.0
-TOPICS = ('camera/image_raw', 'camera/camera_info', 'audio/binaural', 'gt/pose',
-          'gt/sound_direction')
+#: Default longest time [s] between the two views of a pair: generous (a
+#: robot turning 45 deg in 2 s, a camera at a few frames per second).
+MAX_PAIR_SECONDS = 5.0
+#: Default largest difference [deg] between the bag camera's and the model's
+#: horizontal field of view (the rotation node's ``hfov_tolerance_deg``).
+HFOV_TOLERANCE_DEG = 5.0
+IMAGE, BINAURAL, GT_POSE = 'camera/image_raw', 'audio/binaural', 'gt/pose'
+TOPICS = (IMAGE, BINAURAL, GT_POSE, 'gt/sound_direction', *FRAME_TOPICS)
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """Which two consecutive views are a turn in place (the yaw limit is the
+    model's range, :func:`~av_perception.rotation.features.max_turn_rad`).
+
+    Attributes:
+        max_seconds: longest time between the two views [s].
+        max_translation_m: largest translation of the base between them [m].
+    """
+
+    max_seconds: float = MAX_PAIR_SECONDS
+    max_translation_m: float = TURN_IN_PLACE_M
+
+    def __post_init__(self) -> None:
+        if not self.max_seconds > 0 or not self.max_translation_m >= 0:
+            raise ConfigError(f'--max-pair-seconds must be > 0 and --max-pair-translation '
+                              f'>= 0, got {self.max_seconds} s and {self.max_translation_m} m')
+
+
+@dataclass(frozen=True)
+class BagOptions:
+    """How the rotation commands read bags (their command-line options).
+
+    Attributes:
+        namespace: robot namespace of the bag topics.
+        frames: odometry frame names, for bags without gt/pose.
+        pairs: which consecutive views are turn pairs.
+        hfov_tolerance_deg: largest accepted difference between the bag
+            camera's field of view and the model's [deg].
+    """
+
+    namespace: str = ''
+    frames: MotionFrames = MotionFrames()
+    pairs: PairRule = PairRule()
+    hfov_tolerance_deg: float = HFOV_TOLERANCE_DEG
 
 
 @dataclass
@@ -45,16 +95,17 @@ class View:
     image: np.ndarray                # (H, W) uint8 grey, for the OpenCV baseline
     audio: np.ndarray | None         # (4, bands) binaural features, None without audio
     level_dbfs: float                # binaural segment level
-    position: tuple | None           # gt (x, y) [m], None without gt/pose
-    yaw: float | None                # gt yaw [rad]
+    position: tuple | None           # base (x, y) [m] (gt/pose or odometry), None if unknown
+    yaw: float | None                # base yaw [rad] in the same frame
     azimuths: list = field(default_factory=list)  # gt binaural azimuths sounding in the segment
     segment: np.ndarray | None = None  # (2, audio_window) binaural samples (classic baseline)
 
 
 @dataclass
 class Pair:
-    """Two views of a turn in place; ``yaw`` = true yaw of the second view
-    relative to the first (CCW, rad), None without gt/pose."""
+    """Two views of a turn in place; ``yaw`` = yaw of the second view
+    relative to the first (CCW, rad) from the bag's motion (gt/pose, or the
+    odometry: ``BagViews.motion``)."""
 
     bag: int
     first: int
@@ -65,39 +116,66 @@ class Pair:
 
 @dataclass
 class BagViews:
+    """The views of one bag, its camera (CameraInfo) and where its motion
+    came from ('gt/pose' or 'odometry')."""
+
     path: Path
     views: list
-    K: np.ndarray | None
-    width: int
+    camera: Intrinsics
+    motion: str = 'gt/pose'
+
+    @property
+    def K(self) -> np.ndarray:
+        """The camera matrix (3x3) [px]."""
+        return self.camera.k
+
+
+def needs(need_audio: bool = True, need_truth: bool = False) -> list:
+    """The topics a bag needs for :func:`load_views`."""
+    return ([IMAGE, CAMERA_INFO] + ([BINAURAL] if need_audio else [])
+            + [GT_POSE if need_truth else MOTION_TOPICS])
 
 
 def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
-               need_audio: bool = True) -> BagViews:
-    """Every camera frame of a bag as a View.
+               need_audio: bool = True, options: BagOptions = BagOptions(),
+               need_truth: bool = False) -> BagViews:
+    """Every camera frame of a bag as a View, with the base's pose at its
+    stamp (gt/pose, else the odometry on /tf; ``need_truth``: gt/pose only).
 
     Raises:
-        InputError: no camera/image_raw, or (``need_audio``) no audio/binaural.
+        UnusableBag: a needed topic is missing, the camera's field of view is
+            not the model's, the binaural stream is not the model's (2
+            channels at its sample rate), or the motion is nowhere known.
     """
-    images, poses, gt, chunks, K, width = [], [], [], [], None, 0
+    namespace = namespace or options.namespace
+    frames = BagFrames(path)
+    images, poses, gt, chunks = [], [], [], []
     for m in read_bag(path, list(TOPICS), namespace):
-        if m.topic == 'camera/image_raw':
+        if frames.feed(m):
+            continue
+        if m.topic == IMAGE:
             images.append(m.msg)
-        elif m.topic == 'camera/camera_info' and K is None:
-            K, width = np.asarray(m.msg.k, float).reshape(3, 3), int(m.msg.width)
-        elif m.topic == 'audio/binaural':
+        elif m.topic == BINAURAL:
             chunks.append(m.msg)
-        elif m.topic == 'gt/pose':
-            poses.append((stamp_ns(m.msg), m.msg.pose))
+        elif m.topic == GT_POSE:
+            poses.append(m.msg)
         elif m.topic == 'gt/sound_direction':
-            gt.append((stamp_ns(m.msg), m.msg.header.frame_id, float(m.msg.azimuth)))
-    if not images:
-        raise InputError('bag', f'{path}: camera/image_raw frames', 'none')
-    if need_audio and not chunks:
-        raise InputError('bag', f'{path}: an audio/binaural stream', 'none')
+            gt.extend((stamp_ns(m.msg), m.msg.header.frame_id, r.azimuth)
+                      for r in source_readings(m.msg))
+    for topic, got in ((IMAGE, images), (BINAURAL, chunks if need_audio else [None]),
+                       (GT_POSE, poses if need_truth else [None])):
+        if not got:
+            raise UnusableBag(path, f'{topic} messages', 'none')
+    camera = frames.camera(CAMERA_INFO)
+    check_fov(camera, spec.hfov_deg, options.hfov_tolerance_deg, path, 'the rotation model')
     stream = assemble(chunks) if chunks else None
-    pose_at = dict(poses)
+    if stream is not None:
+        stream.require(2, spec.sample_rate, path, BINAURAL)
+    images.sort(key=stamp_ns)
+    motion = Motion(frames, sorted(poses, key=stamp_ns), options.frames)
+    where = motion.require([stamp_ns(img) for img in images])
     views = []
-    for img in sorted(images, key=stamp_ns):
+    for img, pose in zip(images, where):
         t = stamp_ns(img)
         arr = decode(RawImage(img.height, img.width, img.encoding, img.step, bytes(img.data),
                               bool(img.is_bigendian)))
@@ -111,43 +189,68 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
                 t_end = t + int(spec.audio_window / stream.sample_rate * 1e9)
                 azs = sorted({round(a, 4) for ns, frame, a in gt
                               if t <= ns < t_end and frame == stream.frame_id})
-        p = pose_at.get(t)
         views.append(View(t, grey_input(arr, spec), grey8, audio, level,
-                          (p.position.x, p.position.y) if p is not None else None,
-                          quaternion_yaw(p.orientation) if p is not None else None, azs,
-                          segment))
-    return BagViews(Path(path), views, K, width)
+                          pose[:2] if pose is not None else None,
+                          pose[2] if pose is not None else None, azs, segment))
+    return BagViews(Path(path), views, camera, motion.source)
 
 
-def turn_pairs(bag_index: int, bv: BagViews) -> list[Pair]:
-    """Consecutive views between which the robot turned in place."""
+def turn_pairs(bag_index: int, bv: BagViews, rule: PairRule = PairRule(),
+               max_yaw: float = math.pi, rejected: Counter | None = None) -> list[Pair]:
+    """Consecutive views between which the robot turned in place: at most
+    ``rule.max_seconds`` apart, the base moved at most
+    ``rule.max_translation_m`` and turned at most ``max_yaw`` [rad]. Why the
+    other consecutive views are not pairs is counted in ``rejected``."""
     out = []
+    rejected = rejected if rejected is not None else Counter()
     for i in range(len(bv.views) - 1):
         a, b = bv.views[i], bv.views[i + 1]
         dt = (b.stamp_ns - a.stamp_ns) * 1e-9
-        if not 0 < dt <= MAX_PAIR_SECONDS:
-            continue
-        if a.position is None or b.position is None:
-            continue  # the motion is unknown: not a known turn in place
-        if math.dist(a.position, b.position) > TURN_IN_PLACE_M:
-            continue
-        yaw = wrap(b.yaw - a.yaw) if a.yaw is not None and b.yaw is not None else None
-        out.append(Pair(bag_index, i, i + 1, dt, yaw))
+        if not 0 < dt <= rule.max_seconds:
+            rejected[f'more than {rule.max_seconds:g} s apart (--max-pair-seconds)'] += 1
+        elif a.position is None or b.position is None:
+            rejected['without a known pose'] += 1
+        elif math.dist(a.position, b.position) > rule.max_translation_m:
+            rejected[f'the base moved more than {rule.max_translation_m:g} m '
+                     '(--max-pair-translation)'] += 1
+        elif abs(wrap(b.yaw - a.yaw)) > max_yaw:
+            rejected[f'turned more than the model reads ({math.degrees(max_yaw):.1f} '
+                     'deg)'] += 1
+        else:
+            out.append(Pair(bag_index, i, i + 1, dt, wrap(b.yaw - a.yaw)))
     return out
 
 
-def load_all(bags_dir: str | Path, spec: RotationSpec, namespace: str = '',
-             need_audio: bool = True, progress=None) -> tuple[list[BagViews], list[Pair]]:
-    """Views and turn pairs of every bag under ``bags_dir``."""
-    bags, pairs = [], []
-    paths = list_bags(bags_dir)
-    for i, path in enumerate(paths):
-        bv = load_views(path, spec, namespace, need_audio)
+def load_all(bags_dir: str | Path | list, spec: RotationSpec, namespace: str = '',
+             need_audio: bool = True, progress=None, options: BagOptions = BagOptions(),
+             need_truth: bool = False) -> tuple[list[BagViews], list[Pair]]:
+    """Views and turn pairs of every usable bag under ``bags_dir`` (one
+    folder or several); a bag that is not usable is reported on
+    ``progress`` (default stderr) and skipped.
+
+    Raises:
+        InputError: no usable bag.
+        ConfigError: no turn pair in any bag (the message counts why).
+    """
+    import sys
+    out = progress if progress is not None else sys.stderr
+    namespace = namespace or options.namespace
+    roots = bags_dir if isinstance(bags_dir, (list, tuple)) else [bags_dir]
+    paths = list_bags(*roots)
+    bags, pairs, rejected = [], [], Counter()
+    max_yaw = max_turn_rad(spec)
+
+    def load(path: Path) -> BagViews:
+        bv = load_views(path, spec, namespace, need_audio, options, need_truth)
+        pairs.extend(turn_pairs(len(bags), bv, options.pairs, max_yaw, rejected))
         bags.append(bv)
-        pairs += turn_pairs(i, bv)
-        if progress is not None:
-            print(f'\r[dataset] {i + 1}/{len(paths)} bags, {len(pairs)} turn pairs', end='',
-                  file=progress, flush=True)
-    if progress is not None:
-        print(file=progress)
+        return bv
+
+    each_bag(paths, load, needs(need_audio, need_truth), namespace,
+             'rotation: ' + ('scoring' if need_truth else 'training'), out,
+             (lambda: f'{len(pairs)} turn pairs') if progress is not None else None)
+    if not pairs:
+        why = ', '.join(f'{n} {k}' for k, n in rejected.most_common()) or 'fewer than 2 views'
+        raise ConfigError(f'{", ".join(str(r) for r in roots)}: no turn-in-place pair in '
+                          f'{len(bags)} bags (consecutive views: {why})')
     return bags, pairs

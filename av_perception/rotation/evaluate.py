@@ -1,10 +1,14 @@
 """Scoring rotation and binaural direction on any bags that carry
-``camera/image_raw``, ``audio/binaural``, ``gt/pose`` and
-``gt/sound_direction`` (``av-perception eval rotation`` and bench/rotation).
+``camera/image_raw``, ``camera/camera_info``, ``audio/binaural``, ``gt/pose``
+and ``gt/sound_direction`` (``av-perception eval rotation`` and
+bench/rotation); a bag without one of them, or whose camera's field of view
+is not the model's, is reported and left out.
 
 Yaw is scored on every pair of consecutive frames between which the robot
-turned in place (``dataset.turn_pairs``): the error is the absolute angle
-between the estimated and the true yaw [deg]. The binaural direction is
+turned in place (``dataset.turn_pairs``: from gt/pose, up to
+``--max-pair-seconds`` apart): the error is the absolute angle between the
+estimated and the true yaw [deg]. The OpenCV baseline uses each bag's own
+CameraInfo. The binaural direction is
 scored on every frame's binaural segment in which exactly one source sounds
 (gt/sound_direction), against its azimuth folded into the front half-plane,
 beside the classic baseline on the same segments: GCC-PHAT between the two
@@ -13,6 +17,7 @@ ears (``av_perception.doa.classic``, the delay's angle to the ear axis).
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +28,7 @@ from av_perception.arrays import load_array
 from av_perception.doa.classic import ClassicDoa
 from av_perception.errors import ConfigError
 from av_perception.paths import shipped_model
-from av_perception.rotation.dataset import load_all
+from av_perception.rotation.dataset import BagOptions, load_all
 from av_perception.rotation.estimate import BinauralDirection, OpenCvRotation, VisualRotation
 from av_perception.rotation.features import fold_front, wrap
 
@@ -59,7 +64,8 @@ def _angle_deg(a: float, b: float) -> float:
 def score(bags_dir: str | Path, model: str | Path | None = None,
           labels_model: str | Path | None = None, binaural_model: str | Path | None = None,
           namespace: str = '', opencv: bool = True, progress=None,
-          labels_binaural_model: str | Path | None = None) -> dict[str, Errors]:
+          labels_binaural_model: str | Path | None = None,
+          options: BagOptions = BagOptions()) -> dict[str, Errors]:
     """Errors of the self-supervised visual model (``model``, default the
     shipped one), the supervised reference (``labels_model``, default the
     shipped ``rotation_visual_labels``), OpenCV, and the binaural model
@@ -67,8 +73,12 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
     GCC-PHAT baseline, ``binaural_gcc``; a segment it cannot score counts
     as azimuth 0 and as a failure).
 
+    ``options``: namespace, odometry frame names, which views are turn pairs,
+    the accepted field-of-view difference (``rotation.dataset.BagOptions``).
+
     Raises:
-        ConfigError: bags without the topics scoring needs, or no turn pairs.
+        InputError: no bag with the topics scoring needs.
+        ConfigError: no turn pairs.
     """
     visual = VisualRotation(model)
     reference = VisualRotation(labels_model or shipped_model('rotation_visual_labels'))
@@ -79,9 +89,8 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
     if reference.spec != spec or audio.spec != spec or audio_ref.spec != spec:
         raise ConfigError('the scored models were trained on different input contracts')
     gcc = ClassicDoa(load_array(spec.array), method='gcc')
-    bags, pairs = load_all(bags_dir, spec, namespace, need_audio=True, progress=progress)
-    if not pairs or any(p.yaw is None for p in pairs):
-        raise ConfigError(f'{bags_dir}: no turn-in-place pairs with gt/pose to score')
+    bags, pairs = load_all(bags_dir, spec, namespace, need_audio=True, progress=progress,
+                           options=options, need_truth=True)
     out = {'selfsup': Errors(), 'supervised': Errors(), 'opencv': Errors(),
            'binaural': Errors(), 'binaural_supervised': Errors(), 'binaural_gcc': Errors()}
     cv = {}
@@ -94,8 +103,6 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
             out[name].seconds.append(time.perf_counter() - t)
             out[name].errors_deg.append(_angle_deg(y, p.yaw))
         if opencv:
-            if bv.K is None:
-                raise ConfigError(f'{bv.path}: no camera/camera_info for the OpenCV baseline')
             if p.bag not in cv:
                 cv[p.bag] = OpenCvRotation(bv.K)
             t = time.perf_counter()
@@ -106,6 +113,10 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
                 y = 0.0
             out['opencv'].errors_deg.append(_angle_deg(y, p.yaw))
     for bv in bags:
+        if not any(v.azimuths for v in bv.views):
+            print(f'warning: binaural direction not scored in {bv.path}: no gt/sound_direction '
+                  'in the frame of its audio/binaural during a segment', flush=True,
+                  file=progress if progress is not None else sys.stderr)
         for v in bv.views:
             if v.audio is not None and len(v.azimuths) == 1:
                 t = time.perf_counter()

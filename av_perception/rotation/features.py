@@ -28,8 +28,12 @@ import numpy as np
 from av_perception.doa.classic import fold_front, wrap
 from av_perception.doa.features import stft
 from av_perception.errors import InputError
+from av_perception.geometry.frames import hfov_deg
 
 DB_RANGE = (-100.0, 60.0)
+#: Largest shift of the visual network's matching curve, in cells of its
+#: stride-2 feature map (two input columns each): the largest turn it reads.
+MAX_SHIFT = 36
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,6 @@ class RotationSpec:
                              f'({", ".join(kinds)})', f'{exc!r}') from None
 
 
-def hfov_deg(K: np.ndarray, width: int) -> float:
-    """Horizontal field of view [deg] of a pinhole camera matrix."""
-    return math.degrees(2.0 * math.atan(width / 2.0 / float(np.asarray(K)[0][0])))
-
-
 @functools.lru_cache(maxsize=8)
 def _cylinder_maps(width: int, height: int, size: int, hfov: float):
     """cv2.remap maps from a (height, width) pinhole image with horizontal
@@ -90,6 +89,13 @@ def _cylinder_maps(width: int, height: int, size: int, hfov: float):
     map_x = (f * np.tan(P) + width / 2.0 - 0.5).astype(np.float32)
     map_y = (f * Hh / np.cos(P) + height / 2.0 - 0.5).astype(np.float32)
     return map_x, map_y
+
+
+def max_turn_rad(spec: RotationSpec) -> float:
+    """Largest yaw [rad] between two frames that the visual network can read:
+    ``MAX_SHIFT`` cells of two columns of ``hfov / image_size`` each (50.6 deg
+    at 128 px and 90 deg HFOV)."""
+    return MAX_SHIFT * 2 * math.radians(spec.hfov_deg) / spec.image_size
 
 
 #: tallest accepted frame, height / width (a portrait 9:16 camera is 1.8)
@@ -155,5 +161,5 @@ def level_dbfs(samples: np.ndarray) -> float:
     return float(10.0 * np.log10(np.mean(x ** 2) + 1e-20))
 
 
-__all__ = ['RotationSpec', 'binaural_features', 'fold_front', 'grey_input', 'hfov_deg',
-           'level_dbfs', 'pair_input', 'wrap']
+__all__ = ['MAX_SHIFT', 'RotationSpec', 'binaural_features', 'fold_front', 'grey_input',
+           'hfov_deg', 'level_dbfs', 'max_turn_rad', 'pair_input', 'wrap']

@@ -1,9 +1,14 @@
 """Simulated scenes -> ROS 2 MCAP bags with the topics of the interface
-contract, ground truth included (``gt/...``), written in parallel."""
+contract, ground truth included (``gt/...``), written in parallel.
+
+Each bag also carries the robot's wheel odometry on /tf (``odom`` ->
+``base_link`` at every slot's stamp: the motion since the path's first
+pose, perfect), as sim_world publishes it live."""
 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import sys
 import time
@@ -12,7 +17,7 @@ from pathlib import Path
 
 from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
-from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
+from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame, yaw_quaternion
 from av_perception.sim.scene import Scene, describe, generate_scene, load_robot, view_params
 from av_perception.sim.world import T0_NS, SceneSimulator
 
@@ -29,26 +34,45 @@ TOPICS = {
     '/gt/depth': 'sensor_msgs/msg/Image',
     '/gt/camera_info': 'sensor_msgs/msg/CameraInfo',
     '/gt/occupancy': 'nav_msgs/msg/OccupancyGrid',
-    '/gt/sound_direction': 'av_perception/msg/SoundDirection',
+    '/gt/sound_direction': 'av_perception/msg/SoundSourceArray',
     '/gt/source_mask': 'sensor_msgs/msg/Image',
     '/gt/pose': 'geometry_msgs/msg/PoseStamped',
     '/audio/teacher': 'av_perception/msg/AudioChunk',  # only with --teacher
 }
 
 
+#: The simulated wheel odometry, written beside TOPICS (sim_world publishes
+#: it with its own TF broadcaster, not from TOPICS).
+ODOMETRY_TOPIC, ODOMETRY_TYPE = '/tf', 'tf2_msgs/msg/TFMessage'
+#: Frame of the odometry (sim_world's ``odom_frame`` default).
+ODOM_FRAME = 'odom'
+
 #: Topics an echo-only bag (``simulate --echo-only``) does not have.
 ECHO_ONLY_SKIPS = ('/audio/raw', '/audio/binaural', '/gt/sound_direction')
 
 
 def static_frames(sim: SceneSimulator) -> list[StaticFrame]:
-    """base -> each array frame and the camera (+ its optical frame)."""
+    """base -> each array frame and the camera (+ its optical frame), and
+    the echo head's optical frame: the virtual camera of echo depth (its
+    depth images are what a camera at the echo head would see)."""
     r = sim.robot
     frames = [StaticFrame.from_rpy(r.base_frame, geom.frame_id, r.arrays[role].xyz, (0, 0, 0))
               for role, geom in sim.arrays.items() if role != 'teacher']  # teacher: virtual
     frames.append(StaticFrame.from_rpy(r.base_frame, r.camera.frame, r.camera.xyz, (0, 0, 0)))
-    frames.append(StaticFrame.from_rpy(r.camera.frame, f'{r.camera.frame}_optical', (0, 0, 0),
-                                       OPTICAL_RPY))
+    for body in (r.camera.frame, sim.arrays['echo'].frame_id):
+        frames.append(StaticFrame.from_rpy(body, f'{body}_optical', (0, 0, 0), OPTICAL_RPY))
     return frames
+
+
+def odometry(sim: SceneSimulator, pose) -> StaticFrame:
+    """odom -> base at ``pose``: perfect wheel odometry, the robot's motion
+    since the first pose of its path (the odom frame is that pose; the
+    truth in the world frame is gt/pose), as sim_world publishes it."""
+    p0 = sim.scene.poses[0]
+    c, s = math.cos(-p0.yaw), math.sin(-p0.yaw)
+    dx, dy = pose.x - p0.x, pose.y - p0.y
+    return StaticFrame(ODOM_FRAME, sim.robot.base_frame, (c * dx - s * dy, s * dx + c * dy, 0.0),
+                       yaw_quaternion(pose.yaw - p0.yaw))
 
 
 def frame_messages(m: Messages, sim: SceneSimulator, ns: int, pose, rgb, depth,
@@ -83,9 +107,11 @@ def slot_event_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[st
 
 def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[str, object]]:
     """The slot's array and binaural streams cut into AudioChunks of
-    CHUNK_SECONDS, in time order, each preceded by the ground-truth direction
-    (per array) of every source that sounds during that chunk: a source in a
-    pause between words or bursts has no direction to find."""
+    CHUNK_SECONDS, in time order, each preceded by one ground-truth
+    SoundSourceArray per array: the true direction of every source that
+    sounds during that chunk, with id = the scene's source index + 1 (a
+    source in a pause between words or bursts has no direction to find;
+    an empty array: nothing sounds)."""
     step = int(round(CHUNK_SECONDS * slot.stream_rate))
     out = []
     active = [i for i, s in enumerate(sim.scene.sources) if s.active]
@@ -93,11 +119,10 @@ def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[s
         t = slot.stamp_ns + int(round(j / slot.stream_rate * 1e9))
         for role in ('array', 'binaural'):
             geom = sim.arrays[role]
-            for i, d in zip(active, slot.directions[role]):
-                if sim.sounding(i, slot.index, j, step):
-                    out.append(('/gt/sound_direction', m.sound_direction(
-                        d.azimuth, d.elevation, 1.0, geom.front_back_ambiguous, t,
-                        geom.frame_id)))
+            sources = [(i + 1, d.azimuth, d.elevation, True, 1.0, geom.front_back_ambiguous)
+                       for i, d in zip(active, slot.directions[role])
+                       if sim.sounding(i, slot.index, j, step)]
+            out.append(('/gt/sound_direction', m.sound_sources(sources, t, geom.frame_id)))
         streams = [('/audio/raw', 'array', slot.array),
                    ('/audio/binaural', 'binaural', slot.binaural)]
         if slot.teacher is not None:
@@ -111,16 +136,19 @@ def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[s
 
 def write_slot(writer: BagWriter, m: Messages, sim: SceneSimulator, slot,
                streams: bool = True) -> int:
-    """Write one slot's messages (bag time = header stamp); returns how many.
+    """Write one slot's messages (bag time = header stamp), the odometry
+    odom -> base on /tf at the slot's stamp first; returns how many.
     ``streams=False``: without the array / binaural streams and their
     ground-truth directions."""
     out = (frame_messages(m, sim, slot.stamp_ns, slot.pose, slot.rgb, slot.depth,
                           slot.source_mask)
            + slot_event_messages(m, sim, slot)
            + (audio_chunk_messages(m, sim, slot) if streams else []))
+    writer.write(ODOMETRY_TOPIC, ODOMETRY_TYPE, slot.stamp_ns,
+                 m.tf([odometry(sim, slot.pose)], slot.stamp_ns))
     for topic, msg in out:
         writer.write(topic, TOPICS[topic], stamp_ns(msg), msg)
-    return len(out)
+    return len(out) + 1
 
 
 @dataclass
@@ -163,6 +191,7 @@ def simulate_scene(job: SceneJob) -> dict:
         for topic, msgtype in TOPICS.items():
             if topic not in skip:
                 writer.add_topic(topic, msgtype)
+        writer.add_topic(ODOMETRY_TOPIC, ODOMETRY_TYPE)
         writer.write('/tf_static', TOPICS['/tf_static'], T0_NS, m.tf(static_frames(sim), T0_NS))
         count = 1
         for k in range(len(scene.poses)):

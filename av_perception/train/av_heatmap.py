@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import load_array
-from av_perception.avl.dataset import load_samples
+from av_perception.avl.dataset import NEEDS, load_samples
+from av_perception.avl.evaluate import HFOV_TOLERANCE_DEG
 from av_perception.avl.frontend import AvSpec, audio_features, image_input, spec_for_array
 from av_perception.avl.metrics import retrieval
 from av_perception.avl.networks import AvModel
-from av_perception.doa.dataset import list_bags
-from av_perception.errors import ConfigError
+from av_perception.bag.contents import CAMERA_INFO, check_fov, each_bag, first_camera, list_bags
+from av_perception.errors import ConfigError, InputError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 
 #: audio crop offsets inside a sample's span [samples]: augmented views
@@ -59,9 +60,10 @@ def mirror_order(spec: AvSpec) -> np.ndarray:
 
 
 def _bag_arrays(args) -> dict:
-    path, bag_index, spec = args
+    path, bag_index, spec, namespace = args
     span = spec.window + max(OFFSETS)
-    samples = load_samples(path, spec.window, bag_index, span=span)
+    samples = load_samples(path, spec.window, bag_index, namespace, span=span,
+                           geometry=load_array(spec.array))
     mirror = mirror_order(spec)
     images, specs, pairs, masks = [], [], [], []
     for s in samples:
@@ -83,40 +85,51 @@ def _bag_arrays(args) -> dict:
             'mask': np.stack(masks) if n else None, 'bag': np.full(n, bag_index)}
 
 
-def build_data(bags: list[Path], spec: AvSpec, jobs: int = 0, progress=sys.stderr) -> dict:
+def build_data(bags: list[Path], spec: AvSpec, jobs: int = 0, progress=sys.stderr,
+               namespace: str = '') -> dict:
     """Images (uint8), audio features of every view variant, masks (for
-    monitoring only), bag index; in parallel over bags."""
-    todo = [(str(b), i, spec) for i, b in enumerate(bags)]
+    monitoring only), bag index; in parallel over bags. A bag none of whose
+    images the audio stream covers is reported."""
+    todo = [(str(b), i, spec, namespace) for i, b in enumerate(bags)]
     parts = []
     ctx = mp.get_context('spawn')
     with ctx.Pool(jobs or mp.cpu_count()) as pool:
         for i, part in enumerate(pool.imap(_bag_arrays, todo)):
             if len(part['bag']):
                 parts.append(part)
+            else:
+                print(f'\nwarning: bag {bags[i]} gives no sample: audio/raw covers none of its '
+                      'images', file=progress, flush=True)
             print(f'\r[dataset] {i + 1}/{len(bags)} bags, '
                   f'{sum(len(p["bag"]) for p in parts)} samples', end='', file=progress,
                   flush=True)
     print(file=progress)
+    if not parts:
+        raise InputError('bags', 'images with audio/raw covering their window',
+                         f'none in {len(bags)} bags')
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _bag_azimuths(args) -> np.ndarray:
-    path, bag_index, spec = args
+    path, bag_index, spec, namespace = args
     from av_perception.doa.classic import ClassicDoa
     srp = ClassicDoa(load_array(spec.array), 'srp')
     out = []
-    for s in load_samples(path, spec.window, bag_index, span=spec.window + max(OFFSETS)):
+    for s in load_samples(path, spec.window, bag_index, namespace,
+                          span=spec.window + max(OFFSETS)):
         est = srp.estimate(s.audio[:, :spec.window], 1)
         out.append(est[0].azimuth if est else np.nan)
     return np.asarray(out, float)
 
 
-def array_azimuths(bags: list[Path], spec: AvSpec, jobs: int = 0) -> np.ndarray:
+def array_azimuths(bags: list[Path], spec: AvSpec, jobs: int = 0,
+                   namespace: str = '') -> np.ndarray:
     """The array's own SRP-PHAT direction [rad] of every sample's window (no
     ground truth): where the robot hears the sound from."""
     ctx = mp.get_context('spawn')
     with ctx.Pool(jobs or mp.cpu_count()) as pool:
-        parts = pool.map(_bag_azimuths, [(str(b), i, spec) for i, b in enumerate(bags)])
+        parts = pool.map(_bag_azimuths, [(str(b), i, spec, namespace)
+                                         for i, b in enumerate(bags)])
     return np.concatenate(parts)
 
 
@@ -194,22 +207,32 @@ def _neighbours(bank_a, bank_v, bags, k: int) -> np.ndarray:
 def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
           epochs: int = 25, batch: int = 64, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
           warmup: int | None = None, in_view_deg: float | None = None,
-          progress=sys.stderr) -> dict:
+          progress=sys.stderr, array: str = 'respeaker4', namespace: str = '',
+          hfov_tolerance: float = HFOV_TOLERANCE_DEG) -> dict:
     """Train, checkpoint each epoch (resumable), export the last epoch's
     weights to ONNX; returns a summary.
 
     ``in_view_deg``: train only on samples whose sound the array itself (SRP-PHAT,
     no ground truth) hears within this azimuth of the camera's axis, i.e. from
     inside the camera's view, so that most training pairs show what they hear.
+
+    ``array``: the microphone array (name or file) whose stream (audio/raw)
+    the bags carry. The model is made for the field of view of the first
+    bag's camera (camera/camera_info; in its metadata, ``hfov_deg``); a bag
+    whose camera differs by more than ``hfov_tolerance`` [deg], or that
+    lacks a topic, is reported and left out.
     """
     import torch
 
     torch.set_num_threads(1)
     out = Path(out)
-    spec = spec_for_array(load_array('respeaker4'))
-    bags = []
-    for d in ([bags_dir] if isinstance(bags_dir, (str, Path)) else bags_dir):
-        bags += list_bags(d)
+    spec = spec_for_array(load_array(array))
+    found = list_bags(*([bags_dir] if isinstance(bags_dir, (str, Path)) else bags_dir))
+    camera = first_camera(found, namespace)
+    bags = [b for b, _ in each_bag(
+        found, lambda b: check_fov(first_camera([b], namespace), camera.hfov_deg, hfov_tolerance,
+                                   b, "the first bag's camera"),
+        (*NEEDS, CAMERA_INFO), namespace, 'av-heatmap training', progress)]
     ckpt_dir = out.parent / f'{out.stem}_checkpoints'
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     data_key = fingerprint([str(b) for b in bags], spec.to_metadata(), list(OFFSETS))[:16]
@@ -218,7 +241,7 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
         data = dict(np.load(cache))
         print(f'[dataset] {len(data["bag"])} samples from {cache}', file=progress)
     else:
-        data = build_data(bags, spec, jobs=jobs, progress=progress)
+        data = build_data(bags, spec, jobs=jobs, progress=progress, namespace=namespace)
         np.savez(cache, **data)
     n = len(data['bag'])
     n_val_bags = max(1, len(bags) // 10)
@@ -229,7 +252,7 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
         if az_cache.is_file():
             az = np.load(az_cache)
         else:
-            az = array_azimuths(bags, spec, jobs)
+            az = array_azimuths(bags, spec, jobs, namespace)
             np.save(az_cache, az)
         tr_idx = tr_idx[np.abs(np.degrees(az[tr_idx])) <= in_view_deg]
         print(f'[train] {len(tr_idx)} training samples heard within {in_view_deg:g} deg of the '
@@ -312,7 +335,7 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
     # held-out rooms still improves
     ck.last(model)
     export(model, spec, out, extra_positives=extra_positives, n_train=len(tr_idx),
-           n_bags=len(bags), in_view_deg=in_view_deg)
+           n_bags=len(bags), in_view_deg=in_view_deg, hfov_deg=camera.hfov_deg)
     return {'model': str(out), 'samples': n, 'bags': len(bags), 'epochs': len(ck.curve),
             'final': ck.curve[-1] if ck.curve else None, 'curve': str(ckpt_dir / 'curve.png'),
             'seconds': round(time.perf_counter() - t0, 1)}
@@ -358,8 +381,9 @@ def _plot_curve(curve: list, path: Path) -> None:
 
 
 def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
-           n_bags: int, in_view_deg: float | None = None) -> None:
-    """ONNX (opset 17) with the input contract in its metadata. Inputs:
+           n_bags: int, in_view_deg: float | None = None, hfov_deg: float | None = None) -> None:
+    """ONNX (opset 17) with the input contract in its metadata (and
+    ``hfov_deg``, the training camera's field of view [deg]). Inputs:
     ``image`` (B, 3, S, S) in [0, 1], ``spectrogram`` (B, 1, bands, frames),
     ``pair_features`` (B, n); outputs: ``cosine`` (B, G, G), the audio's and
     the image's global embeddings (unit vectors)."""
@@ -380,6 +404,7 @@ def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
     meta = {'task': 'av_heatmap', 'model_id': f'av_heatmap-{spec.array}-{variant}',
             'extra_positives': str(extra_positives), 'train_samples': str(n_train),
             'train_bags': str(n_bags), 'train_in_view_deg': str(in_view_deg),
+            **({'hfov_deg': f'{hfov_deg:.2f}'} if hfov_deg is not None else {}),
             **spec.to_metadata()}
     for k, v in meta.items():
         p = m.metadata_props.add()

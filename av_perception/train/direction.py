@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import load_array
-from av_perception.doa.dataset import list_bags, load_bag, windows
+from av_perception.bag.contents import UnusableBag, each_bag, list_bags
+from av_perception.doa.dataset import STREAM_TOPICS, load_bag, windows
 from av_perception.doa.learned_features import (FeatureSpec, features, label_map, map_to_bins,
                                                 spec_for)
 from av_perception.errors import ConfigError
@@ -76,12 +77,14 @@ def transform_target(y: np.ndarray, spec: FeatureSpec, fn) -> np.ndarray:
 
 
 def _bag_examples(args) -> tuple:
-    path, role, spec, target, hop, augment, salvage = args
-    streams, gt = load_bag(path, salvage=salvage)
-    if role not in streams:
-        raise ConfigError(f'{path}: no {"audio/raw" if role == "array" else "audio/binaural"} '
-                          'stream')
+    path, role, spec, target, hop, augment, salvage, namespace = args
+    streams, gt = load_bag(path, namespace, salvage=salvage)
+    if role not in streams:      # checked before, unless a damaged bag hides it
+        raise UnusableBag(path, f'{STREAM_TOPICS[role]} messages', 'none readable')
     stream = streams[role]
+    geometry = load_array(spec.array)
+    stream.require(geometry.channels, geometry.sample_rate, path, STREAM_TOPICS[role],
+                   f'array {spec.array}')
     teacher = streams.get('teacher')
     if target == 'teacher':
         if teacher is None:
@@ -118,11 +121,12 @@ def _bag_examples(args) -> tuple:
 
 def build_examples(bags: list[Path], role: str, spec: FeatureSpec, target: str,
                    jobs: int = 0, hop: int | None = None, augment: bool = True,
-                   progress=sys.stderr, salvage: bool = False) -> Examples:
+                   progress=sys.stderr, salvage: bool = False,
+                   namespace: str = '') -> Examples:
     """Examples from every bag (with the array's symmetry augmentations), in
     parallel over bags."""
     hop = hop or spec.window // 4
-    todo = [(str(b), role, spec, target, hop, augment, salvage) for b in bags]
+    todo = [(str(b), role, spec, target, hop, augment, salvage, namespace) for b in bags]
     xs, ys, truth, bag_idx = [], [], [], []
     ctx = mp.get_context('spawn')
     with ctx.Pool(jobs or mp.cpu_count()) as pool:
@@ -151,9 +155,11 @@ def soft_cross_entropy(logits, target):
 
 def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teacher',
           epochs: int = 60, batch: int = 128, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
-          progress=sys.stderr, salvage: bool = False) -> dict:
+          progress=sys.stderr, salvage: bool = False, namespace: str = '') -> dict:
     """Train, checkpoint each epoch (resumable), export ONNX; returns a summary.
-    ``salvage``: use the readable part of damaged bags instead of failing."""
+    ``salvage``: use the readable part of damaged bags instead of failing. A
+    bag without the student's stream, or without the target's (audio/teacher,
+    or gt/sound_direction for labels), is reported and left out."""
     import torch
 
     if role not in ROLES:
@@ -162,9 +168,13 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
         raise ConfigError(f'--target must be one of {TARGETS}, got {target!r}')
     out = Path(out)
     spec = spec_for(load_array(ROLES[role]))
-    bags = list_bags(bags_dir)
+    needs = [STREAM_TOPICS[role], 'audio/teacher' if target == 'teacher'
+             else 'gt/sound_direction']
+    why = ('the teacher: `av-perception simulate --teacher` records it, or use --target labels'
+           if target == 'teacher' else 'the labels')
+    bags = [b for b, _ in each_bag(list_bags(bags_dir), None, needs, namespace, why, progress)]
     ex = build_examples(bags, role, spec, target, jobs=jobs, progress=progress,
-                        salvage=salvage)
+                        salvage=salvage, namespace=namespace)
     if len(ex.x) < 10:
         raise ConfigError(f'only {len(ex.x)} usable windows in {bags_dir}; need more bags')
     # validation: the last tenth of the bags (whole rooms held out)

@@ -15,7 +15,6 @@ CPU, nccl on GPUs); with one process it runs the same code.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception.doa.dataset import list_bags
+from av_perception.bag.contents import list_bags
 from av_perception.echo import dataset as echo_dataset
 from av_perception.echo.features import EchoSpec, spec_for
 from av_perception.errors import ConfigError
@@ -59,9 +58,10 @@ def _split(bag: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------- teacher
 def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch: int = 32,
                   lr: float = 2e-3, width: int = 12, max_depth: float = 12.0, seed: int = 0,
-                  tolerance: float = 0.05, progress=sys.stderr) -> dict:
+                  tolerance: float = 0.05, progress=sys.stderr, namespace: str = '') -> dict:
     """The stand-in visual teacher: RGB -> depth on simulated bags with
-    gt/depth (mirror augmentation), exported with its feature maps."""
+    gt/depth (mirror augmentation), exported with its feature maps; a bag
+    without gt/depth is reported and left out."""
     import torch
 
     from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
@@ -71,7 +71,8 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
     rng = np.random.default_rng(seed)
     bags = list_bags(bags_dir)
     spec = spec_for(load_array(DEFAULT_ECHO_ARRAY), max_depth)
-    pairs = echo_dataset.collect(bags, spec, OUT_SIZE, tolerance, progress=progress)
+    pairs = echo_dataset.collect(bags, spec, OUT_SIZE, tolerance, namespace, progress,
+                                 needs=(*echo_dataset.NEEDS, echo_dataset.GT_DEPTH))
     keep = [i for i, g in enumerate(pairs.gt) if g is not None]
     if len(keep) < 4:
         raise ConfigError(f'{bags_dir}: {len(keep)} camera frames with gt/depth; the teacher '
@@ -88,7 +89,7 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
     out = Path(out)
     ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
                      fingerprint([str(b) for b in bags], len(keep), float(gt.nansum()), epochs,
-                                  batch, lr, width, seed), progress)
+                                 batch, lr, width, seed), progress)
     start = ck.resume(model, opt, sched)
     t0 = time.perf_counter()
     for epoch in range(start, epochs):

@@ -68,12 +68,12 @@ import numpy as np
 
 from av_perception.doa.classic import fold_front
 from av_perception.errors import ConfigError
-from av_perception.rotation.dataset import load_all
-from av_perception.rotation.features import RotationSpec, hfov_deg
+from av_perception.bag.contents import first_camera, list_bags
+from av_perception.rotation.dataset import BagOptions, load_all
+from av_perception.rotation.features import MAX_SHIFT, RotationSpec
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 
 TARGETS = ('selfsup', 'labels')
-MAX_SHIFT = 36            # cells of the stride-2 feature map (+-50.6 deg at 128 px, 90 deg HFOV)
 PEAK_WINDOW = 3           # cells either side of the matching peak in the soft-argmax
 SPREAD_FLOOR_RAD = math.radians(0.25)  # added (in quadrature) to every yaw's spread
 SIGN_PAIRS = 12           # labelled validation pairs that fix the global sign
@@ -313,34 +313,35 @@ class Data:
     n_bags: int
 
 
-def build_data(bags_dirs: list, spec: RotationSpec, progress=sys.stderr) -> Data:
-    grey, audio, loud, az, pairs, yaw, room, offset, n_bags = [], [], [], [], [], [], [], 0, 0
-    all_bags = []
-    for d in bags_dirs:
-        bags, prs = load_all(d, spec, progress=progress)
-        all_bags += bags
-        starts = np.cumsum([0] + [len(b.views) for b in bags])
-        for b in bags:
-            for v in b.views:
-                grey.append(v.grey)
-                audio.append(v.audio if v.audio is not None else
-                             np.zeros((4, spec.bands), np.float32))
-                loud.append(v.audio is not None and v.level_dbfs > MIN_LEVEL_DBFS)
-                az.append(fold_front(v.azimuths[0]) if len(v.azimuths) == 1 else np.nan)
-        for p in prs:
-            pairs.append((offset + starts[p.bag] + p.first, offset + starts[p.bag] + p.second))
-            yaw.append(p.yaw if p.yaw is not None else np.nan)
-            room.append(n_bags + p.bag)
-        offset += int(starts[-1])
-        n_bags += len(bags)
+def build_data(bags_dirs: list, spec: RotationSpec, progress=sys.stderr,
+               options: BagOptions = BagOptions()) -> Data:
+    """The views and turn pairs of every usable bag (``rotation.dataset.load_all``)."""
+    grey, audio, loud, az, pairs, yaw, room = [], [], [], [], [], [], []
+    bags, prs = load_all(list(bags_dirs), spec, progress=progress, options=options)
+    starts = np.cumsum([0] + [len(b.views) for b in bags])
+    for b in bags:
+        for v in b.views:
+            grey.append(v.grey)
+            audio.append(v.audio if v.audio is not None else
+                         np.zeros((4, spec.bands), np.float32))
+            loud.append(v.audio is not None and v.level_dbfs > MIN_LEVEL_DBFS)
+            az.append(fold_front(v.azimuths[0]) if len(v.azimuths) == 1 else np.nan)
+    for p in prs:
+        pairs.append((starts[p.bag] + p.first, starts[p.bag] + p.second))
+        yaw.append(p.yaw if p.yaw is not None else np.nan)
+        room.append(p.bag)
     if len(pairs) < 10:
         raise ConfigError(f'only {len(pairs)} turn-in-place pairs in {bags_dirs}; need more bags')
-    fovs = {round(hfov_deg(b.K, b.width), 1) for b in all_bags if b.K is not None}
-    if any(abs(f - spec.hfov_deg) > 1.0 for f in fovs):
-        raise ConfigError(f'the bags\' cameras have fields of view {sorted(fovs)} deg; the '
-                          f'rotation models are made for {spec.hfov_deg} deg')
     return Data(np.stack(grey), np.stack(audio), np.array(loud), np.array(az, np.float32),
-                np.array(pairs), np.array(yaw, np.float32), np.array(room), n_bags)
+                np.array(pairs), np.array(yaw, np.float32), np.array(room), len(bags))
+
+
+def spec_for_bags(bags_dirs: list, options: BagOptions = BagOptions()) -> RotationSpec:
+    """The models' contract for the bags' camera: the default one with the
+    horizontal field of view of the first bag's CameraInfo (the other bags
+    must match it: ``rotation.dataset.load_views``)."""
+    camera = first_camera(list_bags(*bags_dirs), options.namespace)
+    return RotationSpec(hfov_deg=round(camera.hfov_deg, 2))
 
 
 # ---------------------------------------------------------------- training
@@ -417,7 +418,8 @@ def _val_loss(vis, aud, data_t, idx, target) -> float:
 
 def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs: int = 12,
           batch: int = 32, lr: float = 2e-3, seed: int = 0, pretext: int = 6, warmup: int = 6,
-          scale_from_labels: bool = True, progress=sys.stderr) -> dict:
+          scale_from_labels: bool = True, progress=sys.stderr,
+          options: BagOptions = BagOptions()) -> dict:
     """Train the chosen targets from the same data, checkpoint each epoch
     (resumable), fix the self-supervised sign, export ONNX; returns a summary.
 
@@ -435,7 +437,11 @@ def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs
     done here). The kept weights are those of the best validation loss
     among the epochs of the last phase; :func:`fix_sign` then fixes the
     signs (and, with ``scale_from_labels``, the visual scale) from
-    SIGN_PAIRS labelled validation samples."""
+    SIGN_PAIRS labelled validation samples (their yaw: gt/pose, or the
+    odometry of bags without it). The models' field of view is the bags'
+    camera's (CameraInfo); ``options``: how the bags are read
+    (``rotation.dataset.BagOptions``: turn pairs, odometry frames,
+    namespace)."""
     torch, _ = _nn()
     for t in targets:
         if t not in TARGETS:
@@ -444,9 +450,9 @@ def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs
         raise ConfigError(f'epochs must be >= 1 and the pretext and binaural epochs >= 0, got '
                           f'{epochs}, {pretext} and {warmup}')
     out_dir = Path(out_dir)
-    spec = RotationSpec()
+    spec = spec_for_bags([Path(d) for d in bags_dirs], options)
     t_load = time.perf_counter()
-    data = build_data([Path(d) for d in bags_dirs], spec, progress=progress)
+    data = build_data([Path(d) for d in bags_dirs], spec, progress=progress, options=options)
     load_s = time.perf_counter() - t_load
     # validation: the last tenth of the rooms (whole rooms held out)
     n_val = max(1, data.n_bags // 10)
