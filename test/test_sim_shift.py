@@ -271,13 +271,12 @@ def test_echo_off_an_oblique_wall_arrives_when_the_geometry_and_depth_say():
     assert abs(peak / fs - t_pred) < 1e-3
     assert env[peak] > 10 * np.median(env[int(0.005 * fs):])
     # a box room of the same bounding box has no arrival there
+    box_surfaces = ('floor', 'ceiling', 'west', 'east', 'south', 'north')
     box_room = replace(scene, floor_plan=None, materials={
         **{k: 'unpainted_concrete' for k in ('west', 'east', 'south', 'north', 'floor')},
         'ceiling': 'acoustical_plaster_25mm'},
-        wall_textures={k: 'plain' for k in ('floor', 'ceiling', 'west', 'east', 'south',
-                                             'north')},
-        wall_colors={k: (0.6, 0.6, 0.6) for k in ('floor', 'ceiling', 'west', 'east', 'south',
-                                                  'north')})
+        wall_textures={k: 'plain' for k in box_surfaces},
+        wall_colors={k: (0.6, 0.6, 0.6) for k in box_surfaces})
     with SceneSimulator(box_room, ROBOT) as sim:
         other = sim.slot(0, streams=False)
     mf = correlate(other.echo.mean(axis=0).astype(float), chirp, mode='full')[len(chirp) - 1:]
@@ -321,8 +320,8 @@ def _ray_cast_polygon(robot, pose, plan, height) -> np.ndarray:
     dx, dy, dz = c + s * xo, s - c * xo, -yo  # world direction per unit optical z
     eye = base_to_world(pose, cam.xyz)
     with np.errstate(divide='ignore', invalid='ignore'):
-        t = np.where(dz < -1e-12, -eye[2] / dz, np.where(dz > 1e-12, (height - eye[2]) / dz,
-                                                          np.inf))
+        up = np.where(dz > 1e-12, (height - eye[2]) / dz, np.inf)
+        t = np.where(dz < -1e-12, -eye[2] / dz, up)
         n = len(plan)
         for i in range(n):
             a, b = np.asarray(plan[i]), np.asarray(plan[(i + 1) % n])
