@@ -53,6 +53,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f'--poses must be at least 1, got {args.poses}')
     if args.snr_db[0] > args.snr_db[1]:
         raise ConfigError(f'--snr-db expects LO <= HI, got {args.snr_db}')
+    if args.split == 'shift' and args.textures:
+        raise ConfigError('--textures does not apply to --split shift (it draws its own)')
     results = simulate(args.out, args.scenes, seed=args.seed, split=args.split,
                        first=args.first, jobs=args.jobs, poses=args.poses,
                        snr_db=tuple(args.snr_db), teacher=args.teacher,
@@ -386,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='further ROS arguments')
     p.set_defaults(func=_cmd_record)
 
-    from av_perception.sim.scene import TEXTURES, VIEWS
+    from av_perception.sim.scene import SPLITS, TEXTURES, VIEWS
     p = sub.add_parser('simulate', help='render simulated scenes into MCAP bags',
                        description='Render procedurally generated rooms (images, depth, echoes, '
                                    'array and binaural audio, ground truth) into one MCAP bag '
@@ -394,8 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--scenes', type=int, required=True, help='number of scenes (rooms)')
     p.add_argument('--out', type=Path, required=True, help='output folder (one bag per scene)')
     p.add_argument('--seed', type=int, default=0, help='seed of the scene generator')
-    p.add_argument('--split', choices=['train', 'test'], default='train',
-                   help='train rooms, or the held-out test rooms')
+    p.add_argument('--split', choices=list(SPLITS), default='train',
+                   help='train rooms, the held-out test rooms, or the shifted split: rooms of '
+                   'families neither has (other floor plans, materials, reverberation, '
+                   'textures, lighting, looks and sounds; its own SNR range, so --snr-db and '
+                   '--textures do not apply; docs/simulation_shift.md)')
     p.add_argument('--first', type=int, default=0, help='index of the first scene')
     p.add_argument('--poses', type=int, default=8, help='samples (robot poses) per scene')
     p.add_argument('--snr-db', type=float, nargs=2, default=[10.0, 30.0], metavar=('LO', 'HI'),

@@ -234,7 +234,7 @@ def test_texture_images_are_deterministic_tinted_and_featured():
             assert steps > 50, name
     assert not np.array_equal(texture_image('checker', color), texture_image('checker', GREY))
     with pytest.raises(ValueError):
-        texture_image('marble', color)
+        texture_image('velvet', color)
 
 
 # ------------------------------------------------------------ 4. determinism

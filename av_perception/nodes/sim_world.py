@@ -62,8 +62,8 @@ class SimWorldNode(AvNode):
         super().__init__('sim_world', **kwargs)
         scene_id = self.param('scene_id', 0, 'Scene (room) to simulate.', lo=0, hi=10**6,
                               read_only=True)
-        split = self.param('split', 'test', 'Rooms of the training or the held-out split.',
-                           choices=['train', 'test'], read_only=True)
+        split = self.param('split', 'test', 'Rooms of the training, the held-out test or the '
+                           'shifted split.', choices=['train', 'test', 'shift'], read_only=True)
         seed = self.param('seed', 0, 'Seed of the scene generator.', lo=0, hi=2**31 - 1,
                           read_only=True)
         poses = self.param('poses', 12, 'Poses on the robot\'s path (driven back and forth).',
