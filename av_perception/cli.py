@@ -98,8 +98,8 @@ def _cmd_eval_direction(args: argparse.Namespace) -> int:
     s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
               salvage=args.salvage, geometry=args.geometry)
     summary = s.summary()
-    print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
-                                                               for k, v in summary.items()))
+    print(f'direction {args.array} {args.method}: '
+          + ', '.join(f'{k} {v}' for k, v in summary.items()))
     return 0
 
 
