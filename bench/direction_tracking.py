@@ -68,8 +68,8 @@ from av_perception.doa.tracker import (SourceTracker, TrackerParams, angle_betwe
                                        unit_vector, yaw_rotation)
 from av_perception.sim.acoustics import rt60_sabine
 from av_perception.sim.bags import CHUNK_SECONDS, SceneJob, simulate
-from av_perception.sim.scene import Scene, SceneParams, direction_in_frame, generate_scene, \
-    load_robot
+from av_perception.robot import load_robot
+from av_perception.sim.scene import Scene, SceneParams, direction_in_frame, generate_scene
 from av_perception.sim.world import T0_NS
 
 ROOT = Path(__file__).resolve().parent

@@ -40,8 +40,8 @@ import numpy as np
 from av_perception.doa.evaluate import REFERENCE_SRP, score
 from av_perception.sim.acoustics import line_of_sight, rt60_sabine
 from av_perception.sim.bags import simulate
-from av_perception.sim.scene import (SceneParams, base_to_world, direction_in_frame,
-                                     generate_scene, load_robot)
+from av_perception.sim.scene import SceneParams, base_to_world, direction_in_frame, generate_scene
+from av_perception.robot import load_robot
 from av_perception.sim.world import T0_NS
 
 ROOT = Path(__file__).resolve().parent

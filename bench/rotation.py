@@ -55,7 +55,8 @@ def sounding_classes(folder: Path, textures, binaural_model: Path) -> list[str]:
     from the head is the segment's true azimuth taken."""
     from av_perception.rotation.dataset import load_all
     from av_perception.rotation.estimate import BinauralDirection
-    from av_perception.sim.scene import direction_in_frame, load_robot
+    from av_perception.sim.scene import direction_in_frame
+    from av_perception.robot import load_robot
 
     spec = BinauralDirection(binaural_model).spec
     head = load_robot().arrays['binaural'].xyz

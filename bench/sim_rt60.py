@@ -24,7 +24,8 @@ import numpy as np
 
 from av_perception.sim.acoustics import (Receiver, RoomModel, impulse_responses,
                                          measured_rt60, rt60_sabine)
-from av_perception.sim.scene import base_to_world, generate_scene, load_robot
+from av_perception.sim.scene import base_to_world, generate_scene
+from av_perception.robot import load_robot
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 FS = 16000

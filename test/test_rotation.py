@@ -208,7 +208,8 @@ def test_fusion_uses_agreeing_audio_and_ignores_disagreeing_audio():
 def turn_views():
     """A held-out textured room rendered before and after a 15 deg left turn."""
     from av_perception.sim.render import SceneRenderer
-    from av_perception.sim.scene import generate_scene, load_robot
+    from av_perception.sim.scene import generate_scene
+    from av_perception.robot import load_robot
     robot = load_robot()
     scene = generate_scene(3, 'test', seed=77)
     pose = scene.poses[0]

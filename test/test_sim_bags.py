@@ -16,7 +16,8 @@ import pytest
 from av_perception.audio.chunk import AudioBlock, StreamChecker
 from av_perception.bag.io import read_bag
 from av_perception.sim.bags import simulate
-from av_perception.sim.scene import SceneParams, generate_scene, load_robot
+from av_perception.sim.scene import SceneParams, generate_scene
+from av_perception.robot import load_robot
 
 POSES = 2
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.signal import correlate, hilbert
 
-from av_perception.sim.scene import Box, Pose2D, Source, generate_scene, load_robot
+from av_perception.sim.scene import Box, Pose2D, Source, generate_scene
+from av_perception.robot import load_robot
 from av_perception.sim.world import SceneSimulator
 
 C = 343.0

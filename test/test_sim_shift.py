@@ -20,11 +20,11 @@ from av_perception.sim import signals as S
 from av_perception.sim.render import SceneRenderer
 from av_perception.sim.scene import (CEILING_MATERIALS, FLOOR_MATERIALS, FLOOR_PLANS,
                                      FURNITURE_MATERIALS, SHIFT, SHIFT_FURNITURE_MATERIALS,
-                                     SHIFT_KINDS, SHIFT_TEXTURES, SOUND_CLASSES, SPLITS,
-                                     TEXTURES, WALL_MATERIALS, Box, Pose2D, SceneParams, Source,
-                                     footprint_fits, base_to_world, generate_scene, load_robot,
-                                     plan_contains, point_is_free, scene_seed, split_params,
-                                     view_params)
+                                     SHIFT_KINDS, SHIFT_TEXTURES, SOUND_CLASSES, SPLITS, TEXTURES,
+                                     WALL_MATERIALS, Box, Pose2D, SceneParams, Source,
+                                     footprint_fits, base_to_world, generate_scene, plan_contains,
+                                     point_is_free, scene_seed, split_params, view_params)
+from av_perception.robot import load_robot
 from av_perception.sim.world import SceneSimulator, occupancy_grid
 
 ROBOT = load_robot()

@@ -12,7 +12,7 @@ from av_perception.audio.chunk import StreamChecker
 from av_perception.nodes.sim_world import SimWorldNode
 from av_perception.ros import qos
 from av_perception.ros.messages import chunk_to_block, image_to_array
-from av_perception.sim.scene import load_robot
+from av_perception.robot import load_robot
 from av_perception.msg import AudioChunk, SoundSourceArray
 
 

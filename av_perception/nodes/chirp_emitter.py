@@ -59,8 +59,8 @@ from av_perception.ros.messages import block_to_chunk
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO, LATCHED
 from av_perception.ros.spin import node_main
-from av_perception.sim.scene import load_robot
-from av_perception.sim.signals import chirp as make_chirp
+from av_perception.robot import load_robot
+from av_perception.audio.chirp import chirp as make_chirp
 from av_perception.msg import AudioChunk
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.

@@ -46,7 +46,8 @@ from av_perception.geometry.frames import yaw_quaternion
 from av_perception.ros.tf import StaticTfBroadcaster, TfBroadcaster, transform
 from av_perception.sim.bags import (TOPICS, audio_chunk_messages, frame_messages,
                                     slot_event_messages, static_frames)
-from av_perception.sim.scene import SceneParams, describe, generate_scene, load_robot
+from av_perception.sim.scene import SceneParams, describe, generate_scene
+from av_perception.robot import load_robot
 from av_perception.sim.world import SceneSimulator, interpolate
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame, yaw_quaternion
-from av_perception.sim.scene import Scene, describe, generate_scene, load_robot, view_params
+from av_perception.sim.scene import Scene, describe, generate_scene, view_params
+from av_perception.robot import load_robot
 from av_perception.sim.world import T0_NS, SceneSimulator
 
 #: Length of one AudioChunk of the continuous streams [s].

@@ -43,8 +43,9 @@ import numpy as np
 import pybullet as p
 from PIL import Image
 
-from av_perception.sim.scene import (DEFAULT_LIGHTING, SHIFT_TEXTURES, TEXTURES, Pose2D,
-                                     RobotSpec, Scene, base_to_world)
+from av_perception.sim.scene import (DEFAULT_LIGHTING, SHIFT_TEXTURES, TEXTURES, Pose2D, Scene,
+                                     base_to_world)
+from av_perception.robot import RobotSpec
 
 __all__ = ['View', 'SceneRenderer', 'source_mask', 'texture_image', 'TEXTURE_SIZE',
            'TEXTURE_TILE_M', 'WALL_THICKNESS']

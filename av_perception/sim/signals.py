@@ -62,6 +62,9 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.audio.chirp import apply_fades, n_samples
+from av_perception.audio.chirp import ramp as fade_ramp
+
 #: RMS of every source signal over its active samples (-20 dBFS).
 RMS_TARGET = 0.1
 
@@ -157,31 +160,10 @@ def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     return (s + g * n).astype(np.float32)
 
 
-def _n_samples(duration: float, sample_rate: int) -> int:
-    if sample_rate <= 0 or int(sample_rate) != sample_rate:
-        raise ValueError(f'sample_rate must be a positive integer [Hz], got {sample_rate!r}')
-    if not np.isfinite(duration) or duration < 0:
-        raise ValueError(f'duration must be >= 0 [s], got {duration!r}')
-    return int(round(duration * sample_rate))
-
-
 def _rng(cls: str, seed: int, stream: int) -> np.random.Generator:
     """Independent, reproducible random streams per (class, seed, purpose)."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF,
                                   zlib.crc32(cls.encode()), stream])
-
-
-def _ramp(n: int) -> np.ndarray:
-    """Raised-cosine fade-in of n samples (0 -> 1, exclusive of both ends)."""
-    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)) if n > 0 else np.zeros(0)
-
-
-def _apply_fades(x: np.ndarray, n_fade: int) -> None:
-    n_fade = min(n_fade, len(x) // 2)
-    if n_fade > 0:
-        r = _ramp(n_fade)
-        x[:n_fade] *= r
-        x[len(x) - n_fade:] *= r[::-1]
 
 
 # -------------------------------------------------------------- parameters
@@ -263,7 +245,7 @@ def render_source(cls: str, seed: int, duration: float, sample_rate: int) -> Sou
     ``duration``: a longer signal continues a shorter one (up to the overall
     normalisation gain, which is computed over the whole duration).
     """
-    n = _n_samples(duration, sample_rate)
+    n = n_samples(duration, sample_rate)
     params = signal_params(cls, seed)
     fs = int(sample_rate)
     ev = _rng(cls, seed, 1)
@@ -295,7 +277,7 @@ def _tone(p, ev, n, fs):
     for k, (a, ph) in enumerate(zip(p['harmonics'], phases), start=1):
         if k * p['f0'] < 0.45 * fs:
             x += a * np.sin(2 * np.pi * k * p['f0'] * t + ph)
-    _apply_fades(x, int(0.02 * fs))
+    apply_fades(x, int(0.02 * fs))
     return x, np.ones(n, dtype=bool)
 
 
@@ -317,7 +299,7 @@ def _noise(p, ev, n, fs):
     for on, length in _events(ev, n, fs, ev.uniform(0.0, 0.1),
                               lambda: ev.uniform(0.2, 1.0), lambda: ev.uniform(0.1, 0.6)):
         seg = noise[on:on + length].copy()
-        _apply_fades(seg, ramp)
+        apply_fades(seg, ramp)
         x[on:on + len(seg)] = seg
         act[on:on + len(seg)] = True
     return x, act
@@ -347,7 +329,7 @@ def _alarm(p, ev, n, fs):
     def beep(m: int) -> np.ndarray:
         f = min(p['f_lo'] if m % 2 == 0 else p['f_hi'], 0.45 * fs)  # (rates below 9 kHz)
         seg = np.sin(2 * np.pi * f * np.arange(beep_n) / fs)
-        _apply_fades(seg, ramp)
+        apply_fades(seg, ramp)
         return seg
 
     _repeat(x, act, t0, step, fs, beep)
@@ -466,9 +448,9 @@ def _partials(instrument: str, f0: float, n: int, fs: int, rng: np.random.Genera
         x += amp * env * np.sin(2 * np.pi * f * t * vib + rng.uniform(0, 2 * np.pi))
     attack = {'pad': 0.12, 'organ': 0.02}.get(instrument, 0.003)
     ramp = min(n, int(attack * fs))
-    x[:ramp] *= _ramp(ramp)
+    x[:ramp] *= fade_ramp(ramp)
     tail = min(n, int(0.02 * fs))
-    x[n - tail:] *= _ramp(tail)[::-1]
+    x[n - tail:] *= fade_ramp(tail)[::-1]
     return x
 
 
@@ -533,7 +515,7 @@ def _appliance(p, ev, n, fs):
     for on, length in _events(ev, n, fs, 0.0, lambda: ev.uniform(*p['on']),
                               lambda: ev.uniform(*p['off'])):
         seg = sig[on:on + length].copy()
-        _apply_fades(seg, ramp)
+        apply_fades(seg, ramp)
         x[on:on + len(seg)] = seg
         act[on:on + len(seg)] = True
     if p['beep'] is not None:  # a harmonic beep pattern (square-ish: odd harmonics)
@@ -541,7 +523,7 @@ def _appliance(p, ev, n, fs):
         k = np.arange(beep_n) / fs
         tone = sum(np.sin(2 * np.pi * p['beep'] * h * k) / h for h in (1, 3, 5)
                    if p['beep'] * h < 0.45 * fs)
-        _apply_fades(tone, int(0.005 * fs))
+        apply_fades(tone, int(0.005 * fs))
         start = ev.uniform(0.5, 2.0)
         while int(round(start * fs)) < n:
             for b in range(int(ev.integers(1, 4))):
@@ -558,28 +540,6 @@ _GENERATORS = {'speech': _speech, 'tone': _tone, 'noise': _noise, 'clicks': _cli
 
 
 # --------------------------------------------------------------------- chirp
-def chirp(f0: float, f1: float, duration: float, sample_rate: int) -> np.ndarray:
-    """The echolocation emission: a linear sweep f0 -> f1 [Hz] over
-    ``duration`` [s] (``round(duration * rate)`` samples), Hann fade-in and
-    fade-out over 10 % of its length each, peak 1.0, float32.
-
-    Raises ValueError if a sweep end is not below the Nyquist frequency.
-    """
-    from scipy.signal import chirp as _chirp
-
-    n = _n_samples(duration, sample_rate)
-    if max(f0, f1) >= sample_rate / 2 or min(f0, f1) < 0:
-        raise ValueError(f'chirp {f0}-{f1} Hz needs 0 <= f < sample_rate/2 '
-                         f'({sample_rate / 2} Hz)')
-    if n == 0:
-        return np.zeros(0, dtype=np.float32)
-    t = np.arange(n) / sample_rate
-    x = _chirp(t, f0=f0, t1=duration, f1=f1, method='linear', phi=-90.0)  # starts at 0
-    _apply_fades(x, max(1, int(round(0.1 * n))))
-    peak = np.max(np.abs(x))
-    return (x / peak if peak > 0 else x).astype(np.float32)
-
-
 # ------------------------------------------------------------------ espeak-ng
 _mem_lock = threading.Lock()
 _mem_cache: dict[tuple[str, int], np.ndarray] = {}

@@ -22,9 +22,9 @@ from scipy.signal import fftconvolve
 
 from av_perception.arrays import ArrayGeometry, load_array
 from av_perception.sim import acoustics
-from av_perception.sim.scene import (Pose2D, RobotSpec, Scene, base_to_world,
-                                     direction_in_frame, load_robot, plan_contains,
-                                     plan_distance)
+from av_perception.sim.scene import (Pose2D, Scene, base_to_world, direction_in_frame,
+                                     plan_contains, plan_distance)
+from av_perception.robot import RobotSpec, load_robot
 
 #: Sim time of the first slot [ns] (a fixed epoch keeps bags reproducible).
 T0_NS = 1_700_000_000 * 1_000_000_000
@@ -162,7 +162,7 @@ class SceneSimulator:
                  teacher: bool = False) -> None:
         from av_perception.sim.hrtf import get_hrtf
         from av_perception.sim.render import SceneRenderer
-        from av_perception.sim.signals import chirp
+        from av_perception.audio.chirp import chirp
 
         self.scene = scene
         self.robot = robot or load_robot()
