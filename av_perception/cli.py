@@ -53,6 +53,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f'--poses must be at least 1, got {args.poses}')
     if args.snr_db[0] > args.snr_db[1]:
         raise ConfigError(f'--snr-db expects LO <= HI, got {args.snr_db}')
+    if args.split == 'shift' and args.textures:
+        raise ConfigError('--textures does not apply to --split shift (it draws its own)')
     results = simulate(args.out, args.scenes, seed=args.seed, split=args.split,
                        first=args.first, jobs=args.jobs, poses=args.poses,
                        snr_db=tuple(args.snr_db), teacher=args.teacher,
@@ -86,11 +88,19 @@ def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
 
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.doa.evaluate import score
+    if args.tracks:
+        from av_perception.doa.track_eval import score_tracking
+        t = score_tracking(args.bags, args.array, args.method, num_sources=args.sources,
+                           model=args.model, namespace=args.namespace, geometry=args.geometry)
+        for name, sc in (('tracked', t.tracked), ('untracked', t.untracked)):
+            print(f'tracks {args.array} {args.method} {name} ({t.bags} bags): '
+                  + ', '.join(f'{k} {v}' for k, v in sc.summary().items()))
+        return 0
     s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
               salvage=args.salvage, geometry=args.geometry)
     summary = s.summary()
-    print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
-                                                               for k, v in summary.items()))
+    print(f'direction {args.array} {args.method}: '
+          + ', '.join(f'{k} {v}' for k, v in summary.items()))
     return 0
 
 
@@ -145,17 +155,17 @@ def _cmd_eval_echo_depth(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_echo_map(args: argparse.Namespace) -> int:
-    from av_perception.echo.map_evaluate import format_summary, score_echo_map
-    print(format_summary(score_echo_map(args.bags, args.model, args.namespace,
-                                        odom_frame=args.odom_frame,
-                                        base_frame=args.base_frame or None)))
+    from av_perception.echo.map_evaluate import MapFrames, format_summary, score_echo_map
+    frames = MapFrames(args.odom_frame, args.base_frame, args.optical_frame)
+    print(format_summary(score_echo_map(args.bags, args.model, args.namespace, frames=frames,
+                                        progress=sys.stderr.isatty())))
     return 0
 
 
 def _add_echo_depth_commands(sub, tsub, esub) -> None:
     """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``,
     ``eval echo-map``."""
-    from av_perception.bag.contents import BASE_FRAME
+    from av_perception.bag.contents import BASE_FRAME, ODOM_FRAME
     p = sub.add_parser('dataset', help='echo / camera pairs from bags, with the teacher\'s '
                        'pseudo-depth, cached for echo-depth training',
                        description='Pair each audio/echo chunk with the camera frame nearest in '
@@ -215,13 +225,19 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
 
     e = esub.add_parser('echo-map', help='echoes fused in odom vs gt/occupancy carried into '
                         'odom, beside the single-echo grids')
-    e.add_argument('--bags', type=Path, required=True,
-                   help='bags with audio/echo, /tf (odom -> base) and gt/occupancy')
+    e.add_argument('--bags', type=Path, nargs='+', required=True,
+                   help='folder(s) of bags with audio/echo, /tf (odom -> base), /tf_static '
+                   '(base -> the optical frame) and gt/occupancy; a bag lacking one is named '
+                   'and skipped')
     e.add_argument('--model', type=Path, help='ONNX student (default: the shipped one)')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
-    e.add_argument('--odom-frame', default='odom', help='the map\'s fixed frame')
-    e.add_argument('--base-frame', default='', help='the echo grid\'s frame (default: the '
-                   'frame of gt/occupancy)')
+    e.add_argument('--odom-frame', default=ODOM_FRAME, help='the map\'s fixed frame: the '
+                   'odometry on /tf (default %(default)s)')
+    e.add_argument('--base-frame', default=BASE_FRAME, help='the robot\'s base frame: the '
+                   'single-echo grid\'s (default %(default)s)')
+    e.add_argument('--optical-frame', default='', help='the echo depth\'s virtual camera, '
+                   'placed on the robot by the bags\' TF (default: <frame of the audio/echo '
+                   'chunks>_optical, as the echo_depth node)')
     e.set_defaults(func=_cmd_eval_echo_map)
 
 
@@ -374,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='further ROS arguments')
     p.set_defaults(func=_cmd_record)
 
-    from av_perception.sim.scene import SOUND_CLASSES, TEXTURES, VIEWS
+    from av_perception.sim.scene import SOUND_CLASSES, SPLITS, TEXTURES, VIEWS
     p = sub.add_parser('simulate', help='render simulated scenes into MCAP bags',
                        description='Render procedurally generated rooms (images, depth, echoes, '
                                    'array and binaural audio, ground truth) into one MCAP bag '
@@ -382,8 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--scenes', type=int, required=True, help='number of scenes (rooms)')
     p.add_argument('--out', type=Path, required=True, help='output folder (one bag per scene)')
     p.add_argument('--seed', type=int, default=0, help='seed of the scene generator')
-    p.add_argument('--split', choices=['train', 'test'], default='train',
-                   help='train rooms, or the held-out test rooms')
+    p.add_argument('--split', choices=list(SPLITS), default='train',
+                   help='train rooms, the held-out test rooms, or the shifted split: rooms of '
+                   'families neither has (other floor plans, materials, reverberation, '
+                   'textures, lighting, looks and sounds; its own SNR range, so --snr-db and '
+                   '--textures do not apply; docs/simulation_shift.md)')
     p.add_argument('--first', type=int, default=0, help='index of the first scene')
     p.add_argument('--poses', type=int, default=8, help='samples (robot poses) per scene')
     p.add_argument('--snr-db', type=float, nargs=2, default=[10.0, 30.0], metavar=('LO', 'HI'),
@@ -482,6 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
                    'channels and sample rate')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
+    e.add_argument('--tracks', action='store_true', help='score the node\'s tracked sources '
+                   '(track recall, ID switches per minute, IDF1) against the ids of '
+                   'gt/sound_direction, beside the untracked per-window estimates')
+    e.add_argument('--sources', type=int, default=2, help='sources estimated per window '
+                   'with --tracks (the node\'s num_sources; default 2)')
     e.set_defaults(func=_cmd_eval_direction)
     _add_echo_depth_commands(sub, tsub, esub)
     e = esub.add_parser('rotation', help='yaw between frames vs gt/pose, binaural direction vs '

@@ -102,7 +102,8 @@ def retrieval_ceiling(data: Path, samples: list[AvSample], window: int, seed: in
     from av_perception.doa.classic import ClassicDoa
     from av_perception.doa.dataset import list_bags
     from av_perception.sim.bags import SceneJob
-    from av_perception.sim.scene import direction_in_frame, load_robot
+    from av_perception.sim.scene import direction_in_frame
+    from av_perception.robot import load_robot
 
     robot = load_robot()
     cam = robot.camera

@@ -7,15 +7,16 @@ the windows throughout which a source sounds and the robot stands still;
 compute is the CPU time of one thread per 100 ms chunk.
 
 Rooms of the test split (never trained on) whose Sabine RT60 is 0.2-0.8 s,
-SNR 0-30 dB, speech and noise sources, one or two at a time. Figures for all windows, for sources in line of sight, and for the
-target's conditions (SNR >= 10 dB, RT60 <= 0.6 s). For the
-4-mic array: SRP-PHAT, NormMUSIC and the learned model (distilled from the
-16-mic acoustic image, and the label-trained ablation); for the binaural
-head: GCC-PHAT, the one binaural direction network by each of its three
-teachers (distilled from the acoustic image, from labels, and from motion
-without labels: models/rotation_binaural.onnx) and a constant guess (0,
-straight ahead), also per sound class of the scored source. Prints each
-figure beside its baseline (the best classic method) and target, writes
+SNR 0-30 dB, speech and noise sources, one or two at a time. Figures for
+all windows, for sources in line of sight, and for the target's conditions
+(SNR >= 10 dB, RT60 <= 0.6 s). For the 4-mic array: SRP-PHAT, NormMUSIC and
+the learned model (distilled from the 16-mic acoustic image, and the
+label-trained ablation); for the binaural head: GCC-PHAT, the one binaural
+direction network by each of its three teachers (distilled from the
+acoustic image, from labels, and from motion without labels:
+models/rotation_binaural.onnx) and a constant guess (0, straight ahead),
+also per sound class of the scored source. Prints each figure beside its
+baseline (the best classic method) and target, writes
 bench/results/doa.json.
 
 The package's SRP-PHAT (``srp``: the node's, vectorised) is scored beside
@@ -44,8 +45,8 @@ import numpy as np
 from av_perception.doa.evaluate import REFERENCE_SRP, score
 from av_perception.sim.acoustics import line_of_sight, rt60_sabine
 from av_perception.sim.bags import simulate
-from av_perception.sim.scene import (SceneParams, base_to_world, direction_in_frame,
-                                     generate_scene, load_robot)
+from av_perception.sim.scene import SceneParams, base_to_world, direction_in_frame, generate_scene
+from av_perception.robot import load_robot
 from av_perception.sim.world import T0_NS
 
 ROOT = Path(__file__).resolve().parent
@@ -149,11 +150,12 @@ def main() -> None:
             results[role][m] = res
             if m in ('srp', REFERENCE_SRP):
                 errors[m] = np.asarray(s.errors_deg, float)
-            subsets[role] = {'windows': len(s.errors_deg), 'line_of_sight': int(c['los'].sum()),
-                       'snr_ge10_rt60_le06': int(good.sum()),
-                       'snr_ge10_rt60_le06_los': int((good & c['los']).sum()),
-                       'rt60_range': [round(float(c['rt60'].min()), 2),
-                                      round(float(c['rt60'].max()), 2)]}
+            subsets[role] = {'windows': len(s.errors_deg),
+                             'line_of_sight': int(c['los'].sum()),
+                             'snr_ge10_rt60_le06': int(good.sum()),
+                             'snr_ge10_rt60_le06_los': int((good & c['los']).sum()),
+                             'rt60_range': [round(float(c['rt60'].min()), 2),
+                                            round(float(c['rt60'].max()), 2)]}
     results['scored'] = subsets
     classic = {'array': ['srp', 'normmusic'], 'binaural': ['gcc']}
     lines = []

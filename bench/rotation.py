@@ -66,8 +66,9 @@ def sounding_classes(folder: Path, textures, visual_model: Path) -> list[str]:
     image, as in the av_heatmap benchmark), and the source whose direction
     from the head is the segment's true azimuth taken."""
     from av_perception.rotation.dataset import load_all
+    from av_perception.robot import load_robot
     from av_perception.rotation.estimate import VisualRotation
-    from av_perception.sim.scene import direction_in_frame, load_robot
+    from av_perception.sim.scene import direction_in_frame
 
     spec = VisualRotation(visual_model).spec
     head = load_robot().arrays['binaural'].xyz
@@ -86,7 +87,8 @@ def sounding_classes(folder: Path, textures, visual_model: Path) -> list[str]:
                 src.cls) for src in scene.active_sources)
             if miss > math.radians(0.5):
                 raise RuntimeError(f'{bv.path}: no source of the rebuilt scene at the '
-                                   f'segment\'s azimuth (nearest {math.degrees(miss):.1f} deg off)')
+                                   f'segment\'s azimuth (nearest {math.degrees(miss):.1f} deg '
+                                   'off)')
             out.append(cls)
     return out
 

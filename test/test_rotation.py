@@ -89,7 +89,8 @@ def test_the_matching_curve_reads_a_turn_with_sub_cell_precision():
         assert math.degrees(yaw) == pytest.approx(deg, abs=0.6), deg
     # the curve's cells are shifts of 2 columns, -scale per cell
     assert float(vis.scale.detach()) == pytest.approx(-2 * column_rad(SPEC))
-    assert vis.curve(torch.ones(1, 1, 4, 64), torch.ones(1, 1, 4, 64)).shape == (1, 2 * MAX_SHIFT + 1)
+    ones = torch.ones(1, 1, 4, 64)
+    assert vis.curve(ones, ones).shape == (1, 2 * MAX_SHIFT + 1)
 
 
 def test_soft_argmax_is_not_pulled_to_the_middle_and_the_curve_loss_wants_the_turn():
@@ -185,7 +186,8 @@ def test_fusion_uses_agreeing_audio_and_ignores_disagreeing_audio():
 def turn_views():
     """A held-out textured room rendered before and after a 15 deg left turn."""
     from av_perception.sim.render import SceneRenderer
-    from av_perception.sim.scene import generate_scene, load_robot
+    from av_perception.sim.scene import generate_scene
+    from av_perception.robot import load_robot
     robot = load_robot()
     scene = generate_scene(3, 'test', seed=77)
     pose = scene.poses[0]

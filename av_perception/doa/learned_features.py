@@ -136,8 +136,8 @@ def map_to_bins(azimuths: np.ndarray, values: np.ndarray, spec: FeatureSpec,
     grid = spec.grid()
     az = np.asarray(azimuths, np.float64)
     if spec.front_only:
-        az = np.where(az > math.pi / 2, math.pi - az, np.where(az < -math.pi / 2, -math.pi - az,
-                                                              az))
+        az = np.where(az > math.pi / 2, math.pi - az,
+                      np.where(az < -math.pi / 2, -math.pi - az, az))
     out = np.zeros(spec.bins)
     width = (grid[1] - grid[0])
     for a, v in zip(az, values):

@@ -30,6 +30,7 @@ from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, MOTION_TOPICS
                                         Intrinsics, Motion, MotionFrames, UnusableBag,
                                         check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns
+from av_perception.bag.sources import source_readings
 from av_perception.doa.dataset import assemble
 from av_perception.errors import ConfigError
 from av_perception.image import RawImage, decode
@@ -158,7 +159,8 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
         elif m.topic == GT_POSE:
             poses.append(m.msg)
         elif m.topic == 'gt/sound_direction':
-            gt.append((stamp_ns(m.msg), m.msg.header.frame_id, float(m.msg.azimuth)))
+            gt.extend((stamp_ns(m.msg), m.msg.header.frame_id, r.azimuth)
+                      for r in source_readings(m.msg))
     for topic, got in ((IMAGE, images), (BINAURAL, chunks if need_audio else [None]),
                        (GT_POSE, poses if need_truth else [None])):
         if not got:
