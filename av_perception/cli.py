@@ -53,12 +53,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f'--poses must be at least 1, got {args.poses}')
     if args.snr_db[0] > args.snr_db[1]:
         raise ConfigError(f'--snr-db expects LO <= HI, got {args.snr_db}')
+    if args.split == 'shift' and args.textures:
+        raise ConfigError('--textures does not apply to --split shift (it draws its own)')
     results = simulate(args.out, args.scenes, seed=args.seed, split=args.split,
                        first=args.first, jobs=args.jobs, poses=args.poses,
                        snr_db=tuple(args.snr_db), teacher=args.teacher,
                        echo_only=args.echo_only,
                        textures=tuple(args.textures) if args.textures else None,
-                       view=args.view, robot=args.robot)
+                       view=args.view, robot=args.robot,
+                       classes=tuple(args.classes) if args.classes else None)
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
     return 0
@@ -91,11 +94,19 @@ def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
 
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.doa.evaluate import score
+    if args.tracks:
+        from av_perception.doa.track_eval import score_tracking
+        t = score_tracking(args.bags, args.array, args.method, num_sources=args.sources,
+                           model=args.model, namespace=args.namespace, geometry=args.geometry)
+        for name, sc in (('tracked', t.tracked), ('untracked', t.untracked)):
+            print(f'tracks {args.array} {args.method} {name} ({t.bags} bags): '
+                  + ', '.join(f'{k} {v}' for k, v in sc.summary().items()))
+        return 0
     s = score(args.bags, args.array, args.method, model=args.model, namespace=args.namespace,
               salvage=args.salvage, geometry=args.geometry)
     summary = s.summary()
-    print(f'direction {args.array} {args.method}: ' + ', '.join(f'{k} {v}'
-                                                               for k, v in summary.items()))
+    print(f'direction {args.array} {args.method}: '
+          + ', '.join(f'{k} {v}' for k, v in summary.items()))
     return 0
 
 
@@ -150,17 +161,17 @@ def _cmd_eval_echo_depth(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_echo_map(args: argparse.Namespace) -> int:
-    from av_perception.echo.map_evaluate import format_summary, score_echo_map
-    print(format_summary(score_echo_map(args.bags, args.model, args.namespace,
-                                        odom_frame=args.odom_frame,
-                                        base_frame=args.base_frame or None)))
+    from av_perception.echo.map_evaluate import MapFrames, format_summary, score_echo_map
+    frames = MapFrames(args.odom_frame, args.base_frame, args.optical_frame)
+    print(format_summary(score_echo_map(args.bags, args.model, args.namespace, frames=frames,
+                                        progress=sys.stderr.isatty())))
     return 0
 
 
 def _add_echo_depth_commands(sub, tsub, esub) -> None:
     """``dataset``, ``train echo-teacher``, ``train echo-depth``, ``eval echo-depth``,
     ``eval echo-map``."""
-    from av_perception.bag.contents import BASE_FRAME
+    from av_perception.bag.contents import BASE_FRAME, ODOM_FRAME
     p = sub.add_parser('dataset', help='echo / camera pairs from bags, with the teacher\'s '
                        'pseudo-depth, cached for echo-depth training',
                        description='Pair each audio/echo chunk with the camera frame nearest in '
@@ -220,13 +231,19 @@ def _add_echo_depth_commands(sub, tsub, esub) -> None:
 
     e = esub.add_parser('echo-map', help='echoes fused in odom vs gt/occupancy carried into '
                         'odom, beside the single-echo grids')
-    e.add_argument('--bags', type=Path, required=True,
-                   help='bags with audio/echo, /tf (odom -> base) and gt/occupancy')
+    e.add_argument('--bags', type=Path, nargs='+', required=True,
+                   help='folder(s) of bags with audio/echo, /tf (odom -> base), /tf_static '
+                   '(base -> the optical frame) and gt/occupancy; a bag lacking one is named '
+                   'and skipped')
     e.add_argument('--model', type=Path, help='ONNX student (default: the shipped one)')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
-    e.add_argument('--odom-frame', default='odom', help='the map\'s fixed frame')
-    e.add_argument('--base-frame', default='', help='the echo grid\'s frame (default: the '
-                   'frame of gt/occupancy)')
+    e.add_argument('--odom-frame', default=ODOM_FRAME, help='the map\'s fixed frame: the '
+                   'odometry on /tf (default %(default)s)')
+    e.add_argument('--base-frame', default=BASE_FRAME, help='the robot\'s base frame: the '
+                   'single-echo grid\'s (default %(default)s)')
+    e.add_argument('--optical-frame', default='', help='the echo depth\'s virtual camera, '
+                   'placed on the robot by the bags\' TF (default: <frame of the audio/echo '
+                   'chunks>_optical, as the echo_depth node)')
     e.set_defaults(func=_cmd_eval_echo_map)
 
 
@@ -264,8 +281,8 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
     from av_perception.train.rotation import TARGETS, train
     targets = TARGETS if args.target == 'both' else (args.target,)
     res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed,
-                pretext=args.pretext, warmup=args.binaural_epochs,
-                scale_from_labels=not args.sign_only, options=_rotation_options(args))
+                binaural_epochs=args.binaural_epochs, scale_from_labels=not args.sign_only,
+                visual_model=args.visual_model, options=_rotation_options(args))
     for t in targets:
         print(f'[train] rotation {t}: {res[t]}')
     print(f'[train] wrote the rotation models to {args.out} ({res["pairs"]} turn pairs from '
@@ -276,7 +293,8 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
 def _cmd_eval_rotation(args: argparse.Namespace) -> int:
     from av_perception.rotation.evaluate import report, score
     results = score(args.bags, model=args.model, labels_model=args.labels_model,
-                    binaural_model=args.binaural_model, progress=sys.stderr,
+                    binaural_models={'binaural_motion': args.binaural_model}
+                    if args.binaural_model else None, progress=sys.stderr,
                     options=_rotation_options(args))
     print('\n'.join(report(results)))
     return 0
@@ -386,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='further ROS arguments')
     p.set_defaults(func=_cmd_record)
 
-    from av_perception.sim.scene import TEXTURES, VIEWS
+    from av_perception.sim.scene import SOUND_CLASSES, SPLITS, TEXTURES, VIEWS
     p = sub.add_parser('simulate', help='render simulated scenes into MCAP bags',
                        description='Render procedurally generated rooms (images, depth, echoes, '
                                    'array and binaural audio, ground truth) into one MCAP bag '
@@ -394,8 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--scenes', type=int, required=True, help='number of scenes (rooms)')
     p.add_argument('--out', type=Path, required=True, help='output folder (one bag per scene)')
     p.add_argument('--seed', type=int, default=0, help='seed of the scene generator')
-    p.add_argument('--split', choices=['train', 'test'], default='train',
-                   help='train rooms, or the held-out test rooms')
+    p.add_argument('--split', choices=list(SPLITS), default='train',
+                   help='train rooms, the held-out test rooms, or the shifted split: rooms of '
+                   'families neither has (other floor plans, materials, reverberation, '
+                   'textures, lighting, looks and sounds; its own SNR range, so --snr-db and '
+                   '--textures do not apply; docs/simulation_shift.md)')
     p.add_argument('--first', type=int, default=0, help='index of the first scene')
     p.add_argument('--poses', type=int, default=8, help='samples (robot poses) per scene')
     p.add_argument('--snr-db', type=float, nargs=2, default=[10.0, 30.0], metavar=('LO', 'HI'),
@@ -414,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='how the robot\'s poses are chosen: path (drive and turn at random '
                    'through the room) or sources (close-ups facing the source objects, one '
                    'sounding: audio-visual localization data)')
+    p.add_argument('--classes', nargs='+', choices=sorted(SOUND_CLASSES), default=None,
+                   metavar='CLASS', help='draw the sound sources from these classes only '
+                   f'(default: all of {", ".join(sorted(SOUND_CLASSES))})')
     p.add_argument('--robot', default='robots/sim.yaml',
                    help='robot description: a path, or a file under config/ (default '
                    'robots/sim.yaml, whose echo head has cardioid microphones; '
@@ -470,14 +494,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', type=Path, required=True, help='folder for the ONNX models')
     t.add_argument('--target', choices=['selfsup', 'labels', 'both'], default='both',
                    help='self-supervised, label-trained reference, or both')
-    t.add_argument('--epochs', type=int, default=12, help='epochs per target (self-supervised: '
-                   'the pretext and binaural epochs included; any left over train both '
-                   'networks jointly)')
-    t.add_argument('--pretext', type=int, default=6,
-                   help='self-supervised: epochs of the visual pretext task')
-    t.add_argument('--binaural-epochs', type=int, default=6,
-                   help='self-supervised: epochs in which the binaural network learns from '
-                   'the frozen visual network\'s turns')
+    t.add_argument('--epochs', type=int, default=6, help='epochs of the visual network (self-'
+                   'supervised: of its pretext task; labels: with the true yaw)')
+    t.add_argument('--binaural-epochs', type=int, default=40,
+                   help='self-supervised: epochs in which the binaural direction network learns '
+                   'from the frozen visual network\'s turns')
+    t.add_argument('--visual-model', type=Path, default=None,
+                   help='self-supervised: take the turns from this visual ONNX model (e.g. the '
+                   'shipped models/rotation_visual.onnx) instead of training one')
     t.add_argument('--sign-only', action='store_true',
                    help='self-supervised: the 12 labelled validation pairs fix the yaw\'s sign '
                    'only (as the paper), not also its scale (parallax of an off-axis camera)')
@@ -500,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
                    'channels and sample rate')
     e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
+    e.add_argument('--tracks', action='store_true', help='score the node\'s tracked sources '
+                   '(track recall, ID switches per minute, IDF1) against the ids of '
+                   'gt/sound_direction, beside the untracked per-window estimates')
+    e.add_argument('--sources', type=int, default=2, help='sources estimated per window '
+                   'with --tracks (the node\'s num_sources; default 2)')
     e.set_defaults(func=_cmd_eval_direction)
     _add_echo_depth_commands(sub, tsub, esub)
     e = esub.add_parser('rotation', help='yaw between frames vs gt/pose, binaural direction vs '
@@ -508,7 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--model', type=Path, help='visual rotation model (default: the shipped '
                    'self-supervised one)')
     e.add_argument('--labels-model', type=Path, help='supervised reference (default: shipped)')
-    e.add_argument('--binaural-model', type=Path, help='binaural model (default: shipped)')
+    e.add_argument('--binaural-model', type=Path, help='binaural direction model trained from '
+                   'motion (default: the shipped rotation_binaural); the distilled and '
+                   'label-trained ones are the shipped direction_binaural*')
     _add_rotation_bag_options(e)
     e.set_defaults(func=_cmd_eval_rotation)
     e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: '

@@ -88,7 +88,6 @@ class LatencyMatcher:
         return [lat for t, lat in self.matched if start <= t <= stop]
 
 
-
 def recovery_seconds(matched: list, burst_end: float, threshold: float) -> float | None:
     """Seconds after ``burst_end`` until latency is back to normal: the time
     of the output after the last late one (latency above ``threshold`` [s])

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from av_perception.bag.io import nearest, read_bag, stamp_ns
+from av_perception.bag.sources import source_readings
 from av_perception.doa.classic import fold_front
 from av_perception.doa.evaluate import angle_error
 from av_perception.geometry.frames import quaternion_yaw
@@ -72,19 +73,22 @@ def direction_section(data: BagData, topic: str, name: str, label: str,
     (a gt message stamped within ``window_s`` after the window's stamp) is
     matched to the nearest estimate (folded into the front for
     front/back-ambiguous arrays)."""
-    est = data.topics.get(topic, [])
-    if not est:
+    msgs = data.topics.get(topic, [])
+    if not msgs:
         return None
-    frame = est[0].header.frame_id
-    gt = [m for m in data.topics.get('gt/sound_direction', []) if m.header.frame_id == frame]
-    g_t = np.array([stamp_ns(m) for m in gt], np.int64)
-    t_est = [data.seconds(stamp_ns(m)) for m in est]
-    az_est = [m.azimuth for m in est]
-    t_gt = [data.seconds(stamp_ns(m)) for m in gt]
-    az_gt = [fold_front(m.azimuth) if m.front_back_ambiguous else m.azimuth for m in gt]
+    frame = msgs[0].header.frame_id
+    # (stamp, reading) of every estimate and every true source in this frame
+    est = [(stamp_ns(m), r) for m in msgs for r in source_readings(m)]
+    gt = [(stamp_ns(m), r) for m in data.topics.get('gt/sound_direction', [])
+          if m.header.frame_id == frame for r in source_readings(m)]
+    g_t = np.array([t for t, _ in gt], np.int64)
+    t_est = [data.seconds(t) for t, _ in est]
+    az_est = [r.azimuth for _, r in est]
+    t_gt = [data.seconds(t) for t, _ in gt]
+    az_gt = [fold_front(r.azimuth) if r.front_back_ambiguous else r.azimuth for _, r in gt]
     windows: dict[int, list] = defaultdict(list)
-    for m in est:
-        windows[stamp_ns(m)].append(m)
+    for t, r in est:
+        windows[t].append(r)
     errors = []
     for t, found in windows.items():
         inside = (g_t >= t) & (g_t <= t + int(window_s * 1e9))
@@ -177,6 +181,80 @@ def echo_depth_section(data: BagData, max_depth: float = 12.0) -> Section | None
                           f'{metrics["occ_iou"]})')
         axes[2].axis('off')
     return Section('echo_depth', metrics, draw, 3)
+
+
+def echo_map_section(data: BagData) -> Section | None:
+    """The last fused echo_depth/map (odom) beside the ground truth the
+    simulator recorded: every gt/occupancy (base frame) carried into the
+    map's frame through the bag's /tf at its stamp, on the map's lattice
+    (occupied where any says so, else free where any does). Scored on the
+    cells the map knows (the area the echoes covered): free-space IoU and
+    occupied-cell recall within one cell, as bench/echo_map.py names them
+    (its reference is the visible part of the truth; here the cells the map
+    has evidence for)."""
+    from av_perception.echo.map_evaluate import GtGrid, grid_scores
+    from av_perception.echo.occupancy import FREE, OCCUPIED, UNKNOWN
+    from av_perception.geometry.tf_buffer import TfBuffer, TransformError
+
+    maps = data.topics.get('echo_depth/map', [])
+    if not maps:
+        return None
+    mp = GtGrid.from_message(maps[-1])
+    buf = TfBuffer(cache_ns=None)
+    for msg in data.topics.get('tf_static', []):
+        buf.add_message(msg, static=True)
+    for msg in data.topics.get('tf', []):
+        buf.add_message(msg)
+    rows, cols = mp.data.shape
+    x0, y0, yaw = mp.origin
+    jj, ii = np.meshgrid(np.arange(cols) + 0.5, np.arange(rows) + 0.5)
+    c, s_ = math.cos(yaw), math.sin(yaw)
+    gx, gy = jj.ravel() * mp.resolution, ii.ravel() * mp.resolution
+    centres = np.stack([x0 + c * gx - s_ * gy, y0 + s_ * gx + c * gy], -1)
+    occ = np.zeros(rows * cols, bool)
+    free = np.zeros(rows * cols, bool)
+    used = missing = 0
+    for g in data.topics.get('gt/occupancy', []):
+        try:
+            rel = buf.lookup(mp.frame_id, g.header.frame_id, stamp_ns(g)).matrix
+        except TransformError:
+            missing += 1
+            continue
+        lab = GtGrid.from_message(g).moved(rel, mp.frame_id).sample_cells(
+            centres, mp.resolution, yaw)
+        occ |= lab == OCCUPIED
+        free |= lab == FREE
+        used += 1
+    if not used:
+        return None
+    truth = np.full(rows * cols, UNKNOWN, np.int8)
+    truth[free] = FREE
+    truth[occ] = OCCUPIED
+    truth = truth.reshape(rows, cols)
+    known = mp.data != UNKNOWN
+    ref = np.where(known, truth, UNKNOWN).astype(np.int8)
+    pred = np.where(truth != UNKNOWN, mp.data, UNKNOWN).astype(np.int8)
+    sc = grid_scores(pred, ref, truth)
+    metrics = {'frame': mp.frame_id, 'cells_known': int(known.sum()),
+               'truth_grids': used, 'truth_grids_without_tf': missing,
+               'free_iou': _round3(sc['free_iou']), 'occ_recall': _round3(sc['occ_recall'])}
+    extent = (x0, x0 + cols * mp.resolution, y0, y0 + rows * mp.resolution)
+
+    def show(ax, grid, title):
+        img = np.where(grid == UNKNOWN, 0.5, np.where(grid == OCCUPIED, 0.0, 1.0))
+        ax.imshow(img, origin='lower', cmap='gray', vmin=0, vmax=1, extent=extent)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(f'x [m] ({mp.frame_id})')
+
+    def draw(axes):
+        show(axes[0], mp.data, f'fused echo map: free IoU {metrics["free_iou"]}, '
+                               f'occupied recall {metrics["occ_recall"]}')
+        show(axes[1], truth, f'ground truth ({used} gt/occupancy via /tf)')
+    return Section('echo_map', metrics, draw, 2)
+
+
+def _round3(v: float) -> float | None:
+    return None if v is None or math.isnan(v) else round(float(v), 3)
 
 
 def rotation_section(data: BagData) -> Section | None:
@@ -360,6 +438,7 @@ SECTIONS: list[Callable[[BagData], Section | None]] = [
     lambda d: direction_section(d, 'binaural/sound_direction', 'direction_binaural',
                                 'binaural direction', window_s=0.256),
     echo_depth_section,
+    echo_map_section,
     rotation_section,
     heatmap_section,
     nodes_section,

@@ -163,8 +163,8 @@ def targets(results: dict) -> dict:
                                           'pass': over >= t['over_acoustic']},
                'pixel_auc': {'value': f['pixel_auc'], 'target': t['pixel_auc'],
                              'pass': f['pixel_auc'] >= t['pixel_auc']}}
-        row['met'] = all(row[k]['pass'] for k in ('pointing', 'pointing_over_acoustic',
-                                                   'pixel_auc'))
+        row['met'] = all(row[k]['pass']
+                         for k in ('pointing', 'pointing_over_acoustic', 'pixel_auc'))
         out[name] = row
     return out
 

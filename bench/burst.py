@@ -4,7 +4,8 @@ node in its own process (and, with --one-process, in the publisher's).
 
 Shows, per node: bounded queues (the subscription's history depth, as the
 node reports it in /diagnostics; a node that falls behind loses the oldest
-waiting messages, never buffers without bound), resident memory growth during and after the burst (< 50 MB), every
+waiting messages, never buffers without bound), resident memory growth during
+and after the burst (< 50 MB), every
 message accounted for in the node's own /diagnostics (published = received +
 lost, received = processed + dropped), and how long after the burst the
 latency is back to normal (no backlog of outputs later than max(1.5 x the
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
 
 FACTOR = 10.0
+
 
 def main() -> int:
     from av_perception.ros.load_targets import TARGETS

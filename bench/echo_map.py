@@ -6,9 +6,10 @@ The simulated robot drives a path of ``--poses`` poses through each room
 (turns in place of up to 45 deg and short drives of 0.1-0.5 m, one echo per
 pose; the generator's 'path' view) of the test split (never trained on;
 echo-only rendering, cached under bench/.cache). The shipped echo-depth
-student turns each echo into depth; each echo's grid is fused into the map
-with the odometry from the bag's /tf and scored against gt/occupancy carried
-into odom, over the area the echoes could see (see
+student turns each echo into depth, placed on the robot by the echo head's
+optical frame in the bag's /tf_static (as the node does); each echo's grid is
+fused into the map with the odometry from the bag's /tf and scored against
+gt/occupancy carried into odom, over the area the echoes could see (see
 av_perception/echo/map_evaluate.py for the reference and the metrics).
 
 Fusion parameters (hit / miss probabilities, export thresholds, obstacle
@@ -18,7 +19,12 @@ the model has not seen either, and not the test rooms), and the sweep is
 recorded. Oracles say where the rest is lost: the same fusion of the
 ground-truth depth (gt/depth resized to the model's output: a perfect depth
 sensor behind the same grid code) and of the reference's own sight lines
-(the gt grids themselves).
+(the gt grids themselves); the RGB teacher's depth (what the student is
+distilled from) both with the student's fusion and with one swept on the
+teacher's own train-room depth (the ceiling of a student as good as its
+teacher), and the column range errors of student and teacher by predicted
+range on the train rooms (``range_error_train``, summed up with the fused
+figures in ``free_iou_gap``).
 
 Prints fused vs single-echo figures with their ratios and the targets
 (fused free-space IoU >= 0.80; occupied recall within one cell >= 0.6);
@@ -45,10 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.bag.contents import list_bags
 from av_perception.bag.io import nearest, read_bag, stamp_ns
-from av_perception.doa.dataset import list_bags
 from av_perception.echo.map_evaluate import (METRICS, BagEchoes, MapSetup, load_bags, score_bag,
-                                             sight_lines, summarize, visible_rays)
+                                             summarize)
 from av_perception.echo.mapping import FusionParams
 from av_perception.echo.occupancy import rep117_depth
 from av_perception.sim.bags import simulate
@@ -61,9 +67,13 @@ SEED = 0
 TRAIN_FIRST = 1000
 TARGETS = {'fused_free_iou': 0.80, 'fused_occ_recall': 0.6}
 
-#: the sweep: stage 1 the log-odds and thresholds, stage 2 the height band
+#: the sweep: stage 1 the log-odds and thresholds (every ray freed to its
+#: surface), stage 2 how much of a surface ray is freed with the miss
+#: probability, stage 3 the height band
 SWEEP_PROB = {'p_hit': (0.6, 0.7, 0.8, 0.9), 'p_miss': (0.2, 0.3, 0.4, 0.45),
               'occupied_threshold': (0.55, 0.6, 0.7), 'free_threshold': (0.3, 0.4, 0.45, 0.49)}
+SWEEP_FREE = {'free_fraction': (1.0, 0.95, 0.9, 0.85, 0.8, 0.7),
+              'p_miss': (0.3, 0.35, 0.4, 0.45)}
 SWEEP_BAND = ((0.25, 2.0), (0.15, 2.0), (0.35, 2.0), (0.45, 2.0), (0.25, 1.2))
 
 
@@ -99,30 +109,48 @@ def run(bags: list[BagEchoes], setup: MapSetup, over_time: bool = True) -> dict:
     return summarize([score_bag(b, setup, over_time=over_time) for b in bags])
 
 
-def sweep(bags: list[BagEchoes], setup: MapSetup) -> tuple[FusionParams, tuple, list[dict]]:
-    """Stage 1: probabilities and thresholds (default band); stage 2: the
-    band with the best of stage 1. Returns the best params, band, and rows."""
+#: the teacher's sweep (a ceiling, not a default): fewer stage-1 settings
+SWEEP_PROB_TEACHER = {'p_hit': (0.7, 0.9), 'p_miss': (0.3, 0.4), 'occupied_threshold': (0.55,),
+                      'free_threshold': (0.45, 0.49)}
+
+
+def sweep(bags: list[BagEchoes], setup: MapSetup, prob: dict = SWEEP_PROB
+          ) -> tuple[FusionParams, tuple, list[dict]]:
+    """Stage 1: probabilities and thresholds (default band, free to the
+    surface); stage 2: the free fraction with the miss probability, the rest
+    of stage 1's best; stage 3: the band with the best so far. Returns the
+    best params, band, and rows."""
     rows = []
-    best, best_val = None, (-1, 0.0)
-    keys = list(SWEEP_PROB)
-    for values in itertools.product(*SWEEP_PROB.values()):
-        cfg = dict(zip(keys, values))
+    best, best_val = setup.params, (-1, 0.0)
+    keys = [*SWEEP_PROB, 'free_fraction']            # every row names all of them
+
+    def row(params: FusionParams, grid) -> tuple:
+        s = run(bags, replace(setup, params=params, grid=grid), over_time=False)
+        rows.append({**{k: getattr(params, k) for k in keys}, 'z_min': grid.z_min,
+                     'z_max': grid.z_max, **{f'fused_{m}': s['fused'][m] for m in METRICS}})
+        return objective(s)
+
+    base = replace(setup.params, free_fraction=1.0)
+    for values in itertools.product(*prob.values()):
+        cfg = dict(zip(prob, values))
         if cfg['free_threshold'] >= cfg['occupied_threshold']:
             continue
-        params = replace(setup.params, **cfg)
-        s = run(bags, replace(setup, params=params), over_time=False)
-        rows.append({**cfg, 'z_min': setup.grid.z_min, 'z_max': setup.grid.z_max,
-                     **{f'fused_{m}': s['fused'][m] for m in METRICS}})
-        if objective(s) > best_val:
-            best, best_val = params, objective(s)
+        params = replace(base, **cfg)
+        val = row(params, setup.grid)
+        if val > best_val:
+            best, best_val = params, val
+    for values in itertools.product(*SWEEP_FREE.values()):
+        params = replace(best, **dict(zip(SWEEP_FREE, values)))
+        if params.free_fraction == 1.0 and params.p_miss == best.p_miss:
+            continue                                  # stage 1's best itself
+        val = row(params, setup.grid)
+        if val > best_val:
+            best, best_val = params, val
     band, band_val = (setup.grid.z_min, setup.grid.z_max), best_val
     for z_min, z_max in SWEEP_BAND[1:]:
-        grid = replace(setup.grid, z_min=z_min, z_max=z_max)
-        s = run(bags, replace(setup, params=best, grid=grid), over_time=False)
-        rows.append({**{k: getattr(best, k) for k in keys}, 'z_min': z_min, 'z_max': z_max,
-                     **{f'fused_{m}': s['fused'][m] for m in METRICS}})
-        if objective(s) > band_val:
-            band, band_val = (z_min, z_max), objective(s)
+        val = row(best, replace(setup.grid, z_min=z_min, z_max=z_max))
+        if val > band_val:
+            band, band_val = (z_min, z_max), val
     return best, band, rows
 
 
@@ -131,7 +159,9 @@ def with_depth(bags: list[BagEchoes], folder: Path, topic: str,
     """The same echoes with another depth: ``depth_of(msg)`` [m] of the
     ``topic`` message at each echo's stamp, as REP 117 ranges."""
     out = []
-    for path, bag in zip(list_bags(folder), bags):
+    paths = {p.name: p for p in list_bags(folder)}
+    for bag in bags:
+        path = paths[bag.name]
         msgs = sorted((m.msg for m in read_bag(path, [topic])), key=stamp_ns)
         st = np.array([stamp_ns(m) for m in msgs], np.int64)
         echoes = [replace(e, depth=rep117_depth(depth_of(msgs[nearest(st, e.stamp_ns, 0)]),
@@ -160,6 +190,60 @@ def teacher_depth_of(size: tuple[int, int]) -> Callable[[object], np.ndarray]:
     return lambda msg: teacher(resize_rgb(decode_message(msg, want='rgb8'), size)[None])[0][0]
 
 
+#: predicted column range bins [m] of the range-error table
+RANGE_BINS = (0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 12.0)
+
+
+def range_errors(bags: list[BagEchoes], truth: list[BagEchoes], setup: MapSetup) -> list[dict]:
+    """How far each image column's surface (the ray of ``depth_rays``, base
+    frame) is from the true one (the same echo with gt/depth), by predicted
+    range: columns, median true / predicted range, share within 1.25x of
+    each other (delta1), median |error| [m], and the share of columns
+    predicted too far (over 1.25x: the free space they clear runs into or
+    past the wall)."""
+    pred, true = [], []
+    for b, g in zip(bags, truth):
+        for e, eg in zip(b.echoes, g.echoes):
+            rp, rg = setup.echo_rays(e), setup.echo_rays(eg)
+            ok = rp.hit & rg.hit
+            pred.append(rp.range[ok])
+            true.append(rg.range[ok])
+    p, t = np.concatenate(pred), np.concatenate(true)
+    out = []
+    for lo, hi in zip(RANGE_BINS[:-1], RANGE_BINS[1:]):
+        m = (p >= lo) & (p < hi)
+        if not m.any():
+            continue
+        ratio = t[m] / p[m]
+        out.append({'predicted_m': [lo, hi], 'columns': int(m.sum()),
+                    'median_true_over_predicted': round(float(np.median(ratio)), 3),
+                    'delta1': round(float((np.maximum(ratio, 1 / ratio) < 1.25).mean()), 3),
+                    'median_abs_error_m': round(float(np.median(np.abs(t[m] - p[m]))), 3),
+                    'too_far': round(float((ratio < 1 / 1.25).mean()), 3)})
+    return out
+
+
+def free_iou_gap(r: dict) -> dict:
+    """Why the fused free-IoU target is met or not, from the results: the
+    same rooms through the same scoring with other depth (the student's
+    chosen fusion, and the teacher's own train-tuned one), and the column
+    accuracy (delta1) of student and teacher by predicted range."""
+    final = r.get('tuned', r['library_defaults'])
+    out = {'target': TARGETS['fused_free_iou'],
+           'student_fused': final['fused']['free_iou'],
+           'teacher_depth_student_fusion': r['oracle_teacher_depth']['fused']['free_iou'],
+           'gt_depth_student_fusion': r['oracle_gt_depth']['fused']['free_iou']}
+    if 'oracle_teacher_tuned' in r:
+        out['teacher_depth_own_fusion'] = r['oracle_teacher_tuned']['fused']['free_iou']
+    if 'range_error_train' in r:
+        out['delta1_by_predicted_range'] = {
+            f'{row["predicted_m"][0]:g}-{row["predicted_m"][1]:g} m': {
+                'student': row['delta1'], 'teacher': t['delta1']}
+            for row, t in zip(r['range_error_train']['student'],
+                              r['range_error_train']['teacher'])}
+    return out
+
+
 def line(name: str, s: dict) -> str:
     f, one = s['fused'], s['single']
     parts = []
@@ -180,6 +264,7 @@ def main() -> None:
     t0 = time.perf_counter()
     test_dir = rooms('test', list(range(args.scenes)), args.poses)
     test, setup = load_bags(test_dir, args.model)
+    base_setup = setup
     results: dict = {'setup': {
         'test_rooms': f'test split, ids 0-{args.scenes - 1}, seed {SEED}',
         'poses_per_room': args.poses, 'model': str(args.model or 'shipped echo_depth.onnx'),
@@ -211,13 +296,30 @@ def main() -> None:
     final = results.get('tuned', results['library_defaults'])
     # oracles: where the rest is lost
     size = (int(test[0].echoes[0].depth.shape[0]), setup.width)
+    if not args.no_sweep:
+        # the depth the student is distilled from, with a fusion tuned on its own
+        # train-room depth: the ceiling of a student that matched its teacher
+        train_gt = with_depth(train, train_dir, 'gt/depth', gt_depth_of(size, setup.max_depth),
+                              setup.max_depth)
+        train_teacher = with_depth(train, train_dir, 'camera/image_raw', teacher_depth_of(size),
+                                   setup.max_depth)
+        results['range_error_train'] = {
+            'student': range_errors(train, train_gt, setup),
+            'teacher': range_errors(train_teacher, train_gt, setup)}
+        t_params, t_band, t_rows = sweep(train_teacher, base_setup, SWEEP_PROB_TEACHER)
+        t_setup = replace(base_setup, params=t_params,
+                          grid=replace(base_setup.grid, z_min=t_band[0], z_max=t_band[1]))
+        results['oracle_teacher_tuned'] = {
+            'params': {**asdict(t_params), 'z_min': t_band[0], 'z_max': t_band[1]},
+            'sweep_rows': t_rows,
+            **run(with_depth(test, test_dir, 'camera/image_raw', teacher_depth_of(size),
+                             setup.max_depth), t_setup)}
+        print(line('oracle: RGB teacher, own fusion', results['oracle_teacher_tuned']))
     gt_depth = run(with_depth(test, test_dir, 'gt/depth', gt_depth_of(size, setup.max_depth),
                               setup.max_depth), setup)
     teacher = run(with_depth(test, test_dir, 'camera/image_raw', teacher_depth_of(size),
                              setup.max_depth), setup)
-    origin, az, reach = sight_lines(setup.k, setup.width, setup.mount, setup.max_depth)
-    gt_rays = summarize([score_bag(b, setup, rays=lambda e: visible_rays(e.gt, origin, az, reach))
-                         for b in test])
+    gt_rays = summarize([score_bag(b, setup, rays=setup.reference_rays) for b in test])
     results['oracle_gt_depth'] = gt_depth
     results['oracle_teacher_depth'] = teacher
     results['oracle_gt_grid'] = gt_rays
@@ -233,6 +335,7 @@ def main() -> None:
         'fused_occ_recall_met': bool(f['occ_recall'] >= TARGETS['fused_occ_recall']),
         'single_free_iou': final['single']['free_iou'],
         'single_occ_recall': final['single']['occ_recall']}
+    results['free_iou_gap'] = free_iou_gap(results)
     results['seconds'] = round(time.perf_counter() - t0)
     b = final['fused_free_cells']
     union = b['both'] + b['missed'] + b['free_unseen'] + b['on_obstacle'] + b['outside']
@@ -243,7 +346,8 @@ def main() -> None:
           f"{final['fused_over_time']['free_iou']:.3f}")
     c = final['counts']
     print(f"{c['bags']} test rooms, {args.poses} poses each: {c['echoes_used']} echoes fused "
-          f"({c['echoes_without_tf']} without TF, {c['echoes_without_gt']} without gt)")
+          f"({c['echoes_without_gt']} without gt, {c['echoes_without_camera']} without the "
+          f"camera pose, {c['echoes_without_odometry']} without the odometry)")
     print(f"targets: fused free IoU {f['free_iou']:.3f} (>= 0.80: "
           f"{'met' if results['targets']['fused_free_iou_met'] else 'NOT met'}; single echo "
           f"{final['single']['free_iou']:.3f}); fused occupied recall within one cell "

@@ -71,7 +71,8 @@ def main() -> int:
         results[name] = {**one, 'two_processes': two}
         for label, r in (('one process', one), ('two processes', two)):
             print(f'{name:22s} {label:14s} p50 {r["p50_ms"]:8.2f} ms  p95 {r["p95_ms"]:8.2f} ms '
-                  f'(period {1e3 / r["input_hz"]:.0f} ms, x{r["p95_ms"] * r["input_hz"] / 1e3:.2f})'
+                  f'(period {1e3 / r["input_hz"]:.0f} ms, '
+                  f'x{r["p95_ms"] * r["input_hz"] / 1e3:.2f})'
                   f'  {r["hz"]:6.2f} Hz of {r["input_hz"]:.0f} Hz input  [{r["latency"]}]',
                   flush=True)
     results['seconds_per_run'] = args.seconds

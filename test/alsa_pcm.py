@@ -78,4 +78,3 @@ class Fifo:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-

@@ -88,7 +88,6 @@ def diag_values(arrays, status_name: str) -> dict[str, str]:
     raise AssertionError(f'no status {status_name!r} in /diagnostics; have {names}')
 
 
-
 def recorder_received(diags, topic: str = '/audio/raw') -> int:
     """How many messages of ``topic`` the recorder reports received in its
     newest /diagnostics (0 before its first report)."""
@@ -96,6 +95,7 @@ def recorder_received(diags, topic: str = '/audio/raw') -> int:
         return int(diag_values(diags, f'recorder: {topic}')['received'])
     except AssertionError:
         return 0
+
 
 #: Modules whose tests start nodes as processes (no `ros` fixture) or build the
 #: package with colcon: ROS-layer tests too.

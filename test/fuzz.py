@@ -27,8 +27,8 @@ COUNTS = [0, 1, 2, 3, 4, 4, 4, 7, 64, 2**16, 2**31, U32]
 VALUES = ['zeros', 'noise', 'nan', 'inf', 'huge', 'denormal']
 
 stamps = st.builds(Time, sec=st.integers(-2**31, 2**31 - 1), nanosec=st.integers(0, U32))
-headers = st.builds(Header, stamp=stamps, frame_id=st.sampled_from(['', 'mic_array', 'x' * 300,
-                                                                      'camera_optical', '\u00e9']))
+FRAME_IDS = ['', 'mic_array', 'x' * 300, 'camera_optical', '\u00e9']
+headers = st.builds(Header, stamp=stamps, frame_id=st.sampled_from(FRAME_IDS))
 
 
 def _samples(n: int, kind: str) -> np.ndarray:

@@ -7,8 +7,11 @@ names (``body``, ``head_cam``/``head_cam_optical``, ``ears``, ``mics``), its
 own camera (160 x 120 px, field of view a parameter), views ``period`` s
 apart while the robot turns ``turn_deg`` per view in place, and
 everything a command needs: camera, binaural and array streams, echoes,
-/tf_static, odometry on /tf, ground truth (pose, depth, mask, directions).
-Any topic can be left out.
+/tf_static (with the echo head's optical frame, ``sonar_optical``, the
+virtual camera of echo depth), odometry on /tf, ground truth (pose, depth,
+mask, directions, and the occupancy of a box-shaped room in ``body``).
+Any topic can be left out. :func:`room_depth` renders what the echo head's
+virtual camera would see of that room: a perfect echo-depth predictor.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ uint16 channels
 uint64 first_sample
 float32[] data
 """
+#: The retired per-source direction message (before SoundSourceArray): this
+#: writer stands for an older release's bags, which must stay readable.
 SOUND_DIR_DEF = """std_msgs/Header header
 float32 azimuth
 float32 elevation
@@ -38,6 +43,63 @@ FS = 16000
 
 BASE, ODOM, WORLD = 'body', 'odom', 'world'
 CAM, OPTICAL, EARS, MICS, ECHO = 'head_cam', 'head_cam_optical', 'ears', 'mics', 'sonar'
+#: The room around the robot's start (world frame): x0, x1, y0, y1, height [m].
+ROOM = (-2.5, 3.5, -2.0, 2.6, 2.4)
+#: Its ground-truth occupancy: cells [m], side of the square grid centred on body [m].
+OCC_CELL, OCC_SIZE = 0.05, 10.0
+
+
+def view_pose(i: int, turn_deg: float = 45.0, drive: float = 0.0) -> tuple[float, float, float]:
+    """The robot's pose at view ``i`` in world (= odom): x [m], y [m], yaw [rad]."""
+    return drive * i, 0.0, math.radians(turn_deg) * i
+
+
+def room_occupancy(pose: tuple[float, float, float], room=ROOM) -> np.ndarray:
+    """(rows = y, cols = x) int8 grid in ``body`` at ``pose``: 0 inside the
+    room, 100 on its walls (the outermost cell inside), -1 outside; cell
+    (0, 0)'s corner at (-OCC_SIZE/2, -OCC_SIZE/2)."""
+    n = int(round(OCC_SIZE / OCC_CELL))
+    c = -OCC_SIZE / 2 + (np.arange(n) + 0.5) * OCC_CELL
+    bx, by = np.meshgrid(c, c)
+    x, y, yaw = pose
+    wx = x + math.cos(yaw) * bx - math.sin(yaw) * by
+    wy = y + math.sin(yaw) * bx + math.cos(yaw) * by
+    x0, x1, y0, y1, _ = room
+    inside = (wx >= x0) & (wx <= x1) & (wy >= y0) & (wy <= y1)
+    wall = inside & ((wx < x0 + OCC_CELL) | (wx > x1 - OCC_CELL) | (wy < y0 + OCC_CELL)
+                     | (wy > y1 - OCC_CELL))
+    out = np.full((n, n), -1, np.int8)
+    out[inside] = 0
+    out[wall] = 100
+    return out
+
+
+def room_depth(pose: tuple[float, float, float], k: np.ndarray, size: tuple[int, int],
+               echo_xyz=(0.05, 0.0, 0.8), echo_yaw_deg: float = 0.0, room=ROOM) -> np.ndarray:
+    """Depth [m along optical z] of the echo head's virtual camera (at
+    ``echo_xyz`` in body, turned ``echo_yaw_deg`` CCW, optical z along its x)
+    in the room, the robot at ``pose``: (h, w) float32, pixel centres at
+    integer coordinates."""
+    h, w = size
+    k = np.asarray(k, float).reshape(3, 3)
+    u, v = np.meshgrid(np.arange(w, dtype=float), np.arange(h, dtype=float))
+    ox, oy = (u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1]
+    fwd, left, up = np.ones_like(ox), -ox, -oy          # optical -> the head's body axes
+    a = math.radians(echo_yaw_deg)
+    bx, by = math.cos(a) * fwd - math.sin(a) * left, math.sin(a) * fwd + math.cos(a) * left
+    x, y, yaw = pose
+    d = np.stack([math.cos(yaw) * bx - math.sin(yaw) * by,
+                  math.sin(yaw) * bx + math.cos(yaw) * by, up], -1)      # world, per m of z
+    o = (x + math.cos(yaw) * echo_xyz[0] - math.sin(yaw) * echo_xyz[1],
+         y + math.sin(yaw) * echo_xyz[0] + math.cos(yaw) * echo_xyz[1], echo_xyz[2])
+    x0, x1, y0, y1, top = room
+    t = np.full(u.shape, np.inf)
+    for axis, planes in ((0, (x0, x1)), (1, (y0, y1)), (2, (0.0, top))):
+        for plane in planes:
+            with np.errstate(divide='ignore', invalid='ignore'):
+                ti = (plane - o[axis]) / d[..., axis]
+            t = np.where((ti > 1e-9) & (ti < t), ti, t)
+    return t.astype(np.float32)
 
 
 def _store():
@@ -65,7 +127,8 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
               skip: tuple[str, ...] = (), gt_pose: bool = True, odometry: bool = True,
               namespace: str = '', seed: int = 0, drive: float = 0.0,
               echo: tuple[int, int, int] = (2, 16000, 1600),
-              truth_frame: str | None = None) -> Path:
+              truth_frame: str | None = None, echo_xyz=(0.05, 0.0, 0.8),
+              echo_yaw_deg: float = 0.0, echo_optical: bool = True) -> Path:
     """Write one bag (sqlite3) to ``path``.
 
     The robot stands at the origin of ``world`` and turns ``turn_deg`` CCW
@@ -74,9 +137,10 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
     left out; ``gt_pose``/``odometry``: whether gt/pose and the odom -> body
     transforms are written; ``echo``: channels, sample rate [Hz] and samples
     of the echo chunks; ``truth_frame``: the frame of every gt/sound_direction
-    (default: the array's own).
+    (default: the array's own); ``echo_xyz`` [m], ``echo_yaw_deg``: where the
+    echo head (``sonar``) is on ``body``; ``echo_optical``: whether /tf_static
+    has its optical frame ``sonar_optical``.
     """
-    import cv2
     rng = np.random.default_rng(seed)
     store = _store()
     T = store.types
@@ -131,6 +195,7 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
         'gt/depth': 'sensor_msgs/msg/Image',
         'gt/source_mask': 'sensor_msgs/msg/Image',
         'gt/sound_direction': 'av_perception/msg/SoundDirection',
+        'gt/occupancy': 'nav_msgs/msg/OccupancyGrid',
     }
     if not gt_pose:
         skip = (*skip, 'gt/pose')
@@ -140,15 +205,15 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
     out.append((T0, 'tf_static', T['tf2_msgs/msg/TFMessage'](transforms=[
         tf(T0, BASE, CAM, (0.05, 0.0, 0.8)), tf(T0, CAM, OPTICAL, (0, 0, 0), optical=True),
         tf(T0, BASE, EARS, (0.0, 0.0, 1.0)), tf(T0, BASE, MICS, (0.0, 0.0, 0.9)),
-        tf(T0, BASE, ECHO, (0.05, 0.0, 0.8))])))
+        tf(T0, BASE, ECHO, echo_xyz, math.radians(echo_yaw_deg))]
+        + ([tf(T0, ECHO, f'{ECHO}_optical', (0, 0, 0), optical=True)] if echo_optical else []))))
     src_world = math.radians(30.0)
     mask = np.zeros((height, width), np.uint8)
     mask[height // 3:2 * height // 3, width // 3:2 * width // 3] = 255
     samples_per_view = int(round(period * FS))
     for i in range(views):
         t = T0 + int(round(i * period * 1e9))
-        yaw = math.radians(turn_deg) * i
-        x = drive * i
+        x, _, yaw = view_pose(i, turn_deg, drive)
         # the camera sees the panorama column at its heading (a left turn
         # moves the scene right): a cylindrical crop, good enough here
         c0 = int(round(-yaw / (2 * math.pi) * pano_w)) % pano_w
@@ -169,6 +234,14 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
         depth = np.full((height, width), 3.0, np.float32)
         out.append((t, 'gt/depth', image(t, OPTICAL, depth, '32FC1', 4 * width)))
         out.append((t, 'gt/source_mask', image(t, OPTICAL, mask, 'mono8', width)))
+        occ = room_occupancy((x, 0.0, yaw))
+        out.append((t, 'gt/occupancy', T['nav_msgs/msg/OccupancyGrid'](
+            header=header(t, BASE), info=T['nav_msgs/msg/MapMetaData'](
+                map_load_time=stamp(t), resolution=OCC_CELL, width=occ.shape[1],
+                height=occ.shape[0], origin=T['geometry_msgs/msg/Pose'](
+                    position=T['geometry_msgs/msg/Point'](x=-OCC_SIZE / 2, y=-OCC_SIZE / 2,
+                                                          z=0.0), orientation=quat(0.0))),
+            data=occ.reshape(-1))))
         # odometry at 10 Hz between this view and the next, turning smoothly
         for k in range(int(round(period * 10))):
             tk = t + k * 10**8
@@ -191,7 +264,8 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
             out.append((tj, 'audio/raw', chunk(tj, MICS, array[:, j:j + FS // 10], first)))
             for frame, az in ((EARS, rel), (MICS, rel)):
                 out.append((tj, 'gt/sound_direction', T['av_perception/msg/SoundDirection'](
-                    header=header(tj, truth_frame or frame), azimuth=az, elevation=0.0, confidence=1.0,
+                    header=header(tj, truth_frame or frame), azimuth=az, elevation=0.0,
+                    confidence=1.0,
                     front_back_ambiguous=frame == EARS)))
         out.append((t, 'audio/echo', chunk(t, ECHO, rng.normal(0, 0.01, echo[::2]), i,
                                            echo[1])))

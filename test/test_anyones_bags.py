@@ -253,8 +253,8 @@ def test_eval_direction_checks_each_stream_against_the_geometry(bags):
     assert 'audio/raw with 2 channels at 16000 Hz' in line and '4 channels at 16000 Hz' in line
 
 
-def test_eval_av_heatmap_checks_the_camera_when_the_model_says_its_field_of_view(bags,
-                                                                                  tmp_path):
+def test_eval_av_heatmap_checks_the_camera_when_the_model_says_its_field_of_view(
+        bags, tmp_path):
     import onnx
 
     from av_perception.paths import shipped_model
@@ -317,3 +317,81 @@ def test_eval_direction_says_when_the_truth_is_in_another_frame(tmp_path):
                               'binaural', '--method', 'gcc'))
     assert "gt/sound_direction in the frame of audio/binaural ('ears')" in line
     assert "['/ears']" in line
+
+
+# ---------------------------------------------------------------- echo map
+K64 = np.array([[32.0, 0, 32], [0, 32, 32], [0, 0, 1]])    # 64 x 64, 90 deg: the model's
+
+
+class RoomDepth:
+    """A perfect echo-depth predictor for other_robot_bags' room: the k-th
+    call renders the k-th view (the echo head at ``echo_xyz``, ``echo_yaw_deg``)."""
+
+    def __init__(self, turn_deg: float, drive: float, **head) -> None:
+        from other_robot_bags import room_depth, view_pose
+        self.view = lambda i: room_depth(view_pose(i, turn_deg, drive), K64, (64, 64), **head)
+        self.k = 0
+
+    def __call__(self, samples, rate) -> np.ndarray:
+        d = self.view(self.k)
+        self.k += 1
+        return np.minimum(d, 12.0)
+
+
+def test_echo_map_places_each_echo_where_the_bags_tf_says(tmp_path):
+    """Another robot's frames (odom -> body -> sonar -> sonar_optical), its
+    echo head 0.3 m forward, 0.2 m left and turned 25 deg, a 0.05 m
+    gt/occupancy: perfect depth maps the room only when it is placed by the
+    bag's TF, not by the simulated robot's mount."""
+    from av_perception.echo.map_evaluate import MapFrames, MapSetup, read_echoes, score_bag
+    from av_perception.echo.mapping import FusionParams
+    from av_perception.echo.occupancy import CameraMount
+    head = {'echo_xyz': (0.3, 0.2, 0.8), 'echo_yaw_deg': 25.0}
+    write_bag(tmp_path / 'b', views=8, turn_deg=45.0, drive=0.15, echo=ECHO, **head)
+    frames = MapFrames('odom', 'body')
+    bag = read_echoes(tmp_path / 'b', RoomDepth(45.0, 0.15, **head), 12.0, frames=frames)
+    assert (len(bag.echoes), bag.without_camera, bag.without_odometry) == (8, 0, 0)
+    assert bag.echoes[0].mount.xyz == pytest.approx(head['echo_xyz'])
+    assert bag.echoes[0].mount.rpy == pytest.approx((0, 0, math.radians(25.0)), abs=1e-9)
+    assert bag.echoes[3].pose == pytest.approx((0.45, 0.0, math.radians(135.0)), abs=1e-9)
+    setup = MapSetup(K64, 64, 12.0, FusionParams(free_fraction=1.0))     # perfect depth
+    good = score_bag(bag, setup)
+    assert good['reference_cells']['occupied'] > 50 and good['reference_cells']['free'] > 1000
+    for m in ('free_iou', 'occ_recall', 'occ_precision'):
+        assert np.mean([s[m] for s in good['single']]) > 0.9, m
+        assert good['fused'][m] > 0.9, m
+    # the same depth placed where the simulated robot has its echo head
+    from dataclasses import replace
+    sim = replace(bag, echoes=[replace(e, mount=CameraMount()) for e in bag.echoes])
+    bad = score_bag(sim, setup)
+    assert bad['fused']['free_iou'] < good['fused']['free_iou'] - 0.1
+    assert bad['fused']['occ_precision'] < good['fused']['occ_precision'] - 0.3
+
+
+def test_eval_echo_map_skips_bags_it_cannot_score_and_says_why(tmp_path):
+    """--base-frame, --optical-frame and --odom-frame name the frames; a bag
+    without a needed topic, or whose TF does not place the echo head, is
+    named on one line and skipped; none usable: one error line."""
+    folder = tmp_path / 'bags'
+    write_bag(folder / 'a_good', echo=ECHO)
+    write_bag(folder / 'b_no_occupancy', echo=ECHO, seed=1, skip=('gt/occupancy',))
+    write_bag(folder / 'c_no_optical', echo=ECHO, seed=2, echo_optical=False)
+    write_bag(folder / 'd_no_odometry', echo=ECHO, seed=3, odometry=False)
+    r = cli('eval', 'echo-map', '--bags', str(folder), '--base-frame', 'body')
+    assert r.returncode == 0, r.stderr
+    assert '1 bags, 6 echoes fused of 6' in r.stdout
+    warnings = [line for line in r.stderr.splitlines() if line.startswith('warning')]
+    assert len(warnings) == 4, r.stderr
+    assert 'b_no_occupancy' in warnings[0] and 'topic gt/occupancy' in warnings[0]
+    assert 'c_no_optical' in warnings[1] and '6 without the camera pose' in warnings[1]
+    assert "'sonar_optical' has never been seen" in warnings[1]
+    assert 'd_no_odometry' in warnings[2] and 'topic tf' in warnings[2]
+    assert '3 of 4 bags skipped' in warnings[3]
+    # the camera's optical frame, named, places c's echoes there (and a's)
+    r = cli('eval', 'echo-map', '--bags', str(folder / 'a_good'), str(folder / 'c_no_optical'),
+            '--base-frame', 'body', '--optical-frame', 'head_cam_optical')
+    assert r.returncode == 0, r.stderr
+    assert '2 bags, 12 echoes fused of 12' in r.stdout
+    # the REP 105 default base_link is not this robot's: nothing to score, one line
+    line = one_error_line(cli('eval', 'echo-map', '--bags', str(folder)))
+    assert 'none of 4' in line and '--base-frame' in line

@@ -108,6 +108,7 @@ def test_center_prior_beats_a_corner_map_on_a_central_object():
 # ------------------------------------------------------------ robot views
 def test_pointing_hits_inside_and_within_width_over_32_pixels():
     g = _mask(128, 128, slice(60, 66), slice(60, 66))        # a 6 x 6 object
+
     def peak_at(r, c):
         m = np.zeros((128, 128))
         m[r, c] = 1.0

@@ -81,8 +81,8 @@ def test_a_source_at_a_known_distance_lands_on_its_pixel_with_parallax(p_base):
     image = AcousticProjector(view, PLANAR, distances=(dist,)).project(power)
     assert image.shape == (128, 128)
     assert abs(_peak_col(image, v) - u) <= 1.0, (_peak_col(image, v), u)
-    no_parallax = CameraView(K, 128, 128, Transform((0.0, 0.0, 0.0),
-                                                   view.array_from_optical.quat_wxyz))
+    no_parallax = CameraView(K, 128, 128,
+                             Transform((0.0, 0.0, 0.0), view.array_from_optical.quat_wxyz))
     naive = AcousticProjector(no_parallax, PLANAR, distances=(dist,)).project(power)
     if abs(p_base[1]) > 0.3:    # off-axis and near: parallax moves it
         assert abs(_peak_col(naive, v) - u) >= 2.5, (_peak_col(naive, v), u)

@@ -15,8 +15,8 @@ from av_perception.audio.chunk import deinterleave
 from av_perception.audio.echo_recorder import EchoScheduler, calibrated_offset, direct_path_lag
 from av_perception.nodes.chirp_emitter import ChirpEmitterNode
 from av_perception.ros import qos
-from av_perception.sim.scene import load_robot
-from av_perception.sim.signals import chirp
+from av_perception.robot import load_robot
+from av_perception.audio.chirp import chirp
 from av_perception.msg import AudioChunk
 
 RATE = 44100

@@ -91,9 +91,9 @@ def _direction_bag(path: Path, seconds: float = 8.0, azimuth_deg: float = 60.0) 
             ns = 10**9 + int(i / fs * 1e9)
             w.write('/audio/raw', 'av_perception/msg/AudioChunk', ns,
                     m.audio_chunk(x[:, i:i + FRAMES], fs, i, ns, geom.frame_id))
-            w.write('/gt/sound_direction', 'av_perception/msg/SoundDirection', ns,
-                    m.sound_direction(math.radians(azimuth_deg), 0.0, 1.0, False, ns,
-                                      geom.frame_id))
+            w.write('/gt/sound_direction', 'av_perception/msg/SoundSourceArray', ns,
+                    m.sound_sources([(1, math.radians(azimuth_deg), 0.0, True, 1.0, False)],
+                                    ns, geom.frame_id))
             count += 2
     return count
 

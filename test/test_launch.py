@@ -90,7 +90,7 @@ def test_two_namespaced_robots_side_by_side_without_crosstalk(ros, tmp_path):
     robot1 gives directions on robot1 only, and nothing reaches /tf or /tf_static."""
     from tf2_msgs.msg import TFMessage
 
-    from av_perception.msg import AudioChunk, SoundDirection
+    from av_perception.msg import AudioChunk, SoundSourceArray
     from av_perception.audio.chunk import AudioBlock
     from av_perception.ros import qos
     from av_perception.ros.messages import block_to_chunk
@@ -110,7 +110,7 @@ def test_two_namespaced_robots_side_by_side_without_crosstalk(ros, tmp_path):
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=tmp_path))
         got = {k: ros.collect(TFMessage, k, qos.LATCHED)
                for k in ('/robot1/tf_static', '/robot2/tf_static', '/tf_static')}
-        dirs = {k: ros.collect(SoundDirection, f'/{k}/sound_direction')
+        dirs = {k: ros.collect(SoundSourceArray, f'/{k}/sound_direction')
                 for k in ('robot1', 'robot2')}
         _wait(lambda: got['/robot1/tf_static'] and got['/robot2/tf_static'], ros, 60,
               'both robots\' static frames')

@@ -168,8 +168,8 @@ def test_non_positive_sample_rate_is_a_config_error(tmp_path):
 
 def test_two_dimensional_positions_are_a_config_error(tmp_path):
     """Mic positions need x, y and z."""
-    text = LINEAR2.replace('[0.0, 0.05, 0.0]', '[0.0, 0.05]').replace('[0.0, -0.05, 0.0]',
-                                                                     '[0.0, -0.05]')
+    text = LINEAR2.replace('[0.0, 0.05, 0.0]', '[0.0, 0.05]')
+    text = text.replace('[0.0, -0.05, 0.0]', '[0.0, -0.05]')
     msg = one_line_config_error(write(tmp_path, text))
     assert '3-D' in msg
 
@@ -182,7 +182,8 @@ def test_duplicate_mic_names_are_a_config_error(tmp_path):
 
 def test_bad_kind_is_a_config_error(tmp_path):
     """An unknown kind is refused, listing the accepted kinds."""
-    msg = one_line_config_error(write(tmp_path, LINEAR2.replace('kind: linear', 'kind: spherical')))
+    spherical = LINEAR2.replace('kind: linear', 'kind: spherical')
+    msg = one_line_config_error(write(tmp_path, spherical))
     assert "'spherical'" in msg
     assert all(k in msg for k in KINDS)
 

@@ -210,10 +210,11 @@ def write_room_bag(path: Path, topic_prefix: str = '', drop_tf_of: int | None = 
                    gt: bool = True) -> None:
     """A bag of the empty room: an echo chunk (noise: the test's predictor
     ignores it), odom -> base_link (odom = the first pose) and gt/occupancy
-    at each pose's stamp, and a static base_link -> echo_head."""
+    at each pose's stamp, and a static base_link -> echo_head -> echo_head_optical
+    (the echo depth's virtual camera, where the simulated robot has it)."""
     from av_perception.bag.io import BagWriter
     from av_perception.bag.messages import Messages
-    from av_perception.geometry.frames import StaticFrame, yaw_quaternion
+    from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame, yaw_quaternion
     from av_perception.sim.scene import Pose2D
     from av_perception.sim.world import occupancy_grid
     m = Messages()
@@ -221,7 +222,9 @@ def write_room_bag(path: Path, topic_prefix: str = '', drop_tf_of: int | None = 
     p0 = POSES[0]
     with BagWriter(path) as w:
         w.write(f'{topic_prefix}/tf_static', 'tf2_msgs/msg/TFMessage', t0, m.tf(
-            [StaticFrame.from_rpy('base_link', 'echo_head', (0.1, 0, 0.5), (0, 0, 0))], t0))
+            [StaticFrame.from_rpy('base_link', 'echo_head', (0.1, 0, 0.5), (0, 0, 0)),
+             StaticFrame.from_rpy('echo_head', 'echo_head_optical', (0, 0, 0), OPTICAL_RPY)],
+            t0))
         for k, (x, y, yaw) in enumerate(POSES):
             t = t0 + k * 500_000_000
             if k != drop_tf_of:
@@ -260,8 +263,10 @@ def room_bag(tmp_path_factory) -> Path:
 
 
 def setup():
+    """Perfect depth: every ray freed up to its surface (the default frees
+    less, for the echo student's overshooting far surfaces)."""
     from av_perception.echo.map_evaluate import MapSetup
-    return MapSetup(K, 64, 12.0)
+    return MapSetup(K, 64, 12.0, FusionParams(free_fraction=1.0))
 
 
 def test_perfect_depth_maps_the_room(room_bag):
@@ -269,7 +274,8 @@ def test_perfect_depth_maps_the_room(room_bag):
     turns and moves matches the reference (walls within one cell)."""
     from av_perception.echo.map_evaluate import read_echoes, score_bag, summarize
     bag = read_echoes(room_bag, RoomOracle(), 12.0)
-    assert (len(bag.echoes), bag.without_tf, bag.without_gt) == (8, 0, 0)
+    assert (len(bag.echoes), bag.without_odometry, bag.without_gt) == (8, 0, 0)
+    assert bag.echoes[0].mount.xyz == pytest.approx((0.1, 0.0, 0.5))    # from /tf_static
     assert bag.echoes[2].pose == pytest.approx((0.5, 0.2, 0.7), abs=1e-9)  # odom: first pose
     s = summarize([score_bag(bag, setup())])
     assert s['single']['free_iou'] > 0.9 and s['single']['occ_recall'] > 0.9
@@ -294,12 +300,12 @@ def test_echoes_without_tf_are_counted_not_guessed(tmp_path):
     from av_perception.echo.map_evaluate import read_echoes
     write_room_bag(tmp_path / 'bag', drop_tf_of=7)           # the last: after the odometry
     bag = read_echoes(tmp_path / 'bag', RoomOracle(), 12.0)
-    assert (len(bag.echoes), bag.without_tf) == (7, 1)
-    assert bag.tf_errors == {'ExtrapolationError': 1}
+    assert (len(bag.echoes), bag.without_odometry, bag.without_camera) == (7, 1, 0)
+    assert bag.tf_errors == {'odometry ExtrapolationError': 1}
     # one in the middle is interpolated between its neighbours, not dropped
     write_room_bag(tmp_path / 'mid', drop_tf_of=3)
     bag = read_echoes(tmp_path / 'mid', RoomOracle(), 12.0)
-    assert (len(bag.echoes), bag.without_tf) == (8, 0)
+    assert (len(bag.echoes), bag.without_odometry) == (8, 0)
     assert bag.echoes[3].pose[:2] == pytest.approx((0.5, 0.2), abs=1e-9)
 
 
@@ -321,9 +327,27 @@ def test_eval_echo_map_cli(room_bag, tmp_path):
     (tmp_path / 'empty').mkdir()
     write_room_bag(tmp_path / 'no_gt', gt=False)
     for args, want in (([str(tmp_path / 'empty')], 'bag folders'),
-                       ([str(tmp_path / 'no_gt')], 'gt/occupancy'),
-                       ([str(room_bag), '--odom-frame', 'map'], 'without the transform')):
+                       ([str(tmp_path / 'no_gt')], 'topic gt/occupancy'),
+                       ([str(room_bag), '--odom-frame', 'map'], '8 without the odometry'),
+                       ([str(room_bag), '--base-frame', 'body'], '8 without the camera pose')):
         r = subprocess.run([str(exe), 'eval', 'echo-map', '--bags', *args],
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 2 and want in r.stderr, r.stderr
         assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_free_fraction_frees_only_the_near_part_of_a_surface_ray():
+    """A wall 4 m ahead: with free_fraction 0.75 the first 3 m are freed, the
+    last metre before the wall is left unknown, the wall is still hit."""
+    rays = EchoRays((0.0, 0.0), np.array([0.0]), np.array([4.05]), np.array([True]))
+    out = {}
+    for frac in (1.0, 0.75):
+        m = EchoMap(FusionParams(free_fraction=frac))
+        m.add_rays(rays, (0.0, 0.0, 0.0))
+        g = m.occupancy()
+        row = g.data[int(-g.origin[1] / CELL)]
+        out[frac] = {v: int((row == v).sum()) for v in (FREE, OCCUPIED)}
+    assert out[1.0] == {FREE: 40, OCCUPIED: 1}
+    assert out[0.75] == {FREE: 31, OCCUPIED: 1}
+    with pytest.raises(ValueError, match='free_fraction'):
+        FusionParams(free_fraction=0.0).check()

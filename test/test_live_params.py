@@ -48,12 +48,25 @@ def _set(node, name, value):
     assert node.get_parameter(name).value == value
 
 
-def _noise_chunks(n, channels=4, rate=16000, scale=0.05, frame='mic_array'):
+def _noise_chunks(n, channels=4, rate=16000, scale=0.05, frame='mic_array', start=0):
     rng = np.random.default_rng(5)
-    for k in range(n):
+    for k in range(start, start + n):
         x = rng.normal(0, scale, (channels, rate // 10)).astype(np.float32)
         x[0] *= 2
         yield block_to_chunk(AudioBlock(x, rate, k * (rate // 10), 10**9 + k * 10**8, frame))
+
+
+def _plane_wave_chunks(n, start=0, rate=16000):
+    """Noise from +x reaching the 4-mic array (whole-sample delays): a source
+    SRP-PHAT is confident about (about 0.8), so the tracker confirms it."""
+    from av_perception.arrays import load_array
+    delays = np.rint(load_array('respeaker4').positions[:, 0] / 343.0 * rate).astype(int)
+    s = np.random.default_rng(5).normal(0, 0.05, (start + n + 1) * rate // 10 + 8)
+    step = rate // 10
+    for k in range(start, start + n):
+        x = np.stack([s[4 + d + k * step:4 + d + (k + 1) * step] for d in delays])
+        yield block_to_chunk(AudioBlock(x.astype(np.float32), rate, k * step,
+                                        10**9 + k * 10**8, 'mic_array'))
 
 
 def check_sound_direction(ros):
@@ -63,11 +76,17 @@ def check_sound_direction(ros):
     _set(node, 'publish_tf', True)      # off at start: turning it on publishes frames
     _set(node, 'tf_prefix', 'voice_')
     _set(node, 'arrow_length', 2.5)
+    _set(node, 'odom_frame', '')        # no TF lookups: no turn counted unknown
     pub = ros.publisher(AudioChunk, 'audio/raw', qos.AUDIO)
-    for msg in _noise_chunks(8):
+    for msg in _plane_wave_chunks(12):  # 8 windows: the track is confirmed after 4
         pub.publish(msg)
     ros.spin_until(lambda: tf and markers, what='frames and markers')
     assert tf[-1].transforms[0].child_frame_id.startswith('voice_')
+    assert 'turns_unknown' not in node.monitor.facts
+    _set(node, 'odom_frame', 'odom')    # no odom on /tf here: each window's turn unknown
+    for msg in _plane_wave_chunks(12, start=12):
+        pub.publish(msg)
+    ros.spin_until(lambda: 'turns_unknown' in node.monitor.facts, what='a turn looked up')
     arrows = [m for a in markers for m in a.markers if m.type == Marker.ARROW]
     assert arrows and all(m.scale.x <= 2.5 for m in arrows)
     assert max(m.scale.x for m in arrows) > 1.0  # at the default 1 m none could be longer
@@ -166,7 +185,8 @@ def check_audio_capture(ros):
 
 
 CHECKS = {
-    'sound_direction': ({'publish_tf', 'tf_prefix', 'arrow_length'}, check_sound_direction),
+    'sound_direction': ({'publish_tf', 'tf_prefix', 'arrow_length', 'odom_frame'},
+                        check_sound_direction),
     'audio_monitor': ({'silent_dbfs', 'clip_level'}, check_audio_monitor),
     'audio_common_adapter': ({'frame_id', 'sample_format', 'channels', 'sample_rate',
                               'stamp_at_end', 'receipt_tolerance'}, check_audio_common_adapter),

@@ -4,19 +4,16 @@ package.xml is format 3, and the CLI fails with one readable line."""
 
 from __future__ import annotations
 
-import ast
 import os
 import signal
 import subprocess
 import sys
 import threading
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import yaml
 
-from av_perception.nodes import NODES
 from av_perception.runner import nodes_in_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,16 +33,21 @@ def test_params_files_name_only_package_nodes(path):
 
 
 def test_msg_files_match_the_interface_contract():
-    """Field names and types of AudioChunk and SoundDirection as in interfaces.md."""
+    """Field names and types of AudioChunk, SoundSourceArray and SoundSource
+    as in interfaces.md; the retired SoundDirection is no package message."""
     def fields(name):
         lines = [ln.split('#')[0].split() for ln in (ROOT / 'msg' / name).read_text().splitlines()]
         return [tuple(ln) for ln in lines if ln]
     assert fields('AudioChunk.msg') == [
         ('std_msgs/Header', 'header'), ('uint32', 'sample_rate'), ('uint16', 'channels'),
         ('uint64', 'first_sample'), ('float32[]', 'data')]
-    assert fields('SoundDirection.msg') == [
-        ('std_msgs/Header', 'header'), ('float32', 'azimuth'), ('float32', 'elevation'),
-        ('float32', 'confidence'), ('bool', 'front_back_ambiguous')]
+    assert fields('SoundSourceArray.msg') == [
+        ('std_msgs/Header', 'header'), ('SoundSource[]', 'sources')]
+    assert fields('SoundSource.msg') == [
+        ('uint32', 'id'), ('geometry_msgs/Vector3', 'direction'), ('float32', 'azimuth'),
+        ('float32', 'elevation'), ('bool', 'elevation_known'), ('float32', 'confidence'),
+        ('bool', 'front_back_ambiguous')]
+    assert not (ROOT / 'msg' / 'SoundDirection.msg').exists()
 
 
 def _cli(*args, timeout=60):

@@ -17,6 +17,7 @@ from av_perception.nodes import NODES
 ROOT = Path(__file__).resolve().parent.parent
 RVIZ = ROOT / 'config' / 'av_perception.rviz'
 
+
 def _norm(topic: str) -> str:
     """Relative and absolute names of the same topic (no namespace) compare equal."""
     return topic.lstrip('/')
@@ -81,8 +82,15 @@ def test_rviz_shows_what_the_issue_asks_for():
     doc = yaml.safe_load(RVIZ.read_text())
     classes = [d['Class'] for d in doc['Visualization Manager']['Displays']]
     assert 'rviz_default_plugins/TF' in classes
-    assert {'/echo_depth/depth', '/echo_depth/occupancy', '/sound_direction/markers',
+    assert {'/echo_depth/depth', '/echo_depth/occupancy', '/echo_depth/map',
+            '/echo_depth/scan', '/sound_direction/markers',
             '/av_heatmap/overlay'} <= _rviz_topics()
+    markers = next(d for d in doc['Visualization Manager']['Displays']
+                   if d.get('Topic', {}).get('Value') == '/sound_direction/markers')
+    assert markers['Namespaces'] == {'sound_direction': True, 'sound_direction/ids': True}
+    echo_map = next(d for d in doc['Visualization Manager']['Displays']
+                    if d.get('Topic', {}).get('Value') == '/echo_depth/map')
+    assert echo_map['Topic']['Durability Policy'] == 'Transient Local'  # the map is latched
 
 
 def test_every_rviz_topic_is_published_by_a_node():
@@ -91,9 +99,16 @@ def test_every_rviz_topic_is_published_by_a_node():
     assert not missing, f'{RVIZ.name} names topics no node publishes: {missing}'
 
 
-def test_rviz_fixed_frame_is_broadcast_by_the_robot_config():
+def test_rviz_fixed_frame_is_the_echo_maps_frame():
+    """The fixed frame is the odometry frame echo_depth fuses its map in (so
+    the map stays put while the robot moves), and the simulated robot's
+    odometry broadcasts it."""
+    import inspect
+
+    from av_perception.nodes.echo_depth import EchoDepthNode
+    from av_perception.nodes.sim_world import SimWorldNode
     fixed = yaml.safe_load(RVIZ.read_text())['Visualization Manager']['Global Options'][
         'Fixed Frame']
-    frames = yaml.safe_load((ROOT / 'config' / 'robot.yaml').read_text())[
-        '/**/static_frames']['ros__parameters']
-    assert fixed in {frames[child]['parent'] for child in frames['frames']}
+    assert fixed == 'odom'
+    assert "self.param('map_frame', 'odom'" in inspect.getsource(EchoDepthNode)
+    assert "'odom_frame', 'odom'" in inspect.getsource(SimWorldNode)

@@ -100,7 +100,8 @@ def test_recorder_output_from_params_stays_in_its_folder(ros, tmp_path):
     with pytest.raises(ConfigError):
         ros.node(RecorderNode, {'output': '../escaped', 'output_dir': str(tmp_path / 'bags')})
     with pytest.raises(ConfigError):
-        ros.node(RecorderNode, {'output': str(tmp_path / 'abs'), 'output_dir': str(tmp_path / 'b')})
+        ros.node(RecorderNode, {'output': str(tmp_path / 'abs'),
+                                'output_dir': str(tmp_path / 'b')})
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     node = ros.node(RecorderNode, {'output': 'run1', 'output_dir': str(tmp_path / 'bags')})
     assert node.writer.path == (tmp_path / 'bags' / 'run1').resolve()

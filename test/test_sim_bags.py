@@ -4,6 +4,7 @@ byte for byte, readable back into the same data."""
 from __future__ import annotations
 
 import io
+import math
 import subprocess
 import sys
 from collections import Counter
@@ -15,7 +16,8 @@ import pytest
 from av_perception.audio.chunk import AudioBlock, StreamChecker
 from av_perception.bag.io import read_bag
 from av_perception.sim.bags import simulate
-from av_perception.sim.scene import SceneParams, generate_scene, load_robot
+from av_perception.sim.scene import SceneParams, generate_scene
+from av_perception.robot import load_robot
 
 POSES = 2
 
@@ -44,21 +46,30 @@ def test_bag_round_trips_with_the_contract_topics(two_runs):
     msgs = list(read_bag(bag))
     counts = Counter(m.topic for m in msgs)
     scene = generate_scene(0, 'train', 5, SceneParams(poses=POSES))
-    n_src = len(scene.active_sources)
     assert counts['camera/image_raw'] == POSES
     assert counts['camera/camera_info'] == POSES
     assert counts['audio/echo'] == POSES
     assert counts['audio/raw'] == POSES * 5 and counts['audio/binaural'] == POSES * 5
     for t in ('gt/depth', 'gt/camera_info', 'gt/source_mask', 'gt/pose', 'gt/occupancy'):
         assert counts[t] == POSES, t
-    # one per array for each 100 ms chunk in which a sounding source sounds
+    # one SoundSourceArray per array for each 100 ms chunk: the sources
+    # sounding in it (id = scene source index + 1), empty when none does
     dirs = [m.msg for m in msgs if m.topic == 'gt/sound_direction']
-    chunk_stamps = {(m.msg.header.stamp.sec, m.msg.header.stamp.nanosec) for m in msgs
-                    if m.topic == 'audio/raw'}
-    assert 0 < len(dirs) <= POSES * 5 * n_src * 2
-    assert all((d.header.stamp.sec, d.header.stamp.nanosec) in chunk_stamps for d in dirs)
+    chunk_stamps = [(m.msg.header.stamp.sec, m.msg.header.stamp.nanosec) for m in msgs
+                    if m.topic == 'audio/raw']
+    assert len(dirs) == 2 * len(chunk_stamps)
+    assert sorted((d.header.stamp.sec, d.header.stamp.nanosec) for d in dirs) == \
+        sorted(chunk_stamps * 2)
     frames = Counter(d.header.frame_id for d in dirs)
     assert frames['mic_array'] == frames['head'] == len(dirs) // 2
+    ids = {s.id for d in dirs for s in d.sources}
+    assert ids and ids <= {i + 1 for i, s in enumerate(scene.sources) if s.active}
+    for d in dirs:
+        for s in d.sources:
+            assert s.confidence == 1.0 and s.elevation_known
+            assert s.front_back_ambiguous == (d.header.frame_id == 'head')
+            assert math.isclose(math.hypot(s.direction.x, s.direction.y, s.direction.z), 1.0,
+                                rel_tol=1e-6)
     assert counts['tf_static'] == 1
 
     robot = load_robot()
@@ -74,8 +85,8 @@ def test_bag_round_trips_with_the_contract_topics(two_runs):
     assert echo.header.stamp == img.header.stamp  # emitted when the frame is taken
     assert echo.channels == 2 and len(echo.data) == 2 * robot.echo_window(echo.sample_rate)
     tf = next(m.msg for m in msgs if m.topic == 'tf_static')
-    assert {t.child_frame_id for t in tf.transforms} >= {'mic_array', 'head', 'echo_head',
-                                                          'camera_link', 'camera_link_optical'}
+    assert {t.child_frame_id for t in tf.transforms} >= {
+        'mic_array', 'head', 'echo_head', 'camera_link', 'camera_link_optical'}
     # the wheel odometry: odom -> base_link at every echo's stamp, the motion
     # since the first pose (in the first pose's frame)
     odom = [m.msg.transforms for m in msgs if m.topic == 'tf']

@@ -28,7 +28,24 @@ def test_installed_for_the_pinned_release():
     assert pyroomacoustics.__version__ == fast_tail.PINNED
     assert rt.poisson_sequence is fast_tail.poisson_sequence
     assert rt.directional_sequence is fast_tail.directional_sequence
-    assert set(fast_tail.UPSTREAM) == {'poisson_sequence', 'directional_sequence'}
+    assert rt.interp_hist is fast_tail.interp_hist
+    assert set(fast_tail.UPSTREAM) == set(fast_tail.REPLACED)
+
+
+def test_remembered_histogram_interpolation_is_upstreams():
+    """The same result as upstream's for each content, also when a histogram
+    comes back after others (and its array cannot be changed by a caller)."""
+    rng = np.random.default_rng(4)
+    hists = [rng.random(n) for n in (150, 625, 37)] + [rng.random((3, 40))]
+    for _ in range(2):
+        for h, n_samples in zip(hists, (9600, 40000, 4096, 2600)):
+            ours = fast_tail.interp_hist(h.copy(), n_samples)
+            assert np.array_equal(ours, fast_tail.UPSTREAM['interp_hist'](h, n_samples))
+            assert not ours.flags.writeable
+    h = hists[0].copy()
+    first = fast_tail.interp_hist(h, 9600)
+    h[10] += 1.0  # other content: computed again
+    assert not np.array_equal(fast_tail.interp_hist(h, 9600), first)
 
 
 @pytest.mark.parametrize('volume,duration', [(50.0, 0.6), (20.0, 0.3), (300.0, 1.0),

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.signal import correlate, hilbert
 
-from av_perception.sim.scene import Box, Pose2D, Source, generate_scene, load_robot
+from av_perception.sim.scene import Box, Pose2D, Source, generate_scene
+from av_perception.robot import load_robot
 from av_perception.sim.world import SceneSimulator
 
 C = 343.0
@@ -74,7 +75,8 @@ def test_first_echo_comes_from_the_nearest_surface_the_floor():
         env, direct = arrivals(sim, echo)
         t = first_echo_time(env, sim.echo_rate, direct)
     floor = np.mean([specular_path(speaker, mics[:, m], 2, 0.0) for m in range(2)]) / C
-    others = [specular_path(speaker, mics[:, 0], 0, 0.0), specular_path(speaker, mics[:, 0], 1, 0.0),
+    others = [specular_path(speaker, mics[:, 0], 0, 0.0),
+              specular_path(speaker, mics[:, 0], 1, 0.0),
               specular_path(speaker, mics[:, 0], 1, scene.size[1])]
     assert floor < min(others) / C  # the geometry makes the floor the nearest
     assert abs(t - floor) < 1e-3, (t, floor)
@@ -164,8 +166,8 @@ def test_array_tdoas_match_the_ground_truth_direction(left_source_slot):
 
 
 def test_occupancy_ground_truth_marks_walls_boxes_and_free_space():
-    scene = room(size=(6.0, 5.0, 3.0), boxes=(Box((3.5, 4.0, 0.5), (0.6, 0.6, 1.0), (1, 0, 0),
-                                                    'plain', 'wood_16mm'),),
+    box = Box((3.5, 4.0, 0.5), (0.6, 0.6, 1.0), (1, 0, 0), 'plain', 'wood_16mm')
+    scene = room(size=(6.0, 5.0, 3.0), boxes=(box,),
                  poses=(Pose2D(3.5, 2.0, math.pi / 2),))
     from av_perception.sim.world import occupancy_grid
     occ = occupancy_grid(scene, scene.poses[0], size=10.0, resolution=0.1)

@@ -18,8 +18,8 @@ import pytest
 
 from av_perception.sim.render import (TEXTURE_SIZE, SceneRenderer, View, source_mask,
                                       texture_image)
-from av_perception.sim.scene import (SURFACES, TEXTURES, Box, Pose2D, base_to_world,
-                                     generate_scene, load_robot)
+from av_perception.sim.scene import SURFACES, TEXTURES, Box, Pose2D, base_to_world, generate_scene
+from av_perception.robot import load_robot
 
 ROOM = (6.0, 4.0, 3.0)
 GREY = (0.6, 0.6, 0.6)
@@ -234,7 +234,7 @@ def test_texture_images_are_deterministic_tinted_and_featured():
             assert steps > 50, name
     assert not np.array_equal(texture_image('checker', color), texture_image('checker', GREY))
     with pytest.raises(ValueError):
-        texture_image('marble', color)
+        texture_image('velvet', color)
 
 
 # ------------------------------------------------------------ 4. determinism

@@ -12,8 +12,8 @@ from av_perception.audio.chunk import StreamChecker
 from av_perception.nodes.sim_world import SimWorldNode
 from av_perception.ros import qos
 from av_perception.ros.messages import chunk_to_block, image_to_array
-from av_perception.sim.scene import load_robot
-from av_perception.msg import AudioChunk, SoundDirection
+from av_perception.robot import load_robot
+from av_perception.msg import AudioChunk, SoundSourceArray
 
 
 def test_sim_world_streams_camera_audio_echo_and_truth(ros):
@@ -24,7 +24,7 @@ def test_sim_world_streams_camera_audio_echo_and_truth(ros):
     echoes = ros.collect(AudioChunk, 'audio/echo', qos.AUDIO)
     raw = ros.collect(AudioChunk, 'audio/raw', qos.AUDIO)
     binaural = ros.collect(AudioChunk, 'audio/binaural', qos.AUDIO)
-    dirs = ros.collect(SoundDirection, 'gt/sound_direction', qos.RELIABLE)
+    dirs = ros.collect(SoundSourceArray, 'gt/sound_direction', qos.RELIABLE)
     poses = ros.collect(PoseStamped, 'gt/pose', qos.RELIABLE)
     tf = ros.collect(TFMessage, '/tf', qos.TF)
     ros.spin_until(lambda: len(echoes) >= 3 and len(raw) >= 12 and len(imgs) >= 12,
@@ -45,7 +45,8 @@ def test_sim_world_streams_camera_audio_echo_and_truth(ros):
         events = [ev for m in stream for ev in checker.check(chunk_to_block(m))]
         assert events == [], events
     assert {m.header.frame_id for m in dirs} == {'mic_array', 'head'}
-    assert all(m.confidence == 1.0 for m in dirs)
+    assert all(s.confidence == 1.0 and s.id >= 1 for m in dirs for s in m.sources)
+    assert any(m.sources for m in dirs)
     assert poses[-1].header.frame_id == 'map'
     odom = [t for m in tf for t in m.transforms]
     assert odom and odom[0].header.frame_id == 'odom' and odom[0].child_frame_id == 'base_link'

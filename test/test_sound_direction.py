@@ -1,5 +1,7 @@
 """Sound direction: streaming windows, and the running node finds simulated
-sources where they are, for each array; bad input is counted."""
+sources where they are, for each array, as tracked sources with stable ids
+(SoundSourceArray, empty while silent); turns come from TF; bad input is
+counted."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from av_perception.ros import qos
 from av_perception.ros.messages import block_to_chunk
 from av_perception.sim.scene import Box, Pose2D, Source
 from av_perception.sim.world import SceneSimulator
-from av_perception.msg import AudioChunk, SoundDirection
+from av_perception.msg import AudioChunk, SoundSourceArray
 from test_sim_physics import room
 
 
@@ -90,11 +92,15 @@ def one_source():
                               a.stream_rate, a.directions)
 
 
-def _run_node(ros, params, samples, fs, frame_id, topic='audio/raw'):
+def _run_node(ros, params, samples, fs, frame_id, topic='audio/raw', before_audio=None):
+    """Feed ``samples`` in 0.1 s chunks; returns the node, the published
+    SoundSourceArrays (one per window) and the MarkerArrays."""
     node = ros.node(SoundDirectionNode, params)
-    out = ros.collect(SoundDirection, 'sound_direction', qos.RELIABLE)
+    out = ros.collect(SoundSourceArray, 'sound_direction', qos.RELIABLE)
     markers = ros.collect(MarkerArray, 'sound_direction/markers', qos.RELIABLE)
     pub = ros.publisher(AudioChunk, topic, qos.AUDIO)
+    if before_audio is not None:
+        before_audio(node)
     step = fs // 10
     n = samples.shape[1] // step
     for k in range(n):
@@ -106,38 +112,93 @@ def _run_node(ros, params, samples, fs, frame_id, topic='audio/raw'):
     return node, out, markers
 
 
+def _sources(arrays):
+    return [s for a in arrays for s in a.sources]
+
+
 @pytest.mark.parametrize('method', ['srp', 'normmusic'])
-def test_node_finds_a_source_with_the_4mic_array(ros, one_source, method):
+def test_node_finds_and_tracks_a_source_with_the_4mic_array(ros, one_source, method):
+    """One source, 1 s: one message per 0.1 s window; the tracker confirms
+    it after k hits and keeps one id; markers carry that id."""
     sim, slot = one_source
     truth = slot.directions['array'][0].azimuth
     node, out, markers = _run_node(ros, {'method': method, 'array': 'respeaker4'}, slot.array,
                                    slot.stream_rate, 'mic_array')
-    assert out, 'no direction published'
-    az = np.median([m.azimuth for m in out])
+    ros.spin_until(lambda: len(out) >= 6, what='6 windows')
+    k = node.tracker.params.confirm_hits
+    assert [len(a.sources) for a in out[:k - 1]] == [0] * (k - 1)   # not yet confirmed
+    srcs = _sources(out)
+    assert srcs, 'no direction published'
+    assert {s.id for s in srcs} == {1}
+    az = np.median([s.azimuth for s in srcs])
     assert abs(math.degrees(az - truth)) < 10, (math.degrees(az), math.degrees(truth))
-    assert all(m.header.frame_id == 'mic_array' and not m.front_back_ambiguous for m in out)
-    assert all(0 <= m.confidence <= 1 for m in out)
-    arrows = [mk for arr in markers for mk in arr.markers if mk.type == Marker.ARROW]
-    assert arrows and all(arr.markers[0].action == Marker.DELETEALL for arr in markers)
+    assert all(a.header.frame_id == 'mic_array' for a in out)
+    for s in srcs:
+        assert not s.front_back_ambiguous and 0 <= s.confidence <= 1
+        assert not s.elevation_known  # a planar array
+        v = (s.direction.x, s.direction.y, s.direction.z)
+        assert np.allclose(v, (math.cos(s.azimuth), math.sin(s.azimuth), 0.0), atol=1e-5)
+    arrows = [mk for arr in markers for mk in arr.markers
+              if mk.type == Marker.ARROW and mk.action == Marker.ADD]
+    labels = [mk for arr in markers for mk in arr.markers if mk.type == Marker.TEXT_VIEW_FACING]
+    assert arrows and {mk.id for mk in arrows} == {1} and {mk.text for mk in labels} == {'1'}
+    assert all(arr.markers[0].action == Marker.DELETEALL for arr in markers)
+
+
+def test_silence_publishes_an_empty_array(ros):
+    """Nothing sounds: a message per window with no sources ("no source",
+    not "nothing published")."""
+    x = np.zeros((4, 16000), np.float32)
+    node, out, markers = _run_node(ros, {'method': 'srp', 'array': 'respeaker4'}, x, 16000,
+                                   'mic_array')
+    ros.spin_until(lambda: len(out) >= 6, what='6 windows')
+    assert [len(a.sources) for a in out] == [0] * len(out)
+    assert all(len(arr.markers) == 1 for arr in markers)  # the DELETEALL only
+
+
+def test_turns_from_tf_reach_the_tracker(ros, one_source):
+    """odom -> mic_array on /tf at the windows' stamps: each window after
+    the first gets its turn from TF (counted in /diagnostics), and the
+    source keeps its id."""
+    from tf2_msgs.msg import TFMessage
+
+    from av_perception.ros.tf import transform
+
+    sim, slot = one_source
+
+    def send_tf(node):
+        pub = ros.publisher(TFMessage, '/tf', qos.TF)
+        pub.publish(TFMessage(transforms=[
+            transform('odom', 'mic_array', (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0),
+                      10**9 + k * 10**8) for k in range(12)]))
+        ros.spin_until(lambda: node.tf_listener.buffer.can_transform(
+            'odom', 'mic_array', 10**9 + 10**9), what='TF')
+
+    node, out, _ = _run_node(ros, {'method': 'srp', 'array': 'respeaker4'}, slot.array,
+                             slot.stream_rate, 'mic_array', before_audio=send_tf)
+    ros.spin_until(lambda: len(out) >= 6, what='6 windows')
+    assert node.monitor.facts['turns_from_tf'] == str(len(out) - 1)
+    assert 'turns_unknown' not in node.monitor.facts
+    assert {s.id for s in _sources(out)} == {1}
 
 
 def test_two_sources_90_degrees_apart_are_both_found(ros):
-    """NormMUSIC with two sources: each true direction is found (within
-    10 deg) in at least half of the analysis windows of one second."""
+    """NormMUSIC with two sources, untracked (every estimate, id 0): each
+    true direction is found (within 10 deg) in at least half of the
+    analysis windows of one second."""
     scene = _scene([10.0, 100.0], cls=('noise', 'noise'))
     scene = replace(scene, poses=scene.poses * 2)
     with SceneSimulator(scene) as sim:
         x = np.concatenate([sim.slot(0).array, sim.slot(1).array], axis=1)
         truths = [d.azimuth for d in sim.directions(scene.poses[0])['array']]
     node, out, markers = _run_node(ros, {'method': 'normmusic', 'array': 'respeaker4',
-                                         'num_sources': 2, 'min_confidence': 0.0}, x, 16000,
-                                   'mic_array')
-    ros.spin_until(lambda: len({(m.header.stamp.sec, m.header.stamp.nanosec)
-                                for m in out}) >= 6, what="all windows")
-    by_stamp = {}
-    for m in out:
-        by_stamp.setdefault((m.header.stamp.sec, m.header.stamp.nanosec), []).append(m.azimuth)
+                                         'num_sources': 2, 'min_confidence': 0.0,
+                                         'tracking': False}, x, 16000, 'mic_array')
+    ros.spin_until(lambda: len(out) >= 6, what="all windows")
+    by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): [s.azimuth for s in m.sources]
+                for m in out}
     assert len(by_stamp) >= 6  # 0.5 s windows every 0.1 s over 1 s
+    assert {s.id for s in _sources(out)} == {0}
     for t in truths:
         hits = sum(any(abs(math.degrees(fold_wrap(a - t))) < 10 for a in azs)
                    for azs in by_stamp.values())
@@ -187,14 +248,16 @@ def test_node_with_the_shipped_model(ros, one_source, array, topic, role, frame)
     sim, slot = one_source
     samples = slot.array if role == 'array' else slot.binaural
     truth = slot.directions[role][0].azimuth
-    node, out, _ = _run_node(ros, {'method': 'learned', 'array': array, 'audio_topic': topic},
-                             samples, slot.stream_rate, frame, topic=topic)
+    node, out, _ = _run_node(ros, {'method': 'learned', 'array': array, 'audio_topic': topic,
+                                   'tracking': False}, samples, slot.stream_rate, frame,
+                             topic=topic)
     assert node.monitor.facts['execution_provider'] == 'CPUExecutionProvider'
     assert node.monitor.facts['model_id'].startswith(f'direction-{array}')
-    az = np.median([m.azimuth for m in out])
+    srcs = _sources(out)
+    az = np.median([s.azimuth for s in srcs])
     want = fold_front(truth) if role == 'binaural' else truth
     assert abs(math.degrees(fold_wrap(az - want))) < 10, (math.degrees(az), math.degrees(want))
-    assert all(m.front_back_ambiguous == (role == 'binaural') for m in out)
+    assert all(s.front_back_ambiguous == (role == 'binaural') for s in srcs)
 
 
 def test_node_finds_a_source_with_the_binaural_head_by_gcc(ros, one_source):
@@ -205,10 +268,12 @@ def test_node_finds_a_source_with_the_binaural_head_by_gcc(ros, one_source):
     node, out, _ = _run_node(ros, {'method': 'gcc', 'array': 'binaural',
                                    'audio_topic': 'audio/binaural'}, rec.binaural,
                              rec.stream_rate, 'head', topic='audio/binaural')
-    assert out, 'no direction published'
-    az = np.median([m.azimuth for m in out])
+    ros.spin_until(lambda: len(_sources(out)) >= 3, what='a confirmed track')
+    srcs = _sources(out)
+    az = np.median([s.azimuth for s in srcs])
     assert abs(math.degrees(az - truth)) < 10, (math.degrees(az), math.degrees(truth))
-    assert all(m.header.frame_id == 'head' and m.front_back_ambiguous for m in out)
+    assert all(m.header.frame_id == 'head' for m in out)
+    assert all(s.front_back_ambiguous for s in srcs) and {s.id for s in srcs} == {1}
 
 
 def test_a_3d_array_gives_elevation_and_a_planar_one_does_not():

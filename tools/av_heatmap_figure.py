@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument('--bags', type=Path, default=ROOT / 'bench' / '.cache' / 'av_heatmap_test_path')
+    ap.add_argument('--bags', type=Path,
+                    default=ROOT / 'bench' / '.cache' / 'av_heatmap_test_path')
     ap.add_argument('--model', type=Path, default=None)
     ap.add_argument('--alone', type=Path, default=shipped_model(ALONE_MODEL))
     ap.add_argument('--count', type=int, default=6)

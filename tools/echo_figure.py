@@ -3,7 +3,8 @@ microphone's spectrogram), the depth the shipped student predicts from it,
 the teacher's depth from the camera image, the ground truth, and the
 occupancy grid made from the prediction (ground-truth obstacles in red).
 
-    .venv/bin/python tools/echo_figure.py [--bags bench/.cache/doa_test] [--out docs/echo_depth.png]
+    .venv/bin/python tools/echo_figure.py [--bags bench/.cache/doa_test] \
+        [--out docs/echo_depth.png]
 """
 
 from __future__ import annotations

@@ -162,7 +162,8 @@ class StreamChecker:
             if abs(err) > self.stamp_tolerance:
                 events.append(StreamEvent(
                     'stamp_jump',
-                    f'a stamp near {self._predicted_stamp_ns * 1e-9:.6f} s (from the sample count)',
+                    f'a stamp near {self._predicted_stamp_ns * 1e-9:.6f} s '
+                    '(from the sample count)',
                     f'{block.stamp_ns * 1e-9:.6f} s ({err * 1e3:+.1f} ms)'))
         self._stream_rate = block.sample_rate
         self._stream_channels = block.channels

@@ -31,6 +31,7 @@ from av_perception.avl.projection import CameraView
 from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, ODOM_FRAME, BagFrames,
                                         Intrinsics, UnusableBag, check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns
+from av_perception.bag.sources import source_readings
 from av_perception.doa.dataset import assemble
 from av_perception.geometry.tf_buffer import Transform, TfBuffer, TransformError
 from av_perception.image import RawImage, decode
@@ -129,8 +130,8 @@ def load_samples(path: str | Path, window: int, bag: int = 0, namespace: str = '
         elif m.topic == MASK_TOPIC:
             masks[stamp_ns(m.msg)] = _decode(m.msg) > 0
         elif m.topic == TRUTH_TOPIC:
-            truths.append((stamp_ns(m.msg), m.msg.header.frame_id, float(m.msg.azimuth),
-                           float(m.msg.elevation)))
+            truths.extend((stamp_ns(m.msg), m.msg.header.frame_id, r.azimuth, r.elevation)
+                          for r in source_readings(m.msg))
         elif m.topic == TEACHER_TOPIC:
             teacher.append(m.msg)
         else:

@@ -17,7 +17,8 @@ Two kinds of model (``AvSpec.acoustic`` in the model's metadata):
   what: the fused score of a pixel is ``cos + w * log(A + floor)``
   (:func:`fused_score`: the same expression the training pools over, ``w``
   and ``floor`` in the model's metadata), the cosine map resized bilinearly
-  to the image, the geometric map computed at the image's size. The heatmap is ``score * exp((F - F_peak) / 0.1)``:
+  to the image, the geometric map computed at the image's size. The heatmap
+  is ``score * exp((F - F_peak) / 0.1)``:
   1 x the score at the peak and falling by e every 0.1 of fused score;
   the **score** is ``A * (1 + cos) / 2`` at the peak, in [0, 1]: the sound
   comes from there (A) and what is there looks like what is heard (cos).

@@ -84,7 +84,8 @@ class AudioEncoder(nn.Module):
 
     def __init__(self, spec: AvSpec, dim: int = 64, global_dim: int = 64) -> None:
         super().__init__()
-        self.spec_net = nn.Sequential(_conv(1, 16), nn.MaxPool2d(2), _conv(16, 32), nn.MaxPool2d(2),
+        self.spec_net = nn.Sequential(_conv(1, 16), nn.MaxPool2d(2), _conv(16, 32),
+                                      nn.MaxPool2d(2),
                                       _conv(32, 64), nn.MaxPool2d(2), _conv(64, 96),
                                       nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.pair_net = None

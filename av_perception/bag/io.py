@@ -19,7 +19,7 @@ from typing import Any
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from av_perception.bag.salvage import (Damaged, check_structure, count_readable, mcap_files,
-                                      readable)
+                                       readable)
 from av_perception.bag.types import package_msgtypes, typestore
 from av_perception.errors import InputError
 
@@ -40,6 +40,7 @@ def nearest(stamps, t: int, tolerance_ns: int) -> int | None:
     i = int(np.searchsorted(stamps, t))
     best = min((j for j in (i - 1, i) if 0 <= j < len(stamps)), key=lambda j: abs(stamps[j] - t))
     return best if abs(int(stamps[best]) - t) <= tolerance_ns else None
+
 
 def relative_topic(topic: str, namespace: str = '') -> str:
     """``/robot1/audio/raw`` with namespace ``robot1`` -> ``audio/raw``.

@@ -12,7 +12,7 @@ import numpy as np
 
 from av_perception import image as imgcodec
 from av_perception.bag.types import package_msgtypes, typestore
-from av_perception.geometry.frames import StaticFrame
+from av_perception.geometry.frames import StaticFrame, unit_vector
 
 
 class Messages:
@@ -44,7 +44,7 @@ class Messages:
         P = np.zeros((3, 4))
         P[:, :3] = K
         roi = self._t('sensor_msgs/msg/RegionOfInterest')(x_offset=0, y_offset=0, height=0,
-                                                           width=0, do_rectify=False)
+                                                          width=0, do_rectify=False)
         return self._t('sensor_msgs/msg/CameraInfo')(
             header=self.header(ns, frame_id), height=height, width=width,
             distortion_model='plumb_bob', d=np.zeros(5), k=K.reshape(-1), r=np.eye(3).reshape(-1),
@@ -58,12 +58,20 @@ class Messages:
             channels=int(samples.shape[0]), first_sample=int(first_sample),
             data=np.ascontiguousarray(samples.T).reshape(-1))
 
-    def sound_direction(self, azimuth: float, elevation: float, confidence: float,
-                        ambiguous: bool, ns: int, frame_id: str):
-        return self._t('av_perception/msg/SoundDirection')(
-            header=self.header(ns, frame_id), azimuth=float(azimuth),
-            elevation=float(elevation), confidence=float(confidence),
-            front_back_ambiguous=bool(ambiguous))
+    def sound_sources(self, sources, ns: int, frame_id: str):
+        """A SoundSourceArray in ``frame_id`` at ``ns``; ``sources``: tuples
+        (id, azimuth [rad], elevation [rad], elevation_known, confidence,
+        front_back_ambiguous); empty: nothing sounds."""
+        t = 'av_perception/msg/'
+        vec = self._t('geometry_msgs/msg/Vector3')
+        out = []
+        for sid, az, el, el_known, conf, amb in sources:
+            x, y, z = unit_vector(az, el)
+            out.append(self._t(t + 'SoundSource')(
+                id=int(sid), direction=vec(x=x, y=y, z=z), azimuth=float(az),
+                elevation=float(el), elevation_known=bool(el_known),
+                confidence=float(conf), front_back_ambiguous=bool(amb)))
+        return self._t(t + 'SoundSourceArray')(header=self.header(ns, frame_id), sources=out)
 
     def pose(self, x: float, y: float, z: float, yaw: float):
         g = 'geometry_msgs/msg/'

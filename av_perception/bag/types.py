@@ -3,7 +3,9 @@
 
 Bags written before the messages moved into the ``av_perception`` package
 name them ``av_perception_msgs/msg/...``; those names stay readable (same
-definitions, see :data:`LEGACY_PACKAGES`)."""
+definitions, see :data:`LEGACY_PACKAGES`). The per-source ``SoundDirection``
+that ``SoundSourceArray`` replaced is no longer a package message; its
+definition stays here (:data:`LEGACY_DEFINITIONS`) so that old bags read."""
 
 from __future__ import annotations
 
@@ -22,6 +24,16 @@ _REPO = Path(__file__).resolve().parent.parent.parent
 _FIELD_TYPE = re.compile(r'^\s*([A-Za-z][\w/]*)(?:\[[^\]]*\])?\s+\w+')
 #: Old interface package names -> the package whose .msg files define them now.
 LEGACY_PACKAGES = {'av_perception_msgs': 'av_perception'}
+#: Retired message types, by every name bags may carry them under -> their
+#: definition: read from old bags, never published.
+SOUND_DIRECTION_DEF = """std_msgs/Header header
+float32 azimuth
+float32 elevation
+float32 confidence
+bool front_back_ambiguous
+"""
+LEGACY_DEFINITIONS = {'av_perception/msg/SoundDirection': SOUND_DIRECTION_DEF,
+                      'av_perception_msgs/msg/SoundDirection': SOUND_DIRECTION_DEF}
 _PRIMITIVES = {'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16',
                'uint16', 'int32', 'uint32', 'int64', 'uint64', 'string', 'wstring', 'time',
                'duration'}
@@ -89,7 +101,7 @@ def typestore(msgtypes: Iterable[str] = ()) -> Typestore:
         if t in seen or t in store.fielddefs:
             continue
         seen.add(t)
-        text = find_msg_file(t).read_text()
+        text = LEGACY_DEFINITIONS.get(t) or find_msg_file(t).read_text()
         found.update(get_types_from_msg(text, t))
         todo.extend(d for d in _dependencies(text, t.split('/')[0]) if d not in store.fielddefs)
     if found:
@@ -99,6 +111,7 @@ def typestore(msgtypes: Iterable[str] = ()) -> Typestore:
 
 def package_msgtypes() -> list[str]:
     """The message types this package defines or needs beyond rosbags' store."""
-    return ['av_perception/msg/AudioChunk', 'av_perception/msg/SoundDirection',
+    return ['av_perception/msg/AudioChunk', 'av_perception/msg/SoundSourceArray',
+            *LEGACY_DEFINITIONS,
             'audio_common_msgs/msg/AudioData', 'audio_common_msgs/msg/AudioDataStamped',
             'audio_common_msgs/msg/AudioInfo']

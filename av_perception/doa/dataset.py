@@ -18,6 +18,7 @@ import numpy as np
 from av_perception.bag.contents import UnusableBag
 from av_perception.bag.contents import list_bags  # noqa: F401 - its former home
 from av_perception.bag.io import read_bag, stamp_ns
+from av_perception.bag.sources import source_readings
 from av_perception.errors import InputError
 
 
@@ -76,12 +77,15 @@ class Truth:
 
 
 def truths(msgs: list) -> list[Truth]:
-    """gt/sound_direction messages grouped by stamp."""
+    """gt/sound_direction messages (SoundSourceArray, or the per-source
+    SoundDirection of older bags) grouped by stamp; an empty array is a
+    silent period of its frame."""
     by_stamp: dict[int, Truth] = {}
     for m in msgs:
         ns = stamp_ns(m)
         t = by_stamp.setdefault(ns, Truth(ns))
-        t.azimuths.setdefault(m.header.frame_id, []).append(float(m.azimuth))
+        t.azimuths.setdefault(m.header.frame_id, []).extend(
+            r.azimuth for r in source_readings(m))
     return [by_stamp[k] for k in sorted(by_stamp)]
 
 

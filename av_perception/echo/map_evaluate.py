@@ -1,22 +1,32 @@
 """Scoring the echo map on any bags (``av-perception eval echo-map`` and
 bench/echo_map).
 
-A bag needs ``audio/echo``, the odometry on ``/tf`` (``odom`` -> base; and
-``/tf_static`` if the chain has fixed links) and a ``gt/occupancy`` (in the
-base frame) at each echo's stamp; topics may be absolute or under a
-namespace. Per bag, in stamp order, each echo:
+Bags are read as every command reads them (``bag.contents``): the folders
+under the given ones, symbolic links followed; a bag that lacks
+``audio/echo``, the odometry on ``/tf`` or ``gt/occupancy`` (topics
+absolute or under a namespace) is named on one warning line and skipped, as
+is a bag of which not one echo can be scored; none usable is an
+:class:`~av_perception.errors.InputError` (one line, exit 2). Frames come
+from the bag's /tf_static and /tf (a :class:`~av_perception.bag.contents.
+BagFrames`), by the names of :class:`MapFrames` (the echo_depth node's
+parameters and defaults). Per bag, in stamp order, each echo:
 
-1. runs the echo-depth model; its depth becomes REP 117 ranges
+1. is placed on the robot: the pose of the virtual camera's optical frame
+   (default ``<echo chunk frame>_optical``) in the base frame at the echo's
+   stamp, as the node takes it from TF; the scoring has no mount of its
+   own to fall back to: an echo without it is counted
+   (``echoes_without_camera``) and left out;
+2. runs the echo-depth model; its depth becomes REP 117 ranges
    (``rep117_depth``: +Inf where it reaches the model's range) and column
    rays (``depth_rays``), as the node does;
-2. is fused into an :class:`~av_perception.echo.mapping.EchoMap` in ``odom``
-   with the base's pose from a TF buffer fed with the bag's /tf and
-   /tf_static at the echo's stamp (exact or interpolated, never
-   extrapolated: an echo without it is counted, ``echoes_without_tf``, and
-   left out of everything, as is an echo without a gt/occupancy within
-   ``tolerance``);
-3. is scored alone: its single-echo grid (base frame) against its own
-   gt/occupancy.
+3. is fused into an :class:`~av_perception.echo.mapping.EchoMap` in the
+   odometry frame with the base's pose at the echo's stamp (exact or
+   interpolated, never extrapolated: an echo without it is counted,
+   ``echoes_without_odometry``, and left out of everything, as is an echo
+   without a gt/occupancy within ``tolerance``, ``echoes_without_gt``);
+4. is scored alone: its single-echo grid (base frame) against its own
+   gt/occupancy (carried into the base frame at the echo's stamp through
+   TF if it is in another frame or at another stamp).
 
 **The reference.** What the echoes could have seen: from the sensor (the
 virtual camera's position in the base frame), one sight line per image
@@ -25,10 +35,12 @@ horizontal extent of the horizon pixel at optical depth ``max_depth``) and
 within the echo grid's window, stopping at the first occupied cell (seen)
 or at unknown space (outside the room). The cells these sight lines cross
 are the area the echo covered. The truth of a cell is the gt grids' own
-label: the single echo is scored on its grid's cells (resampled nearest to
-the echo grid's lattice); for the fused map each gt grid is carried into
-odom with the base's pose at its stamp (nearest cell at each map cell's
-centre), and where the grids disagree (a cell near a wall, sampled from
+label, resampled to the lattice scored (:meth:`GtGrid.sample_cells`: the
+cell under each cell's centre when the gt grid is as coarse or coarser;
+occupied if any finer gt cell within is, so a thin wall of a finer
+gt grid is kept): the single echo is scored on the echo grid's cells; for
+the fused map each gt grid is carried into odom with the base's pose at its
+stamp onto the map's cells, and where the grids disagree (a cell near a wall, sampled from
 differently rotated grids) the majority of those that know the cell wins,
 a tie going to occupied. The map's reference is that truth over the union
 of the covered areas.
@@ -54,25 +66,28 @@ the final maps, the cells behind the free IoU (:func:`free_breakdown`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from scipy.ndimage import binary_dilation
 
+from av_perception.bag.contents import (BASE_FRAME, ODOM_FRAME, TF_TOPICS, BagFrames,
+                                        UnusableBag, each_bag, list_bags)
 from av_perception.bag.io import nearest, read_bag, stamp_ns
-from av_perception.doa.dataset import list_bags
 from av_perception.echo.mapping import (EchoMap, FusionParams, GrowingGrid, export, from_frame,
                                         to_frame)
 from av_perception.echo.occupancy import (FREE, OCCUPIED, UNKNOWN, CameraMount, EchoRays,
                                           GridSpec, depth_rays, free_iou, rasterize, ray_points,
                                           rep117_depth)
-from av_perception.errors import InputError
 from av_perception.geometry.frames import quaternion_yaw
-from av_perception.geometry.tf_buffer import TfBuffer, TransformError
+from av_perception.geometry.tf_buffer import TransformError
 
-TOPICS = ('audio/echo', 'tf', 'tf_static', 'gt/occupancy')
+ECHO, GT_OCCUPANCY = 'audio/echo', 'gt/occupancy'
+TOPICS = (ECHO, GT_OCCUPANCY, *TF_TOPICS)
 METRICS = ('free_iou', 'occ_recall', 'occ_precision')
 _NEAR = np.ones((3, 3), bool)           # within one cell: the 8-neighbourhood
 
@@ -102,6 +117,36 @@ class GtGrid:
         return cls(data, float(info.resolution),
                    (float(o.position.x), float(o.position.y), quaternion_yaw(o.orientation)),
                    msg.header.frame_id)
+
+    def moved(self, rel: np.ndarray, frame_id: str) -> GtGrid:
+        """The same cells seen from ``frame_id``, given ``rel``: the 4x4 pose
+        of this grid's frame in ``frame_id`` (projected on the xy plane)."""
+        x0, y0, yaw0 = self.origin
+        o = rel @ np.array([x0, y0, 0.0, 1.0])
+        return GtGrid(self.data, self.resolution,
+                      (float(o[0]), float(o[1]), yaw0 + math.atan2(rel[1, 0], rel[0, 0])),
+                      frame_id)
+
+    def sample_cells(self, centres: np.ndarray, cell: float, yaw: float = 0.0) -> np.ndarray:
+        """Labels of (N,) square cells of side ``cell`` [m] centred at
+        ``centres`` (N, 2) of its frame [m], their sides turned ``yaw`` [rad]
+        from its axes: occupied if any of its own cells within is, else free
+        if any is, else unknown. Each cell is sampled on an n x n lattice
+        with n = ceil(cell / resolution), so a wall one fine cell thick is
+        kept in a coarser cell; with cells no larger than its own (n = 1),
+        the label of the cell under each centre (:meth:`sample`)."""
+        n = max(1, int(math.ceil(cell / self.resolution - 1e-9)))
+        p = np.asarray(centres, float).reshape(-1, 2)
+        if n == 1:
+            return self.sample(p)
+        off = ((np.arange(n) + 0.5) / n - 0.5) * cell
+        ox, oy = (v.ravel() for v in np.meshgrid(off, off))
+        c, s = math.cos(yaw), math.sin(yaw)
+        sub = p[:, None, :] + np.stack([c * ox - s * oy, s * ox + c * oy], -1)[None]
+        lab = self.sample(sub.reshape(-1, 2)).reshape(len(p), n * n)
+        out = np.where((lab == FREE).any(axis=1), FREE, UNKNOWN).astype(np.int8)
+        out[(lab == OCCUPIED).any(axis=1)] = OCCUPIED
+        return out
 
     def sample(self, points: np.ndarray) -> np.ndarray:
         """Labels of the cells holding (N, 2) points of its frame [m] (-1 outside)."""
@@ -165,100 +210,170 @@ def grid_scores(pred: np.ndarray, ref: np.ndarray, truth: np.ndarray) -> dict[st
             'occ_precision': float((p_occ & near(t_occ)).sum() / n_pred) if n_pred else math.nan}
 
 
+@dataclass(frozen=True)
+class MapFrames:
+    """The frame names the scoring looks up in a bag's TF (the node's
+    parameters of the same names, with its defaults).
+
+    Attributes:
+        odom_frame: the map's fixed frame (REP 105 ``odom``): the base's
+            pose in it at each echo's stamp is the odometry the echoes are
+            fused with.
+        base_frame: the robot's base (REP 105 ``base_link``): the frame of
+            the single-echo grid; gt/occupancy in another frame is carried
+            into it through TF.
+        optical_frame: the virtual camera's optical frame (REP 103: z
+            forward, x right, y down), whose pose in ``base_frame`` places
+            the echo's depth image on the robot; '' = ``<frame of the
+            audio/echo chunk>_optical`` (the node's ``<echo array
+            frame>_optical``).
+    """
+
+    odom_frame: str = ODOM_FRAME
+    base_frame: str = BASE_FRAME
+    optical_frame: str = ''
+
+    def optical(self, echo_frame: str) -> str:
+        """The optical frame of an echo chunk recorded in ``echo_frame``."""
+        return self.optical_frame or f'{echo_frame.lstrip("/")}_optical'
+
+
 @dataclass
 class Echo:
-    """One scored echo: its REP 117 depth, its gt grid and the base's pose
-    in odom at its stamp (x [m], y [m], yaw [rad])."""
+    """One scored echo: its REP 117 depth, its gt grid (in the base frame,
+    at the echo's stamp), the base's pose in odom at its stamp (x [m], y
+    [m], yaw [rad]) and the virtual camera's mount on the base (from the
+    bag's TF at its stamp)."""
 
     stamp_ns: int
     depth: np.ndarray
     gt: GtGrid
     pose: tuple[float, float, float]
+    mount: CameraMount
 
 
 @dataclass
 class BagEchoes:
-    """The echoes of one bag that can be scored, and what was left out."""
+    """The echoes of one bag that can be scored, and what was left out:
+    echoes without a gt/occupancy within the tolerance (``without_gt``),
+    without the virtual camera's pose on the base (``without_camera``: base
+    <- optical frame not in the bag's TF), without the odometry
+    (``without_odometry``: odom <- base, or the gt grid's frame, not known
+    at the stamp); ``tf_errors``: 'camera <kind>' / 'odometry <kind>' ->
+    count, ``first_error``: the first such message of each."""
 
     name: str
     echoes: list[Echo] = field(default_factory=list)
     chunks: int = 0
-    without_tf: int = 0
     without_gt: int = 0
+    without_camera: int = 0
+    without_odometry: int = 0
     tf_errors: dict[str, int] = field(default_factory=dict)
+    first_error: dict[str, str] = field(default_factory=dict)
+    odom_frame: str = ODOM_FRAME
+
+    def _miss(self, what: str, exc: TransformError) -> None:
+        key = f'{what} {type(exc).__name__}'
+        self.tf_errors[key] = self.tf_errors.get(key, 0) + 1
+        self.first_error.setdefault(what, str(exc).splitlines()[0])
+
+
+#: What a bag needs: the echoes, the odometry on /tf and the reference.
+NEEDS = (ECHO, 'tf', GT_OCCUPANCY)
 
 
 def read_echoes(path: str | Path, predict: Callable[[np.ndarray, int], np.ndarray],
-                max_depth: float, namespace: str = '', odom_frame: str = 'odom',
-                base_frame: str | None = None, tolerance: float = 0.05,
-                tf_tolerance: float = 0.0) -> BagEchoes:
+                max_depth: float, namespace: str = '', frames: MapFrames = MapFrames(),
+                tolerance: float = 0.05, tf_tolerance: float = 0.0) -> BagEchoes:
     """Run ``predict(samples (C, N), sample_rate) -> depth [m]`` on every
     audio/echo chunk of a bag that has a gt/occupancy within ``tolerance``
-    [s] and a transform ``odom_frame`` <- ``base_frame`` (default: the
-    gt/occupancy frame) at its stamp (``tf_tolerance`` [s] beyond the
-    transforms' ends).
+    [s], the virtual camera's pose ``frames.base_frame`` <- optical frame
+    and the odometry ``frames.odom_frame`` <- ``frames.base_frame`` at its
+    stamp in the bag's /tf_static and /tf (``tf_tolerance`` [s] beyond the
+    transforms' ends; between two transforms they are interpolated). An
+    echo without one of them is counted (:class:`BagEchoes`), never
+    guessed.
 
     Raises:
-        InputError: the bag has no audio/echo, or no gt/occupancy.
+        UnusableBag: no audio/echo chunk or gt/occupancy, or not one echo
+            that can be scored (the message says which lookups failed, and
+            the option that names the frame).
     """
     path = Path(path)
-    tf = TfBuffer(cache_ns=None)
+    tf = BagFrames(path)
     chunks, gts = [], []
     for m in read_bag(path, TOPICS, namespace):
-        if m.topic == 'audio/echo':
+        if m.topic == ECHO:
             chunks.append(m.msg)
-        elif m.topic == 'gt/occupancy':
+        elif m.topic == GT_OCCUPANCY:
             gts.append(m.msg)
         else:
-            tf.add_message(m.msg, static=m.topic == 'tf_static')
-    if not chunks:
-        raise InputError('bag', f'audio/echo chunks in {path}', 'none')
-    if not gts:
-        raise InputError('bag', f'gt/occupancy (the reference) in {path}', 'none')
+            tf.feed(m)
+    if not chunks or not gts:
+        raise UnusableBag(path, f'{ECHO} chunks and {GT_OCCUPANCY}', f'{len(chunks)} echo '
+                          f'chunks, {len(gts)} gt/occupancy')
     gts.sort(key=stamp_ns)
     g_st = np.array([stamp_ns(g) for g in gts], np.int64)
-    out = BagEchoes(path.name, chunks=len(chunks))
+    out = BagEchoes(path.name, chunks=len(chunks), odom_frame=frames.odom_frame)
+    tol = int(tf_tolerance * 1e9)
+    base = frames.base_frame
     for msg in sorted(chunks, key=stamp_ns):
         t = stamp_ns(msg)
         j = nearest(g_st, t, int(tolerance * 1e9))
         if j is None:
             out.without_gt += 1
             continue
-        gt = GtGrid.from_message(gts[j])
-        base = base_frame or gt.frame_id
         try:
-            pose = tf.lookup(odom_frame, base, t, int(tf_tolerance * 1e9))
-            gt_pose = tf.lookup(odom_frame, gt.frame_id, stamp_ns(gts[j]),
-                                int(tf_tolerance * 1e9))
+            cam = tf.tf.lookup(base, frames.optical(msg.header.frame_id), t, tol)
         except TransformError as exc:
-            out.without_tf += 1
-            kind = type(exc).__name__
-            out.tf_errors[kind] = out.tf_errors.get(kind, 0) + 1
+            out.without_camera += 1
+            out._miss('camera', exc)
             continue
-        if base != gt.frame_id or stamp_ns(gts[j]) != t:
-            # the gt grid in the echo's base frame at the echo's stamp
-            rel = np.linalg.inv(pose.matrix) @ gt_pose.matrix
-            x0, y0, yaw0 = gt.origin
-            o = rel @ np.array([x0, y0, 0.0, 1.0])
-            gt = GtGrid(gt.data, gt.resolution,
-                        (float(o[0]), float(o[1]), yaw0 + math.atan2(rel[1, 0], rel[0, 0])),
-                        base)
+        gt, g_t = GtGrid.from_message(gts[j]), stamp_ns(gts[j])
+        try:
+            pose = tf.tf.lookup(frames.odom_frame, base, t, tol)
+            if gt.frame_id.lstrip('/') != base or g_t != t:
+                gt_pose = tf.tf.lookup(frames.odom_frame, gt.frame_id, g_t, tol)
+                gt = gt.moved(np.linalg.inv(pose.matrix) @ gt_pose.matrix, base)
+        except TransformError as exc:
+            out.without_odometry += 1
+            out._miss('odometry', exc)
+            continue
         data = np.asarray(msg.data, np.float32).reshape(-1, int(msg.channels)).T
         depth = rep117_depth(predict(data, int(msg.sample_rate)), max_depth)
-        out.echoes.append(Echo(t, depth, gt, (pose.xyz[0], pose.xyz[1], pose.yaw)))
+        out.echoes.append(Echo(t, depth, gt, (pose.xyz[0], pose.xyz[1], pose.yaw),
+                               CameraMount.from_optical(cam.xyz, cam.quat_xyzw)))
+    if not out.echoes:
+        raise UnusableBag(path, f'echoes with {GT_OCCUPANCY} within {tolerance:g} s, the '
+                          f'camera pose {base} <- {frames.optical("<echo frame>")} '
+                          '(--base-frame, --optical-frame) and the odometry '
+                          f'{frames.odom_frame} <- {base} (--odom-frame) at their stamps',
+                          f'none of {out.chunks}: {_left_out(out)}')
     return out
+
+
+def _left_out(b: BagEchoes) -> str:
+    """'8 without the camera pose (no transform ...)', ... in one line."""
+    parts = []
+    for n, what, key in ((b.without_gt, f'without {GT_OCCUPANCY}', ''),
+                         (b.without_camera, 'without the camera pose', 'camera'),
+                         (b.without_odometry, 'without the odometry', 'odometry')):
+        if n:
+            why = b.first_error.get(key)
+            parts.append(f'{n} {what}' + (f' ({why})' if why else ''))
+    return ', '.join(parts)
 
 
 @dataclass
 class MapSetup:
-    """The sensor and the fusion the scoring uses.
+    """The sensor and the fusion the scoring uses (where the sensor is on
+    the robot is each echo's own :attr:`Echo.mount`, from the bag).
 
     Attributes:
-        k: the depth image's 3x3 intrinsics; width: its columns.
+        k: the depth image's 3x3 intrinsics [px]; width: its columns.
         max_depth: the model's range [m] (optical depth).
         params: fusion parameters.
         grid: the single-echo grid (window, resolution, height band).
-        mount: the virtual camera in the base frame.
     """
 
     k: np.ndarray
@@ -266,7 +381,17 @@ class MapSetup:
     max_depth: float
     params: FusionParams = FusionParams()
     grid: GridSpec = GridSpec()
-    mount: CameraMount = CameraMount()
+
+    def echo_rays(self, e: Echo) -> EchoRays:
+        """An echo's column rays (base frame) from its depth, as the node
+        makes them."""
+        return depth_rays(e.depth, self.k, e.mount, self.grid, self.max_depth)
+
+    def reference_rays(self, e: Echo) -> EchoRays:
+        """What a perfect sensor at the echo's virtual camera sees of its gt
+        grid (the sight lines of :func:`visible_rays`)."""
+        origin, az, reach = sight_lines(self.k, self.width, e.mount, self.max_depth)
+        return visible_rays(e.gt, origin, az, reach)
 
 
 def _union(*grids: GrowingGrid) -> GrowingGrid:
@@ -287,12 +412,13 @@ def _nanmean(values: Iterable[float]) -> float | None:
 def score_bag(bag: BagEchoes, setup: MapSetup, rays: Callable[[Echo], EchoRays] | None = None,
               over_time: bool = True) -> dict:
     """Fuse and score one bag's echoes (``rays``: the rays of an echo,
-    default from its depth; an oracle passes the gt's). Returns the fused
-    map's metrics (final and, with ``over_time``, after every echo), the
-    single echoes' and counts."""
+    default :meth:`MapSetup.echo_rays`, from its depth; an oracle passes
+    :meth:`MapSetup.reference_rays`). Returns the fused map's metrics (final
+    and, with ``over_time``, after every echo), the single echoes' and
+    counts."""
     grid, params = setup.grid, setup.params
-    origin, az, reach = sight_lines(setup.k, setup.width, setup.mount, setup.max_depth)
-    mp = EchoMap(params, 'odom', grid, setup.mount, setup.max_depth)
+    rays = rays or setup.echo_rays
+    mp: EchoMap | None = None          # made with the first echo's camera pose, as the node
     ref = GrowingGrid(params.resolution, {'free': (np.int32, 0), 'occ': (np.int32, 0),
                                           'seen': (bool, False)}, params.grow, params.max_size)
     res = min(grid.resolution, params.resolution)
@@ -302,14 +428,17 @@ def score_bag(bag: BagEchoes, setup: MapSetup, rays: Callable[[Echo], EchoRays] 
     local = np.stack([cx.ravel(), cy.ravel()], -1)
     single, steps, cells = [], [], {}
     for e in bag.echoes:
-        r = rays(e) if rays else depth_rays(e.depth, setup.k, setup.mount, grid, setup.max_depth)
-        seen = visible_rays(e.gt, origin, az, reach)
+        r = rays(e)
+        seen = setup.reference_rays(e)
         # the single echo, on the echo grid's lattice in the base frame
         pred = rasterize(*ray_points(r, grid), grid)
-        truth = e.gt.sample(local).reshape(n, n)
+        truth = e.gt.sample_cells(local, grid.resolution).reshape(n, n)
         covered = rasterize(*ray_points(seen, grid), grid) != UNKNOWN
         single.append(grid_scores(pred, np.where(covered, truth, UNKNOWN), truth))
         # the map, and the reference in odom (sampled as finely as the map's rays)
+        if mp is None:
+            mp = EchoMap(params, bag.odom_frame, grid, e.mount, setup.max_depth)
+        mp.mount = e.mount
         mp.add_rays(r, e.pose)
         _add_reference(ref, e, *ray_points(seen, grid, res))
         last = e is bag.echoes[-1]
@@ -319,7 +448,8 @@ def score_bag(bag: BagEchoes, setup: MapSetup, rays: Callable[[Echo], EchoRays] 
     return {'bag': bag.name, 'fused': final, 'fused_cells': cells,
             'fused_over_time': {m: _nanmean(s[m] for s in steps) for m in METRICS},
             'single': single, 'echoes': len(bag.echoes), 'chunks': bag.chunks,
-            'without_tf': bag.without_tf, 'without_gt': bag.without_gt,
+            'without_gt': bag.without_gt, 'without_camera': bag.without_camera,
+            'without_odometry': bag.without_odometry,
             'reference_cells': _reference_counts(ref)}
 
 
@@ -340,7 +470,7 @@ def _add_reference(ref: GrowingGrid, e: Echo, free: np.ndarray, hits: np.ndarray
     rows = np.arange(ri.min(), ri.max() + 1)
     lc, lr = np.meshgrid(cols, rows)
     centres = (np.stack([lc.ravel(), lr.ravel()], -1) + 0.5) * ref.resolution
-    lab = g.sample(from_frame(centres, e.pose))
+    lab = g.sample_cells(from_frame(centres, e.pose), ref.resolution, -e.pose[2])
     rr, cc, inside = ref.index(lc.ravel(), lr.ravel())
     lab = lab[inside]
     np.add.at(ref.layers['free'], (rr[lab == FREE], cc[lab == FREE]), 1)
@@ -405,8 +535,9 @@ def summarize(bags: list[dict]) -> dict:
                                          'outside')}
     out['counts'] = {'bags': len(bags), 'echo_chunks': sum(b['chunks'] for b in bags),
                      'echoes_used': sum(b['echoes'] for b in bags),
-                     'echoes_without_tf': sum(b['without_tf'] for b in bags),
                      'echoes_without_gt': sum(b['without_gt'] for b in bags),
+                     'echoes_without_camera': sum(b['without_camera'] for b in bags),
+                     'echoes_without_odometry': sum(b['without_odometry'] for b in bags),
                      'reference_free_cells': sum(b['reference_cells']['free'] for b in bags),
                      'reference_occupied_cells': sum(b['reference_cells']['occupied']
                                                      for b in bags)}
@@ -417,36 +548,45 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
-def load_bags(bags_dir: str | Path, model: str | Path | None = None, namespace: str = '',
-              odom_frame: str = 'odom', base_frame: str | None = None,
-              tolerance: float = 0.05) -> tuple[list[BagEchoes], MapSetup]:
-    """Every bag's scorable echoes, with the model's depth, and the setup
-    from the model's contract (intrinsics, width, range).
+def load_bags(bags: str | Path | Sequence[str | Path], model: str | Path | None = None,
+              namespace: str = '', frames: MapFrames = MapFrames(), tolerance: float = 0.05,
+              out: TextIO = sys.stderr, progress: bool = False
+              ) -> tuple[list[BagEchoes], MapSetup]:
+    """The scorable echoes of every usable bag under ``bags`` (a folder, or
+    several), with the model's depth, and the setup from the model's
+    contract (intrinsics, width, range). A bag that is not usable is named
+    on one warning line on ``out`` and skipped (``bag.contents.each_bag``);
+    ``progress``: a progress line on ``out``.
 
     Raises:
-        InputError: no bag, a bag without audio/echo or gt/occupancy, or no
-            echo that can be scored.
+        InputError: no bag under ``bags``, or none usable (naming the first
+            one's reason).
     """
     from av_perception.echo.model import EchoDepthModel
     net = EchoDepthModel(model)
-    bags = [read_echoes(p, net, net.max_depth, namespace, odom_frame, base_frame, tolerance)
-            for p in list_bags(bags_dir)]
-    if not any(b.echoes for b in bags):
-        tf = sum(b.without_tf for b in bags)
-        raise InputError('echo_map', f'echoes with gt/occupancy and the transform {odom_frame} '
-                         f'-> base at their stamp in {bags_dir}',
-                         f'none ({sum(b.chunks for b in bags)} echoes, {tf} without the '
-                         f'transform, {sum(b.without_gt for b in bags)} without gt/occupancy)')
-    return bags, MapSetup(net.k, net.width, net.max_depth)
+    roots = [bags] if isinstance(bags, (str, Path)) else list(bags)
+    found: list[BagEchoes] = []
+
+    def load(path: Path) -> BagEchoes:
+        found.append(read_echoes(path, net, net.max_depth, namespace, frames, tolerance))
+        return found[-1]
+
+    def echoes() -> str:
+        return f'{sum(len(b.echoes) for b in found)} echoes'
+
+    done = each_bag(list_bags(*roots), load, NEEDS, namespace, 'the echo map: echoes, the '
+                    'odometry on /tf and the reference', out, echoes if progress else None)
+    return [b for _, b in done], MapSetup(net.k, net.width, net.max_depth)
 
 
-def score_echo_map(bags_dir: str | Path, model: str | Path | None = None, namespace: str = '',
-                   params: FusionParams = FusionParams(), odom_frame: str = 'odom',
-                   base_frame: str | None = None) -> dict:
-    """The summary of :func:`summarize` for the bags under ``bags_dir``."""
-    bags, setup = load_bags(bags_dir, model, namespace, odom_frame, base_frame)
-    setup = MapSetup(setup.k, setup.width, setup.max_depth, params)
-    return summarize([score_bag(b, setup) for b in bags])
+def score_echo_map(bags: str | Path | Sequence[str | Path], model: str | Path | None = None,
+                   namespace: str = '', params: FusionParams = FusionParams(),
+                   frames: MapFrames = MapFrames(), out: TextIO = sys.stderr,
+                   progress: bool = False) -> dict:
+    """The summary of :func:`summarize` for the usable bags under ``bags``
+    (see :func:`load_bags`)."""
+    scored, setup = load_bags(bags, model, namespace, frames, out=out, progress=progress)
+    return summarize([score_bag(b, replace(setup, params=params)) for b in scored])
 
 
 def format_summary(s: dict) -> str:
@@ -459,8 +599,9 @@ def format_summary(s: dict) -> str:
                      f'  {ratio}')
     c = s['counts']
     lines.append(f"{c['bags']} bags, {c['echoes_used']} echoes fused of {c['echo_chunks']} "
-                 f"({c['echoes_without_tf']} without TF, {c['echoes_without_gt']} without "
-                 'gt/occupancy)')
+                 f"({c['echoes_without_gt']} without gt/occupancy, "
+                 f"{c['echoes_without_camera']} without the camera pose, "
+                 f"{c['echoes_without_odometry']} without the odometry)")
     return '\n'.join(lines)
 
 

@@ -3,8 +3,10 @@ fixed frame (``odom``, REP 105), with log-odds, as a costmap can use it.
 
 Each echo contributes what its single-echo grid (``echo.occupancy``) says,
 from the same column rays: the cells its rays cross are observed free (the
-"miss" probability), the cell of each ray's surface occupied (the "hit"
-probability); a cell both freed and hit by one echo counts as hit, once.
+"miss" probability; on a ray that ends at a surface, only up to
+``FusionParams.free_fraction`` of its range), the cell of each ray's surface
+occupied (the "hit" probability); a cell both freed and hit by one echo
+counts as hit, once.
 Evidence is taken within the echo grid's window (``GridSpec.size``, a square
 around the base) and within its height band, so a map cell says no more than
 the single-echo grid would. The rays are carried into the map frame with the
@@ -47,7 +49,10 @@ class FusionParams:
     shipped echo-depth student): the best fused free-space IoU among the
     settings whose occupied-cell recall (within one cell) reaches 0.62.
     A strong hit against a weak miss keeps walls that several echoes place
-    a cell apart; one miss is enough to call a cell free.
+    a cell apart; one miss is enough to call a cell free. Freeing only the
+    near 85 % of a surface ray (``free_fraction``) with a stronger miss (0.3)
+    keeps an overshooting far surface from clearing the cells in front of
+    the true wall (fused free IoU on those rooms 0.544 -> 0.563).
 
     Attributes:
         resolution: map cell side [m].
@@ -56,17 +61,23 @@ class FusionParams:
         p_min, p_max: clamp of a cell's probability (log-odds clamp).
         occupied_threshold: probability from which a cell is exported occupied (100).
         free_threshold: probability up to which a cell is exported free (0).
+        free_fraction: share (0, 1] of a surface ray's range that is
+            observed free (the rest of the ray, up to its surface, says
+            nothing). Below 1 for echo depth, whose far surfaces are
+            predicted too far as often as not: the cells in front of the
+            true wall would otherwise be freed (see the sweep).
         grow: the map grows by at least this much on a side at a time [m].
         max_size: largest side of the map [m].
     """
 
     resolution: float = 0.1
     p_hit: float = 0.9
-    p_miss: float = 0.4
+    p_miss: float = 0.3
     p_min: float = 0.12
     p_max: float = 0.97
     occupied_threshold: float = 0.55
     free_threshold: float = 0.49
+    free_fraction: float = 0.85
     grow: float = 5.0
     max_size: float = 400.0
 
@@ -81,6 +92,8 @@ class FusionParams:
             raise ValueError('need 0 < p_min <= free_threshold < occupied_threshold <= p_max '
                              f'< 1, got {self.p_min}, {self.free_threshold}, '
                              f'{self.occupied_threshold}, {self.p_max}')
+        if not 0 < self.free_fraction <= 1:
+            raise ValueError(f'free_fraction must be in (0, 1], got {self.free_fraction}')
         if not (self.grow > 0 and self.max_size >= self.resolution):
             raise ValueError(f'grow must be > 0 m and max_size >= resolution, got {self.grow}, '
                              f'{self.max_size}')
@@ -269,7 +282,8 @@ class EchoMap:
     def add_rays(self, rays: EchoRays, pose) -> int:
         """Fuse one echo's column rays (base frame) taken at ``pose``."""
         free, hits = ray_points(rays, self.grid, min(self.grid.resolution,
-                                                     self.params.resolution))
+                                                     self.params.resolution),
+                                self.params.free_fraction)
         free_c, free_r = self.cells.lattice(to_frame(free, pose))
         hit_c, hit_r = self.cells.lattice(to_frame(hits, pose))
         self.cells.cover(np.concatenate([free_c, hit_c]), np.concatenate([free_r, hit_r]))
@@ -303,4 +317,3 @@ def export(logodds_: np.ndarray, params: FusionParams) -> np.ndarray:
     out[logodds_ <= logodds(params.free_threshold)] = FREE
     out[logodds_ == 0.0] = UNKNOWN
     return out
-

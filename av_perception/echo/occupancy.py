@@ -171,13 +171,14 @@ def depth_rays(depth: np.ndarray, k: np.ndarray, mount: CameraMount = CameraMoun
     return EchoRays((float(t[0]), float(t[1])), az, np.where(hit, rmin, free_len), hit)
 
 
-def ray_points(rays: EchoRays, grid: GridSpec = GridSpec(), resolution: float | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def ray_points(rays: EchoRays, grid: GridSpec = GridSpec(), resolution: float | None = None,
+               free_fraction: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Sample points of the rays inside the grid's square (base frame [m]):
     ``free`` (N, 2) every half cell along each ray up to half a cell short of
-    its surface (a hit ray) or to its end (a free ray), and ``hits`` (M, 2)
-    the surfaces. ``resolution`` (default ``grid.resolution``) sets the
-    spacing, for a map finer than the grid."""
+    its surface (a hit ray; and no farther than ``free_fraction`` of its
+    range) or to its end (a free ray), and ``hits`` (M, 2) the surfaces.
+    ``resolution`` (default ``grid.resolution``) sets the spacing, for a map
+    finer than the grid."""
     res = float(resolution or grid.resolution)
     ox, oy = grid.origin
     rng = np.asarray(rays.range, float)
@@ -187,7 +188,7 @@ def ray_points(rays: EchoRays, grid: GridSpec = GridSpec(), resolution: float | 
     reach = float(np.hypot(corners[:, 0] - sx, corners[:, 1] - sy).max())
     longest = float(min(rng.max(initial=0.0), reach))
     s = np.arange(0.0, longest, res / 2.0)[None, :]
-    end = np.where(rays.hit, rng - res / 2.0, rng)[:, None]
+    end = np.where(rays.hit, np.minimum(rng - res / 2.0, free_fraction * rng), rng)[:, None]
     cos, sin = np.cos(rays.azimuth)[:, None], np.sin(rays.azimuth)[:, None]
     fx, fy = sx + s * cos, sy + s * sin
     keep = (s < end) & _in_square(fx, fy, grid)

@@ -15,6 +15,13 @@ from av_perception.errors import ConfigError
 OPTICAL_RPY = (-math.pi / 2, 0.0, -math.pi / 2)
 
 
+def unit_vector(azimuth: float, elevation: float = 0.0) -> np.ndarray:
+    """(3,) unit vector of an azimuth and elevation [rad] (REP 103: azimuth
+    counter-clockwise from +x, elevation above the x-y plane)."""
+    ce = math.cos(elevation)
+    return np.array([ce * math.cos(azimuth), ce * math.sin(azimuth), math.sin(elevation)])
+
+
 @dataclass(frozen=True)
 class StaticFrame:
     """A fixed transform parent -> child.

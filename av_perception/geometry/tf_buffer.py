@@ -151,7 +151,8 @@ class _EdgeCache:
 
     def insert(self, stamp_ns: int, tf: Transform) -> bool:
         """Add a sample; False if it is older than the cache keeps (dropped)."""
-        if self.cache_ns is not None and self.stamps and stamp_ns < self.stamps[-1] - self.cache_ns:
+        if (self.cache_ns is not None and self.stamps
+                and stamp_ns < self.stamps[-1] - self.cache_ns):
             return False
         if not self.stamps or stamp_ns > self.stamps[-1]:
             self.stamps.append(stamp_ns)
@@ -354,4 +355,3 @@ class TfBuffer:
         self._dynamic.clear()
         self._parent.clear()
         self._seen.clear()
-

@@ -125,7 +125,8 @@ class AudioCommonAdapterNode(AvNode):
         if fmt not in FORMATS:
             raise InputError('sample_format', f'one of {", ".join(FORMATS)}',
                              repr(msg.sample_format))
-        if msg.coding_format and str(msg.coding_format).lower() not in ('wave', 'wav', 'raw', 'pcm'):
+        coding = str(msg.coding_format).lower()
+        if msg.coding_format and coding not in ('wave', 'wav', 'raw', 'pcm'):
             raise InputError('coding_format', "'wave' (uncompressed PCM)",
                              repr(msg.coding_format))
         if msg.channels <= 0 or msg.sample_rate <= 0:

@@ -59,8 +59,8 @@ from av_perception.ros.messages import block_to_chunk
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO, LATCHED
 from av_perception.ros.spin import node_main
-from av_perception.sim.scene import load_robot
-from av_perception.sim.signals import chirp as make_chirp
+from av_perception.robot import load_robot
+from av_perception.audio.chirp import chirp as make_chirp
 from av_perception.msg import AudioChunk
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
@@ -100,10 +100,10 @@ class ChirpEmitterNode(AvNode):
                                    'report [s] (calibrate: true measures it).', lo=-0.5, hi=0.5,
                                    on_change='offset_s')
         calibrate = self.param('calibrate', False, 'Measure latency_offset from the '
-                                      'direct sound first (see the node\'s docs).',
-                                      read_only=True)
+                               'direct sound first (see the node\'s docs).',
+                               read_only=True)
         calibration_chirps = self.param('calibration_chirps', 10, 'Chirps measured when '
-                                             'calibrating.', lo=1, hi=1000, read_only=True)
+                                        'calibrating.', lo=1, hi=1000, read_only=True)
         self.latency = self.param('latency', 0.0, 'PortAudio latency [s] of both directions; '
                                   '0 = the device\'s safe default ("high").', lo=0.0, hi=2.0,
                                   read_only=True)

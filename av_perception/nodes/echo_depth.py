@@ -277,9 +277,8 @@ class EchoDepthNode(AvNode):
         surface = depth_points(depth, self.net.k).reshape(-1, 3)
         clear = depth_points(np.where(np.isposinf(depth), self.net.max_depth, np.nan),
                              self.net.k).reshape(-1, 3)
-        pts = [np.c_[p[np.isfinite(p).all(axis=1)], np.full(int(np.isfinite(p).all(axis=1)
-                                                                 .sum()), r)]
-               for p, r in ((surface, 1.0), (clear, 0.0))]
+        finite = [(p[np.isfinite(p).all(axis=1)], r) for p, r in ((surface, 1.0), (clear, 0.0))]
+        pts = [np.c_[p, np.full(len(p), r)] for p, r in finite]
         data = np.ascontiguousarray(np.concatenate(pts), np.float32)
         msg = PointCloud2(header=hdr, height=1, width=len(data), is_bigendian=False,
                           point_step=16, row_step=16 * len(data), is_dense=True)

@@ -41,8 +41,7 @@ from av_perception.ros.spin import node_main
 from av_perception.ros.tf import TfBroadcaster, transform
 from av_perception.rotation.estimate import (AudioHistory, BinauralDirection, VisualRotation,
                                              YawEstimate, check_same_contract, fuse)
-from av_perception.rotation.features import (binaural_features, grey_input, hfov_deg,
-                                             level_dbfs)
+from av_perception.rotation.features import grey_input, hfov_deg, level_dbfs
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
 PUBLISHES = ('rotation/twist', '/tf')
@@ -180,7 +179,7 @@ class RotationNode(AvNode):
             return None if self.history.expired(stamp) else False
         if level_dbfs(seg) < self.min_level:
             return None
-        return self.audio.azimuth(binaural_features(seg, self.spec))
+        return self.audio.azimuth(seg)
 
     def _try_audio(self) -> None:
         if self.prev is not None and self.prev[2] is None:

@@ -12,8 +12,9 @@ along the robot's path (:func:`path_index`):
   at the emission instant;
 - ground truth: ``gt/depth``, ``gt/camera_info``, ``gt/source_mask``,
   ``gt/pose`` with every frame; ``gt/occupancy`` every slot;
-  ``gt/sound_direction`` with every audio chunk, for the sources sounding in
-  it;
+  ``gt/sound_direction`` (SoundSourceArray) per array with every audio
+  chunk: the sources sounding in it, id = scene source index + 1, empty
+  when none sounds;
 - the robot's fixed frames on ``/tf_static``, and its (perfect) wheel
   odometry ``odom -> base_link`` on ``/tf`` with every camera frame.
 
@@ -45,7 +46,8 @@ from av_perception.geometry.frames import yaw_quaternion
 from av_perception.ros.tf import StaticTfBroadcaster, TfBroadcaster, transform
 from av_perception.sim.bags import (TOPICS, audio_chunk_messages, frame_messages,
                                     slot_event_messages, static_frames)
-from av_perception.sim.scene import SceneParams, describe, generate_scene, load_robot
+from av_perception.sim.scene import SceneParams, describe, generate_scene
+from av_perception.robot import load_robot
 from av_perception.sim.world import SceneSimulator, interpolate
 
 
@@ -61,8 +63,8 @@ class SimWorldNode(AvNode):
         super().__init__('sim_world', **kwargs)
         scene_id = self.param('scene_id', 0, 'Scene (room) to simulate.', lo=0, hi=10**6,
                               read_only=True)
-        split = self.param('split', 'test', 'Rooms of the training or the held-out split.',
-                           choices=['train', 'test'], read_only=True)
+        split = self.param('split', 'test', 'Rooms of the training, the held-out test or the '
+                           'shifted split.', choices=['train', 'test', 'shift'], read_only=True)
         seed = self.param('seed', 0, 'Seed of the scene generator.', lo=0, hi=2**31 - 1,
                           read_only=True)
         poses = self.param('poses', 12, 'Poses on the robot\'s path (driven back and forth).',

@@ -8,14 +8,23 @@ sources over the last ``window`` seconds with the chosen method:
 - ``srp`` (SRP-PHAT) or ``normmusic`` (pyroomacoustics) for 3+ microphones,
 - ``gcc`` (GCC-PHAT) for two microphones or a binaural head.
 
+A tracker (av_perception.doa.tracker: global nearest-neighbour association
+on the unit sphere, birth after k of n hits, death after m misses; its
+parameters per array and method from bench/direction_tracking.py) gives
+each source an id that stays while the track lives. Turns of the array in
+``odom_frame`` (from TF) are applied to the tracks, so a robot turning in
+place keeps its sources' ids.
+
 Publishes, stamped with the acquisition time of the analysis window's first
 sample, in the array frame (REP 103, azimuth CCW from +x):
 
-- ``sound_direction`` (av_perception/SoundDirection), one per source;
+- ``sound_direction`` (av_perception/SoundSourceArray), one per window:
+  the confirmed tracks heard in it (``sources`` empty: nothing sounds);
+  with ``tracking`` false, every estimate with id 0;
 - ``sound_direction/markers`` (visualization_msgs/MarkerArray): a DELETEALL,
-  then one ARROW per source whose length is proportional to its confidence
-  (only the DELETEALL when silent);
-- optionally a TF frame ``<tf_prefix><i>`` per source on /tf, 1 m from the
+  then per source one ARROW (length proportional to its confidence, id =
+  the track id) and a TEXT label with the id;
+- optionally a TF frame ``<tf_prefix><id>`` per source on /tf, 1 m from the
   array along the direction (``publish_tf``).
 
 Chunks whose channel count or sample rate differ from the array geometry
@@ -25,8 +34,8 @@ reported, never silently mislocalised.
 
 from __future__ import annotations
 
-import math
 
+from geometry_msgs.msg import Vector3
 from visualization_msgs.msg import Marker, MarkerArray
 
 from av_perception.arrays import load_array
@@ -34,15 +43,17 @@ from av_perception.audio.chunk import AudioBlock
 from av_perception.doa.classic import METHODS
 from av_perception.doa.evaluate import make_estimator
 from av_perception.doa.stream import DoaResult, StreamingDoa
+from av_perception.doa.tracker import SourceTracker, TrackedSource
 from av_perception.errors import ConfigError, InputError
-from av_perception.geometry.frames import StaticFrame
+from av_perception.geometry.frames import StaticFrame, unit_vector
+from av_perception.geometry.tf_buffer import TransformError
 from av_perception.ros.inputs import AudioInput
 from av_perception.ros.messages import header
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO_LIVE, RELIABLE
 from av_perception.ros.spin import node_main
-from av_perception.ros.tf import TfBroadcaster, transform
-from av_perception.msg import SoundDirection
+from av_perception.ros.tf import TfBroadcaster, TfListener, transform
+from av_perception.msg import SoundSource, SoundSourceArray
 
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
@@ -79,6 +90,13 @@ class SoundDirectionNode(AvNode):
                                     'TF frames.', on_change='tf_prefix')
         self.arrow_length = self.param('arrow_length', 1.0, 'Marker length at confidence 1 '
                                        '[m].', lo=0.05, hi=10.0, on_change='arrow_length')
+        tracking = self.param('tracking', True, 'Track sources (ids stable while a track '
+                              'lives); false: publish every estimate of every window, id 0.',
+                              read_only=True)
+        self.odom_frame = self.param('odom_frame', 'odom', 'Frame in which the array\'s turns '
+                                     'are read from TF and applied to the tracks ("": none; '
+                                     'the gate then has to cover turns).',
+                                     on_change='odom_frame')
         audio_topic = self.param('audio_topic', 'audio/raw', 'AudioChunk input topic (e.g. '
                                  '/audio/binaural for a binaural head).', read_only=True)
         self.array = load_array(array_file)
@@ -97,7 +115,12 @@ class SoundDirectionNode(AvNode):
                                 window=window, hop=hop, num_src=num, min_confidence=min_conf,
                                 silence_dbfs=silence)
         self.frame_id = self.array.frame_id
-        self.pub = self.create_publisher(SoundDirection, 'sound_direction', RELIABLE)
+        self.tracker = (SourceTracker.for_array(self.array, method, hop=hop) if tracking
+                        else None)
+        self.elevation_known = SourceTracker.for_array(self.array, method).elevation_known
+        self._last_rotation = None          # array orientation in odom_frame, last window
+        self.tf_listener = TfListener(self) if tracking else None
+        self.pub = self.create_publisher(SoundSourceArray, 'sound_direction', RELIABLE)
         self.markers = self.create_publisher(MarkerArray, 'sound_direction/markers', RELIABLE)
         self._set_publish_tf(self.publish_tf)
         self.audio_topic = audio_topic
@@ -108,6 +131,8 @@ class SoundDirectionNode(AvNode):
         self.monitor.set_fact('array', f'{self.array.name} ({self.array.channels} mics, '
                                        f'{self.array.sample_rate} Hz, frame {self.frame_id})')
         self.monitor.set_fact('front_back_ambiguous', self.array.front_back_ambiguous)
+        self.monitor.set_fact('tracker', f'{self.tracker.params}' if tracking else 'off')
+        self._turns = {'from_tf': 0, 'unknown': 0}
 
     def _set_publish_tf(self, on: bool) -> None:
         self.publish_tf = on
@@ -125,42 +150,85 @@ class SoundDirectionNode(AvNode):
         for result in self.doa.push(block):
             self.publish(result)
 
+    def _frame_rotation(self, stamp_ns: int):
+        """The array's turn since the last window, from TF (odom_frame <-
+        array at the two windows' stamps), as the tracker takes it; None
+        where TF does not know it (counted in /diagnostics)."""
+        if not self.odom_frame or self.tf_listener is None:
+            return None
+        try:
+            rot = self.tf_listener.buffer.lookup(self.odom_frame, self.frame_id,
+                                                 stamp_ns).matrix[:3, :3]
+        except TransformError:
+            self._last_rotation = None
+            self._turns['unknown'] += 1
+            self.monitor.set_fact('turns_unknown', self._turns['unknown'])
+            return None
+        prev, self._last_rotation = self._last_rotation, rot
+        if prev is None:
+            return None
+        self._turns['from_tf'] += 1
+        self.monitor.set_fact('turns_from_tf', self._turns['from_tf'])
+        return rot.T @ prev
+
+    def _sources(self, result: DoaResult) -> list[TrackedSource]:
+        if self.tracker is not None:
+            return self.tracker.update(result, self._frame_rotation(result.stamp_ns))
+        out = []
+        for src in result.sources:
+            el = src.elevation if self.elevation_known else 0.0
+            out.append(TrackedSource(
+                id=0, azimuth=src.azimuth, elevation=el, elevation_known=self.elevation_known,
+                confidence=src.confidence, front_back_ambiguous=src.front_back_ambiguous,
+                direction=tuple(float(v) for v in unit_vector(src.azimuth, el)), hits=1,
+                misses=0))
+        return out
+
     def publish(self, result: DoaResult) -> None:
         hdr = header(result.stamp_ns, self.frame_id)
         arr = MarkerArray()
         arr.markers.append(Marker(header=hdr, ns='sound_direction', action=Marker.DELETEALL))
+        msg = SoundSourceArray(header=hdr)
         transforms = []
-        for i, src in enumerate(result.sources):
-            self.pub.publish(SoundDirection(header=hdr, azimuth=src.azimuth,
-                                            elevation=src.elevation,
-                                            confidence=src.confidence,
-                                            front_back_ambiguous=src.front_back_ambiguous))
-            arr.markers.append(self._arrow(hdr, i, src.azimuth, src.elevation, src.confidence))
+        for k, src in enumerate(self._sources(result)):
+            x, y, z = src.direction
+            msg.sources.append(SoundSource(
+                id=src.id, direction=Vector3(x=x, y=y, z=z), azimuth=src.azimuth,
+                elevation=src.elevation, elevation_known=src.elevation_known,
+                confidence=src.confidence, front_back_ambiguous=src.front_back_ambiguous))
+            key = src.id if self.tracker is not None else k
+            arr.markers.extend(self._markers(hdr, key, src))
             if self.publish_tf:
-                f = StaticFrame.from_rpy(self.frame_id, f'{self.tf_prefix}{i}',
-                                         _unit(src.azimuth, src.elevation), (0.0, -src.elevation,
-                                                                              src.azimuth))
+                f = StaticFrame.from_rpy(self.frame_id, f'{self.tf_prefix}{key}', src.direction,
+                                         (0.0, -src.elevation, src.azimuth))
                 transforms.append(transform(f.parent, f.child, f.xyz, f.quat_xyzw,
                                             result.stamp_ns))
+        self.pub.publish(msg)
         self.markers.publish(arr)
         if transforms:
             self.tf.send(transforms)
         self.monitor.set_fact('level_dbfs', f'{result.level_dbfs:.1f}')
-        self.monitor.set_fact('sources', len(result.sources))
+        self.monitor.set_fact('sources', len(msg.sources))
 
-    def _arrow(self, hdr, i: int, az: float, el: float, conf: float) -> Marker:
-        m = Marker(header=hdr, ns='sound_direction', id=i, type=Marker.ARROW, action=Marker.ADD)
-        length = max(0.05, self.arrow_length * conf)
-        f = StaticFrame.from_rpy('a', 'b', (0, 0, 0), (0.0, -el, az))
+    def _markers(self, hdr, key: int, src: TrackedSource) -> list[Marker]:
+        """An ARROW along the direction (length proportional to the
+        confidence) and a TEXT label with the track id at its tip."""
+        m = Marker(header=hdr, ns='sound_direction', id=key, type=Marker.ARROW,
+                   action=Marker.ADD)
+        length = max(0.05, self.arrow_length * src.confidence)
+        f = StaticFrame.from_rpy('a', 'b', (0, 0, 0), (0.0, -src.elevation, src.azimuth))
         m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, \
             m.pose.orientation.w = f.quat_xyzw
         m.scale.x, m.scale.y, m.scale.z = length, 0.04, 0.04
         m.color.r, m.color.g, m.color.b, m.color.a = 1.0, 0.3, 0.1, 1.0
-        return m
-
-
-def _unit(az: float, el: float) -> tuple[float, float, float]:
-    return (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
+        label = Marker(header=hdr, ns='sound_direction/ids', id=key,
+                       type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, text=str(src.id))
+        tip = [length * c + 0.1 * c for c in src.direction]
+        label.pose.position.x, label.pose.position.y, label.pose.position.z = tip
+        label.pose.orientation.w = 1.0
+        label.scale.z = 0.15
+        label.color.r = label.color.g = label.color.b = label.color.a = 1.0
+        return [m, label]
 
 
 def main(argv=None) -> int:

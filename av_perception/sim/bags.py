@@ -18,7 +18,8 @@ from pathlib import Path
 from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame, yaw_quaternion
-from av_perception.sim.scene import Scene, describe, generate_scene, load_robot, view_params
+from av_perception.sim.scene import Scene, describe, generate_scene, view_params
+from av_perception.robot import load_robot
 from av_perception.sim.world import T0_NS, SceneSimulator
 
 #: Length of one AudioChunk of the continuous streams [s].
@@ -34,7 +35,7 @@ TOPICS = {
     '/gt/depth': 'sensor_msgs/msg/Image',
     '/gt/camera_info': 'sensor_msgs/msg/CameraInfo',
     '/gt/occupancy': 'nav_msgs/msg/OccupancyGrid',
-    '/gt/sound_direction': 'av_perception/msg/SoundDirection',
+    '/gt/sound_direction': 'av_perception/msg/SoundSourceArray',
     '/gt/source_mask': 'sensor_msgs/msg/Image',
     '/gt/pose': 'geometry_msgs/msg/PoseStamped',
     '/audio/teacher': 'av_perception/msg/AudioChunk',  # only with --teacher
@@ -107,9 +108,11 @@ def slot_event_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[st
 
 def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[str, object]]:
     """The slot's array and binaural streams cut into AudioChunks of
-    CHUNK_SECONDS, in time order, each preceded by the ground-truth direction
-    (per array) of every source that sounds during that chunk: a source in a
-    pause between words or bursts has no direction to find."""
+    CHUNK_SECONDS, in time order, each preceded by one ground-truth
+    SoundSourceArray per array: the true direction of every source that
+    sounds during that chunk, with id = the scene's source index + 1 (a
+    source in a pause between words or bursts has no direction to find;
+    an empty array: nothing sounds)."""
     step = int(round(CHUNK_SECONDS * slot.stream_rate))
     out = []
     active = [i for i, s in enumerate(sim.scene.sources) if s.active]
@@ -117,11 +120,10 @@ def audio_chunk_messages(m: Messages, sim: SceneSimulator, slot) -> list[tuple[s
         t = slot.stamp_ns + int(round(j / slot.stream_rate * 1e9))
         for role in ('array', 'binaural'):
             geom = sim.arrays[role]
-            for i, d in zip(active, slot.directions[role]):
-                if sim.sounding(i, slot.index, j, step):
-                    out.append(('/gt/sound_direction', m.sound_direction(
-                        d.azimuth, d.elevation, 1.0, geom.front_back_ambiguous, t,
-                        geom.frame_id)))
+            sources = [(i + 1, d.azimuth, d.elevation, True, 1.0, geom.front_back_ambiguous)
+                       for i, d in zip(active, slot.directions[role])
+                       if sim.sounding(i, slot.index, j, step)]
+            out.append(('/gt/sound_direction', m.sound_sources(sources, t, geom.frame_id)))
         streams = [('/audio/raw', 'array', slot.array),
                    ('/audio/binaural', 'binaural', slot.binaural)]
         if slot.teacher is not None:

@@ -1,10 +1,11 @@
 """Camera renderer of the simulated world (pybullet, CPU TinyRenderer, no ROS).
 
 One :class:`SceneRenderer` per scene: it opens its own pybullet client in
-DIRECT mode, builds the room once (floor, ceiling and four walls as thin
-boxes around the interior ``[0, Lx] x [0, Ly] x [0, Lz]``, plus every
-``scene.boxes`` entry) with procedural textures, and then renders the robot's
-camera at any :class:`~av_perception.sim.scene.Pose2D`:
+DIRECT mode, builds the room once (floor and ceiling as thin slabs over the
+bounding box ``[0, Lx] x [0, Ly]``, each wall of the floor plan as a thin box
+just outside it, plus every ``scene.boxes`` entry) with procedural textures
+and the scene's light, and then renders the robot's camera at any
+:class:`~av_perception.sim.scene.Pose2D`:
 
 * ``rgb``: H x W x 3 uint8, row 0 at the top, column 0 at the left;
 * ``depth``: H x W float32, metres along the optical z axis (planar depth,
@@ -28,6 +29,7 @@ parallel worker processes (textures are cached per process).
 from __future__ import annotations
 
 import atexit
+import functools
 import math
 import os
 import shutil
@@ -41,7 +43,9 @@ import numpy as np
 import pybullet as p
 from PIL import Image
 
-from av_perception.sim.scene import TEXTURES, Pose2D, RobotSpec, Scene, base_to_world
+from av_perception.sim.scene import (DEFAULT_LIGHTING, SHIFT_TEXTURES, TEXTURES, Pose2D, Scene,
+                                     base_to_world)
+from av_perception.robot import RobotSpec
 
 __all__ = ['View', 'SceneRenderer', 'source_mask', 'texture_image', 'TEXTURE_SIZE',
            'TEXTURE_TILE_M', 'WALL_THICKNESS']
@@ -53,13 +57,8 @@ TEXTURE_TILE_M = 2.0
 #: Thickness of the floor, ceiling and wall boxes (outside the interior) [m].
 WALL_THICKNESS = 0.1
 
-# Lighting of the TinyRenderer: a fixed directional light, mostly ambient so
-# that every face is visible, with some diffuse shading so that faces of
-# different orientation differ. No specular (view-independent shading).
-_LIGHT_DIRECTION = (0.4, 0.25, 1.0)
-_LIGHT_AMBIENT = 0.6
-_LIGHT_DIFFUSE = 0.45
-_LIGHT_SPECULAR = 0.0
+#: Every texture the renderer draws: the training families and the shifted split's.
+ALL_TEXTURES = TEXTURES + SHIFT_TEXTURES
 
 
 @dataclass
@@ -87,15 +86,24 @@ def _rng(name: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(f'av_perception.texture:{name}'.encode()))
 
 
+@functools.lru_cache(maxsize=32)
 def _pattern(name: str, n: int = TEXTURE_SIZE) -> np.ndarray:
+    """Grey pattern in [0, 1] (n x n float, read-only) of :func:`_make_pattern`,
+    made once per process (rooms tint the same few patterns in many colours)."""
+    pattern = _make_pattern(name, n)
+    pattern.setflags(write=False)
+    return pattern
+
+
+def _make_pattern(name: str, n: int) -> np.ndarray:
     """Grey pattern in [0, 1] (n x n float), deterministic per name.
 
     Feature sizes are ~10-30 cm at a 2 m tile (n = 256 texels), coarse enough
     to survive a 128 px camera at a few metres, with non-periodic variation
     (jittered sizes and intensities) so that local features are distinctive.
     """
-    if name not in TEXTURES:
-        raise ValueError(f'unknown texture {name!r}; expected one of {TEXTURES}')
+    if name not in ALL_TEXTURES:
+        raise ValueError(f'unknown texture {name!r}; expected one of {ALL_TEXTURES}')
     rng = _rng(name)
     v, u = np.mgrid[0:n, 0:n]
     s = n / 256.0  # texels per nominal texel
@@ -168,7 +176,88 @@ def _pattern(name: str, n: int = TEXTURE_SIZE) -> np.ndarray:
                 dx = (u - (cx + jx) + n // 2) % n - n // 2
                 img[dy * dy + dx * dx <= r * r] = tone
         return img
-    raise AssertionError(name)  # pragma: no cover - TEXTURES covers all names
+    return _shift_pattern(name, rng, u, v, s, lo, hi)
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
+    """n x n smooth random field in [0, 1], periodic over the tile
+    (``cells`` x ``cells`` random values, bilinear, wrapped)."""
+    grid = rng.uniform(0.0, 1.0, (cells, cells))
+    t = np.arange(n) * cells / n
+    i0 = np.floor(t).astype(int)
+    f = t - i0
+    i1 = (i0 + 1) % cells
+    rows = grid[i0][:, i0] * (1 - f)[None, :] + grid[i0][:, i1] * f[None, :]
+    rows1 = grid[i1][:, i0] * (1 - f)[None, :] + grid[i1][:, i1] * f[None, :]
+    return rows * (1 - f)[:, None] + rows1 * f[:, None]
+
+
+def _shift_pattern(name, rng, u, v, s, lo, hi) -> np.ndarray:
+    """The texture families only the shifted split has (see :func:`_make_pattern`)."""
+    n = u.shape[0]
+    if name == 'marble':
+        # light stone with dark, meandering veins
+        turb = (_smooth_noise(rng, n, 4) + 0.5 * _smooth_noise(rng, n, 8)
+                + 0.25 * _smooth_noise(rng, n, 16))
+        veins = np.abs(np.sin(2 * np.pi * (u + v) / n * 2 + 5.0 * turb))
+        return np.clip(0.55 + 0.45 * veins ** 0.3 - 0.1 * _smooth_noise(rng, n, 32), 0, 1)
+    if name == 'hexagons':
+        # hexagonal tiles of random tones with dark joints
+        r = 22.0 * s
+        qx = u / (1.5 * r)
+        col = np.floor(qx).astype(int)
+        vv = v / (np.sqrt(3) * r) - 0.5 * (col % 2)
+        row = np.floor(vv).astype(int)
+        # distance to the nearest of the candidate centres (own and neighbours)
+        best = np.full(u.shape, np.inf)
+        ids = np.zeros(u.shape, int)
+        edge = np.zeros(u.shape)
+        for dc in (-1, 0, 1):
+            c = col + dc
+            for dr in (-1, 0, 1):
+                rr = row + dr
+                dx = u - (c + 0.5) * 1.5 * r
+                dy = v - (rr + 0.5 + 0.5 * (c % 2)) * np.sqrt(3) * r
+                d = np.hypot(dx, dy)  # the nearest centre's cell is a hexagon
+                closer = d < best
+                best = np.where(closer, d, best)
+                ids = np.where(closer, (c * 131 + rr * 17) % 997, ids)
+                # hexagonal norm (flat-topped cell of circumradius r): 1 on its rim
+                hexn = np.maximum(np.abs(dy), (np.sqrt(3) * np.abs(dx) + np.abs(dy)) / 2)
+                edge = np.where(closer, hexn / (np.sqrt(3) / 2 * r), edge)
+        tone = rng.uniform(0.5, 1.0, 997)[ids]
+        return np.where(edge > 0.88, lo - 0.1, tone)
+    if name == 'herringbone':
+        # parquet: planks at +-45 degrees in alternating columns
+        w, length = 12.0 * s, 48.0 * s
+        a = (u + v) / np.sqrt(2)
+        b = (u - v) / np.sqrt(2)
+        zig = (np.floor(a / length) + np.floor(b / length)) % 2 == 0
+        along, across = np.where(zig, a, b), np.where(zig, b, a)
+        pid = (np.floor(across / w) * 7 + np.floor(along / length) * 3).astype(int) % 101
+        seam = (np.mod(across, w) < 1.5 * s) | (np.mod(along, length) < 1.5 * s)
+        shade = rng.uniform(0.55, 0.95, 101)[pid]
+        return np.where(seam, 0.3, shade)
+    if name == 'terrazzo':
+        # pale matrix with chips of many sizes and tones
+        img = 0.85 + 0.08 * _smooth_noise(rng, n, 16)
+        for _ in range(int(260 * s * s)):
+            cy, cx = rng.uniform(0, n, 2)
+            r = rng.uniform(2.0, 9.0) * s
+            k = int(np.ceil(r / np.sqrt(0.6))) + 1  # the chip's window, wrapped at the edges
+            rows = np.arange(int(cy) - k, int(cy) + k + 1)
+            cols = np.arange(int(cx) - k, int(cx) + k + 1)
+            dy, dx = np.meshgrid(rows - cy, cols - cx, indexing='ij')
+            chip = dy * dy + 0.6 * dx * dx <= r * r
+            window = np.ix_(rows % n, cols % n)
+            img[window] = np.where(chip, rng.uniform(0.2, 0.7), img[window])
+        return img
+    if name == 'waves':
+        # wavy bands of alternating tone
+        phase = 2 * np.pi * v / n * 6 + 1.5 * np.sin(2 * np.pi * u / n * 3)
+        band = np.floor(phase / np.pi).astype(int) % 7
+        return rng.uniform(lo, hi, 7)[band] + 0.05 * np.sin(phase * 4)
+    raise AssertionError(name)  # pragma: no cover - ALL_TEXTURES covers all names
 
 
 def texture_image(name: str, color, size: int = TEXTURE_SIZE) -> np.ndarray:
@@ -210,7 +299,8 @@ def _texture_file(name: str, color) -> Path:
     path = _cache_dir() / f'{name}_{c[0]:02x}{c[1]:02x}{c[2]:02x}.png'
     if not path.exists():
         tmp = path.with_name(f'.{path.stem}.{os.getpid()}.{threading.get_ident()}.png')
-        Image.fromarray(texture_image(name, np.asarray(c) / 255.0)).save(tmp)
+        # uncompressed: pybullet reads it once, and deflating it cost more than drawing it
+        Image.fromarray(texture_image(name, np.asarray(c) / 255.0)).save(tmp, compress_level=0)
         os.replace(tmp, path)
     return path
 
@@ -253,19 +343,44 @@ def _box_mesh(size) -> tuple[list, list, list, list]:
     return verts, idx, normals, uvs
 
 
-def _room_boxes(scene: Scene) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(surface, lo, hi) of the six thin boxes enclosing the room interior.
-    Each extends by the thickness beyond the interior so corners are closed."""
+def _room_boxes(scene: Scene) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+    """(surface, lo, hi, yaw) of the thin boxes enclosing the room: floor and
+    ceiling slabs over the bounding box, and a box just outside each wall of
+    the floor plan (``yaw`` [rad] turns it about +z around its centre from
+    the axis-aligned [lo, hi]; 0 for walls along an axis, which are given in
+    the world frame). Walls extend by the thickness past convex corners, so
+    the corners are closed, and not past reflex ones, where they would reach
+    into the room."""
     lx, ly, lz = (float(v) for v in scene.size)
     t = WALL_THICKNESS
-    return [
-        ('floor', np.array([-t, -t, -t]), np.array([lx + t, ly + t, 0.0])),
-        ('ceiling', np.array([-t, -t, lz]), np.array([lx + t, ly + t, lz + t])),
-        ('west', np.array([-t, -t, -t]), np.array([0.0, ly + t, lz + t])),
-        ('east', np.array([lx, -t, -t]), np.array([lx + t, ly + t, lz + t])),
-        ('south', np.array([-t, -t, -t]), np.array([lx + t, 0.0, lz + t])),
-        ('north', np.array([-t, ly, -t]), np.array([lx + t, ly + t, lz + t])),
-    ]
+    out = [('floor', np.array([-t, -t, -t]), np.array([lx + t, ly + t, 0.0]), 0.0),
+           ('ceiling', np.array([-t, -t, lz]), np.array([lx + t, ly + t, lz + t]), 0.0)]
+    walls = scene.walls
+    n = len(walls)
+    for i, (name, a, b) in enumerate(walls):
+        d = b - a
+        length = float(np.hypot(*d))
+        u = d / length
+        normal = np.array([u[1], -u[0]])  # outwards: the room is on the left
+        before, after = walls[i - 1], walls[(i + 1) % n]
+        ext_a = t if _turn(before[2] - before[1], d) > 0 else 0.0
+        ext_b = t if _turn(d, after[2] - after[1]) > 0 else 0.0
+        if u[0] == 0.0 or u[1] == 0.0:  # along an axis: an axis-aligned box
+            pts = np.array([a - ext_a * u, b + ext_b * u])
+            pts = np.vstack([pts, pts + t * normal])
+            out.append((name, np.append(pts.min(axis=0), -t), np.append(pts.max(axis=0), lz + t),
+                        0.0))
+            continue
+        centre = (a - ext_a * u + b + ext_b * u) / 2 + normal * t / 2
+        half = np.array([(length + ext_a + ext_b) / 2, t / 2])
+        out.append((name, np.append(centre - half, -t), np.append(centre + half, lz + t),
+                    float(np.arctan2(u[1], u[0]))))
+    return out
+
+
+def _turn(a, b) -> float:
+    """z of the cross product of two 2-D vectors: > 0 where b turns left of a."""
+    return float(a[0] * b[1] - a[1] * b[0])
 
 
 # ------------------------------------------------------------------ renderer
@@ -316,7 +431,9 @@ class SceneRenderer:
             self._textures[key] = tex
         return tex
 
-    def _add_box(self, lo, hi, color, texture: str) -> int:
+    def _add_box(self, lo, hi, color, texture: str, yaw: float = 0.0) -> int:
+        """A textured box [lo, hi] (world frame [m]) turned by ``yaw`` [rad]
+        about +z around its centre."""
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
         size = hi - lo
         if np.any(size <= 0):
@@ -329,6 +446,7 @@ class SceneRenderer:
         body = p.createMultiBody(baseMass=0.0, baseCollisionShapeIndex=-1,
                                  baseVisualShapeIndex=vis,
                                  basePosition=((lo + hi) / 2.0).tolist(),
+                                 baseOrientation=p.getQuaternionFromEuler([0.0, 0.0, yaw]),
                                  physicsClientId=self._client)
         if body < 0:
             raise RuntimeError('pybullet: cannot create a body')
@@ -340,9 +458,9 @@ class SceneRenderer:
     def _build(self) -> None:
         scene = self.scene
         owners: dict[int, int] = {}
-        for surf, lo, hi in _room_boxes(scene):
+        for surf, lo, hi, yaw in _room_boxes(scene):
             body = self._add_box(lo, hi, scene.wall_colors[surf],
-                                 scene.wall_textures.get(surf, 'plain'))
+                                 scene.wall_textures.get(surf, 'plain'), yaw)
             owners[body] = -1
         for i, box in enumerate(scene.boxes):
             body = self._add_box(box.lo, box.hi, box.color, box.texture)
@@ -370,11 +488,12 @@ class SceneRenderer:
         if self._client is None:
             raise RuntimeError('SceneRenderer is closed')
         w, h = self.width, self.height
+        light = self.scene.lighting or DEFAULT_LIGHTING
         _, _, rgba, zbuf, seg = p.getCameraImage(
             w, h, viewMatrix=self.view_matrix(pose), projectionMatrix=self._proj,
-            lightDirection=list(_LIGHT_DIRECTION), lightColor=[1.0, 1.0, 1.0], shadow=0,
-            lightAmbientCoeff=_LIGHT_AMBIENT, lightDiffuseCoeff=_LIGHT_DIFFUSE,
-            lightSpecularCoeff=_LIGHT_SPECULAR, renderer=p.ER_TINY_RENDERER,
+            lightDirection=list(light.direction), lightColor=list(light.color), shadow=0,
+            lightAmbientCoeff=light.ambient, lightDiffuseCoeff=light.diffuse,
+            lightSpecularCoeff=light.specular, renderer=p.ER_TINY_RENDERER,
             physicsClientId=self._client)
         rgb = np.ascontiguousarray(np.reshape(rgba, (h, w, 4))[:, :, :3], dtype=np.uint8)
         zbuf = np.reshape(zbuf, (h, w)).astype(np.float64)

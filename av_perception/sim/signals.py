@@ -20,6 +20,19 @@ The classes (``scene.SOUND_CLASSES``) differ in spectrum and rhythm:
 - ``alarm``: a two-tone beeper: alternating pure beeps at f_lo (2-2.8 kHz) and
   f_hi (1.2-1.4 f_lo, at most 4 kHz), 0.1-0.3 s each, short gaps.
 
+The shifted split's classes (:data:`SHIFT_CLASSES`) are families the
+training rooms never contain:
+
+- ``voice``: espeak-ng speech in other languages (:data:`VOICE_WORDS`, 13
+  languages, none English) and other voice variants (:data:`VOICE_VARIANTS`,
+  none of the training voices'), phrased as ``speech``;
+- ``music``: a synthesised tune: a melody over a chord progression in a
+  seeded key, mode and tempo, played by one of :data:`INSTRUMENTS`
+  (additive partials with their own decays; the bell's are inharmonic);
+- ``appliance``: a household machine: mains hum (harmonics of 100 or
+  120 Hz), a motor's rotation harmonics and blade-pass tone, airflow noise,
+  on/off cycles, and in half of them a harmonic beep pattern.
+
 :func:`signal_params` tells the seeded parameters of a class (fundamental,
 click rate, alarm tones, voice, words...); :func:`render_source` also returns
 the ground-truth activity mask (where the source sounds).
@@ -49,11 +62,18 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.audio.chirp import apply_fades, n_samples
+from av_perception.audio.chirp import ramp as fade_ramp
+
 #: RMS of every source signal over its active samples (-20 dBFS).
 RMS_TARGET = 0.1
 
-#: Sound classes this module can render (same names as scene.SOUND_CLASSES).
+#: Sound classes of the training and test rooms (same names as scene.SOUND_CLASSES).
 CLASSES = ('speech', 'tone', 'noise', 'clicks', 'alarm')
+#: Sound classes only the shifted split has.
+SHIFT_CLASSES = ('appliance', 'music', 'voice')
+#: Everything this module renders.
+ALL_CLASSES = CLASSES + SHIFT_CLASSES
 
 #: Words the speech sources say (a seeded phrase of 3-5 of them).
 SPEECH_WORDS = (
@@ -67,6 +87,42 @@ SPEECH_WORDS = (
 #: espeak-ng voices (language + variant) the speech sources speak with.
 SPEECH_VOICES = ('en-us', 'en-gb', 'en+m3', 'en+f2', 'en+f4', 'en-gb-scotland',
                  'en-us+f3', 'en-gb-x-rp+m7', 'en-029+m1', 'en-us+f5')
+
+#: Words of the ``voice`` sources per espeak-ng language (a seeded phrase of
+#: 3-5 of them): greetings, household words, a number.
+VOICE_WORDS = {
+    'de': ('hallo', 'danke', 'wasser', 'morgen', 'fenster', 'tisch', 'bitte', 'sieben',
+           'küche', 'licht', 'tür', 'garten'),
+    'fr-fr': ('bonjour', 'merci', 'fenêtre', 'table', 'cuisine', 'lumière', 'porte', 'jardin',
+              'sept', 'demain', 'eau', 'maison'),
+    'es': ('hola', 'gracias', 'ventana', 'mesa', 'cocina', 'luz', 'puerta', 'jardín', 'siete',
+           'mañana', 'agua', 'casa'),
+    'it': ('ciao', 'grazie', 'finestra', 'tavolo', 'cucina', 'luce', 'porta', 'giardino',
+           'sette', 'domani', 'acqua', 'casa'),
+    'pt': ('olá', 'obrigado', 'janela', 'mesa', 'cozinha', 'luz', 'porta', 'jardim', 'sete',
+           'amanhã', 'água', 'casa'),
+    'nl': ('hallo', 'dank', 'raam', 'tafel', 'keuken', 'licht', 'deur', 'tuin', 'zeven',
+           'morgen', 'water', 'huis'),
+    'pl': ('cześć', 'dziękuję', 'okno', 'stół', 'kuchnia', 'światło', 'drzwi', 'ogród',
+           'siedem', 'jutro', 'woda', 'dom'),
+    'ru': ('привет', 'спасибо', 'окно', 'стол', 'кухня', 'свет', 'дверь', 'сад', 'семь',
+           'завтра', 'вода', 'дом'),
+    'tr': ('merhaba', 'teşekkürler', 'pencere', 'masa', 'mutfak', 'ışık', 'kapı', 'bahçe',
+           'yedi', 'yarın', 'su', 'ev'),
+    'hi': ('नमस्ते', 'धन्यवाद', 'खिड़की', 'मेज़', 'रसोई', 'रोशनी', 'दरवाज़ा', 'बगीचा', 'सात',
+           'कल', 'पानी', 'घर'),
+    'cmn': ('你好', '谢谢', '窗户', '桌子', '厨房', '灯', '门', '花园', '七', '明天', '水',
+            '房子'),
+    'sw': ('habari', 'asante', 'dirisha', 'meza', 'jikoni', 'mwanga', 'mlango', 'bustani',
+           'saba', 'kesho', 'maji', 'nyumba'),
+    'ja': ('こんにちは', 'ありがとう', 'まど', 'つくえ', 'だいどころ', 'あかり', 'ドア', 'にわ',
+           'なな', 'あした', 'みず', 'いえ'),
+}
+#: espeak-ng voice variants of the ``voice`` sources (none in SPEECH_VOICES).
+VOICE_VARIANTS = ('m2', 'm4', 'm5', 'm6', 'm8', 'f1', 'klatt2', 'klatt4', 'norbert', 'travis',
+                  'grandma', 'croak', 'Andy')
+#: Instruments of the ``music`` sources.
+INSTRUMENTS = ('pluck', 'piano', 'organ', 'bell', 'pad')
 
 _CACHE_FORMAT = 1  # bump to invalidate old cache entries
 
@@ -104,31 +160,10 @@ def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     return (s + g * n).astype(np.float32)
 
 
-def _n_samples(duration: float, sample_rate: int) -> int:
-    if sample_rate <= 0 or int(sample_rate) != sample_rate:
-        raise ValueError(f'sample_rate must be a positive integer [Hz], got {sample_rate!r}')
-    if not np.isfinite(duration) or duration < 0:
-        raise ValueError(f'duration must be >= 0 [s], got {duration!r}')
-    return int(round(duration * sample_rate))
-
-
 def _rng(cls: str, seed: int, stream: int) -> np.random.Generator:
     """Independent, reproducible random streams per (class, seed, purpose)."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF,
                                   zlib.crc32(cls.encode()), stream])
-
-
-def _ramp(n: int) -> np.ndarray:
-    """Raised-cosine fade-in of n samples (0 -> 1, exclusive of both ends)."""
-    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)) if n > 0 else np.zeros(0)
-
-
-def _apply_fades(x: np.ndarray, n_fade: int) -> None:
-    n_fade = min(n_fade, len(x) // 2)
-    if n_fade > 0:
-        r = _ramp(n_fade)
-        x[:n_fade] *= r
-        x[len(x) - n_fade:] *= r[::-1]
 
 
 # -------------------------------------------------------------- parameters
@@ -139,11 +174,19 @@ def signal_params(cls: str, seed: int) -> dict:
     tone: f0 [Hz], harmonics (relative amplitudes of f0, 2 f0, ...);
     noise: slope (power ~ 1/f^slope), band (low, high) [Hz], flutter [Hz];
     clicks: rate [Hz], decay [s];
-    alarm: f_lo, f_hi [Hz], beep [s], gap [s].
+    alarm: f_lo, f_hi [Hz], beep [s], gap [s];
+    voice: as speech (voice = language + variant);
+    music: instrument, tempo [beats/min], root [MIDI note], mode, chords
+    (scale degrees), melody (scale steps, None: rest);
+    appliance: mains [Hz], rotation [Hz], blades, hum and motor harmonics
+    (relative amplitudes), airflow band [Hz], noise level (relative), on/off
+    [s], beep [Hz] or None.
     """
-    if cls not in CLASSES:
-        raise ValueError(f'unknown sound class {cls!r}; expected one of {CLASSES}')
+    if cls not in ALL_CLASSES:
+        raise ValueError(f'unknown sound class {cls!r}; expected one of {ALL_CLASSES}')
     r = _rng(cls, seed, 0)
+    if cls in SHIFT_CLASSES:
+        return _SHIFT_PARAMS[cls](r)
     if cls == 'speech':
         n_words = int(r.integers(3, 6))
         return {'voice': str(SPEECH_VOICES[int(r.integers(len(SPEECH_VOICES)))]),
@@ -202,7 +245,7 @@ def render_source(cls: str, seed: int, duration: float, sample_rate: int) -> Sou
     ``duration``: a longer signal continues a shorter one (up to the overall
     normalisation gain, which is computed over the whole duration).
     """
-    n = _n_samples(duration, sample_rate)
+    n = n_samples(duration, sample_rate)
     params = signal_params(cls, seed)
     fs = int(sample_rate)
     ev = _rng(cls, seed, 1)
@@ -234,7 +277,7 @@ def _tone(p, ev, n, fs):
     for k, (a, ph) in enumerate(zip(p['harmonics'], phases), start=1):
         if k * p['f0'] < 0.45 * fs:
             x += a * np.sin(2 * np.pi * k * p['f0'] * t + ph)
-    _apply_fades(x, int(0.02 * fs))
+    apply_fades(x, int(0.02 * fs))
     return x, np.ones(n, dtype=bool)
 
 
@@ -256,7 +299,7 @@ def _noise(p, ev, n, fs):
     for on, length in _events(ev, n, fs, ev.uniform(0.0, 0.1),
                               lambda: ev.uniform(0.2, 1.0), lambda: ev.uniform(0.1, 0.6)):
         seg = noise[on:on + length].copy()
-        _apply_fades(seg, ramp)
+        apply_fades(seg, ramp)
         x[on:on + len(seg)] = seg
         act[on:on + len(seg)] = True
     return x, act
@@ -286,7 +329,7 @@ def _alarm(p, ev, n, fs):
     def beep(m: int) -> np.ndarray:
         f = min(p['f_lo'] if m % 2 == 0 else p['f_hi'], 0.45 * fs)  # (rates below 9 kHz)
         seg = np.sin(2 * np.pi * f * np.arange(beep_n) / fs)
-        _apply_fades(seg, ramp)
+        apply_fades(seg, ramp)
         return seg
 
     _repeat(x, act, t0, step, fs, beep)
@@ -328,33 +371,175 @@ def _speech(p, ev, n, fs):
     return x, act
 
 
+def _voice_params(r: np.random.Generator) -> dict:
+    lang = str(sorted(VOICE_WORDS)[int(r.integers(len(VOICE_WORDS)))])
+    words = VOICE_WORDS[lang]
+    n_words = int(r.integers(3, 6))
+    return {'voice': f'{lang}+{VOICE_VARIANTS[int(r.integers(len(VOICE_VARIANTS)))]}',
+            'speed': int(r.integers(120, 201)),
+            'pitch': int(r.integers(20, 81)),
+            'words': tuple(str(w) for w in r.choice(words, n_words, replace=False))}
+
+
+#: Scale steps (semitones) of the music modes.
+_MODES = {'major': (0, 2, 4, 5, 7, 9, 11), 'minor': (0, 2, 3, 5, 7, 8, 10),
+          'dorian': (0, 2, 3, 5, 7, 9, 10), 'pentatonic': (0, 2, 4, 7, 9)}
+
+
+def _music_params(r: np.random.Generator) -> dict:
+    mode = str(sorted(_MODES)[int(r.integers(len(_MODES)))])
+    n_deg = len(_MODES[mode])
+    melody = [None if r.random() < 0.15 else int(r.integers(0, n_deg + 3)) for _ in range(8)]
+    return {'instrument': str(INSTRUMENTS[int(r.integers(len(INSTRUMENTS)))]),
+            'tempo': int(r.integers(70, 161)),
+            'root': int(r.integers(48, 65)),
+            'mode': mode,
+            'chords': tuple(int(c) for c in r.choice(n_deg, 4)),
+            'melody': tuple(melody)}
+
+
+def _appliance_params(r: np.random.Generator) -> dict:
+    mains = float(r.choice([50.0, 60.0]))
+    return {'mains': mains,
+            'rotation': round(float(r.uniform(12.0, 60.0)), 2),
+            'blades': int(r.integers(3, 8)),
+            'hum': tuple(float(a) for a in r.uniform(0.1, 1.0, 5) / np.arange(1, 6)),
+            'motor': tuple(float(a) for a in r.uniform(0.05, 0.6, 4)),
+            'band': (float(r.uniform(150.0, 500.0)), float(r.uniform(1500.0, 5000.0))),
+            'noise': float(r.uniform(0.1, 0.6)),
+            'on': (float(r.uniform(1.5, 3.0)), float(r.uniform(3.0, 8.0))),
+            'off': (float(r.uniform(0.2, 0.5)), float(r.uniform(0.5, 1.5))),
+            'beep': round(float(r.uniform(1500.0, 3200.0)), 1) if r.random() < 0.5 else None}
+
+
+_SHIFT_PARAMS = {'voice': _voice_params, 'music': _music_params,
+                 'appliance': _appliance_params}
+
+
+def _partials(instrument: str, f0: float, n: int, fs: int, rng: np.random.Generator):
+    """One note of ``n`` samples at ``f0`` [Hz]: additive partials below
+    0.45 fs, each with its own amplitude and decay (float64)."""
+    t = np.arange(n) / fs
+    if instrument == 'bell':  # inharmonic partials of a struck bell
+        ratios = np.array([0.56, 0.92, 1.19, 1.71, 2.0, 2.74, 3.0, 3.76])
+        amps = np.array([1.0, 0.7, 0.9, 0.5, 0.6, 0.35, 0.3, 0.2])
+        decay = 1.6 / ratios
+    elif instrument == 'piano':  # slightly stretched partials, faster decay up high
+        k = np.arange(1, 9)
+        ratios = k * np.sqrt(1 + 4e-4 * k ** 2)
+        amps = 1.0 / k ** 1.2
+        decay = 1.2 / k ** 0.7
+    elif instrument == 'pluck':
+        k = np.arange(1, 11)
+        ratios, amps, decay = k.astype(float), 1.0 / k, 0.6 / k ** 0.8
+    elif instrument == 'organ':  # sustained, odd and even harmonics
+        k = np.arange(1, 7)
+        ratios, amps, decay = k.astype(float), np.array([1, .6, .5, .3, .25, .15]), None
+    else:  # pad: sustained, soft harmonics with vibrato
+        k = np.arange(1, 6)
+        ratios, amps, decay = k.astype(float), 1.0 / k ** 1.5, None
+    x = np.zeros(n)
+    vib = (1.0 + 0.004 * np.sin(2 * np.pi * 5.5 * t)) if instrument == 'pad' else 1.0
+    for ratio, amp, i in zip(ratios, amps, range(len(ratios))):
+        f = f0 * ratio
+        if f >= 0.45 * fs:
+            continue
+        env = np.exp(-t / decay[i]) if decay is not None else 1.0
+        x += amp * env * np.sin(2 * np.pi * f * t * vib + rng.uniform(0, 2 * np.pi))
+    attack = {'pad': 0.12, 'organ': 0.02}.get(instrument, 0.003)
+    ramp = min(n, int(attack * fs))
+    x[:ramp] *= fade_ramp(ramp)
+    tail = min(n, int(0.02 * fs))
+    x[n - tail:] *= fade_ramp(tail)[::-1]
+    return x
+
+
+def _music(p, ev, n, fs):
+    x = np.zeros(n)
+    act = np.zeros(n, dtype=bool)
+    steps = _MODES[p['mode']]
+
+    def midi(degree: int, octave: int = 0) -> float:
+        o, d = divmod(degree, len(steps))
+        return p['root'] + 12 * (o + octave) + steps[d]
+
+    beat = 60.0 / p['tempo']
+    t = ev.uniform(0.0, 0.1)
+    bar = 0
+    while int(round(t * fs)) < n:
+        chord = p['chords'][bar % len(p['chords'])]
+        on = int(round(t * fs))
+        length = int(round(4 * beat * fs))  # the chord lasts the bar
+        seg = np.zeros(length)
+        for d in (0, 2, 4):
+            f = 440.0 * 2 ** ((midi(chord + d, -1) - 69) / 12)
+            seg += 0.35 * _partials(p['instrument'], f, length, fs, ev)
+        for j, step in enumerate(p['melody']):  # eighth notes over the bar
+            if step is None:
+                continue
+            a = int(round(j * beat / 2 * fs))
+            m = int(round(beat / 2 * fs))
+            f = 440.0 * 2 ** ((midi(chord + step, 1) - 69) / 12)
+            seg[a:a + m] += _partials(p['instrument'], f, m, fs, ev)[:length - a]
+        seg = seg[:n - on]
+        x[on:on + len(seg)] += seg
+        act[on:on + len(seg)] = True
+        t += 4 * beat
+        bar += 1
+    return x, act
+
+
+def _appliance(p, ev, n, fs):
+    x = np.zeros(n)
+    act = np.zeros(n, dtype=bool)
+    if n == 0:
+        return x, act
+    t = np.arange(n) / fs
+    hum = sum(a * np.sin(2 * np.pi * 2 * p['mains'] * k * t + ev.uniform(0, 6.28))
+              for k, a in enumerate(p['hum'], start=1) if 2 * p['mains'] * k < 0.45 * fs)
+    f_rot = p['rotation']
+    motor = sum(a * np.sin(2 * np.pi * f_rot * k * t + ev.uniform(0, 6.28))
+                for k, a in enumerate(p['motor'], start=1))
+    blade = 0.5 * np.sin(2 * np.pi * f_rot * p['blades'] * t)
+    # the airflow from its own stream, so that the on/off timing after it does
+    # not depend on the duration
+    white = np.fft.rfft(np.random.default_rng(int(ev.integers(2**63))).standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / fs)
+    lo, hi = p['band'][0], min(p['band'][1], 0.45 * fs)
+    with np.errstate(divide='ignore'):
+        shape = 1.0 / np.sqrt(1 + (lo / np.maximum(f, 1.0)) ** 4) / np.sqrt(1 + (f / hi) ** 4)
+    air = np.fft.irfft(white * shape, n)
+    air *= p['noise'] / (np.std(air) + 1e-12)
+    sig = (hum + motor + blade) / 3.0 + air
+    ramp = int(0.05 * fs)
+    for on, length in _events(ev, n, fs, 0.0, lambda: ev.uniform(*p['on']),
+                              lambda: ev.uniform(*p['off'])):
+        seg = sig[on:on + length].copy()
+        apply_fades(seg, ramp)
+        x[on:on + len(seg)] = seg
+        act[on:on + len(seg)] = True
+    if p['beep'] is not None:  # a harmonic beep pattern (square-ish: odd harmonics)
+        beep_n = int(0.15 * fs)
+        k = np.arange(beep_n) / fs
+        tone = sum(np.sin(2 * np.pi * p['beep'] * h * k) / h for h in (1, 3, 5)
+                   if p['beep'] * h < 0.45 * fs)
+        apply_fades(tone, int(0.005 * fs))
+        start = ev.uniform(0.5, 2.0)
+        while int(round(start * fs)) < n:
+            for b in range(int(ev.integers(1, 4))):
+                on = int(round((start + 0.3 * b) * fs))
+                seg = tone[:max(0, n - on)]
+                x[on:on + len(seg)] += 2.0 * seg * np.max(np.abs(sig))
+                act[on:on + len(seg)] = True
+            start += ev.uniform(2.0, 5.0)
+    return x, act
+
+
 _GENERATORS = {'speech': _speech, 'tone': _tone, 'noise': _noise, 'clicks': _clicks,
-               'alarm': _alarm}
+               'alarm': _alarm, 'voice': _speech, 'music': _music, 'appliance': _appliance}
 
 
 # --------------------------------------------------------------------- chirp
-def chirp(f0: float, f1: float, duration: float, sample_rate: int) -> np.ndarray:
-    """The echolocation emission: a linear sweep f0 -> f1 [Hz] over
-    ``duration`` [s] (``round(duration * rate)`` samples), Hann fade-in and
-    fade-out over 10 % of its length each, peak 1.0, float32.
-
-    Raises ValueError if a sweep end is not below the Nyquist frequency.
-    """
-    from scipy.signal import chirp as _chirp
-
-    n = _n_samples(duration, sample_rate)
-    if max(f0, f1) >= sample_rate / 2 or min(f0, f1) < 0:
-        raise ValueError(f'chirp {f0}-{f1} Hz needs 0 <= f < sample_rate/2 '
-                         f'({sample_rate / 2} Hz)')
-    if n == 0:
-        return np.zeros(0, dtype=np.float32)
-    t = np.arange(n) / sample_rate
-    x = _chirp(t, f0=f0, t1=duration, f1=f1, method='linear', phi=-90.0)  # starts at 0
-    _apply_fades(x, max(1, int(round(0.1 * n))))
-    peak = np.max(np.abs(x))
-    return (x / peak if peak > 0 else x).astype(np.float32)
-
-
 # ------------------------------------------------------------------ espeak-ng
 _mem_lock = threading.Lock()
 _mem_cache: dict[tuple[str, int], np.ndarray] = {}

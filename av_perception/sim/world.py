@@ -17,18 +17,24 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft
 from scipy.signal import fftconvolve
 
 from av_perception.arrays import ArrayGeometry, load_array
 from av_perception.sim import acoustics
-from av_perception.sim.scene import (Pose2D, RobotSpec, Scene, base_to_world,
-                                     direction_in_frame, load_robot)
+from av_perception.sim.scene import (Pose2D, Scene, base_to_world, direction_in_frame,
+                                     plan_contains, plan_distance)
+from av_perception.robot import RobotSpec, load_robot
 
 #: Sim time of the first slot [ns] (a fixed epoch keeps bags reproducible).
 T0_NS = 1_700_000_000 * 1_000_000_000
 EMIT_GAIN = 0.05          # chirp amplitude at the speaker (1/r convention of pyroomacoustics)
 ECHO_NOISE_DBFS = -70.0   # self-noise of the echo microphones
 STREAM_RATE = 16000       # Hz, array and binaural streams
+ECHO_RAYS = 2000          # ray-tracing rays of an echo
+#: Slots whose source impulse responses are rendered together (one image-source
+#: run and one ray tracing per source for the batch's poses).
+BATCH_SLOTS = 8
 
 
 @dataclass
@@ -78,6 +84,26 @@ class Slot:
     occupancy: Occupancy | None = None
 
 
+def convolve_window(x: np.ndarray, irs: list[np.ndarray], start: int, length: int
+                    ) -> np.ndarray:
+    """(len(irs), length) samples [start, start + length) of the linear
+    convolution of ``x`` with each impulse response (zeros past its end).
+
+    One FFT of ``x`` serves every response, and the FFT is only as long as
+    that window needs (a circular convolution whose wrap-around misses the
+    window), instead of the full convolution's length: about half, for a
+    slot after a pre-roll as long as the responses."""
+    k = max(len(h) for h in irs)
+    size = scipy.fft.next_fast_len(max(len(x) + k - 1 - start, start + length, len(x)),
+                                   real=True)
+    spec = scipy.fft.rfft(x, size)
+    out = np.zeros((len(irs), length))
+    for m, h in enumerate(irs):
+        y = scipy.fft.irfft(spec * scipy.fft.rfft(h, size), size)[start:start + length]
+        out[m, :len(y)] = y
+    return out
+
+
 def interpolate(a: Pose2D, b: Pose2D, f: float) -> Pose2D:
     """Pose a fraction ``f`` in [0, 1] of the way from a to b (shortest turn)."""
     dyaw = (b.yaw - a.yaw + math.pi) % (2 * math.pi) - math.pi
@@ -87,9 +113,10 @@ def interpolate(a: Pose2D, b: Pose2D, f: float) -> Pose2D:
 
 def occupancy_grid(scene: Scene, pose: Pose2D, size: float = 10.0,
                    resolution: float = 0.1, z_range=(0.05, 2.0)) -> Occupancy:
-    """Ground-truth occupancy around the robot, in its base frame: walls and
-    every box reaching into ``z_range`` are occupied, the rest of the room
-    free, outside the room unknown."""
+    """Ground-truth occupancy around the robot, in its base frame: walls (the
+    cells within one cell of the floor plan's boundary) and every box
+    reaching into ``z_range`` [m] are occupied, the rest of the room free,
+    outside the floor plan unknown."""
     n = int(round(size / resolution))
     origin = (-size / 2.0, -size / 2.0)
     centres = origin[0] + (np.arange(n) + 0.5) * resolution
@@ -97,13 +124,13 @@ def occupancy_grid(scene: Scene, pose: Pose2D, size: float = 10.0,
     c, s = math.cos(pose.yaw), math.sin(pose.yaw)
     wx = pose.x + c * bx - s * by
     wy = pose.y + s * bx + c * by
-    lx, ly = scene.size[:2]
-    inside = (wx >= 0) & (wx <= lx) & (wy >= 0) & (wy <= ly)
+    plan = scene.plan
+    inside = plan_contains(plan, wx, wy)
     data = np.full((n, n), -1, np.int8)
     data[inside] = 0
     half = resolution / 2.0
     r = resolution  # the cells along the room's boundary are the walls
-    wall = inside & ((wx < r) | (wx > lx - r) | (wy < r) | (wy > ly - r))
+    wall = inside & (plan_distance(plan, wx, wy) < r)
     data[wall] = 100
     for b in scene.boxes:
         if b.hi[2] < z_range[0] or b.lo[2] > z_range[1]:
@@ -122,17 +149,20 @@ class SceneSimulator:
         scene: the scene description.
         robot: the robot description (default: config/robots/sim.yaml).
         slot_seconds: length of a slot [s].
-        rays: ray-tracing rays for the source renderings (the echoes use 2000).
+        rays: ray-tracing rays for the source renderings (the echoes use
+            :data:`ECHO_RAYS`).
         max_order: image-source order.
+        tail_seconds: length of the sources' impulse responses (ray tracing
+            and pre-roll) [s]; None: the scene's (``Scene.tail_seconds``).
         teacher: also render the 16-mic virtual teacher array (``Slot.teacher``).
     """
 
     def __init__(self, scene: Scene, robot: RobotSpec | None = None, slot_seconds: float = 0.5,
-                 rays: int = 1000, max_order: int = 3, tail_seconds: float = 0.6,
+                 rays: int = 1000, max_order: int = 3, tail_seconds: float | None = None,
                  teacher: bool = False) -> None:
         from av_perception.sim.hrtf import get_hrtf
         from av_perception.sim.render import SceneRenderer
-        from av_perception.sim.signals import chirp
+        from av_perception.audio.chirp import chirp
 
         self.scene = scene
         self.robot = robot or load_robot()
@@ -148,6 +178,8 @@ class SceneSimulator:
         if self.arrays['binaural'].sample_rate != self.stream_rate:
             raise ValueError('array and binaural streams must share a sample rate')
         self.slot_len = int(round(slot_seconds * self.stream_rate))
+        if tail_seconds is None:
+            tail_seconds = scene.tail_seconds
         self.tail_len = int(round(tail_seconds * self.stream_rate))
         self.tail_seconds = tail_seconds
         ch = self.robot.chirp
@@ -157,6 +189,8 @@ class SceneSimulator:
         self.renderer = SceneRenderer(scene, self.robot)
         self._signals: dict[int, np.ndarray] = {}
         self._active: dict[int, np.ndarray] = {}
+        self._rooms: dict[int, acoustics.RoomModel] = {}
+        self._rirs: dict[tuple[int, int], list] = {}
 
     def close(self) -> None:
         self.renderer.close()
@@ -194,28 +228,28 @@ class SceneSimulator:
         a = self._active[i][self.tail_len + k * self.slot_len + start:][:length]
         return bool(a.size and a.mean() >= 0.5)
 
+    def room(self, fs: int) -> acoustics.RoomModel:
+        """The scene's room model at sample rate ``fs`` (built once)."""
+        if fs not in self._rooms:
+            self._rooms[fs] = acoustics.RoomModel(self.scene, fs, self.max_order)
+        return self._rooms[fs]
+
     def echo(self, k: int) -> np.ndarray:
         """(2, N) echo recording of slot k, sample 0 = emission instant."""
         pose = self.scene.poses[k]
-        room = acoustics.build_room(self.scene, self.echo_rate, self.max_order, rays=2000,
-                                    time_thres=self.echo_len / self.echo_rate + 0.01)
         speaker = base_to_world(pose, np.asarray(self.robot.arrays['echo'].xyz)
                                 + (self.arrays['echo'].speaker
                                    if self.arrays['echo'].speaker is not None else 0.0))
         mics, seed = self.world_mics('echo', pose), self.scene.seed + 7919 * k
-        irs, lag = acoustics.rirs(room, speaker, mics, seed=seed)
-        dirs = acoustics.mic_directivities(self.arrays['echo'], pose.yaw)
-        if dirs is not None:
-            # pyroomacoustics has no directivities with ray tracing: the image
-            # sources are rendered again through the microphones' pattern, and
-            # the ray-traced remainder (hybrid minus omni image sources) stays
-            # omnidirectional, as the binaural head's tail does
-            def ism(directivities):
-                return acoustics.rirs(acoustics.build_room(self.scene, self.echo_rate,
-                                                           self.max_order, 0, 0.0),
-                                      speaker, mics, seed, directivities=directivities)[0]
-            irs = [acoustics.directional_hybrid(h, omni, directional)
-                   for h, omni, directional in zip(irs, ism(None), ism(dirs))]
+        # the microphones' pattern applies to the direct path and the image
+        # sources; the ray-traced tail (one point between the microphones) is
+        # omnidirectional, as the binaural head's is
+        dirs = acoustics.mic_directivities(self.arrays['echo'], pose.yaw) or [None] * mics.shape[1]
+        receivers = [acoustics.Receiver(early=mics[:, m], tail=0, at=mics[:, m], directivity=d)
+                     for m, d in enumerate(dirs)]
+        irs, lag = acoustics.impulse_responses(
+            self.room(self.echo_rate), speaker, receivers, mics.mean(axis=1, keepdims=True),
+            rays=ECHO_RAYS, time_thres=self.echo_len / self.echo_rate + 0.01, seed=seed)
         out = np.zeros((len(irs), self.echo_len))
         for m, h in enumerate(irs):
             y = fftconvolve(self.chirp * EMIT_GAIN, h)[lag:lag + self.echo_len]
@@ -226,27 +260,19 @@ class SceneSimulator:
 
     def streams(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(array (4, n), binaural (2, n), teacher (16, n) or None) of slot k."""
-        pose = self.scene.poses[k]
-        mics = self.world_mics('array', pose)
-        n_student = mics.shape[1]
-        if self.teacher:  # same room run: the teacher hears exactly the same scene
-            mics = np.hstack([mics, self.world_mics('teacher', pose)])
-        head = base_to_world(pose, self.robot.arrays['binaural'].xyz)[:, None]
-        n_arr = mics.shape[1]
+        n_student = self.arrays['array'].channels
+        n_arr = n_student + (self.arrays['teacher'].channels if self.teacher else 0)
         array = np.zeros((n_arr, self.slot_len))
         binaural = np.zeros((2, self.slot_len))
         start = k * self.slot_len
-        ears = self.world_mics('binaural', pose)
         for i, src in enumerate(self.scene.sources):
             if not src.active:
                 continue
-            seed = self.scene.seed + 104729 * k + i
-            irs_arr, irs_bin = self._source_rirs(src.position, mics, head, ears, pose.yaw, seed)
+            irs_arr, irs_bin = self._source_rirs(i, k)
             seg = self.source_signal(i)[start:start + self.tail_len + self.slot_len]
-            for target, irs in ((array, irs_arr), (binaural, irs_bin)):
-                for m, h in enumerate(irs):
-                    y = fftconvolve(seg, h)[self.tail_len:self.tail_len + self.slot_len]
-                    target[m, :len(y)] += y
+            y = convolve_window(seg, irs_arr + irs_bin, self.tail_len, self.slot_len)
+            array += y[:len(irs_arr)]
+            binaural += y[len(irs_arr):]
         teacher = None
         if self.teacher:
             array, teacher = array[:n_student], array[n_student:]
@@ -262,31 +288,57 @@ class SceneSimulator:
             teacher = teacher.astype(np.float32)
         return array.astype(np.float32), binaural.astype(np.float32), teacher
 
-    def _source_rirs(self, source, mics, head, ears, yaw: float, seed: int):
-        """Impulse responses (delay-compensated) from one source to the array
-        microphones and to the two ears.
+    def _source_rirs(self, i: int, k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Impulse responses (delay-compensated) from source i to the array
+        microphones (the teacher's after the student's) and to the two ears
+        in slot k.
 
-        pyroomacoustics has no directivities with ray tracing, so the binaural
-        response is assembled from three runs of the same room: image sources
+        They are rendered for a batch of :data:`BATCH_SLOTS` slots at once
+        (one image-source run and one ray tracing per source and batch; the
+        ray tracing's receivers are the array's and the head's centres at
+        each pose of the batch, merged where they are closer than
+        ``acoustics.TAIL_MERGE``). The binaural response is the image sources
         at the head centre through the HRIRs (direct path and early
-        reflections, with the interaural cues), plus the ray-traced part
-        alone at each ear (hybrid response at the ear minus the image-source
-        response at the ear), which carries the diffuse late tail.
+        reflections, with the interaural cues) plus the ray-traced late part
+        at each ear, omnidirectional.
         """
-        fs, order = self.stream_rate, self.max_order
-        hybrid = acoustics.build_room(self.scene, fs, order, rays=self.rays,
-                                      time_thres=self.tail_seconds)
-        n_arr = mics.shape[1]
-        irs, lag = acoustics.rirs(hybrid, source, np.hstack([mics, ears]), seed)
-        arr = [h[lag:] for h in irs[:n_arr]]
-        ism_ears, _ = acoustics.rirs(acoustics.build_room(self.scene, fs, order, 0, 0.0),
-                                     source, ears, seed)
-        dirs = [acoustics.HrtfDirectivity(self.hrtf, e, yaw) for e in (0, 1)]
-        ism_head, _ = acoustics.rirs(acoustics.build_room(self.scene, fs, order, 0, 0.0),
-                                     source, np.hstack([head, head]), seed, directivities=dirs)
-        binaural = [acoustics.directional_hybrid(irs[n_arr + e], ism_ears[e], ism_head[e])[lag:]
-                    for e in range(2)]
-        return arr, binaural
+        batch = k // BATCH_SLOTS
+        key = (i, batch)
+        if key not in self._rirs:
+            self._rirs = {kk: v for kk, v in self._rirs.items() if kk[1] == batch}
+            self._rirs[key] = self._render_batch(i, batch)
+        return self._rirs[key][k - batch * BATCH_SLOTS]
+
+    def _render_batch(self, i: int, batch: int) -> list[tuple[list, list]]:
+        slots = range(batch * BATCH_SLOTS, min(len(self.scene.poses), (batch + 1) * BATCH_SLOTS))
+        receivers, layout = [], []
+        points = acoustics.TailPoints()
+        for k in slots:
+            pose = self.scene.poses[k]
+            mics = self.world_mics('array', pose)
+            if self.teacher:  # same room run: the teacher hears exactly the same scene
+                mics = np.hstack([mics, self.world_mics('teacher', pose)])
+            head = base_to_world(pose, self.robot.arrays['binaural'].xyz)
+            ears = self.world_mics('binaural', pose)
+            g_arr = points.index(base_to_world(pose, self.robot.arrays['array'].xyz))
+            g_head = points.index(head)
+            receivers += [acoustics.Receiver(early=mics[:, m], tail=g_arr, at=mics[:, m])
+                          for m in range(mics.shape[1])]
+            receivers += [acoustics.Receiver(early=head, tail=g_head, at=ears[:, e],
+                                             directivity=acoustics.HrtfDirectivity(
+                                                 self.hrtf, e, pose.yaw))
+                          for e in (0, 1)]
+            layout.append(mics.shape[1])
+        irs, lag = acoustics.impulse_responses(
+            self.room(self.stream_rate), self.scene.sources[i].position, receivers,
+            points.array, rays=self.rays, time_thres=self.tail_seconds,
+            seed=self.scene.seed + 104729 * batch + i)
+        out, j = [], 0
+        for n_mics in layout:
+            out.append(([h[lag:] for h in irs[j:j + n_mics]],
+                        [h[lag:] for h in irs[j + n_mics:j + n_mics + 2]]))
+            j += n_mics + 2
+        return out
 
     def directions(self, pose: Pose2D) -> dict[str, list[Direction]]:
         """Ground-truth direction of each sounding source from each array."""

@@ -532,4 +532,3 @@ def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
         p = m.metadata_props.add()
         p.key, p.value = k, v
     onnx.save(m, str(out))
-

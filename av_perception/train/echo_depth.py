@@ -15,7 +15,6 @@ CPU, nccl on GPUs); with one process it runs the same code.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -90,7 +89,7 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
     out = Path(out)
     ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
                      fingerprint([str(b) for b in bags], len(keep), float(gt.nansum()), epochs,
-                                  batch, lr, width, seed), progress)
+                                 batch, lr, width, seed), progress)
     start = ck.resume(model, opt, sched)
     t0 = time.perf_counter()
     for epoch in range(start, epochs):
