@@ -26,7 +26,8 @@ from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
 from av_perception.ros import qos
 from av_perception.ros.messages import array_to_image, block_to_chunk, header
 from av_perception.ros.tf import StaticTfBroadcaster
-from av_perception.sim.scene import SOUND_CLASSES, Box, Pose2D, Source, load_robot, world_to_base
+from av_perception.robot import load_robot
+from av_perception.sim.scene import SOUND_CLASSES, Box, Pose2D, Source, world_to_base
 from av_perception.sim.world import SceneSimulator
 from av_perception.msg import AudioChunk
 from conftest import diag_values
