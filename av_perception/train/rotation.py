@@ -431,7 +431,7 @@ def train(bags_dirs: list, out_dir: str | Path, targets: tuple = TARGETS, epochs
     learn from the real turn pairs (every term of the module docstring, the
     pretext term included). The default has no joint phase: with a binaural
     network far less accurate than the visual one, letting the sound teach
-    the camera made the camera worse (README). Joint training from scratch
+    the camera made the camera worse (docs/rotation.md). Joint training from scratch
     settles on the trivial solution (no turn, no direction change): the
     pretext task stands in for the paper's (cross-view binauralization, not
     done here). The kept weights are those of the best validation loss
