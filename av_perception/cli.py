@@ -60,7 +60,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                        snr_db=tuple(args.snr_db), teacher=args.teacher,
                        echo_only=args.echo_only,
                        textures=tuple(args.textures) if args.textures else None,
-                       view=args.view, robot=args.robot, randomize=args.randomize)
+                       view=args.view, robot=args.robot, randomize=args.randomize,
+                       classes=tuple(args.classes) if args.classes else None)
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
     return 0
@@ -274,8 +275,8 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
     from av_perception.train.rotation import TARGETS, train
     targets = TARGETS if args.target == 'both' else (args.target,)
     res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed,
-                pretext=args.pretext, warmup=args.binaural_epochs,
-                scale_from_labels=not args.sign_only, options=_rotation_options(args))
+                binaural_epochs=args.binaural_epochs, scale_from_labels=not args.sign_only,
+                visual_model=args.visual_model, options=_rotation_options(args))
     for t in targets:
         print(f'[train] rotation {t}: {res[t]}')
     print(f'[train] wrote the rotation models to {args.out} ({res["pairs"]} turn pairs from '
@@ -286,7 +287,8 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
 def _cmd_eval_rotation(args: argparse.Namespace) -> int:
     from av_perception.rotation.evaluate import report, score
     results = score(args.bags, model=args.model, labels_model=args.labels_model,
-                    binaural_model=args.binaural_model, progress=sys.stderr,
+                    binaural_models={'binaural_motion': args.binaural_model}
+                    if args.binaural_model else None, progress=sys.stderr,
                     options=_rotation_options(args))
     print('\n'.join(report(results)))
     return 0
@@ -388,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='further ROS arguments')
     p.set_defaults(func=_cmd_record)
 
-    from av_perception.sim.scene import SPLITS, TEXTURES, VIEWS
+    from av_perception.sim.scene import SOUND_CLASSES, SPLITS, TEXTURES, VIEWS
     p = sub.add_parser('simulate', help='render simulated scenes into MCAP bags',
                        description='Render procedurally generated rooms (images, depth, echoes, '
                                    'array and binaural audio, ground truth) into one MCAP bag '
@@ -419,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='how the robot\'s poses are chosen: path (drive and turn at random '
                    'through the room) or sources (close-ups facing the source objects, one '
                    'sounding: audio-visual localization data)')
+    p.add_argument('--classes', nargs='+', choices=sorted(SOUND_CLASSES), default=None,
+                   metavar='CLASS', help='draw the sound sources from these classes only '
+                   f'(default: all of {", ".join(sorted(SOUND_CLASSES))})')
     p.add_argument('--robot', default='robots/sim.yaml',
                    help='robot description: a path, or a file under config/ (default '
                    'robots/sim.yaml, whose echo head has cardioid microphones; '
@@ -473,14 +478,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', type=Path, required=True, help='folder for the ONNX models')
     t.add_argument('--target', choices=['selfsup', 'labels', 'both'], default='both',
                    help='self-supervised, label-trained reference, or both')
-    t.add_argument('--epochs', type=int, default=12, help='epochs per target (self-supervised: '
-                   'the pretext and binaural epochs included; any left over train both '
-                   'networks jointly)')
-    t.add_argument('--pretext', type=int, default=6,
-                   help='self-supervised: epochs of the visual pretext task')
-    t.add_argument('--binaural-epochs', type=int, default=6,
-                   help='self-supervised: epochs in which the binaural network learns from '
-                   'the frozen visual network\'s turns')
+    t.add_argument('--epochs', type=int, default=6, help='epochs of the visual network (self-'
+                   'supervised: of its pretext task; labels: with the true yaw)')
+    t.add_argument('--binaural-epochs', type=int, default=40,
+                   help='self-supervised: epochs in which the binaural direction network learns '
+                   'from the frozen visual network\'s turns')
+    t.add_argument('--visual-model', type=Path, default=None,
+                   help='self-supervised: take the turns from this visual ONNX model (e.g. the '
+                   'shipped models/rotation_visual.onnx) instead of training one')
     t.add_argument('--sign-only', action='store_true',
                    help='self-supervised: the 12 labelled validation pairs fix the yaw\'s sign '
                    'only (as the paper), not also its scale (parallax of an off-axis camera)')
@@ -516,7 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--model', type=Path, help='visual rotation model (default: the shipped '
                    'self-supervised one)')
     e.add_argument('--labels-model', type=Path, help='supervised reference (default: shipped)')
-    e.add_argument('--binaural-model', type=Path, help='binaural model (default: shipped)')
+    e.add_argument('--binaural-model', type=Path, help='binaural direction model trained from '
+                   'motion (default: the shipped rotation_binaural); the distilled and '
+                   'label-trained ones are the shipped direction_binaural*')
     _add_rotation_bag_options(e)
     e.set_defaults(func=_cmd_eval_rotation)
     e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: cIoU, '

@@ -7,12 +7,17 @@ the windows throughout which a source sounds and the robot stands still;
 compute is the CPU time of one thread per 100 ms chunk.
 
 Rooms of the test split (never trained on) whose Sabine RT60 is 0.2-0.8 s,
-SNR 0-30 dB, speech and noise sources, one or two at a time. Figures for all windows, for sources in line of sight, and for the
-target's conditions (SNR >= 10 dB, RT60 <= 0.6 s). For the
-4-mic array: SRP-PHAT, NormMUSIC and the learned model (distilled from the
-16-mic acoustic image, and the label-trained ablation); for the binaural
-head: GCC-PHAT and the learned models. Prints each figure beside its
-baseline (the best classic method) and target, writes bench/results/doa.json.
+SNR 0-30 dB, speech and noise sources, one or two at a time. Figures for
+all windows, for sources in line of sight, and for the target's conditions
+(SNR >= 10 dB, RT60 <= 0.6 s). For the 4-mic array: SRP-PHAT, NormMUSIC and
+the learned model (distilled from the 16-mic acoustic image, and the
+label-trained ablation); for the binaural head: GCC-PHAT, the one binaural
+direction network by each of its three teachers (distilled from the
+acoustic image, from labels, and from motion without labels:
+models/rotation_binaural.onnx) and a constant guess (0, straight ahead),
+also per sound class of the scored source. Prints each figure beside its
+baseline (the best classic method) and target, writes
+bench/results/doa.json.
 
 The package's SRP-PHAT (``srp``: the node's, vectorised) is scored beside
 pyroomacoustics' own (``srp_pra``) on the same windows in the same run: the
@@ -66,16 +71,17 @@ def pick_rooms(n: int) -> list[int]:
 
 
 def conditions(out: Path, s) -> dict[str, np.ndarray]:
-    """Per scored error: its room's RT60 and SNR, and whether the source it
+    """Per scored error: its room's RT60 and SNR, whether the source it
     scores was in line of sight of the array (the simulator models no
-    diffraction: an occluded source is heard only through reflections)."""
+    diffraction: an occluded source is heard only through reflections), and
+    its sound class."""
     rows = sorted((json.loads(line) for line in (out / 'index.jsonl').read_text().splitlines()),
                   key=lambda r: r['bag'])
     scenes = [generate_scene(r['scene_id'], r['split'], SEED, PARAMS) for r in rows]
     robot = load_robot()
     rt = np.array([rt60_sabine(sc) for sc in scenes])
     snr = np.array([sc.snr_db for sc in scenes])
-    los = []
+    los, cls = [], []
     for b, stamp, truth in zip(s.bags, s.stamps, s.truths):
         sc = scenes[b]
         k = min(int((stamp - T0_NS) // int(0.5e9)), len(sc.poses) - 1)
@@ -85,8 +91,18 @@ def conditions(out: Path, s) -> dict[str, np.ndarray]:
             direction_in_frame(pose, mount, x.position)[0] - truth, 2 * math.pi)))
         objects = tuple(i for i, bx in enumerate(sc.boxes) if bx.label != 'furniture')
         los.append(line_of_sight(sc, base_to_world(pose, mount), src.position, ignore=objects))
+        cls.append(src.cls)
     b = np.asarray(s.bags)
-    return {'rt60': rt[b], 'snr': snr[b], 'los': np.asarray(los, bool)}
+    return {'rt60': rt[b], 'snr': snr[b], 'los': np.asarray(los, bool), 'cls': np.asarray(cls)}
+
+
+def constant_guess(s):
+    """The errors of a constant guess (azimuth 0: straight ahead, folded) on
+    the windows ``s`` scored, as Scores."""
+    from av_perception.doa.classic import fold_front
+    from av_perception.doa.evaluate import Scores
+    return Scores([math.degrees(abs(fold_front(t))) for t in s.truths], [], list(s.bags),
+                  list(s.stamps), list(s.truths))
 
 
 def main() -> None:
@@ -99,37 +115,47 @@ def main() -> None:
         simulate(args.data, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
                  ids=pick_rooms(args.scenes), classes=CLASSES, progress=io.StringIO())
     plan = {'array': ['srp', REFERENCE_SRP, 'normmusic', 'learned', 'learned_labels'],
-            'binaural': ['gcc', 'learned', 'learned_labels']}
+            'binaural': ['gcc', 'learned', 'learned_labels', 'learned_motion', 'constant']}
     model_file = {'array': 'direction_respeaker4', 'binaural': 'direction_binaural'}
     results: dict = {}
     subsets = {}
     errors: dict = {}  # per-window errors of the array's SRP-PHATs [deg]
+    gcc_scores = None   # the binaural windows, for the constant guess
     for role, methods in plan.items():
         results[role] = {}
         for m in methods:
             if m.startswith('learned'):
                 suffix = '_labels' if m.endswith('labels') else ''
                 path = args.models / f'{model_file[role]}{suffix}.onnx'
+                if m == 'learned_motion':   # the same network, trained from motion
+                    path = args.models / 'rotation_binaural.onnx'
                 if not path.is_file():
                     print(f'{role} {m}: no model {path}; skipped')
                     continue
                 s = score(args.data, role, 'learned', model=path)
+            elif m == 'constant':
+                s = constant_guess(gcc_scores)
             else:
                 s = score(args.data, role, m)
+            if m == 'gcc':
+                gcc_scores = s
             c = conditions(args.data, s)
             good = (c['snr'] >= 10) & (c['rt60'] <= 0.6)
             res = s.summary()
             masks = dict(zip(SUBSETS, (c['los'], good, good & c['los'])))
             for name, mask in masks.items():
                 res[name] = s.summary(mask)
+            if role == 'binaural':
+                res['by_class'] = {k: s.summary(c['cls'] == k) for k in CLASSES}
             results[role][m] = res
             if m in ('srp', REFERENCE_SRP):
                 errors[m] = np.asarray(s.errors_deg, float)
-            subsets[role] = {'windows': len(s.errors_deg), 'line_of_sight': int(c['los'].sum()),
-                       'snr_ge10_rt60_le06': int(good.sum()),
-                       'snr_ge10_rt60_le06_los': int((good & c['los']).sum()),
-                       'rt60_range': [round(float(c['rt60'].min()), 2),
-                                      round(float(c['rt60'].max()), 2)]}
+            subsets[role] = {'windows': len(s.errors_deg),
+                             'line_of_sight': int(c['los'].sum()),
+                             'snr_ge10_rt60_le06': int(good.sum()),
+                             'snr_ge10_rt60_le06_los': int((good & c['los']).sum()),
+                             'rt60_range': [round(float(c['rt60'].min()), 2),
+                                            round(float(c['rt60'].max()), 2)]}
     results['scored'] = subsets
     classic = {'array': ['srp', 'normmusic'], 'binaural': ['gcc']}
     lines = []
@@ -140,11 +166,12 @@ def main() -> None:
             ratio = r['median_deg'] / base['median_deg'] if base['median_deg'] else math.nan
             lines.append(f'{role:9s} {m:15s} median {r["median_deg"]:6.1f} deg (vs {best} '
                          f'x{ratio:.2f})  mean {r["mean_deg"]:6.1f}  within10 '
-                         f'{r["within10"]:.2f}  {r["ms_per_100ms"]:6.2f} ms/100ms | line of '
+                         f'{r["within10"]:.2f}  {r["ms_per_100ms"] or 0:6.2f} ms/100ms | line of '
                          f'sight {r["line_of_sight"]["median_deg"]} | SNR>=10,RT60<=0.6,LOS '
                          f'{r["snr_ge10_rt60_le06_los"]["median_deg"]}')
         results[role]['best_classic'] = best
     b = results['binaural']
+    bb = {m: b[m]['median_deg'] for m in ('gcc', 'learned', 'learned_motion') if m in b}
     # the package's methods (the baseline srp_pra is the same map as srp, slower)
     a = {m: v for m, v in results['array'].items() if isinstance(v, dict) and m != REFERENCE_SRP}
     four = [v['snr_ge10_rt60_le06_los']['median_deg'] for v in a.values()]
@@ -156,7 +183,15 @@ def main() -> None:
             round(b['learned']['median_deg'] / b[b['best_classic']]['median_deg'], 3)
             if 'learned' in b else None),
         'max_ms_per_100ms': max(v['ms_per_100ms'] for r in (a, b)
-                                for v in r.values() if isinstance(v, dict))}
+                                for v in r.values()
+                                if isinstance(v, dict) and v['ms_per_100ms'] is not None)}
+    if 'learned_motion' in bb:   # issue #25 (every window here is broadband: speech, noise)
+        targets.update({
+            'binaural_motion_over_gcc': round(bb['learned_motion'] / bb['gcc'], 3),
+            'binaural_motion_over_gcc_met_le_0.8': bb['learned_motion'] <= 0.8 * bb['gcc'],
+            'binaural_motion_over_distilled': round(bb['learned_motion'] / bb['learned'], 3),
+            'binaural_motion_over_distilled_met_le_1.2': bb['learned_motion']
+            <= 1.2 * bb['learned']})
     targets.update(srp_against_pyroomacoustics(results['array'], errors))
     results['targets'] = targets
     RESULTS.mkdir(exist_ok=True)

@@ -72,7 +72,6 @@ ROWS = {
     'rotation_visual (self-supervised)': ('yaw', 'opencv', 'median_deg', False),
     'rotation_visual_labels': ('yaw', 'opencv', 'median_deg', False),
     'rotation_binaural (from motion)': ('binaural direction', 'gcc', 'median_deg', False),
-    'rotation_binaural_labels': ('binaural direction', 'gcc', 'median_deg', False),
     'av_heatmap': ('av heatmap', 'centre prior', 'ciou', True),
 }
 
@@ -166,22 +165,20 @@ def echo(folder: Path, models: Path) -> dict:
 
 
 def rotation(folder: Path, models: Path) -> dict:
-    from av_perception.rotation.evaluate import score
+    from av_perception.rotation.evaluate import BINAURAL_MODELS, score
     log = io.StringIO()
     res = guarded('rotation', lambda: score(
         folder, model=models / 'rotation_visual.onnx',
         labels_model=models / 'rotation_visual_labels.onnx',
-        binaural_model=models / 'rotation_binaural.onnx',
-        labels_binaural_model=models / 'rotation_binaural_labels.onnx', progress=log), log)
-    if 'unavailable' in res:
-        return {k: res for k in ('rotation_visual', 'rotation_visual_labels', 'opencv',
-                                 'rotation_binaural', 'rotation_binaural_labels',
-                                 'binaural_gcc')}
+        binaural_models={k: models / f'{v}.onnx' for k, v in BINAURAL_MODELS.items()},
+        progress=log), log)
     names = {'selfsup': 'rotation_visual', 'supervised': 'rotation_visual_labels',
-             'opencv': 'opencv', 'binaural': 'rotation_binaural',
-             'binaural_supervised': 'rotation_binaural_labels', 'binaural_gcc': 'binaural_gcc'}
+             'opencv': 'opencv', 'binaural_motion': 'rotation_binaural',
+             'binaural_gcc': 'binaural_gcc'}
+    if 'unavailable' in res:
+        return {k: res for k in names.values()}
     return {names[k]: e.summary(with_time=not k.startswith('binaural'))
-            for k, e in res.items()}
+            for k, e in res.items() if k in names}
 
 
 def heatmap(folder: Path, models: Path) -> dict:

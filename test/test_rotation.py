@@ -14,33 +14,10 @@ import pytest
 import torch
 
 from av_perception.errors import ConfigError, InputError
-from av_perception.rotation.features import RotationSpec, binaural_features, grey_input
+from av_perception.rotation.features import RotationSpec, grey_input
 
 
 SPEC = RotationSpec()
-
-
-# ------------------------------------------------------------------ losses
-def test_consistency_loss_is_zero_when_consistent_and_grows_with_inconsistency():
-    from av_perception.train.rotation import consistency_loss
-    rng = np.random.default_rng(0)
-    # a source at azimuth a (robot frame, any direction) is at a - r after a turn r
-    a = torch.tensor(rng.uniform(-math.pi, math.pi, 200))
-    r = torch.tensor(rng.uniform(-math.pi / 4, math.pi / 4, 200))
-    fold = lambda x: torch.asin(torch.sin(x))  # noqa: E731 - what a binaural head hears
-    before, after = fold(a), fold(a - r)
-    assert float(consistency_loss(r, before, after)) < 1e-12
-    losses = [float(consistency_loss(r + math.radians(e), before, after))
-              for e in (1.0, 5.0, 10.0, 20.0)]
-    assert losses[0] > 1e-5
-    assert all(x < y for x, y in zip(losses, losses[1:]))
-
-
-def test_uniform_prior_penalises_collapsed_azimuths():
-    from av_perception.train.rotation import uniform_prior_loss
-    spread = torch.linspace(-math.pi / 2, math.pi / 2, 101)
-    assert float(uniform_prior_loss(spread)) < 0.02
-    assert float(uniform_prior_loss(torch.zeros(101))) > 0.7
 
 
 def _panorama_view(yaw: float, width: int = 160, height: int = 120) -> np.ndarray:
@@ -112,7 +89,8 @@ def test_the_matching_curve_reads_a_turn_with_sub_cell_precision():
         assert math.degrees(yaw) == pytest.approx(deg, abs=0.6), deg
     # the curve's cells are shifts of 2 columns, -scale per cell
     assert float(vis.scale.detach()) == pytest.approx(-2 * column_rad(SPEC))
-    assert vis.curve(torch.ones(1, 1, 4, 64), torch.ones(1, 1, 4, 64)).shape == (1, 2 * MAX_SHIFT + 1)
+    ones = torch.ones(1, 1, 4, 64)
+    assert vis.curve(ones, ones).shape == (1, 2 * MAX_SHIFT + 1)
 
 
 def test_soft_argmax_is_not_pulled_to_the_middle_and_the_curve_loss_wants_the_turn():
@@ -134,29 +112,43 @@ def test_soft_argmax_is_not_pulled_to_the_middle_and_the_curve_loss_wants_the_tu
 # -------------------------------------------------------------------- ONNX
 def test_onnx_equals_pytorch(tmp_path):
     from av_perception.rotation.estimate import BinauralDirection, VisualRotation
-    from av_perception.train.rotation import (export_binaural, export_visual, make_binaural,
-                                              make_visual)
+    from av_perception.train.direction import export, make_model
+    from av_perception.train.rotation import export_visual, make_visual
     torch.manual_seed(0)
-    vis, aud = make_visual(SPEC).eval(), make_binaural(SPEC.bands).eval()
+    vis = make_visual(SPEC).eval()
     meta = {'training': 'test', 'spread_floor_rad': '0.01'}
     wrapped = export_visual(vis, SPEC, tmp_path / 'v.onnx', meta)
-    aud = export_binaural(aud, SPEC, tmp_path / 'a.onnx', meta)
     rng = np.random.default_rng(1)
     views = [grey_input(_panorama_view(math.radians(d)), SPEC) for d in (0.0, 20.0, -10.0)]
     pairs = np.stack([np.stack([views[0], views[1]]), np.stack([views[2], views[0]]),
                       rng.normal(size=(2, SPEC.image_size, SPEC.image_size))]).astype(np.float32)
-    feats = rng.uniform(-1, 1, (3, 4, SPEC.bands)).astype(np.float32)
     with torch.no_grad():
         want_v = wrapped(torch.from_numpy(pairs)).numpy()
-        want_a = aud(torch.from_numpy(feats)).numpy()
-    v, a = VisualRotation(tmp_path / 'v.onnx'), BinauralDirection(tmp_path / 'a.onnx')
+    v = VisualRotation(tmp_path / 'v.onnx')
     np.testing.assert_allclose(v.estimate_batch(pairs), want_v, atol=1e-5)
     assert np.abs(want_v[:, 0]).max() > 1e-3
-    np.testing.assert_allclose([a.azimuth(f) for f in feats], want_a, atol=1e-5)
     # swapping the two frames negates the yaw (the network is antisymmetric)
     np.testing.assert_allclose(v.estimate_batch(pairs[:, ::-1].copy())[:, 0], -want_v[:, 0],
                                atol=1e-5)
     assert v.spec == SPEC and v.model.metadata['task'] == 'rotation_visual'
+    # the binaural model is the direction network (a mirrored one, as a motion-trained
+    # model whose sign the labelled views flipped): its azimuth is the estimator's
+    from av_perception.arrays import load_array
+    from av_perception.doa.learned import LearnedDoa
+    from av_perception.doa.learned_features import spec_for
+    fs = spec_for(load_array('binaural'))
+    net = make_model(fs.n_features, fs.bins).eval()
+    export(net, fs, np.zeros(fs.n_features), np.ones(fs.n_features), tmp_path / 'a.onnx',
+           'motion', 1, 1, sign=-1.0)
+    export(net, fs, np.zeros(fs.n_features), np.ones(fs.n_features), tmp_path / 'b.onnx',
+           'motion', 1, 1)
+    seg = rng.normal(0, 0.05, (2, SPEC.audio_window))
+    a, b = BinauralDirection(tmp_path / 'a.onnx'), BinauralDirection(tmp_path / 'b.onnx')
+    assert a.azimuth(seg) == pytest.approx(-b.azimuth(seg), abs=1e-5)
+    assert b.azimuth(seg) == pytest.approx(LearnedDoa(tmp_path / 'b.onnx', load_array(
+        'binaural')).estimate(seg)[0].azimuth)
+    np.testing.assert_allclose(a.doa.block_distribution(seg),
+                               b.doa.block_distribution(seg)[::-1], atol=1e-6)
 
 
 def test_a_model_for_another_task_is_refused():
@@ -169,10 +161,6 @@ def test_a_model_for_another_task_is_refused():
 # ---------------------------------------------------------------- features
 def test_features_refuse_bad_input():
     with pytest.raises(InputError):
-        binaural_features(np.zeros((4, 8000)), SPEC)
-    with pytest.raises(InputError):
-        binaural_features(np.zeros((2, 100)), SPEC)
-    with pytest.raises(InputError):
         grey_input(np.zeros((8, 8, 4), np.uint8), SPEC)
     # slivers of frames (fuzzing found a 64 x 1 rgb8 one, upsampled to 4 MB, and
     # taller ones past cv2.remap's limit): refused, not resized or a cv2 assertion
@@ -180,16 +168,6 @@ def test_features_refuse_bad_input():
         with pytest.raises(InputError, match='at most 4 times as tall as wide'):
             grey_input(np.zeros(shape, np.uint8), SPEC)
     assert grey_input(np.zeros((16, 9), np.uint8), SPEC).shape == (SPEC.image_size,) * 2
-
-
-def test_binaural_features_swap_with_the_ears():
-    rng = np.random.default_rng(0)
-    x = rng.normal(0, 0.05, (2, SPEC.audio_window))
-    x[1] = np.roll(x[0], 5) * 0.5  # right ear later and quieter: a source on the left
-    f, g = binaural_features(x, SPEC), binaural_features(x[::-1], SPEC)
-    np.testing.assert_allclose(g[[1, 0, 2]], f[[0, 1, 2]], atol=1e-5)
-    np.testing.assert_allclose(g[3], -f[3], atol=1e-5)
-    assert f[0].mean() > f[1].mean()
 
 
 def test_fusion_uses_agreeing_audio_and_ignores_disagreeing_audio():
@@ -331,47 +309,60 @@ def test_node_refuses_a_camera_with_another_field_of_view(ros, turn_views):
 
 
 def test_training_runs_its_phases_resumes_and_exports(tmp_path):
-    """Self-supervised training on two simulated rooms: one epoch of each
-    phase (pretext, binaural, joint), checkpoints that a second call resumes
-    from instead of retraining, ONNX files that load with their contract, and
-    a one-line error for an impossible schedule."""
+    """Self-supervised training on three tiny simulated rooms without
+    direction labels in training: the visual pretext task, then the
+    binaural direction network from the visual turns; checkpoints that a
+    second call resumes from instead of retraining, ONNX files that load
+    with their contract (the binaural one is the direction network's,
+    trained from motion, its sign fixed by labelled views), and a one-line
+    error for an impossible schedule."""
     import io
 
     from av_perception.rotation.estimate import BinauralDirection, VisualRotation
     from av_perception.sim.bags import simulate
     from av_perception.train.rotation import train
     bags = tmp_path / 'bags'
-    simulate(bags, scenes=2, seed=3, poses=8, jobs=1, progress=io.StringIO())
+    simulate(bags, scenes=3, seed=3, poses=8, jobs=1, progress=io.StringIO())
     out = tmp_path / 'models'
     log = io.StringIO()
-    res = train([bags], out, targets=('selfsup',), epochs=3, pretext=1, warmup=1, batch=4,
+    res = train([bags], out, targets=('selfsup',), epochs=1, binaural_epochs=2, batch=4,
                 progress=log)
-    curve = (out / 'rotation_checkpoints' / 'selfsup' / 'curve.json').read_text()
-    assert [c['phase'] for c in json.loads(curve)] == ['pretext', 'warmup', 'joint']
-    assert res['selfsup']['best_epoch'] == 3 and 'labelled validation' in res['selfsup']['sign']
+    curve = json.loads((out / 'rotation_checkpoints' / 'selfsup' / 'curve.json').read_text())
+    assert len(curve) == 1 and 'labelled validation' in res['selfsup']['sign']
+    aud = res['selfsup']['binaural']
+    assert 'labelled validation views' in aud['sign_scale'] and aud['pairs'] >= 10
     v = VisualRotation(out / 'rotation_visual.onnx')
     a = BinauralDirection(out / 'rotation_binaural.onnx')
-    assert v.spec == SPEC and a.model.metadata['training'] == 'selfsup'
+    assert v.spec == SPEC and v.model.metadata['training'] == 'selfsup'
+    meta = a.model.metadata
+    assert meta['task'] == 'direction' and meta['target'] == 'motion'
+    assert meta['teacher'].startswith('rotation-visual-selfsup')
+    assert int(meta['labelled_samples']) <= 12
     pair = np.random.default_rng(0).normal(size=(1, 2, SPEC.image_size, SPEC.image_size))
     yaw, spread = v.estimate_batch(pair.astype(np.float32))[0]
     assert np.isfinite(yaw) and spread > 0
     # the scoring of `eval rotation` and the benchmark: every binaural segment
-    # scored by the model is also scored by the GCC-PHAT baseline
-    from av_perception.rotation.evaluate import report, score
-    models = dict(model=out / 'rotation_visual.onnx', labels_model=out / 'rotation_visual.onnx',
-                  binaural_model=out / 'rotation_binaural.onnx',
-                  labels_binaural_model=out / 'rotation_binaural.onnx')
-    scored = score(bags, opencv=False, **models)
-    gcc = scored['binaural_gcc'].errors_deg
-    assert len(gcc) == len(scored['binaural'].errors_deg) > 0
-    assert all(0.0 <= e <= 180.0 for e in gcc)      # two folded azimuths: at most 180 apart
+    # is scored by each estimator
+    from av_perception.rotation.evaluate import BINAURAL, report, score
+    scored = score(bags, model=out / 'rotation_visual.onnx',
+                   labels_model=out / 'rotation_visual.onnx',
+                   binaural_models={'binaural_motion': out / 'rotation_binaural.onnx'},
+                   opencv=False)
+    n = len(scored['binaural_gcc'].errors_deg)
+    assert n > 0 and all(len(scored[k].errors_deg) == n for k in BINAURAL)
+    assert all(0.0 <= e <= 180.0 for e in scored['binaural_gcc'].errors_deg)
     assert any('GCC-PHAT' in line for line in report(scored))
     log = io.StringIO()
-    train([bags], out, targets=('selfsup',), epochs=3, pretext=1, warmup=1, batch=4,
+    train([bags], out, targets=('selfsup',), epochs=1, binaural_epochs=2, batch=4,
           progress=log)
-    assert 'resuming at epoch 3' in log.getvalue()
+    assert 'resuming at epoch 1' in log.getvalue() and 'resuming at epoch 2' in log.getvalue()
+    # given a visual partner, only the binaural network is trained
+    res = train([bags], tmp_path / 'given', targets=('selfsup',), binaural_epochs=1,
+                visual_model=out / 'rotation_visual.onnx', progress=io.StringIO())
+    assert res['selfsup']['visual'].startswith('given')
+    assert not (tmp_path / 'given' / 'rotation_visual.onnx').exists()
     with pytest.raises(ConfigError, match='epochs'):
-        train([bags], out, targets=('selfsup',), epochs=2, pretext=-1, progress=io.StringIO())
+        train([bags], out, targets=('selfsup',), epochs=0, progress=io.StringIO())
 
 
 def test_eval_cli_refuses_a_folder_without_bags(tmp_path):
@@ -383,7 +374,9 @@ def test_eval_cli_refuses_a_folder_without_bags(tmp_path):
 
 def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_views):
     """With use_audio the pair is published once the later frame's binaural
-    segment has arrived; silence is not fused; a 4-channel chunk is dropped."""
+    segment has arrived; silence is not fused; a 4-channel chunk is dropped.
+    Each frame's segment that is heard gives a SoundSourceArray in the head
+    frame: empty while silent."""
     from geometry_msgs.msg import TwistWithCovarianceStamped
     from sensor_msgs.msg import Image
 
@@ -391,10 +384,11 @@ def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_
     from av_perception.nodes.rotation import RotationNode
     from av_perception.ros import qos
     from av_perception.ros.messages import block_to_chunk
-    from av_perception.msg import AudioChunk
+    from av_perception.msg import AudioChunk, SoundSourceArray
     _, (a, b) = turn_views
     node = ros.node(RotationNode, {'use_audio': True})
     twists = ros.collect(TwistWithCovarianceStamped, 'rotation/twist')
+    dirs = ros.collect(SoundSourceArray, 'rotation/sound_direction')
     img = ros.publisher(Image, 'camera/image_raw', qos.SENSOR)
     aud = ros.publisher(AudioChunk, 'audio/binaural', qos.AUDIO)
     t0 = 1_700_000_000 * 10**9
@@ -419,3 +413,8 @@ def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_
     ros.spin_until(lambda: node.input('audio/binaural').received == 11, what='11 chunks')
     assert node.monitor.facts['audio_fused'] == 'False'     # silence carries no direction
     assert dict(node.input('audio/binaural').drops) == {'channels': 1}
+    # the first frame's segment was incomplete when the second frame came: it
+    # is not heard; the second's is, once its audio is complete
+    ros.spin_until(lambda: dirs, what='a direction message for the second frame')
+    assert [(d.header.frame_id, list(d.sources)) for d in dirs] == [('head', [])]
+    assert dirs[0].header.stamp.nanosec == 500_000_000

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the shipped audio-visual localization models (see README, "Audio-visual heatmap").
+# Reproduce the shipped audio-visual localization models (see docs/av_heatmap.md, "Training recipe").
 #   tools/train_av_heatmap_models.sh [DATA]
 # DATA: 600 training rooms in the simulator's close-up view of the source objects
 # (simulate --view sources --seed 0), made here if missing.

@@ -9,7 +9,7 @@ import numpy as np
 
 from av_perception.arrays import ArrayGeometry
 from av_perception.doa.classic import DoaEstimate
-from av_perception.doa.learned_features import FeatureSpec, features, peaks
+from av_perception.doa.learned_features import FeatureSpec, features, peaks, window_starts
 from av_perception.errors import ConfigError, InputError
 from av_perception.inference import OnnxModel
 
@@ -46,11 +46,10 @@ class LearnedDoa:
                              f'shape {samples.shape}')
         return self.model(features(samples, self.spec)[None])[0]
 
-    def estimate(self, samples: np.ndarray, num_src: int = 1) -> list[DoaEstimate]:
-        """Directions in a block of at least the model's window. A longer block
-        (the array's ``doa_window``) is covered by model windows overlapping
-        by half, whose distributions are averaged: the estimate uses all of
-        the block's evidence, as the classic methods do."""
+    def block_distribution(self, samples: np.ndarray) -> np.ndarray:
+        """Predicted distribution over ``self.spec.grid()`` for a block of at
+        least the model's window: the mean of the distributions of the model
+        windows that cover it, overlapping by half (``window_starts``)."""
         samples = np.asarray(samples)
         if samples.ndim != 2 or samples.shape[0] != self.spec.channels:
             raise InputError('shape', f'({self.spec.channels}, frames) samples',
@@ -58,9 +57,16 @@ class LearnedDoa:
         n, win = samples.shape[1], self.spec.window
         if n < win:
             raise InputError('length', f'at least {win} frames', str(n))
-        count = 1 + int(np.ceil((n - win) / (win // 2)))
-        starts = np.linspace(0, n - win, count).round().astype(int)
-        batch = np.stack([features(samples[:, s:s + win], self.spec) for s in starts])
-        dist = self.model(batch).mean(axis=0)
+        batch = np.stack([features(samples[:, s:s + win], self.spec)
+                          for s in window_starts(n, win)])
+        return self.model(batch).mean(axis=0)
+
+    def estimate(self, samples: np.ndarray, num_src: int = 1) -> list[DoaEstimate]:
+        """Directions in a block of at least the model's window. A longer block
+        (the array's ``doa_window``) is covered by model windows overlapping
+        by half, whose distributions are averaged (:meth:`block_distribution`):
+        the estimate uses all of the block's evidence, as the classic methods
+        do."""
+        dist = self.block_distribution(samples)
         return [DoaEstimate(az, 0.0, conf, self.ambiguous)
                 for az, conf in peaks(dist, self.spec, num_src)]

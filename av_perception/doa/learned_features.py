@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
+from av_perception.doa.classic import fold_front
 
 C = 343.0
 PHAT_BETA = 0.7
@@ -135,8 +136,8 @@ def map_to_bins(azimuths: np.ndarray, values: np.ndarray, spec: FeatureSpec,
     grid = spec.grid()
     az = np.asarray(azimuths, np.float64)
     if spec.front_only:
-        az = np.where(az > math.pi / 2, math.pi - az, np.where(az < -math.pi / 2, -math.pi - az,
-                                                              az))
+        az = np.where(az > math.pi / 2, math.pi - az,
+                      np.where(az < -math.pi / 2, -math.pi - az, az))
     out = np.zeros(spec.bins)
     width = (grid[1] - grid[0])
     for a, v in zip(az, values):
@@ -160,6 +161,44 @@ def label_map(azimuths: list[float], spec: FeatureSpec, sigma_deg: float = 5.0) 
         d = (grid - a + math.pi) % (2 * math.pi) - math.pi
         out += np.exp(-0.5 * (np.degrees(d) / sigma_deg) ** 2)
     return (out / out.sum()).astype(np.float32)
+
+
+def window_starts(n: int, window: int) -> np.ndarray:
+    """First samples of the model windows that cover a block of ``n`` >=
+    ``window`` samples, overlapping by about half (the first at 0, the last
+    ending at ``n``): the windows whose distributions an estimate over a
+    longer block averages."""
+    if n < window:
+        raise ValueError(f'a block of {n} samples is shorter than the window ({window})')
+    count = 1 + int(np.ceil((n - window) / (window // 2)))
+    return np.linspace(0, n - window, count).round().astype(int)
+
+
+def calibration(spec: FeatureSpec, sign: float = 1.0, scale: float = 1.0) -> np.ndarray:
+    """(bins, bins) matrix M such that ``p @ M`` is the distribution of
+    fold(sign x scale x azimuth) when p is a distribution over
+    ``spec.grid()`` (each bin's mass split linearly between the two bins
+    around its new azimuth). It fixes the global sign (and scale) of a
+    front/back-ambiguous model trained without labels: a mirrored model is
+    exactly as consistent with the motion as the right one.
+
+    Raises:
+        ValueError: a full-circle spec, or a scale that is not positive.
+    """
+    if not spec.front_only:
+        raise ValueError('a calibration of folded azimuths needs a front-only spec')
+    if not scale > 0:
+        raise ValueError(f'scale must be positive, got {scale}')
+    grid = spec.grid()
+    step = grid[1] - grid[0]
+    target = np.array([fold_front(a) for a in np.sign(sign) * scale * grid])
+    pos = np.clip((target - grid[0]) / step, 0.0, spec.bins - 1.0)
+    lo = np.minimum(np.floor(pos).astype(int), spec.bins - 2)
+    frac = pos - lo
+    m = np.zeros((spec.bins, spec.bins))
+    m[np.arange(spec.bins), lo] = 1.0 - frac
+    m[np.arange(spec.bins), lo + 1] += frac
+    return m.astype(np.float32)
 
 
 def peaks(prob: np.ndarray, spec: FeatureSpec, k: int) -> list[tuple[float, float]]:

@@ -34,8 +34,8 @@ from av_perception.bag.sources import source_readings
 from av_perception.doa.dataset import assemble
 from av_perception.errors import ConfigError
 from av_perception.image import RawImage, decode
-from av_perception.rotation.features import (RotationSpec, binaural_features, grey_input,
-                                             level_dbfs, max_turn_rad, wrap)
+from av_perception.rotation.features import (RotationSpec, grey_input, level_dbfs,
+                                             max_turn_rad, wrap)
 
 #: Default largest base translation [m] between two views of a turn in place.
 TURN_IN_PLACE_M = 0.01
@@ -93,12 +93,11 @@ class View:
     stamp_ns: int
     grey: np.ndarray                 # (S, S) network input
     image: np.ndarray                # (H, W) uint8 grey, for the OpenCV baseline
-    audio: np.ndarray | None         # (4, bands) binaural features, None without audio
-    level_dbfs: float                # binaural segment level
+    level_dbfs: float                # binaural segment level (-200 without audio)
     position: tuple | None           # base (x, y) [m] (gt/pose or odometry), None if unknown
     yaw: float | None                # base yaw [rad] in the same frame
     azimuths: list = field(default_factory=list)  # gt binaural azimuths sounding in the segment
-    segment: np.ndarray | None = None  # (2, audio_window) binaural samples (classic baseline)
+    segment: np.ndarray | None = None  # (2, audio_window) binaural samples, None without audio
 
 
 @dataclass
@@ -180,16 +179,16 @@ def load_views(path: str | Path, spec: RotationSpec, namespace: str = '',
         arr = decode(RawImage(img.height, img.width, img.encoding, img.step, bytes(img.data),
                               bool(img.is_bigendian)))
         grey8 = (arr if arr.ndim == 2 else arr.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        audio, level, azs, segment = None, -200.0, [], None
+        level, azs, segment = -200.0, [], None
         if stream is not None:
             s = int(round((t - stream.t0_ns) * 1e-9 * stream.sample_rate))
             seg = stream.samples[:, max(0, s):s + spec.audio_window]
             if s >= 0 and seg.shape[1] == spec.audio_window:
-                audio, level, segment = binaural_features(seg, spec), level_dbfs(seg), seg
+                level, segment = level_dbfs(seg), seg
                 t_end = t + int(spec.audio_window / stream.sample_rate * 1e9)
                 azs = sorted({round(a, 4) for ns, frame, a in gt
                               if t <= ns < t_end and frame == stream.frame_id})
-        views.append(View(t, grey_input(arr, spec), grey8, audio, level,
+        views.append(View(t, grey_input(arr, spec), grey8, level,
                           pose[:2] if pose is not None else None,
                           pose[2] if pose is not None else None, azs, segment))
     return BagViews(Path(path), views, camera, motion.source)

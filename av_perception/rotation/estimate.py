@@ -63,23 +63,37 @@ class VisualRotation:
 
 
 class BinauralDirection:
-    """The binaural direction model: features -> folded azimuth [rad]."""
+    """The binaural direction model: the package's one binaural direction
+    network (:class:`~av_perception.doa.learned.LearnedDoa`, whichever
+    teacher trained it: motion, the acoustic image or labels) on a frame's
+    binaural segment -> folded azimuth [rad]."""
 
     def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
-        self.model = OnnxModel(path or shipped_model('rotation_binaural'),
-                               expect={'task': 'rotation_binaural'}, threads=threads)
-        self.spec = RotationSpec.from_metadata(self.model.metadata)
+        from av_perception.arrays import load_array
+        from av_perception.doa.learned import LearnedDoa
+        self.doa = LearnedDoa(path or shipped_model('rotation_binaural'), load_array('binaural'),
+                              threads=threads)
+        self.model = self.doa.model
 
-    def azimuth(self, features: np.ndarray) -> float:
-        """(4, bands) binaural features -> azimuth [rad] in [-pi/2, pi/2]."""
-        return float(self.model(np.asarray(features, np.float32)[None])[0])
+    def estimate(self, segment: np.ndarray):
+        """(2, n) left/right samples (n >= the model's window) -> the
+        strongest peak (DoaEstimate: folded azimuth [rad] in [-pi/2, pi/2],
+        confidence, front/back ambiguous)."""
+        return self.doa.estimate(segment, 1)[0]
+
+    def azimuth(self, segment: np.ndarray) -> float:
+        """The folded azimuth [rad] of :meth:`estimate`."""
+        return self.estimate(segment).azimuth
 
 
 def check_same_contract(visual: VisualRotation, audio: BinauralDirection) -> None:
-    """A visual and a binaural model trained on different inputs cannot be fused."""
-    if visual.spec != audio.spec:
-        raise ConfigError(f'rotation models disagree on their input contract: visual '
-                          f'{visual.spec}, binaural {audio.spec}')
+    """The binaural model must take the visual model's audio: same array and
+    sample rate, a window no longer than the segment cut at each frame."""
+    a, v = audio.doa.spec, visual.spec
+    if (a.array, a.sample_rate) != (v.array, v.sample_rate) or a.window > v.audio_window:
+        raise ConfigError(f'rotation models disagree on their audio: visual {v.array} at '
+                          f'{v.sample_rate} Hz, {v.audio_window}-sample segments; binaural '
+                          f'{a.array} at {a.sample_rate} Hz, {a.window}-sample windows')
 
 
 def audio_yaw(az_first: float, az_second: float, visual_yaw: float) -> float:

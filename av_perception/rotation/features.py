@@ -8,10 +8,9 @@ evaluation and the node (numpy and OpenCV only).
   ``hfov / S`` rad per column, whatever the column) and standardised (zero
   mean, unit variance, so a dim, poorly textured room is not a
   near-constant input).
-- Binaural: a left/right stream segment -> (4, BANDS) float32: left and
-  right magnitude in dB (clipped to [-100, 60], scaled to [-1, 1]) and the
-  interaural phase as cos and sin, per frequency band, from the package's
-  one STFT (``av_perception.doa.features.stft``) averaged over the segment.
+- Binaural: the segment of ``audio_window`` samples that starts at a
+  frame's stamp, for the package's one binaural direction network
+  (``av_perception.doa.learned``: its own features and windows).
 
 Angles: REP 103, yaw CCW positive about +z [rad]; binaural azimuths folded
 into the front half-plane [-pi/2, pi/2] (a head cannot tell front from back).
@@ -26,11 +25,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from av_perception.doa.classic import fold_front, wrap
-from av_perception.doa.features import stft
 from av_perception.errors import InputError
 from av_perception.geometry.frames import hfov_deg
 
-DB_RANGE = (-100.0, 60.0)
 #: Largest shift of the visual network's matching curve, in cells of its
 #: stride-2 feature map (two input columns each): the largest turn it reads.
 MAX_SHIFT = 36
@@ -45,9 +42,8 @@ class RotationSpec:
             evenly spaced in azimuth (cylindrical projection).
         hfov_deg: horizontal field of view of the camera it was trained on.
         sample_rate: binaural sample rate [Hz].
-        audio_window: binaural samples per direction estimate.
-        nfft: STFT length (hop nfft / 2, Hann).
-        bands: frequency bands of the binaural features (1 .. nfft/2 bins pooled).
+        audio_window: binaural samples per direction estimate (the segment
+            from a frame's stamp).
         array: binaural geometry name.
     """
 
@@ -55,8 +51,6 @@ class RotationSpec:
     hfov_deg: float = 90.0
     sample_rate: int = 16000
     audio_window: int = 8000
-    nfft: int = 512
-    bands: int = 128
     array: str = 'binaural'
 
     def to_metadata(self) -> dict[str, str]:
@@ -65,7 +59,7 @@ class RotationSpec:
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> RotationSpec:
         kinds = {'image_size': int, 'hfov_deg': float, 'sample_rate': int,
-                 'audio_window': int, 'nfft': int, 'bands': int, 'array': str}
+                 'audio_window': int, 'array': str}
         try:
             return cls(**{k: t(meta[k]) for k, t in kinds.items()})
         except (KeyError, ValueError) as exc:
@@ -138,28 +132,11 @@ def pair_input(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.stack([first, second]).astype(np.float32)
 
 
-def binaural_features(samples: np.ndarray, spec: RotationSpec) -> np.ndarray:
-    """(2, n) left/right samples (full scale 1) -> (4, bands) float32."""
-    x = np.asarray(samples, np.float64)
-    if x.ndim != 2 or x.shape[0] != 2 or x.shape[1] < spec.nfft:
-        raise InputError('binaural segment', f'(2, >= {spec.nfft}) samples',
-                         f'shape {x.shape}')
-    X = stft(x, spec.nfft)[:, 1:]                       # drop DC: (2, nfft/2, blocks)
-    per = X.shape[1] // spec.bands
-    X = X[:, :per * spec.bands]
-    power = (np.abs(X) ** 2).mean(axis=2).reshape(2, spec.bands, per).sum(axis=2)
-    db = np.clip(10.0 * np.log10(power + 1e-20), *DB_RANGE)
-    mag = (db - DB_RANGE[0]) / (DB_RANGE[1] - DB_RANGE[0]) * 2.0 - 1.0
-    cross = (X[0] * np.conj(X[1])).sum(axis=1).reshape(spec.bands, per).sum(axis=1)
-    ipd = np.angle(cross)
-    return np.stack([mag[0], mag[1], np.cos(ipd), np.sin(ipd)]).astype(np.float32)
-
-
 def level_dbfs(samples: np.ndarray) -> float:
     """RMS level of a segment [dBFS]."""
     x = np.asarray(samples, np.float64)
     return float(10.0 * np.log10(np.mean(x ** 2) + 1e-20))
 
 
-__all__ = ['MAX_SHIFT', 'RotationSpec', 'binaural_features', 'fold_front', 'grey_input',
-           'hfov_deg', 'level_dbfs', 'max_turn_rad', 'pair_input', 'wrap']
+__all__ = ['MAX_SHIFT', 'RotationSpec', 'fold_front', 'grey_input', 'hfov_deg', 'level_dbfs',
+           'max_turn_rad', 'pair_input', 'wrap']

@@ -91,6 +91,13 @@ class Checkpoints:
             torch.save({'model': model.state_dict(), 'epoch': epoch}, self.dir / 'best.pt')
         (self.dir / 'curve.json').write_text(json.dumps(self.curve))
 
+    def finish(self, model, ylabel: str, log: bool = False) -> tuple[Path, int]:
+        """End of training: ends the progress line, plots the curve
+        (:meth:`plot`) and loads the best epoch's weights into ``model``
+        (:meth:`best`); returns the plot's path and that epoch."""
+        print(file=self.progress)
+        return self.plot(ylabel, log), self.best(model)
+
     def best(self, model) -> int:
         """Load the best epoch's weights into ``model``; returns that epoch."""
         import torch

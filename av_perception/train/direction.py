@@ -23,8 +23,8 @@ import numpy as np
 from av_perception.arrays import load_array
 from av_perception.bag.contents import UnusableBag, each_bag, list_bags
 from av_perception.doa.dataset import STREAM_TOPICS, load_bag, windows
-from av_perception.doa.learned_features import (FeatureSpec, features, label_map, map_to_bins,
-                                                spec_for)
+from av_perception.doa.learned_features import (FeatureSpec, calibration, features, label_map,
+                                                map_to_bins, spec_for)
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 
@@ -229,9 +229,11 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
 
 
 class _Normalised:
-    """The exported graph: standardisation, network, softmax."""
+    """The exported graph: standardisation, network, softmax, and (a model
+    trained without labels) the calibration that fixes its global sign and
+    scale (``learned_features.calibration``)."""
 
-    def __new__(cls, model, mean, std):
+    def __new__(cls, model, mean, std, calib=None):
         import torch
         import torch.nn as nn
 
@@ -241,20 +243,26 @@ class _Normalised:
                 self.net = model
                 self.register_buffer('mean', torch.from_numpy(mean.astype(np.float32)))
                 self.register_buffer('std', torch.from_numpy(std.astype(np.float32)))
+                self.register_buffer('calib', None if calib is None else
+                                     torch.from_numpy(calib.astype(np.float32)))
 
             def forward(self, x):
-                return torch.softmax(self.net((x - self.mean) / self.std), dim=-1)
+                p = torch.softmax(self.net((x - self.mean) / self.std), dim=-1)
+                return p if self.calib is None else p @ self.calib
         return Wrapped()
 
 
 def export(model, spec: FeatureSpec, mean, std, out: Path, target: str, n_train: int,
-           n_bags: int):
+           n_bags: int, sign: float = 1.0, scale: float = 1.0, extra: dict | None = None):
     """ONNX with the input contract in its metadata (opset 17); returns the
-    exported PyTorch module (standardisation + network + softmax)."""
+    exported PyTorch module (standardisation + network + softmax, and the
+    calibration of ``sign`` and ``scale`` when they are not 1: a model
+    trained from motion). ``extra``: more metadata (what taught it)."""
     import onnx
     import torch
 
-    wrapped = _Normalised(model, mean, std).eval()
+    calib = None if (sign, scale) == (1.0, 1.0) else calibration(spec, sign, scale)
+    wrapped = _Normalised(model, mean, std, calib).eval()
     x = torch.zeros(1, spec.n_features)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(wrapped, (x,), str(out), input_names=['features'],
@@ -264,7 +272,7 @@ def export(model, spec: FeatureSpec, mean, std, out: Path, target: str, n_train:
     m = onnx.load(str(out))
     meta = {'task': 'direction', 'target': target, 'train_windows': str(n_train),
             'train_bags': str(n_bags), 'model_id': f'direction-{spec.array}-{target}',
-            **spec.to_metadata()}
+            **spec.to_metadata(), **(extra or {})}
     for k, v in meta.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
