@@ -60,7 +60,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                        snr_db=tuple(args.snr_db), teacher=args.teacher,
                        echo_only=args.echo_only,
                        textures=tuple(args.textures) if args.textures else None,
-                       view=args.view, robot=args.robot,
+                       view=args.view, robot=args.robot, randomize=args.randomize,
                        classes=tuple(args.classes) if args.classes else None)
     samples = sum(r['samples'] for r in results)
     print(f'[simulate] wrote {len(results)} bags ({samples} samples) to {args.out}')
@@ -442,6 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help='robot description: a path, or a file under config/ (default '
                    'robots/sim.yaml, whose echo head has cardioid microphones; '
                    'robots/sim_omni_echo.yaml: the same robot with omnidirectional ones)')
+    p.add_argument('--randomize', choices=['none', 'wide'], default='none',
+                   help='sensor randomization for training data: wide draws per-microphone '
+                   'gain (+-2 dB), phase (+-5 deg) and position (+-2 mm) errors, a '
+                   'sample-clock offset (+-50 ppm), diffuse and directional noise (SNR 5-30 '
+                   'dB), camera exposure (+-0.7 EV), white balance (+-15 %%), blur and noise; '
+                   'recorded in each bag\'s index entry (default none: the bags as without '
+                   'it; sim/randomize.py)')
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
 

@@ -191,6 +191,22 @@ BENCHES: dict[str, list[Figure]] = {
         Figure('R@1 audio->image, path views', lambda d: get(d, 'path.fused.r1_a2i'),
                lambda d: get(d, 'path.alone.r1_a2i'), '(reported)', None),
     ],
+    'transfer': [
+        Figure('learned models meeting both targets on the shifted split (share)',
+               lambda d: _ratio(len(get(d, 'summary.pass') or []),
+                                get(d, 'summary.models_scored')),
+               None, '= 1 (>= baseline, within 15 % of test)', lambda v, d: v == 1),
+        Figure('4-mic learned direction, shifted split median [deg]',
+               lambda d: get(d, 'table.direction_respeaker4.shift.learned'),
+               lambda d: get(d, 'table.direction_respeaker4.shift.baseline'),
+               '<= best classic (else not the default)',
+               lambda v, d: v <= get(d, 'table.direction_respeaker4.shift.baseline')),
+        Figure('self-supervised yaw, shifted split median [deg]',
+               lambda d: get(d, 'table.rotation_visual (self-supervised).shift.learned'),
+               lambda d: get(d, 'table.rotation_visual (self-supervised).shift.baseline'),
+               '<= OpenCV', lambda v, d: v <= get(
+                   d, 'table.rotation_visual (self-supervised).shift.baseline')),
+    ],
     'simulate': [
         Figure('seconds per 1000 samples, training families (2 cores)',
                lambda d: get(d, 'seconds_per_1000_samples'), None, '<= 600',

@@ -105,7 +105,7 @@ ROS_PROCESS_MODULES = {'test_packaging', 'test_launch', 'test_distros', 'test_co
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'ros: a ROS-layer test (nodes, topics, launch, colcon): '
-                            'also run against the Jazzy venv (README, "On a robot with ROS 2")')
+                            'also run against the Jazzy venv (docs/robot.md, "Tested how")')
 
 
 def pytest_collection_modifyitems(config, items):

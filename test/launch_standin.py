@@ -10,7 +10,7 @@ becomes the command line launch_ros would run
 (``<exe> --ros-args -r __node:=<name> -r __ns:=<ns> --params-file <f> -p k:=v -r a:=b``).
 What it cannot prove: the real launch's process handling, event handlers and
 substitution types other than LaunchConfiguration. (Checked once by hand with
-the real launch and launch_ros sources, see the README's distro table.)
+the real launch and launch_ros sources, see the distro table in docs/robot.md.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """ROS 2 Humble, Jazzy and Kilted. This machine runs Kilted's rclpy (PyPI
 wheels, the default venv) and Jazzy's (a second venv: ``AVP_DISTRO=jazzy
-tools/setup.sh``, whose ROS-layer test run is in the README). Humble's rclpy
+tools/setup.sh``, whose ROS-layer test run is in docs/robot.md). Humble's rclpy
 is not installable here, so it is emulated: a node runs with
 ``rclpy.experimental`` made unimportable (Humble has none), and every rclpy
 name the package uses is checked against Humble's rclpy API, read from its

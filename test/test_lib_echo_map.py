@@ -233,7 +233,8 @@ def write_room_bag(path: Path, topic_prefix: str = '', drop_tf_of: int | None = 
                 odom = StaticFrame('odom', 'base_link', (c * dx - s * dy, s * dx + c * dy, 0.0),
                                    yaw_quaternion(yaw - p0[2]))
                 w.write(f'{topic_prefix}/tf', 'tf2_msgs/msg/TFMessage', t, m.tf([odom], t))
-            occ = occupancy_grid(NS(size=ROOM, boxes=()), Pose2D(x, y, yaw))
+            box_plan = np.array([[0.0, 0.0], [ROOM[0], 0.0], [ROOM[0], ROOM[1]], [0.0, ROOM[1]]])
+            occ = occupancy_grid(NS(size=ROOM, boxes=(), plan=box_plan), Pose2D(x, y, yaw))
             if gt:
                 w.write(f'{topic_prefix}/gt/occupancy', 'nav_msgs/msg/OccupancyGrid', t,
                         m.occupancy(occ.data, occ.resolution, occ.origin, t, 'base_link'))

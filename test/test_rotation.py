@@ -374,7 +374,9 @@ def test_eval_cli_refuses_a_folder_without_bags(tmp_path):
 
 def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_views):
     """With use_audio the pair is published once the later frame's binaural
-    segment has arrived; silence is not fused; a 4-channel chunk is dropped."""
+    segment has arrived; silence is not fused; a 4-channel chunk is dropped.
+    Each frame's segment that is heard gives a SoundSourceArray in the head
+    frame: empty while silent."""
     from geometry_msgs.msg import TwistWithCovarianceStamped
     from sensor_msgs.msg import Image
 
@@ -382,10 +384,11 @@ def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_
     from av_perception.nodes.rotation import RotationNode
     from av_perception.ros import qos
     from av_perception.ros.messages import block_to_chunk
-    from av_perception.msg import AudioChunk
+    from av_perception.msg import AudioChunk, SoundSourceArray
     _, (a, b) = turn_views
     node = ros.node(RotationNode, {'use_audio': True})
     twists = ros.collect(TwistWithCovarianceStamped, 'rotation/twist')
+    dirs = ros.collect(SoundSourceArray, 'rotation/sound_direction')
     img = ros.publisher(Image, 'camera/image_raw', qos.SENSOR)
     aud = ros.publisher(AudioChunk, 'audio/binaural', qos.AUDIO)
     t0 = 1_700_000_000 * 10**9
@@ -410,3 +413,8 @@ def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_
     ros.spin_until(lambda: node.input('audio/binaural').received == 11, what='11 chunks')
     assert node.monitor.facts['audio_fused'] == 'False'     # silence carries no direction
     assert dict(node.input('audio/binaural').drops) == {'channels': 1}
+    # the first frame's segment was incomplete when the second frame came: it
+    # is not heard; the second's is, once its audio is complete
+    ros.spin_until(lambda: dirs, what='a direction message for the second frame')
+    assert [(d.header.frame_id, list(d.sources)) for d in dirs] == [('head', [])]
+    assert dirs[0].header.stamp.nanosec == 500_000_000

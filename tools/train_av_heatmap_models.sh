@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the shipped audio-visual localization models (docs/av_heatmap_recipe.md).
+# Reproduce the shipped audio-visual localization models (see docs/av_heatmap.md, "Training recipe").
 #   tools/train_av_heatmap_models.sh [DATA]
 # DATA: 250 training rooms seen from the robot's own path (4000 images, 1.4 GB),
 # made here if missing. No ground-truth topic is read in training.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the shipped direction models (see README, "How the models were trained").
+# Reproduce the shipped direction models (see docs/direction.md, "Training recipe").
 #   tools/train_direction_models.sh [DATA_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -25,7 +25,7 @@ $AVP dataset --bags $DATA/echo_train --out $DATA/echo_dataset \
 #    weighted 0.1, the default: at 1.0 it pulled the student below plain
 #    pseudo-depth)
 #    SAM and pseudo-depth: seeds 0 and 1 were trained and the seed with the
-#    lower validation loss kept (1 for both; README)
+#    lower validation loss kept (1 for both; docs/echo_depth.md)
 $AVP train echo-depth --data $DATA/echo_dataset --variant sam --epochs 10 --seed 1 \
   --triplet-weight 0.1 --out av_perception/models/echo_depth.onnx
 $AVP train echo-depth --data $DATA/echo_dataset --variant pseudo --epochs 10 --seed 1 \

@@ -1,7 +1,7 @@
 """The visual teacher: any ONNX model with RGB in and metric depth out, and,
 optionally, feature maps for Spatial Alignment via Matching.
 
-The contract of a teacher ONNX file (see the README, "Echo depth"):
+The contract of a teacher ONNX file (see docs/echo_depth.md, "Training recipe"):
 
 - input 0: float32 (N, 3, H, W), RGB scaled to [0, 1], then
   ``(x - input_mean) / input_std`` per channel when the metadata has these

@@ -14,7 +14,13 @@ image. Publishes, stamped with the later frame's stamp:
   ``twist_frame``: angular.z = yaw / dt [rad/s], its variance from the
   model's confidence (sigma / dt)^2; the components it does not measure
   carry a variance of 1e6 (robot_localization: fuse only vyaw);
-- /tf ``odom_frame`` -> ``base_frame``: the integrated yaw.
+- /tf ``odom_frame`` -> ``base_frame``: the integrated yaw;
+- with ``use_audio``, the binaural direction the network hears on each
+  frame's segment, as sound_direction publishes directions:
+  ``rotation/sound_direction`` (SoundSourceArray in the binaural head's
+  frame, a tracked id per source, empty when silent),
+  ``rotation/sound_direction/markers`` and, with ``publish_source_tf``, a
+  /tf frame ``<source_tf_prefix><id>`` per source.
 
 Frames whose stamp goes backwards (or repeats) restart the pairing; a gap
 longer than ``max_interval`` (dropped frames) also restarts it, since the
@@ -29,8 +35,12 @@ import math
 import numpy as np
 from geometry_msgs.msg import TwistWithCovarianceStamped
 from sensor_msgs.msg import CameraInfo
+from visualization_msgs.msg import MarkerArray
 
+from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
+from av_perception.doa.stream import DoaResult
+from av_perception.doa.tracker import SourceTracker
 from av_perception.errors import InputError
 from av_perception.geometry.frames import StaticFrame
 from av_perception.ros.inputs import AudioInput, ImageInput
@@ -38,13 +48,16 @@ from av_perception.ros.messages import header, stamp_to_ns
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import RELIABLE, SENSOR
 from av_perception.ros.spin import node_main
+from av_perception.ros.sound_sources import source_array, source_frames, source_markers
 from av_perception.ros.tf import TfBroadcaster, transform
 from av_perception.rotation.estimate import (AudioHistory, BinauralDirection, VisualRotation,
                                              YawEstimate, check_same_contract, fuse)
 from av_perception.rotation.features import grey_input, hfov_deg, level_dbfs
+from av_perception.msg import SoundSourceArray
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
-PUBLISHES = ('rotation/twist', '/tf')
+PUBLISHES = ('rotation/twist', '/tf', 'rotation/sound_direction',
+             'rotation/sound_direction/markers')  # the last two: use_audio
 
 UNMEASURED_VARIANCE = 1e6
 
@@ -85,6 +98,13 @@ class RotationNode(AvNode):
                                          'difference between the camera\'s and the model\'s '
                                          'field of view [deg].', lo=0.0, hi=90.0,
                                          on_change='hfov_tolerance')
+        self.publish_source_tf = self.param('publish_source_tf', False, 'With use_audio: '
+                                            'publish a TF frame per heard source.',
+                                            read_only=True)
+        self.source_tf_prefix = self.param('source_tf_prefix', 'binaural_source_', 'Prefix '
+                                           'of the per-source TF frames.', read_only=True)
+        self.arrow_length = self.param('arrow_length', 1.0, 'Marker length at confidence 1 '
+                                       '[m].', lo=0.05, hi=10.0, read_only=True)
         self.visual = VisualRotation(model or None)
         self.spec = self.visual.spec
         self.audio = BinauralDirection(audio_model or None) if self.use_audio else None
@@ -108,6 +128,14 @@ class RotationNode(AvNode):
         self.create_subscription(CameraInfo, info_topic, self.guard(info_topic, self.on_info),
                                  SENSOR)
         if self.audio is not None:
+            head = load_array('binaural')
+            self.head_frame = head.frame_id
+            self.tracker = SourceTracker.for_array(head, 'learned')
+            self.dir_pub = self.create_publisher(SoundSourceArray, 'rotation/sound_direction',
+                                                 RELIABLE)
+            self.dir_markers = self.create_publisher(MarkerArray,
+                                                     'rotation/sound_direction/markers',
+                                                     RELIABLE)
             self.audio_topic = audio_topic
             self.audio_in = AudioInput(self, audio_topic, self.on_block, channels=2,
                                        sample_rate=self.spec.sample_rate)
@@ -177,9 +205,24 @@ class RotationNode(AvNode):
         seg = self.history.segment(stamp, self.spec.audio_window)
         if seg is None:
             return None if self.history.expired(stamp) else False
-        if level_dbfs(seg) < self.min_level:
-            return None
-        return self.audio.azimuth(seg)
+        level = level_dbfs(seg)
+        est = self.audio.estimate(seg) if level >= self.min_level else None
+        self._publish_direction(DoaResult(stamp, [est] if est is not None else [],
+                                          est is None, level))
+        return est.azimuth if est is not None else None
+
+    def _publish_direction(self, result: DoaResult) -> None:
+        """The segment's binaural direction through the tracker, as
+        sound_direction publishes directions."""
+        hdr = header(result.stamp_ns, self.head_frame)
+        sources = self.tracker.update(result)
+        keys = [s.id for s in sources]
+        self.dir_pub.publish(source_array(hdr, sources))
+        self.dir_markers.publish(source_markers(hdr, sources, keys, 'rotation/sound_direction',
+                                                self.arrow_length))
+        if self.publish_source_tf and sources:
+            self.tf.send(source_frames(self.head_frame, self.source_tf_prefix, sources, keys,
+                                       result.stamp_ns))
 
     def _try_audio(self) -> None:
         if self.prev is not None and self.prev[2] is None:

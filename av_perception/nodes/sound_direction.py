@@ -35,8 +35,7 @@ reported, never silently mislocalised.
 from __future__ import annotations
 
 
-from geometry_msgs.msg import Vector3
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
@@ -45,15 +44,16 @@ from av_perception.doa.evaluate import make_estimator
 from av_perception.doa.stream import DoaResult, StreamingDoa
 from av_perception.doa.tracker import SourceTracker, TrackedSource
 from av_perception.errors import ConfigError, InputError
-from av_perception.geometry.frames import StaticFrame, unit_vector
+from av_perception.geometry.frames import unit_vector
 from av_perception.geometry.tf_buffer import TransformError
 from av_perception.ros.inputs import AudioInput
 from av_perception.ros.messages import header
 from av_perception.ros.node import AvNode
 from av_perception.ros.qos import AUDIO_LIVE, RELIABLE
 from av_perception.ros.spin import node_main
-from av_perception.ros.tf import TfBroadcaster, TfListener, transform
-from av_perception.msg import SoundSource, SoundSourceArray
+from av_perception.ros.sound_sources import source_array, source_frames, source_markers
+from av_perception.ros.tf import TfBroadcaster, TfListener
+from av_perception.msg import SoundSourceArray
 
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
@@ -186,49 +186,16 @@ class SoundDirectionNode(AvNode):
 
     def publish(self, result: DoaResult) -> None:
         hdr = header(result.stamp_ns, self.frame_id)
-        arr = MarkerArray()
-        arr.markers.append(Marker(header=hdr, ns='sound_direction', action=Marker.DELETEALL))
-        msg = SoundSourceArray(header=hdr)
-        transforms = []
-        for k, src in enumerate(self._sources(result)):
-            x, y, z = src.direction
-            msg.sources.append(SoundSource(
-                id=src.id, direction=Vector3(x=x, y=y, z=z), azimuth=src.azimuth,
-                elevation=src.elevation, elevation_known=src.elevation_known,
-                confidence=src.confidence, front_back_ambiguous=src.front_back_ambiguous))
-            key = src.id if self.tracker is not None else k
-            arr.markers.extend(self._markers(hdr, key, src))
-            if self.publish_tf:
-                f = StaticFrame.from_rpy(self.frame_id, f'{self.tf_prefix}{key}', src.direction,
-                                         (0.0, -src.elevation, src.azimuth))
-                transforms.append(transform(f.parent, f.child, f.xyz, f.quat_xyzw,
-                                            result.stamp_ns))
-        self.pub.publish(msg)
-        self.markers.publish(arr)
-        if transforms:
-            self.tf.send(transforms)
+        sources = self._sources(result)
+        keys = [s.id for s in sources] if self.tracker is not None else range(len(sources))
+        self.pub.publish(source_array(hdr, sources))
+        self.markers.publish(source_markers(hdr, sources, keys, 'sound_direction',
+                                            self.arrow_length))
+        if self.publish_tf and sources:
+            self.tf.send(source_frames(self.frame_id, self.tf_prefix, sources, keys,
+                                       result.stamp_ns))
         self.monitor.set_fact('level_dbfs', f'{result.level_dbfs:.1f}')
-        self.monitor.set_fact('sources', len(msg.sources))
-
-    def _markers(self, hdr, key: int, src: TrackedSource) -> list[Marker]:
-        """An ARROW along the direction (length proportional to the
-        confidence) and a TEXT label with the track id at its tip."""
-        m = Marker(header=hdr, ns='sound_direction', id=key, type=Marker.ARROW,
-                   action=Marker.ADD)
-        length = max(0.05, self.arrow_length * src.confidence)
-        f = StaticFrame.from_rpy('a', 'b', (0, 0, 0), (0.0, -src.elevation, src.azimuth))
-        m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, \
-            m.pose.orientation.w = f.quat_xyzw
-        m.scale.x, m.scale.y, m.scale.z = length, 0.04, 0.04
-        m.color.r, m.color.g, m.color.b, m.color.a = 1.0, 0.3, 0.1, 1.0
-        label = Marker(header=hdr, ns='sound_direction/ids', id=key,
-                       type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, text=str(src.id))
-        tip = [length * c + 0.1 * c for c in src.direction]
-        label.pose.position.x, label.pose.position.y, label.pose.position.z = tip
-        label.pose.orientation.w = 1.0
-        label.scale.z = 0.15
-        label.color.r = label.color.g = label.color.b = label.color.a = 1.0
-        return [m, label]
+        self.monitor.set_fact('sources', len(sources))
 
 
 def main(argv=None) -> int:

@@ -75,10 +75,15 @@ class BinauralDirection:
                               threads=threads)
         self.model = self.doa.model
 
-    def azimuth(self, segment: np.ndarray) -> float:
+    def estimate(self, segment: np.ndarray):
         """(2, n) left/right samples (n >= the model's window) -> the
-        azimuth [rad] of the strongest peak, in [-pi/2, pi/2]."""
-        return self.doa.estimate(segment, 1)[0].azimuth
+        strongest peak (DoaEstimate: folded azimuth [rad] in [-pi/2, pi/2],
+        confidence, front/back ambiguous)."""
+        return self.doa.estimate(segment, 1)[0]
+
+    def azimuth(self, segment: np.ndarray) -> float:
+        """The folded azimuth [rad] of :meth:`estimate`."""
+        return self.estimate(segment).azimuth
 
 
 def check_same_contract(visual: VisualRotation, audio: BinauralDirection) -> None:

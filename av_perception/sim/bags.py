@@ -18,6 +18,8 @@ from pathlib import Path
 from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame, yaw_quaternion
+from av_perception.arrays import load_array
+from av_perception.sim.randomize import DEVICES, PRESETS, draw, perturb_slot
 from av_perception.sim.scene import Scene, describe, generate_scene, view_params
 from av_perception.robot import load_robot
 from av_perception.sim.world import T0_NS, SceneSimulator
@@ -166,6 +168,7 @@ class SceneJob:
     textures: tuple[str, ...] | None = None
     view: str = 'path'        # how poses are chosen: SceneParams.view
     robot: str = 'robots/sim.yaml'  # robot description (config/robots/)
+    randomize: str = 'none'   # sensor randomization: a preset of sim.randomize.PRESETS
 
     def scene(self) -> Scene:
         """The room this job renders (deterministic: the ground truth behind
@@ -184,7 +187,15 @@ def simulate_scene(job: SceneJob) -> dict:
     path = Path(job.out) / f'{job.split}_{job.scene_id:05d}'
     start = time.perf_counter()
     m = Messages()
-    with SceneSimulator(scene, load_robot(job.robot), teacher=job.teacher) as sim, \
+    robot = load_robot(job.robot)
+    spec = PRESETS[job.randomize]
+    rand = None
+    offsets = None
+    if not spec.off:
+        channels = {role: load_array(robot.arrays[role].geometry).channels for role in DEVICES}
+        rand = draw(spec, scene.seed, channels)
+        offsets = rand.offsets_m if spec.mic_position_mm else None
+    with SceneSimulator(scene, robot, teacher=job.teacher, mic_offsets=offsets) as sim, \
             BagWriter(path) as writer:
         skip = set(ECHO_ONLY_SKIPS if job.echo_only else ())
         if not job.teacher or job.echo_only:
@@ -195,12 +206,18 @@ def simulate_scene(job: SceneJob) -> dict:
         writer.add_topic(ODOMETRY_TOPIC, ODOMETRY_TYPE)
         writer.write('/tf_static', TOPICS['/tf_static'], T0_NS, m.tf(static_frames(sim), T0_NS))
         count = 1
+        nominal = {role: sim.arrays[role].positions for role in DEVICES}
         for k in range(len(scene.poses)):
-            count += write_slot(writer, m, sim, sim.slot(k, streams=not job.echo_only),
-                                streams=not job.echo_only)
-    return {'bag': path.name, 'split': job.split, 'scene_id': job.scene_id,
-            'samples': len(scene.poses), 'messages': count,
-            'seconds': time.perf_counter() - start, 'scene': describe(scene)}
+            slot = sim.slot(k, streams=not job.echo_only)
+            if rand is not None:
+                slot = perturb_slot(slot, rand, nominal)
+            count += write_slot(writer, m, sim, slot, streams=not job.echo_only)
+    out = {'bag': path.name, 'split': job.split, 'scene_id': job.scene_id,
+           'samples': len(scene.poses), 'messages': count,
+           'seconds': time.perf_counter() - start, 'scene': describe(scene)}
+    if rand is not None:   # the distribution the bag's samples come from
+        out['randomize'] = rand.record()
+    return out
 
 
 def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first: int = 0,
@@ -208,15 +225,20 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
              teacher: bool = False, ids: list[int] | None = None,
              classes: tuple[str, ...] | None = None, echo_only: bool = False,
              progress=sys.stderr, textures: tuple[str, ...] | None = None,
-             view: str = 'path', robot: str = 'robots/sim.yaml') -> list[dict]:
+             view: str = 'path', robot: str = 'robots/sim.yaml',
+             randomize: str = 'none') -> list[dict]:
     """Write ``scenes`` bags (scene ids ``first``... or ``ids``) into ``out``
     (in parallel over ``jobs`` processes, 0: one per core); deterministic for
-    a given seed. Returns the summaries, also written to ``out/index.jsonl``."""
+    a given seed. ``randomize``: a preset of ``sim.randomize.PRESETS`` (none:
+    the bags as without it, byte for byte). Returns the summaries, also
+    written to ``out/index.jsonl``."""
+    if randomize not in PRESETS:
+        raise ValueError(f'randomize must be one of {sorted(PRESETS)}, got {randomize!r}')
     out.mkdir(parents=True, exist_ok=True)
     ids = list(ids) if ids is not None else [first + i for i in range(scenes)]
     scenes = len(ids)
     todo = [SceneJob(split, i, seed, str(out), poses, tuple(snr_db), teacher, classes,
-                     echo_only, textures, view, robot) for i in ids]
+                     echo_only, textures, view, robot, randomize) for i in ids]
     load_robot(robot)  # a bad robot description fails here, in one line, not in a worker
     jobs = jobs or mp.cpu_count()
     results = []

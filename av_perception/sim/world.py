@@ -155,11 +155,15 @@ class SceneSimulator:
         tail_seconds: length of the sources' impulse responses (ray tracing
             and pre-roll) [s]; None: the scene's (``Scene.tail_seconds``).
         teacher: also render the 16-mic virtual teacher array (``Slot.teacher``).
+        mic_offsets: role -> (M, 3) errors of the microphones' positions in
+            the array frame [m]: the room is rendered at the displaced
+            microphones, the geometry (``arrays``) stays nominal
+            (``sim.randomize``; None: none).
     """
 
     def __init__(self, scene: Scene, robot: RobotSpec | None = None, slot_seconds: float = 0.5,
                  rays: int = 1000, max_order: int = 3, tail_seconds: float | None = None,
-                 teacher: bool = False) -> None:
+                 teacher: bool = False, mic_offsets: dict | None = None) -> None:
         from av_perception.sim.hrtf import get_hrtf
         from av_perception.sim.render import SceneRenderer
         from av_perception.audio.chirp import chirp
@@ -173,6 +177,7 @@ class SceneSimulator:
         self.arrays: dict[str, ArrayGeometry] = {
             role: load_array(m.geometry) for role, m in self.robot.arrays.items()
             if role != 'teacher' or self.teacher}
+        self.mic_offsets = {r: np.asarray(v, float) for r, v in (mic_offsets or {}).items()}
         self.echo_rate = self.arrays['echo'].sample_rate
         self.stream_rate = self.arrays['array'].sample_rate
         if self.arrays['binaural'].sample_rate != self.stream_rate:
@@ -203,9 +208,12 @@ class SceneSimulator:
 
     # ------------------------------------------------------------- pieces
     def world_mics(self, role: str, pose: Pose2D) -> np.ndarray:
-        """World positions (3, M) of an array's microphones at a pose."""
-        return acoustics.mic_positions(pose, self.robot.arrays[role].xyz,
-                                       self.arrays[role].positions)
+        """World positions (3, M) of an array's microphones at a pose (with
+        their position errors, ``mic_offsets``, if any)."""
+        positions = self.arrays[role].positions
+        if role in self.mic_offsets:
+            positions = positions + self.mic_offsets[role]
+        return acoustics.mic_positions(pose, self.robot.arrays[role].xyz, positions)
 
     def source_signal(self, i: int) -> np.ndarray:
         """Source i's signal over the whole scene, preceded by a tail-long

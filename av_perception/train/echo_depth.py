@@ -171,7 +171,8 @@ class StudentConfig:
     sam_blocks: int = 2           # SAM blocks (variant sam), coarsest first
     k: int = 64                   # embeddings of the first block; K/4 for each next one
     margin: float = 0.3           # triplet margin
-    triplet_weight: float = 0.1   # SAM's triplet term against the depth loss (README: 1.0 hurt)
+    # SAM's triplet term against the depth loss (docs/echo_depth.md: 1.0 hurt)
+    triplet_weight: float = 0.1
     width: int = 16
     token_dim: int = 64
     epochs: int = 25
