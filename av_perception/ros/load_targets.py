@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from geometry_msgs.msg import TwistWithCovarianceStamped
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
@@ -97,6 +98,39 @@ def camera_images(width: int = 128, height: int = 128):
     return make
 
 
+def camera_infos(width: int = 128, height: int = 128, hfov_deg: float = 90.0):
+    """``make(k, stamp_ns)`` of the CameraInfo of :func:`camera_images`
+    (pinhole, ``hfov_deg`` wide: the shipped av_heatmap model's camera)."""
+    import math
+
+    from av_perception.ros.messages import header
+    f = width / 2 / math.tan(math.radians(hfov_deg) / 2)
+    k = [f, 0.0, width / 2, 0.0, f, height / 2, 0.0, 0.0, 1.0]
+
+    def make(i: int, stamp_ns: int) -> CameraInfo:
+        return CameraInfo(header=header(stamp_ns, 'camera_link_optical'), width=width,
+                          height=height, distortion_model='plumb_bob', k=k,
+                          p=[f, 0.0, width / 2, 0.0, 0.0, f, height / 2, 0.0, 0.0, 0.0, 1.0, 0.0])
+    return make
+
+
+def camera_tf_static(array: str = 'respeaker4'):
+    """``make(k, stamp_ns)`` of the /tf_static message array frame -> the
+    camera's optical frame (10 cm above it, looking along the array's +x)."""
+    from geometry_msgs.msg import TransformStamped
+
+    from av_perception.ros.messages import header
+    frame = load_array(array).frame_id
+
+    def make(i: int, stamp_ns: int) -> TFMessage:
+        t = TransformStamped(header=header(stamp_ns, frame), child_frame_id='camera_link_optical')
+        t.transform.translation.z = 0.1
+        r = t.transform.rotation
+        r.x, r.y, r.z, r.w = -0.5, 0.5, -0.5, 0.5   # optical z = array x, x = -y, y = -z
+        return TFMessage(transforms=[t])
+    return make
+
+
 def _header_stamp(msg) -> int:
     return stamp_to_ns(msg.header.stamp)
 
@@ -136,8 +170,12 @@ TARGETS: dict[str, LoadTarget] = {
     # that starts at the image has come
     'av_heatmap': LoadTarget(
         'av_heatmap', {'array': 'respeaker4', 'silence_dbfs': -150.0},
+        # the fused model projects the acoustic image through CameraInfo and TF:
+        # both come with each frame (/tf_static latched, as a robot's)
         [LoadInput('camera/image_raw', Image, camera_images(), SENSOR),
-         LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 10.0,
+         LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO),
+         LoadInput('camera/camera_info', CameraInfo, camera_infos(), SENSOR),
+         LoadInput('/tf_static', TFMessage, camera_tf_static(), LATCHED)], 10.0,
         ('av_heatmap/heatmap', Image), _header_stamp),
     # outputs only /diagnostics: latency is its own callback time
     'audio_monitor': LoadTarget(
