@@ -184,7 +184,11 @@ def test_running_node_puts_the_heatmap_where_the_model_says_and_stamps_it(ros, l
     assert left > 10 * right, (left, right)
 
 
-@pytest.mark.parametrize('sounding,silent', [('alarm', 'noise'), ('tone', 'clicks')])
+# A steady tone is not a sounding source here: with the 4-mic array in a
+# reverberant room its acoustic image peaks 84 deg off (a tone at -20 deg
+# peaks at +64 deg), the lack of interaural/inter-mic cue measured for
+# tones in docs/rotation.md; it stays in as the silent look-alike.
+@pytest.mark.parametrize('sounding,silent', [('alarm', 'noise'), ('speech', 'tone')])
 def test_the_shipped_model_puts_the_heatmap_on_the_sounding_object(ros, sounding, silent):
     """The running node with the shipped model: two objects in view, one on
     each side; the heatmap's mass is on the side of the one that sounds,

@@ -97,6 +97,10 @@ class LoadTarget:
             that completed it (see :class:`~av_perception.loadstats.LatencyMatcher`).
         diag_input: name of the input in the node's /diagnostics (default: the
             first streamed input's topic).
+        settle_s: nominal input a node needs before it is in its steady state
+            (av_heatmap keeps the last 1.5 s of acoustic images): every
+            warm-up lasts at least this long, so that filling that memory is
+            not counted as growth under load [s].
     """
 
     node: str
@@ -107,6 +111,7 @@ class LoadTarget:
     output_stamp: Callable[[Any], int] | None = None
     offset_s: float = 0.0
     diag_input: str | None = None
+    settle_s: float = 0.0
 
     @property
     def stream(self) -> list[LoadInput]:
@@ -367,7 +372,7 @@ def burst(target: LoadTarget, workdir: Path, separate: bool, burst_seconds: floa
     ``ok``: all accounted, growth < RSS_LIMIT_MB, recovery <= RECOVERY_LIMIT_S."""
     with LoadRun(target, workdir, separate_process=separate,
                  diagnostics_period=diagnostics_period) as run:
-        run.publish('warmup', target.rate_hz, warmup_seconds)
+        run.publish('warmup', target.rate_hz, max(warmup_seconds, target.settle_s))
         depth = run.settle(timeout=10).get('queue')  # as the node reports it
         base = run.publish('baseline', target.rate_hz, baseline_seconds)
         hot = run.publish('burst', target.rate_hz * factor, burst_seconds)

@@ -20,6 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
+from av_perception.avl.heatmap import MEMORY_SECONDS as ACOUSTIC_MEMORY_S
 from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.ros.load import LoadInput, LoadTarget
@@ -176,7 +177,8 @@ TARGETS: dict[str, LoadTarget] = {
          LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO),
          LoadInput('camera/camera_info', CameraInfo, camera_infos(), SENSOR),
          LoadInput('/tf_static', TFMessage, camera_tf_static(), LATCHED)], 10.0,
-        ('av_heatmap/heatmap', Image), _header_stamp),
+        ('av_heatmap/heatmap', Image), _header_stamp,
+        settle_s=ACOUSTIC_MEMORY_S + 1.0),
     # outputs only /diagnostics: latency is its own callback time
     'audio_monitor': LoadTarget(
         'audio_monitor', {'array': 'respeaker4'},
