@@ -303,8 +303,8 @@ def _cmd_eval_rotation(args: argparse.Namespace) -> int:
 def _cmd_eval_av_heatmap(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from av_perception.avl.evaluate import print_summary, score
-    from av_perception.avl.heatmap import ALONE_MODEL
+    from av_perception.av_heatmap.evaluate import print_summary, score
+    from av_perception.av_heatmap.heatmap import ALONE_MODEL
     from av_perception.paths import shipped_model
     alone = shipped_model(ALONE_MODEL) if args.alone == Path('') else args.alone
     s = score(args.bags, model=args.model, alone=alone, namespace=args.namespace,
@@ -321,7 +321,7 @@ def _cmd_eval_av_heatmap(args: argparse.Namespace) -> int:
 
 def _add_av_heatmap_bag_options(p: argparse.ArgumentParser) -> None:
     """The bag options of ``train av-heatmap`` and ``eval av-heatmap``."""
-    from av_perception.avl.evaluate import HFOV_TOLERANCE_DEG
+    from av_perception.av_heatmap.evaluate import HFOV_TOLERANCE_DEG
     p.add_argument('--array', default='respeaker4', help='microphone array (geometry name or '
                    'file) of the bags\' audio/raw (default %(default)s)')
     p.add_argument('--namespace', default='', help='robot namespace of the bag topics')

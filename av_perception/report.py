@@ -305,12 +305,12 @@ def heatmap_section(data: BagData) -> Section | None:
     same frame, on every frame that shows the sounding object: the robot's
     view metrics (pointing, pixel AUC-ROC, cIoU at the object's size) and
     the paper's cIoU; beside them, on the same bag's frames and scored
-    offline by the benchmark's code (av_perception.avl.evaluate), the centre
+    offline by the benchmark's code (av_perception.av_heatmap.evaluate), the centre
     prior, a random point, the projected acoustic image alone, the model
     without it and the fused model. Two overlays drawn with the published
     peak (+) and the object's outline (white)."""
-    from av_perception.avl import metrics as m
-    from av_perception.avl.projection import project_point
+    from av_perception.av_heatmap import metrics as m
+    from av_perception.av_heatmap.projection import project_point
     from av_perception.image import decode_message
 
     maps = data.topics.get('av_heatmap/heatmap', [])
@@ -380,8 +380,8 @@ def heatmap_section(data: BagData) -> Section | None:
 def _offline_scores(data: BagData) -> dict | None:
     """The benchmark's methods on the bag's frames (None: the bag cannot be
     scored offline, e.g. no camera_info or gt/source_mask)."""
-    from av_perception.avl.evaluate import score
-    from av_perception.avl.heatmap import ALONE_MODEL
+    from av_perception.av_heatmap.evaluate import score
+    from av_perception.av_heatmap.heatmap import ALONE_MODEL
     from av_perception.errors import ConfigError, InputError
     from av_perception.paths import shipped_model
     if data.path is None:

@@ -46,10 +46,10 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from av_perception.arrays import load_array
-from av_perception.avl import metrics
-from av_perception.avl.dataset import AvSample, load_folder
-from av_perception.avl.evaluate import print_summary, score
-from av_perception.avl.heatmap import HeatmapModel
+from av_perception.av_heatmap import metrics
+from av_perception.av_heatmap.dataset import AvSample, load_folder
+from av_perception.av_heatmap.evaluate import print_summary, score
+from av_perception.av_heatmap.heatmap import HeatmapModel
 from av_perception.sim.bags import simulate
 from av_perception.sim.scene import SPLITS
 

@@ -17,7 +17,7 @@ per-model benches score it:
 - yaw (``rotation.evaluate.score``): the self-supervised visual model (and
   its label-trained reference) vs OpenCV, median error [deg]; binaural
   direction from motion vs GCC-PHAT on the same segments;
-- audio-visual heatmap (``avl.evaluate.score``): cIoU success rate vs the
+- audio-visual heatmap (``av_heatmap.evaluate.score``): cIoU success rate vs the
   centre prior, on the images in which the sounding object is in view, of
   the same rooms rendered in the ``--view sources`` view (close-ups facing
   the source objects, as bench/av_heatmap.py; the path view rarely shows
@@ -182,7 +182,7 @@ def rotation(folder: Path, models: Path) -> dict:
 
 
 def heatmap(folder: Path, models: Path) -> dict:
-    from av_perception.avl.evaluate import score
+    from av_perception.av_heatmap.evaluate import score
     log = io.StringIO()
     s = guarded('av_heatmap', lambda: score(folder, model=models / 'av_heatmap.onnx',
                                             progress=log), log)
@@ -323,7 +323,8 @@ def main() -> None:
         'raw': per_split,
         'data': {**data, 'seed': args.seed, 'rooms_per_split': args.scenes,
                  'poses_per_room': 8, 'view': 'path (av heatmap: sources)',
-                 'av_heatmap_note': 'cIoU success rate (av_perception.avl.evaluate, main) on '
+                 'av_heatmap_note': 'cIoU success rate (av_perception.av_heatmap.evaluate, '
+                 'main) on '
                  'sources-view images whose sounding object is in view; the "peak on the '
                  'sounding object" metric of issue #23 is not on main'},
     }

@@ -17,9 +17,9 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
-from av_perception.avl.frontend import audio_features, image_input, spec_for_array
-from av_perception.avl.heatmap import HeatmapModel, overlay
-from av_perception.avl.sync import AudioImageSync
+from av_perception.av_heatmap.frontend import audio_features, image_input, spec_for_array
+from av_perception.av_heatmap.heatmap import HeatmapModel, overlay
+from av_perception.av_heatmap.sync import AudioImageSync
 from av_perception.errors import ConfigError, InputError
 from av_perception.nodes.av_heatmap import AvHeatmapNode
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
@@ -349,7 +349,7 @@ def test_an_image_gets_the_audio_that_ends_at_its_stamp_by_default():
 
 def test_onnx_equals_pytorch(tmp_path):
     import torch
-    from av_perception.avl.networks import AvModel
+    from av_perception.av_heatmap.networks import AvModel
     from av_perception.train.av_heatmap import export
     spec = spec_for_array(GEOM)
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from av_perception.avl import metrics
+from av_perception.av_heatmap import metrics
 from av_perception.errors import InputError
 
 

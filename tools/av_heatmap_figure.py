@@ -22,10 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from av_perception.arrays import load_array  # noqa: E402
-from av_perception.avl import metrics  # noqa: E402
-from av_perception.avl.dataset import load_folder  # noqa: E402
-from av_perception.avl.heatmap import ALONE_MODEL, HeatmapModel, overlay  # noqa: E402
-from av_perception.avl.projection import elevation_prior  # noqa: E402
+from av_perception.av_heatmap import metrics  # noqa: E402
+from av_perception.av_heatmap.dataset import load_folder  # noqa: E402
+from av_perception.av_heatmap.heatmap import ALONE_MODEL, HeatmapModel, overlay  # noqa: E402
+from av_perception.av_heatmap.projection import elevation_prior  # noqa: E402
 from av_perception.paths import shipped_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ model (the shipped one) projects the array's acoustic image (SRP-PHAT of the
 window) into the image through the CameraInfo and the transform array frame
 (the chunks' ``frame_id``) <- camera optical frame (the image's
 ``frame_id``) looked up at the image's stamp (else the latest), and fuses it
-with the audio-visual model's map (av_perception.avl.heatmap). Published
+with the audio-visual model's map (av_perception.av_heatmap.heatmap). Published
 with the image's header (same stamp and frame):
 
 - ``av_heatmap/heatmap`` (sensor_msgs/Image 32FC1, the image's size):
@@ -40,9 +40,9 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
-from av_perception.avl.dataset import camera_view
-from av_perception.avl.heatmap import MEMORY_SECONDS, HeatmapModel, level_dbfs, overlay
-from av_perception.avl.sync import ALIGNS, AudioImageSync
+from av_perception.av_heatmap.dataset import camera_view
+from av_perception.av_heatmap.heatmap import MEMORY_SECONDS, HeatmapModel, level_dbfs, overlay
+from av_perception.av_heatmap.sync import ALIGNS, AudioImageSync
 from av_perception.bag.contents import Intrinsics
 from av_perception.geometry.tf_buffer import TransformError
 from av_perception.ros.inputs import AudioInput, ImageInput

@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
-from av_perception.avl.heatmap import MEMORY_SECONDS as ACOUSTIC_MEMORY_S
+from av_perception.av_heatmap.heatmap import MEMORY_SECONDS as ACOUSTIC_MEMORY_S
 from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.ros.load import LoadInput, LoadTarget

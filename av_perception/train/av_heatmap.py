@@ -4,7 +4,7 @@ bags with the array, the camera, its CameraInfo and TF are enough).
 
 Fused models (``AvSpec.acoustic``, the default): the array's acoustic image
 (SRP-PHAT over the sample's audio span), projected into the image through
-the bag's own CameraInfo and /tf_static (:mod:`av_perception.avl.projection`,
+the bag's own CameraInfo and /tf_static (:mod:`av_perception.av_heatmap.projection`,
 at the grid's resolution), is the teacher of *where*; the cross-modal
 alignment below teaches *what*:
 
@@ -13,7 +13,7 @@ alignment below teaches *what*:
   field of view) are anchors; every sample is a negative;
 - localization alignment: an audio matches an image by the best cell of
   ``cos(audio, cell) + w * log(A_image + floor)`` (the fused score of
-  :func:`~av_perception.avl.heatmap.fused_score`, ``A_image`` the image's own
+  :func:`~av_perception.av_heatmap.heatmap.fused_score`, ``A_image`` the image's own
   projected acoustic image times the horizon prior, as the node fuses
   them): what sounds where the image's sound comes from;
 - acoustic-image distillation: within each anchor, the softmax over cells
@@ -57,13 +57,13 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import load_array
-from av_perception.avl.dataset import NEEDS, load_samples
-from av_perception.avl.evaluate import HFOV_TOLERANCE_DEG
-from av_perception.avl.frontend import AvSpec, audio_features, image_input, spec_for_array
-from av_perception.avl.heatmap import fused_score
-from av_perception.avl.metrics import retrieval
-from av_perception.avl.networks import AvModel
-from av_perception.avl.projection import AcousticImage, AcousticProjector, elevation_prior
+from av_perception.av_heatmap.dataset import NEEDS, load_samples
+from av_perception.av_heatmap.evaluate import HFOV_TOLERANCE_DEG
+from av_perception.av_heatmap.frontend import AvSpec, audio_features, image_input, spec_for_array
+from av_perception.av_heatmap.heatmap import fused_score
+from av_perception.av_heatmap.metrics import retrieval
+from av_perception.av_heatmap.networks import AvModel
+from av_perception.av_heatmap.projection import AcousticImage, AcousticProjector, elevation_prior
 from av_perception.bag.contents import CAMERA_INFO, check_fov, each_bag, first_camera, list_bags
 from av_perception.errors import ConfigError, InputError
 from av_perception.train.checkpoints import Checkpoints, fingerprint

@@ -11,7 +11,7 @@ Two kinds of model (``AvSpec.acoustic`` in the model's metadata):
   source", 0.
 - **fused** (``acoustic`` 1): the array's acoustic image (SRP-PHAT power,
   normalised to [0, 1]) projected into the image
-  (:class:`~av_perception.avl.projection.AcousticProjector`), times a
+  (:class:`~av_perception.av_heatmap.projection.AcousticProjector`), times a
   horizon prior on elevation (``prior_sigma``; a planar array cannot tell
   the row), is the geometric map ``A``: from where; the cosine map says
   what: the fused score of a pixel is ``cos + w * log(A + floor)``
@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
-from av_perception.avl.frontend import AvSpec, audio_features, image_input
-from av_perception.avl.metrics import resize_map
-from av_perception.avl.projection import (AcousticImage, AcousticMemory, AcousticProjector,
-                                          CameraView, elevation_prior, pixel_ray)
+from av_perception.av_heatmap.frontend import AvSpec, audio_features, image_input
+from av_perception.av_heatmap.metrics import resize_map
+from av_perception.av_heatmap.projection import (AcousticImage, AcousticMemory, AcousticProjector,
+                                                 CameraView, elevation_prior, pixel_ray)
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
@@ -194,7 +194,7 @@ class HeatmapModel:
         return acoustic * self.prior(view)
 
     def prior(self, view: CameraView) -> np.ndarray:
-        """The horizon prior (:func:`~av_perception.avl.projection.elevation_prior`)
+        """The horizon prior (:func:`~av_perception.av_heatmap.projection.elevation_prior`)
         of the contract at ``view``'s image size (built once per view)."""
         key = ('prior', view.width, view.height, view.K.tobytes(), view.array_from_optical)
         if key not in self._projectors:

@@ -49,7 +49,7 @@ class AvSpec:
         context: 3x3 convolutions at the grid's resolution in the image
             encoder.
         acoustic: 1 if the model's map is fused with the projected acoustic
-            image (:mod:`av_perception.avl.fusion`), 0 if it is used alone.
+            image (:mod:`av_perception.av_heatmap.fusion`), 0 if it is used alone.
         fusion_weight: the weight of the acoustic image's log in the fused
             score, in cosine units (fusion and training use the same).
         fusion_floor: added to the acoustic image [0, 1] before its log.

@@ -11,7 +11,7 @@ topic, is reported and left out (``bag.contents.each_bag``).
 
 Where the bag has ``camera/camera_info`` and the transform array <- camera
 optical frame on /tf_static (or /tf), each sample also carries the
-:class:`~av_perception.avl.projection.CameraView` that projects the array's
+:class:`~av_perception.av_heatmap.projection.CameraView` that projects the array's
 acoustic image into its image: the frames are the ones the bag's own
 messages name (the audio chunks' and the images' ``header.frame_id``),
 looked up once per bag (the latest transform: a camera fixed to the array,
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
-from av_perception.avl.projection import CameraView
+from av_perception.av_heatmap.projection import CameraView
 from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, ODOM_FRAME, BagFrames,
                                         Intrinsics, UnusableBag, check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from av_perception.avl.frontend import AvSpec
+from av_perception.av_heatmap.frontend import AvSpec
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -21,7 +21,7 @@ Methods, all on the same samples in one run:
 - ``random``: independent uniform pixel values (a random peak);
 - ``acoustic``: the array's SRP-PHAT acoustic image projected into the
   image (marginalised over 0.5-6 m), times a horizon prior on the vertical
-  axis (:func:`~av_perception.avl.projection.elevation_prior`, 15 deg): the
+  axis (:func:`~av_perception.av_heatmap.projection.elevation_prior`, 15 deg): the
   geometric cue alone, as the fused model takes it;
 - ``alone``: an audio-visual model without the acoustic image (``--alone``);
 - ``fused_semantic``: the fused model's own cosine map, without the
@@ -29,7 +29,7 @@ Methods, all on the same samples in one run:
 - ``fused``: the fused model (the node's heatmap).
 
 ``acoustic`` and ``fused`` take the acoustic memory of the last 1.5 s
-(:class:`~av_perception.avl.projection.AcousticMemory`: the bag's windows in
+(:class:`~av_perception.av_heatmap.projection.AcousticMemory`: the bag's windows in
 time order, carried through its odometry on /tf), as the node does;
 ``acoustic_window`` and ``fused_window`` take each image's own window alone.
 
@@ -59,13 +59,13 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import load_array
-from av_perception.avl import metrics
-from av_perception.avl.dataset import MASK_TOPIC, NEEDS, AvSample, load_samples
-from av_perception.avl.frontend import PRIOR_SIGMA_DEG
-from av_perception.avl.heatmap import (HEATMAP_SCALE, HeatmapModel, fused_score, level_dbfs,
-                                       to_heatmap)
-from av_perception.avl.projection import (AcousticImage, AcousticProjector, direction_map,
-                                          elevation_prior, grid_directions)
+from av_perception.av_heatmap import metrics
+from av_perception.av_heatmap.dataset import MASK_TOPIC, NEEDS, AvSample, load_samples
+from av_perception.av_heatmap.frontend import PRIOR_SIGMA_DEG
+from av_perception.av_heatmap.heatmap import (HEATMAP_SCALE, HeatmapModel, fused_score, level_dbfs,
+                                              to_heatmap)
+from av_perception.av_heatmap.projection import (AcousticImage, AcousticProjector, direction_map,
+                                                 elevation_prior, grid_directions)
 from av_perception.bag.contents import CAMERA_INFO, UnusableBag, each_bag, list_bags
 from av_perception.errors import InputError
 

@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 
-from av_perception.avl.dataset import camera_view
-from av_perception.avl.projection import (AcousticProjector, CameraView, direction_map,
-                                          elevation_prior, grid_directions, normalise_power,
-                                          pixel_ray, project_point)
+from av_perception.av_heatmap.dataset import camera_view
+from av_perception.av_heatmap.projection import (AcousticProjector, CameraView, direction_map,
+                                                 elevation_prior, grid_directions, normalise_power,
+                                                 pixel_ray, project_point)
 from av_perception.bag.contents import Intrinsics
 from av_perception.errors import InputError
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame
@@ -166,7 +166,7 @@ def test_the_acoustic_memory_carries_past_windows_through_the_odometry():
     reflection at -60 deg) is outvoted; windows older than ``seconds`` or
     from more than ``max_travel`` away are dropped; without odometry only
     the current window counts."""
-    from av_perception.avl.projection import AcousticMemory
+    from av_perception.av_heatmap.projection import AcousticMemory
     az = np.degrees(np.arctan2(PLANAR[:, 1], PLANAR[:, 0]))
 
     def heard(deg):
