@@ -361,14 +361,8 @@ SALVAGE_HELP = ('use the readable messages of damaged (e.g. truncated) MCAP bags
                 'warning, instead of stopping at the first one')
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='av-perception',
-        description='Perception with sound for ROS 2 robots: run the nodes, record bags, '
-                    'check the environment.')
-    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
-    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-
+def _add_robot_commands(sub) -> None:
+    """run, demo, record: the package's graph from the command line."""
     p = sub.add_parser('run', help='start the nodes a ROS 2 params file names, in one process',
                        description='Start every node named in a ROS 2 params YAML (its top-level '
                                    'keys) on one executor, until Ctrl-C or SIGTERM.')
@@ -404,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='further ROS arguments')
     p.set_defaults(func=_cmd_record)
 
+
+def _add_simulation_commands(sub) -> None:
+    """simulate: the simulated world into bags."""
     from av_perception.sim.scene import SOUND_CLASSES, SPLITS, TEXTURES, VIEWS
     p = sub.add_parser('simulate', help='render simulated scenes into MCAP bags',
                        description='Render procedurally generated rooms (images, depth, echoes, '
@@ -452,9 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--jobs', type=int, default=0, help='worker processes (0: one per core)')
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser('train', help='train a model from bags',
-                       description='Train a model from bags (PyTorch, CPU or GPU).')
-    tsub = p.add_subparsers(dest='model_kind', required=True, metavar='MODEL')
+
+def _add_direction_commands(tsub, esub) -> None:
+    """train direction, eval direction."""
     t = tsub.add_parser('direction', help='learned direction of arrival, distilled from the '
                         'acoustic image of the 16-mic teacher array')
     t.add_argument('--bags', type=Path, required=True, help='folder of bags (simulate --teacher)')
@@ -469,6 +466,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
     t.set_defaults(func=_cmd_train_direction)
+    e = esub.add_parser('direction', help='direction of arrival vs gt/sound_direction')
+    e.add_argument('--bags', type=Path, required=True)
+    e.add_argument('--array', choices=['array', 'binaural'], default='array')
+    e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'learned'], default='srp')
+    e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
+                   'shipped one for the array)')
+    e.add_argument('--geometry', help='array geometry name or file (default: respeaker4 for '
+                   '--array array, binaural for binaural); each bag\'s stream must have its '
+                   'channels and sample rate')
+    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
+    e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
+    e.add_argument('--tracks', action='store_true', help='score the node\'s tracked sources '
+                   '(track recall, ID switches per minute, IDF1) against the ids of '
+                   'gt/sound_direction, beside the untracked per-window estimates')
+    e.add_argument('--sources', type=int, default=2, help='sources estimated per window '
+                   'with --tracks (the node\'s num_sources; default 2)')
+    e.set_defaults(func=_cmd_eval_direction)
+
+
+def _add_av_heatmap_commands(tsub, esub) -> None:
+    """train av-heatmap, eval av-heatmap."""
     t = tsub.add_parser('av-heatmap', help='audio-visual localization (where in the image the '
                         'sound comes from): the projected acoustic image teaches where, '
                         'contrastive alignment what; no labels')
@@ -494,6 +512,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_av_heatmap_bag_options(t)
     t.set_defaults(func=_cmd_train_av_heatmap)
 
+    e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: '
+                        'pointing, pixel AUC-ROC, cIoU at the object\'s size, the paper\'s cIoU '
+                        'and AUC, retrieval; beside the centre prior, a random point and the '
+                        'projected acoustic image alone')
+    e.add_argument('--bags', type=Path, required=True,
+                   help='bags with camera/image_raw, camera/camera_info, audio/raw, /tf_static '
+                   'and gt/source_mask')
+    e.add_argument('--model', type=Path, help='fused ONNX model (default: the shipped one)')
+    e.add_argument('--alone', type=Path, nargs='?', const=Path(''), default=None,
+                   help='also score an audio-visual model without the acoustic image (no '
+                   'value: the shipped av_heatmap_alone.onnx)')
+    e.add_argument('--oracle', action='store_true',
+                   help='also the oracles: the true directions (gt/sound_direction) and the '
+                   'virtual 16-mic array (audio/teacher) as acoustic images')
+    _add_av_heatmap_bag_options(e)
+    e.set_defaults(func=_cmd_eval_av_heatmap)
+
+
+def _add_rotation_commands(tsub, esub) -> None:
+    """train rotation, eval rotation."""
     t = tsub.add_parser('rotation', help='visual rotation and binaural direction, learned '
                         'together without labels (and the label-trained reference)')
     t.add_argument('--bags', type=Path, nargs='+', required=True,
@@ -515,29 +553,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--seed', type=int, default=0)
     _add_rotation_bag_options(t)
     t.set_defaults(func=_cmd_train_rotation)
-
-    p = sub.add_parser('eval', help='score a method or model on bags with ground truth',
-                       description='Score on any bags that carry the inputs and the gt/... '
-                                   'topics, whoever made them; prints the benchmark metrics.')
-    esub = p.add_subparsers(dest='eval_kind', required=True, metavar='TASK')
-    e = esub.add_parser('direction', help='direction of arrival vs gt/sound_direction')
-    e.add_argument('--bags', type=Path, required=True)
-    e.add_argument('--array', choices=['array', 'binaural'], default='array')
-    e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'learned'], default='srp')
-    e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
-                   'shipped one for the array)')
-    e.add_argument('--geometry', help='array geometry name or file (default: respeaker4 for '
-                   '--array array, binaural for binaural); each bag\'s stream must have its '
-                   'channels and sample rate')
-    e.add_argument('--namespace', default='', help='robot namespace of the bag topics')
-    e.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
-    e.add_argument('--tracks', action='store_true', help='score the node\'s tracked sources '
-                   '(track recall, ID switches per minute, IDF1) against the ids of '
-                   'gt/sound_direction, beside the untracked per-window estimates')
-    e.add_argument('--sources', type=int, default=2, help='sources estimated per window '
-                   'with --tracks (the node\'s num_sources; default 2)')
-    e.set_defaults(func=_cmd_eval_direction)
-    _add_echo_depth_commands(sub, tsub, esub)
     e = esub.add_parser('rotation', help='yaw between frames vs gt/pose, binaural direction vs '
                         'gt/sound_direction; OpenCV baseline and label-trained reference')
     e.add_argument('--bags', type=Path, required=True)
@@ -549,23 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
                    'label-trained ones are the shipped direction_binaural*')
     _add_rotation_bag_options(e)
     e.set_defaults(func=_cmd_eval_rotation)
-    e = esub.add_parser('av-heatmap', help='audio-visual localization vs gt/source_mask: '
-                        'pointing, pixel AUC-ROC, cIoU at the object\'s size, the paper\'s cIoU '
-                        'and AUC, retrieval; beside the centre prior, a random point and the '
-                        'projected acoustic image alone')
-    e.add_argument('--bags', type=Path, required=True,
-                   help='bags with camera/image_raw, camera/camera_info, audio/raw, /tf_static '
-                   'and gt/source_mask')
-    e.add_argument('--model', type=Path, help='fused ONNX model (default: the shipped one)')
-    e.add_argument('--alone', type=Path, nargs='?', const=Path(''), default=None,
-                   help='also score an audio-visual model without the acoustic image (no '
-                   'value: the shipped av_heatmap_alone.onnx)')
-    e.add_argument('--oracle', action='store_true',
-                   help='also the oracles: the true directions (gt/sound_direction) and the '
-                   'virtual 16-mic array (audio/teacher) as acoustic images')
-    _add_av_heatmap_bag_options(e)
-    e.set_defaults(func=_cmd_eval_av_heatmap)
 
+
+def _add_tool_commands(sub) -> None:
+    """check-array, doctor, nodes."""
     p = sub.add_parser('check-array', help='check channel order and geometry against a '
                        'recording of a source at a known direction',
                        description='Say whether the channel order and geometry of an array file '
@@ -588,6 +590,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('nodes', help='list the nodes of the package')
     p.set_defaults(func=_cmd_nodes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='av-perception',
+        description='Perception with sound for ROS 2 robots: run the nodes, record bags, '
+                    'check the environment.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    _add_robot_commands(sub)
+    _add_simulation_commands(sub)
+
+    p = sub.add_parser('train', help='train a model from bags',
+                       description='Train a model from bags (PyTorch, CPU or GPU).')
+    tsub = p.add_subparsers(dest='model_kind', required=True, metavar='MODEL')
+    p = sub.add_parser('eval', help='score a method or model on bags with ground truth',
+                       description='Score on any bags that carry the inputs and the gt/... '
+                                   'topics, whoever made them; prints the benchmark metrics.')
+    esub = p.add_subparsers(dest='eval_kind', required=True, metavar='TASK')
+    _add_direction_commands(tsub, esub)
+    _add_echo_depth_commands(sub, tsub, esub)
+    _add_rotation_commands(tsub, esub)
+    _add_av_heatmap_commands(tsub, esub)
+    _add_tool_commands(sub)
     return parser
 
 

@@ -53,3 +53,25 @@ def test_robot_description_types_live_beside_arrays():
         vars(robot))
     import av_perception.sim.scene as scene
     assert not hasattr(scene, 'load_robot') and not hasattr(scene, 'RobotSpec')
+
+
+def test_the_cli_adds_its_commands_per_capability():
+    """cli.py: one ``_add_<capability>_commands`` per capability, and every
+    train / eval subcommand comes from one of them."""
+    import argparse
+
+    from av_perception import cli
+    for cap in ('direction', 'echo_depth', 'rotation', 'av_heatmap', 'simulation', 'robot',
+                'tool'):
+        assert callable(getattr(cli, f'_add_{cap}_commands')), cap
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for group in ('train', 'eval'):
+        kinds = next(a for a in sub.choices[group]._actions
+                     if isinstance(a, argparse._SubParsersAction)).choices
+        want = {'direction', 'echo-depth', 'rotation', 'av-heatmap'}
+        if group == 'train':
+            want.add('echo-teacher')
+        else:
+            want.add('echo-map')
+        assert set(kinds) == want, (group, sorted(kinds))
