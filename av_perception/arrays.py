@@ -57,7 +57,7 @@ class ArrayGeometry:
             binaural head for azimuths 0..90 deg to the left, else None.
         doa_window: the direction-of-arrival analysis window that suits the
             array [s] (``doa_window`` in the file; default 0.256): the node's
-            default and what ``eval direction`` and bench/doa score with.
+            default and what ``eval direction`` and bench/direction score with.
         directivity: pick-up pattern of the microphones (:data:`DIRECTIVITIES`).
         facing: (channels, 2) [azimuth, elevation] [rad] each microphone
             faces in the array frame (meaningless for 'omni').

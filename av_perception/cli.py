@@ -93,9 +93,9 @@ def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
-    from av_perception.doa.evaluate import score
+    from av_perception.direction.evaluate import score
     if args.tracks:
-        from av_perception.doa.track_eval import score_tracking
+        from av_perception.direction.track_eval import score_tracking
         t = score_tracking(args.bags, args.array, args.method, num_sources=args.sources,
                            model=args.model, namespace=args.namespace, geometry=args.geometry)
         for name, sc in (('tracked', t.tracked), ('untracked', t.untracked)):
@@ -334,7 +334,7 @@ def _cmd_check_array(args: argparse.Namespace) -> int:
     import math
 
     from av_perception.arrays import load_array
-    from av_perception.doa.check_array import check, load_recording
+    from av_perception.direction.check_array import check, load_recording
     geom = load_array(args.array)
     samples, fs = load_recording(args.recording, args.topic)
     if fs != geom.sample_rate:

@@ -20,8 +20,8 @@ import numpy as np
 
 from av_perception.bag.io import nearest, read_bag, stamp_ns
 from av_perception.bag.sources import source_readings
-from av_perception.doa.classic import fold_front
-from av_perception.doa.evaluate import angle_error
+from av_perception.direction.classic import fold_front
+from av_perception.direction.evaluate import angle_error
 from av_perception.geometry.frames import quaternion_yaw
 
 
@@ -68,7 +68,7 @@ class BagData:
 def direction_section(data: BagData, topic: str, name: str, label: str,
                       window_s: float = 0.5) -> Section | None:
     """Published directions vs gt/sound_direction of the same array frame,
-    as bench/doa scores them: per analysis window (the estimates sharing a
+    as bench/direction scores them: per analysis window (the estimates sharing a
     stamp, the window's first sample), each true source that sounds in it
     (a gt message stamped within ``window_s`` after the window's stamp) is
     matched to the nearest estimate (folded into the front for

@@ -1,11 +1,11 @@
-"""Benchmark: tracked sound sources (av_perception.doa.tracker) against the
+"""Benchmark: tracked sound sources (av_perception.direction.tracker) against the
 untracked per-window estimates that per-source SoundDirection consumers had (id = rank
-in the window), scored by the same function (av_perception.doa.track_metrics).
+in the window), scored by the same function (av_perception.direction.track_metrics).
 
 Rooms: held-out rooms of the test split (never trained on) in which two
 sources sound at once (the most the generator lets sound together,
 SceneParams.max_active; a speech and a noise source: the classes of
-bench/doa), Sabine RT60 0.2-0.8 s, SNR 0-30 dB, 16 robot poses of 0.5 s
+bench/direction), Sabine RT60 0.2-0.8 s, SNR 0-30 dB, 16 robot poses of 0.5 s
 (8 s) each; the robot turns in place (up to 45 deg) or drives between poses,
 so the sources' directions in the array frame jump. Arrays: the 4-mic array
 (SRP-PHAT, 2 sources per window, as config/sim.yaml runs it) and the
@@ -58,14 +58,14 @@ from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.bag.sources import source_readings
-from av_perception.doa.dataset import assemble
-from av_perception.doa.evaluate import HOP_SECONDS, make_estimator
-from av_perception.doa.stream import DoaResult, StreamingDoa
-from av_perception.doa.track_metrics import (GATE_DEG, TrackScores, TruthWindow,
-                                             estimate_outputs, score_tracks, track_outputs,
-                                             window_truth)
-from av_perception.doa.tracker import (SourceTracker, TrackerParams, angle_between,
-                                       unit_vector, yaw_rotation)
+from av_perception.direction.dataset import assemble
+from av_perception.direction.evaluate import HOP_SECONDS, make_estimator
+from av_perception.direction.stream import DoaResult, StreamingDoa
+from av_perception.direction.track_metrics import (GATE_DEG, TrackScores, TruthWindow,
+                                                   estimate_outputs, score_tracks, track_outputs,
+                                                   window_truth)
+from av_perception.direction.tracker import (SourceTracker, TrackerParams, angle_between,
+                                             unit_vector, yaw_rotation)
 from av_perception.sim.acoustics import rt60_sabine
 from av_perception.sim.bags import CHUNK_SECONDS, SceneJob, simulate
 from av_perception.robot import load_robot

@@ -40,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--bags', type=Path, default=ROOT / '.cache' / 'doa_test',
                     help='test bags (simulated here if the folder has none: the held-out '
-                         'rooms of bench/doa.py, which shares them)')
+                         'rooms of bench/direction.py, which shares them)')
     ap.add_argument('--scenes', type=int, default=24, help='test rooms to simulate')
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     ap.add_argument('--train-data', type=Path,
@@ -48,7 +48,7 @@ def main() -> None:
                          f'the mean-depth baseline from (else {MEAN_DEPTH.name})')
     args = ap.parse_args()
     if not (args.bags / 'index.jsonl').is_file():
-        from doa import CLASSES, PARAMS, SEED, pick_rooms  # bench/doa.py: the same rooms
+        from direction import CLASSES, PARAMS, SEED, pick_rooms  # the same rooms
         simulate(args.bags, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
                  ids=pick_rooms(args.scenes), classes=CLASSES, jobs=1, progress=io.StringIO())
     default = EchoDepthModel(args.models / 'echo_depth.onnx')

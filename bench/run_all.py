@@ -1,7 +1,7 @@
 """Every benchmark in one run, and one table: each figure beside its baseline
 and its target, from the same run; writes bench/results/summary.json.
 
-    .venv/bin/python bench/run_all.py [--only doa echo_depth ...] [--skip-run]
+    .venv/bin/python bench/run_all.py [--only direction echo_depth ...] [--skip-run]
 
 Each benchmark is its own script (``bench/<name>.py``) writing
 ``bench/results/<name>.json``; this runs them one after another (each with
@@ -102,7 +102,7 @@ def _burst_worst(d: dict, key: str) -> float | None:
 
 
 BENCHES: dict[str, list[Figure]] = {
-    'doa': [
+    'direction': [
         Figure('4-mic best median [deg], SNR>=10 dB, RT60<=0.6 s',
                lambda d: get(d, 'targets.array4_best_median_deg_snr10_rt06_all'),
                lambda d: get(d, f'array.{get(d, "array.best_classic")}.snr_ge10_rt60_le06.'

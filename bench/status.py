@@ -10,7 +10,7 @@ Every figure, baseline and status of the table is read from
 :func:`render` returns, so after new benchmark runs: ``--write``.
 
 A key a row needs that its file lacks raises a KeyError naming the file and
-the key (e.g. ``bench/results/doa.json has no key 'binaural.learned.median_deg'``).
+the key (e.g. ``bench/results/direction.json has no key 'binaural.learned.median_deg'``).
 """
 
 from __future__ import annotations
@@ -113,10 +113,10 @@ def _best_classic(d: Doc, array: str) -> float:
 
 
 ROWS: list[Row] = [
-    Row('sound direction, 4-mic array', 'sound_direction', 'doa',
+    Row('sound direction, 4-mic array', 'sound_direction', 'direction',
         lambda d: d['targets.array4_best_median_deg_snr10_rt06_all'],
         'median {v:.1f}° (SNR ≥ 10 dB, RT60 ≤ 0.6 s)', '≤ 5°', lambda v, d: v <= 5),
-    Row('sound direction, binaural head (learned)', 'sound_direction', 'doa',
+    Row('sound direction, binaural head (learned)', 'sound_direction', 'direction',
         lambda d: d['binaural.learned.median_deg'], 'median {v:.1f}°',
         '≤ 0.8 × classic', lambda v, d: v <= 0.8 * _best_classic(d, 'binaural'),
         lambda d: _best_classic(d, 'binaural'), 'GCC-PHAT {b:.1f}°'),

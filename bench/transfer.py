@@ -8,7 +8,7 @@ into bench/.cache when the folders given have no index. Each model is
 scored with the package's own scoring code, as `av-perception eval` and the
 per-model benches score it:
 
-- 4-mic direction (``doa.evaluate.score``, role ``array``): the learned
+- 4-mic direction (``direction.evaluate.score``, role ``array``): the learned
   model (and its label-trained ablation) vs the better of SRP-PHAT and
   NormMUSIC on that split, median error [deg] over every window;
 - binaural direction (role ``binaural``): the learned models vs GCC-PHAT;
@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 
 for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
-    os.environ.setdefault(_v, '1')  # as bench/doa.py: one core per estimate
+    os.environ.setdefault(_v, '1')  # as bench/direction.py: one core per estimate
 
 import argparse  # noqa: E402
 import io  # noqa: E402
@@ -111,7 +111,7 @@ def skipped(log: io.StringIO) -> list[str]:
 
 
 def direction(folder: Path, models: Path) -> dict:
-    from av_perception.doa.evaluate import score
+    from av_perception.direction.evaluate import score
     out = {}
     plan = {'array': (('srp', None), ('normmusic', None),
                       ('learned', 'direction_respeaker4'),

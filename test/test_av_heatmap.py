@@ -396,7 +396,7 @@ def _without_ground_truth(src, dst) -> None:
     """Copy every bag under ``src`` to ``dst`` without its gt/... topics:
     what a robot records."""
     from av_perception.bag.io import BagWriter, read_bag
-    from av_perception.doa.dataset import list_bags
+    from av_perception.direction.dataset import list_bags
     for bag in list_bags(src):
         with BagWriter(dst / bag.name) as w:
             for m in read_bag(bag):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from av_perception.arrays import load_array
-from av_perception.doa.learned_features import calibration, features, peaks, spec_for
+from av_perception.direction.learned_features import calibration, features, peaks, spec_for
 from av_perception.train import motion
 
 SPEC = spec_for(load_array('binaural'))

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from av_perception.doa.classic import DoaEstimate
-from av_perception.doa.stream import DoaResult
-from av_perception.doa.track_metrics import (TruthWindow, estimate_outputs, rank_ids, score_tracks,
-                                             track_outputs, window_truth)
-from av_perception.doa.tracker import (SourceTracker, TrackerParams, angle_between, unit_vector,
-                                       yaw_rotation)
+from av_perception.direction.classic import DoaEstimate
+from av_perception.direction.stream import DoaResult
+from av_perception.direction.track_metrics import (TruthWindow, estimate_outputs, rank_ids,
+                                                   score_tracks, track_outputs, window_truth)
+from av_perception.direction.tracker import (SourceTracker, TrackerParams, angle_between,
+                                             unit_vector, yaw_rotation)
 from av_perception.errors import ConfigError
 
 HOP_NS = 100_000_000

@@ -126,7 +126,7 @@ def test_robot_nodes_do_not_import_torch_or_the_simulator():
     code = ('import sys\n'
             'import av_perception.nodes.sound_direction, av_perception.nodes.recorder\n'
             'import av_perception.nodes.audio_common_adapter, av_perception.nodes.static_frames\n'
-            'import av_perception.nodes.audio_monitor, av_perception.doa.learned\n'
+            'import av_perception.nodes.audio_monitor, av_perception.direction.learned\n'
             'import av_perception.nodes.audio_capture, av_perception.nodes.chirp_emitter\n'
             'bad = [m for m in ("torch", "pybullet", "shroom", "sofar") if m in sys.modules]\n'
             'print(bad)\n')

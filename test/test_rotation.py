@@ -134,8 +134,8 @@ def test_onnx_equals_pytorch(tmp_path):
     # the binaural model is the direction network (a mirrored one, as a motion-trained
     # model whose sign the labelled views flipped): its azimuth is the estimator's
     from av_perception.arrays import load_array
-    from av_perception.doa.learned import LearnedDoa
-    from av_perception.doa.learned_features import spec_for
+    from av_perception.direction.learned import LearnedDoa
+    from av_perception.direction.learned_features import spec_for
     fs = spec_for(load_array('binaural'))
     net = make_model(fs.n_features, fs.bins).eval()
     export(net, fs, np.zeros(fs.n_features), np.ones(fs.n_features), tmp_path / 'a.onnx',

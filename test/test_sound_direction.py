@@ -13,8 +13,8 @@ import pytest
 from visualization_msgs.msg import Marker, MarkerArray
 
 from av_perception.audio.chunk import AudioBlock
-from av_perception.doa.classic import ClassicDoa
-from av_perception.doa.stream import StreamingDoa
+from av_perception.direction.classic import ClassicDoa
+from av_perception.direction.stream import StreamingDoa
 from av_perception.nodes.sound_direction import SoundDirectionNode
 from av_perception.ros import qos
 from av_perception.ros.messages import block_to_chunk
@@ -244,7 +244,7 @@ def test_node_with_the_shipped_model(ros, one_source, array, topic, role, frame)
     """Each shipped ONNX model (4-mic, binaural) runs in the node (provider
     and model id in /diagnostics) and finds the simulated source within
     10 deg (folded into the front for the binaural head)."""
-    from av_perception.doa.classic import fold_front
+    from av_perception.direction.classic import fold_front
     sim, slot = one_source
     samples = slot.array if role == 'array' else slot.binaural
     truth = slot.directions[role][0].azimuth

@@ -41,16 +41,16 @@ def test_every_row_reads_an_existing_results_file():
 def test_a_missing_key_names_the_file_and_the_key(tmp_path):
     for f in status.RESULTS.glob('*.json'):
         shutil.copy(f, tmp_path / f.name)
-    doc = json.loads((tmp_path / 'doa.json').read_text())
+    doc = json.loads((tmp_path / 'direction.json').read_text())
     del doc['binaural']['learned']
-    (tmp_path / 'doa.json').write_text(json.dumps(doc))
-    with pytest.raises(KeyError, match=r"bench/results/doa\.json has no key "
+    (tmp_path / 'direction.json').write_text(json.dumps(doc))
+    with pytest.raises(KeyError, match=r"bench/results/direction\.json has no key "
                                        r"'binaural\.learned\.median_deg'"):
         status.render(tmp_path)
 
 
 def test_a_missing_file_is_named(tmp_path):
-    with pytest.raises(KeyError, match=r'bench/results/doa\.json is missing'):
+    with pytest.raises(KeyError, match=r'bench/results/direction\.json is missing'):
         status.render(tmp_path)
 
 

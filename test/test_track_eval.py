@@ -15,7 +15,7 @@ import pytest
 
 from av_perception.bag.io import BagWriter
 from av_perception.bag.messages import Messages
-from av_perception.doa.track_eval import score_tracking
+from av_perception.direction.track_eval import score_tracking
 from av_perception.sim.bags import simulate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,7 +32,7 @@ from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, ODOM_FRAME, B
                                         Intrinsics, UnusableBag, check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.bag.sources import source_readings
-from av_perception.doa.dataset import assemble
+from av_perception.direction.dataset import assemble
 from av_perception.geometry.tf_buffer import Transform, TfBuffer, TransformError
 from av_perception.image import RawImage, decode
 

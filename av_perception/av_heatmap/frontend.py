@@ -7,7 +7,7 @@ Audio, over one window of the microphone array's stream:
   ``scipy.signal.spectrogram`` with nperseg 512 and noverlap 353, as its
   public code), pooled into log-spaced bands;
 - the GCC-PHAT and level-difference features of the array's microphone
-  pairs (``av_perception.doa.learned_features.features``, the same function
+  pairs (``av_perception.direction.learned_features.features``, the same function
   as the learned direction models), which say from which side the sound
   comes: among many samples of the same sound class, that is what tells the
   one matching a given image (retrieval) apart.
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
-from av_perception.doa.learned_features import FeatureSpec, features, spec_for
+from av_perception.direction.learned_features import FeatureSpec, features, spec_for
 from av_perception.errors import InputError
 
 

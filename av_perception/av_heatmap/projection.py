@@ -132,7 +132,7 @@ class AcousticImage:
     """
 
     def __init__(self, geometry: ArrayGeometry) -> None:
-        from av_perception.doa.classic import ClassicDoa
+        from av_perception.direction.classic import ClassicDoa
         self.doa = ClassicDoa(geometry, 'srp')
         self.planar = not self.doa.elevation
         self.directions = grid_directions(self.doa.grid, self.doa.grid_elevation)

@@ -39,8 +39,8 @@ from visualization_msgs.msg import MarkerArray
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
-from av_perception.doa.stream import DoaResult
-from av_perception.doa.tracker import SourceTracker
+from av_perception.direction.stream import DoaResult
+from av_perception.direction.tracker import SourceTracker
 from av_perception.errors import InputError
 from av_perception.geometry.frames import StaticFrame
 from av_perception.ros.inputs import AudioInput, ImageInput

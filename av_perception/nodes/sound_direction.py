@@ -8,7 +8,7 @@ sources over the last ``window`` seconds with the chosen method:
 - ``srp`` (SRP-PHAT) or ``normmusic`` (pyroomacoustics) for 3+ microphones,
 - ``gcc`` (GCC-PHAT) for two microphones or a binaural head.
 
-A tracker (av_perception.doa.tracker: global nearest-neighbour association
+A tracker (av_perception.direction.tracker: global nearest-neighbour association
 on the unit sphere, birth after k of n hits, death after m misses; its
 parameters per array and method from bench/direction_tracking.py) gives
 each source an id that stays while the track lives. Turns of the array in
@@ -39,10 +39,10 @@ from visualization_msgs.msg import MarkerArray
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
-from av_perception.doa.classic import METHODS
-from av_perception.doa.evaluate import make_estimator
-from av_perception.doa.stream import DoaResult, StreamingDoa
-from av_perception.doa.tracker import SourceTracker, TrackedSource
+from av_perception.direction.classic import METHODS
+from av_perception.direction.evaluate import make_estimator
+from av_perception.direction.stream import DoaResult, StreamingDoa
+from av_perception.direction.tracker import SourceTracker, TrackedSource
 from av_perception.errors import ConfigError, InputError
 from av_perception.geometry.frames import unit_vector
 from av_perception.geometry.tf_buffer import TransformError

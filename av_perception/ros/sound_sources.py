@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from geometry_msgs.msg import TransformStamped, Vector3
 from visualization_msgs.msg import Marker, MarkerArray
 
-from av_perception.doa.tracker import TrackedSource
+from av_perception.direction.tracker import TrackedSource
 from av_perception.geometry.frames import StaticFrame
 from av_perception.msg import SoundSource, SoundSourceArray
 from av_perception.ros.tf import transform

@@ -31,7 +31,7 @@ from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, MOTION_TOPICS
                                         check_fov, each_bag, list_bags)
 from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.bag.sources import source_readings
-from av_perception.doa.dataset import assemble
+from av_perception.direction.dataset import assemble
 from av_perception.errors import ConfigError
 from av_perception.image import RawImage, decode
 from av_perception.rotation.features import (RotationSpec, grey_input, level_dbfs,

@@ -64,13 +64,13 @@ class VisualRotation:
 
 class BinauralDirection:
     """The binaural direction model: the package's one binaural direction
-    network (:class:`~av_perception.doa.learned.LearnedDoa`, whichever
+    network (:class:`~av_perception.direction.learned.LearnedDoa`, whichever
     teacher trained it: motion, the acoustic image or labels) on a frame's
     binaural segment -> folded azimuth [rad]."""
 
     def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
         from av_perception.arrays import load_array
-        from av_perception.doa.learned import LearnedDoa
+        from av_perception.direction.learned import LearnedDoa
         self.doa = LearnedDoa(path or shipped_model('rotation_binaural'), load_array('binaural'),
                               threads=threads)
         self.model = self.doa.model

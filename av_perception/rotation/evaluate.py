@@ -14,7 +14,7 @@ scored on every frame's binaural segment in which exactly one source sounds
 the binaural direction network as each of its teachers trained it (from
 motion, distilled from the acoustic image, from labels), beside the classic
 baseline on the same segments, GCC-PHAT between the two ears
-(``av_perception.doa.classic``, the delay's angle to the ear axis), and a
+(``av_perception.direction.classic``, the delay's angle to the ear axis), and a
 constant guess (straight ahead, 0).
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import load_array
-from av_perception.doa.classic import ClassicDoa
+from av_perception.direction.classic import ClassicDoa
 from av_perception.errors import ConfigError
 from av_perception.paths import shipped_model
 from av_perception.rotation.dataset import BagOptions, load_all

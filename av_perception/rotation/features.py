@@ -10,7 +10,7 @@ evaluation and the node (numpy and OpenCV only).
   near-constant input).
 - Binaural: the segment of ``audio_window`` samples that starts at a
   frame's stamp, for the package's one binaural direction network
-  (``av_perception.doa.learned``: its own features and windows).
+  (``av_perception.direction.learned``: its own features and windows).
 
 Angles: REP 103, yaw CCW positive about +z [rad]; binaural azimuths folded
 into the front half-plane [-pi/2, pi/2] (a head cannot tell front from back).
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from av_perception.doa.classic import fold_front, wrap
+from av_perception.direction.classic import fold_front, wrap
 from av_perception.errors import InputError
 from av_perception.geometry.frames import hfov_deg
 

@@ -170,7 +170,7 @@ def build_data(bags: list[Path], spec: AvSpec, jobs: int = 0, progress=sys.stder
 
 def _bag_azimuths(args) -> np.ndarray:
     path, bag_index, spec, namespace = args
-    from av_perception.doa.classic import ClassicDoa
+    from av_perception.direction.classic import ClassicDoa
     srp = ClassicDoa(load_array(spec.array), 'srp')
     out = []
     for s in load_samples(path, spec.window, bag_index, namespace,

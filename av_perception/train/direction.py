@@ -1,7 +1,7 @@
 """Training of the learned direction-of-arrival models (PyTorch).
 
 The student is a small network on one array's features (GCC-PHAT and level
-differences per microphone pair, ``av_perception.doa.learned_features``)
+differences per microphone pair, ``av_perception.direction.learned_features``)
 that predicts a distribution over azimuth. Its target is, by default, the
 *acoustic image* of a larger array in the same scene: the SRP-PHAT power map
 of the 16-mic virtual teacher array (``audio/teacher``), as in Audio-Visual
@@ -22,9 +22,9 @@ import numpy as np
 
 from av_perception.arrays import load_array
 from av_perception.bag.contents import UnusableBag, each_bag, list_bags
-from av_perception.doa.dataset import STREAM_TOPICS, load_bag, windows
-from av_perception.doa.learned_features import (FeatureSpec, calibration, features, label_map,
-                                                map_to_bins, spec_for)
+from av_perception.direction.dataset import STREAM_TOPICS, load_bag, windows
+from av_perception.direction.learned_features import (FeatureSpec, calibration, features,
+                                                      label_map, map_to_bins, spec_for)
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 
@@ -90,7 +90,7 @@ def _bag_examples(args) -> tuple:
         if teacher is None:
             raise ConfigError(f'{path}: no audio/teacher stream (make the bags with '
                               '`av-perception simulate --teacher`, or use --target labels)')
-        from av_perception.doa.classic import ClassicDoa
+        from av_perception.direction.classic import ClassicDoa
         # the acoustic image the shipped models were distilled from (pinned, so
         # that a change of ClassicDoa's defaults does not change the teacher)
         srp = ClassicDoa(load_array('teacher16'), 'srp', nfft=512, freq_range=(300.0, 3500.0))

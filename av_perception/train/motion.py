@@ -39,7 +39,7 @@ negated is exactly as consistent, a front source's turn looking like a
 back one's): :func:`sign_and_scale` fixes the sign afterwards from
 ``LABELLED`` labelled validation views, as the paper fixes its sign with 12
 labelled samples, and the exported graph applies it
-(:func:`~av_perception.doa.learned_features.calibration`). The scale is the
+(:func:`~av_perception.direction.learned_features.calibration`). The scale is the
 motion's (that of the visual yaw, itself fixed by 12 labelled pairs); a
 scale fitted to the 12 labelled views is optional (``scale``), off by
 default: on 12 reverberant views it is noise (it took a label-trained
@@ -57,9 +57,9 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import load_array
-from av_perception.doa.classic import fold_front
-from av_perception.doa.learned_features import (FeatureSpec, calibration, features, peaks,
-                                                spec_for, window_starts)
+from av_perception.direction.classic import fold_front
+from av_perception.direction.learned_features import (FeatureSpec, calibration, features, peaks,
+                                                      spec_for, window_starts)
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 
@@ -445,7 +445,7 @@ def fit(data: MotionData, spec: FeatureSpec, out: Path, epochs: int = 40, batch:
 
 def view_distributions(model, data: MotionData, mean, std, views: np.ndarray) -> np.ndarray:
     """(len(views), bins) distribution of each view: the mean over its
-    windows, as :meth:`~av_perception.doa.learned.LearnedDoa.block_distribution`."""
+    windows, as :meth:`~av_perception.direction.learned.LearnedDoa.block_distribution`."""
     torch = _torch()
     x = torch.from_numpy((data.x[views] - mean) / std)
     with torch.no_grad():

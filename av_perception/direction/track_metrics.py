@@ -42,8 +42,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from av_perception.doa.stream import DoaResult
-from av_perception.doa.tracker import SourceTracker, angle_between, unit_vector
+from av_perception.direction.stream import DoaResult
+from av_perception.direction.tracker import SourceTracker, angle_between, unit_vector
 
 #: (id, azimuth [rad], elevation [rad]) of one source in one window.
 Labelled = tuple[int, float, float]

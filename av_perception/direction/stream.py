@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from av_perception.audio.chunk import AudioBlock
-from av_perception.doa.classic import DoaEstimate
+from av_perception.direction.classic import DoaEstimate
 
 
 @dataclass
@@ -34,7 +34,7 @@ class StreamingDoa:
     ``hop`` seconds on the last ``window`` seconds of a stream.
 
     Args:
-        estimator: e.g. :class:`~av_perception.doa.classic.ClassicDoa`.
+        estimator: e.g. :class:`~av_perception.direction.classic.ClassicDoa`.
         sample_rate: Hz.
         channels: microphones.
         window: analysis window [s].

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
-from av_perception.doa.classic import ClassicDoa, fold_front
+from av_perception.direction.classic import ClassicDoa, fold_front
 from av_perception.errors import ConfigError, InputError
 
 MAX_PERMUTATIONS = 720  # 6 microphones
@@ -103,7 +103,7 @@ def load_recording(path: str | Path, topic: str = 'audio/raw') -> tuple[np.ndarr
         except RuntimeError as exc:
             raise InputError('recording', 'a readable WAV/FLAC file', f'{path}: {exc}') from None
         return data.T, int(fs)
-    from av_perception.doa.dataset import assemble
+    from av_perception.direction.dataset import assemble
     from av_perception.bag.io import read_bag
     chunks = [m.msg for m in read_bag(path, [topic])]
     if not chunks:

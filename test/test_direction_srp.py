@@ -1,4 +1,4 @@
-"""The package's vectorised SRP-PHAT (av_perception.doa.srp) against
+"""The package's vectorised SRP-PHAT (av_perception.direction.srp) against
 pyroomacoustics' own: the same power map and the same peaks, on planar and
 3-D arrays, in free field and in a reverberant room; and within the node's
 CPU budget."""
@@ -13,8 +13,8 @@ import pyroomacoustics as pra
 import pytest
 
 from av_perception.arrays import ArrayGeometry, load_array
-from av_perception.doa.classic import ClassicDoa
-from av_perception.doa.evaluate import make_estimator
+from av_perception.direction.classic import ClassicDoa
+from av_perception.direction.evaluate import make_estimator
 
 FS = 16000
 #: four microphones on the corners of a tetrahedron (8 cm edges' cube): a 3-D array

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from av_perception.arrays import load_array
-from av_perception.doa.learned_features import (FeatureSpec, features, label_map, map_to_bins,
-                                                peaks, spec_for)
+from av_perception.direction.learned_features import (FeatureSpec, features, label_map,
+                                                      map_to_bins, peaks, spec_for)
 from av_perception.errors import ConfigError, InputError
 
 
@@ -76,7 +76,7 @@ def test_onnx_export_equals_pytorch_and_carries_the_contract(tmp_path):
 def test_a_model_for_another_array_is_refused(tmp_path):
     import torch
 
-    from av_perception.doa.learned import LearnedDoa
+    from av_perception.direction.learned import LearnedDoa
     from av_perception.train.direction import export, make_model
     spec = spec_for(load_array('respeaker4'))
     export(make_model(spec.n_features, spec.bins), spec, np.zeros(spec.n_features),
@@ -100,7 +100,7 @@ def teacher_bags(tmp_path_factory):
 
 
 def test_teacher_bags_carry_the_16_mic_stream(teacher_bags):
-    from av_perception.doa.dataset import list_bags, load_bag
+    from av_perception.direction.dataset import list_bags, load_bag
     streams, gt = load_bag(list_bags(teacher_bags)[0])
     assert streams['teacher'].samples.shape[0] == 16
     assert streams['teacher'].samples.shape[1] == streams['array'].samples.shape[1]
@@ -108,7 +108,7 @@ def test_teacher_bags_carry_the_16_mic_stream(teacher_bags):
 
 
 def test_training_end_to_end_lowers_the_loss_and_exports(teacher_bags, tmp_path):
-    from av_perception.doa.learned import LearnedDoa
+    from av_perception.direction.learned import LearnedDoa
     from av_perception.train.direction import train
     out = tmp_path / 'direction_respeaker4.onnx'
     res = train(teacher_bags, 'array', out, target='teacher', epochs=8, jobs=1,
@@ -131,8 +131,8 @@ def test_a_block_longer_than_the_model_window_averages_its_windows():
     """The shipped 4-mic model on a 0.5 s block (the array's doa_window):
     the distribution is the mean over windows overlapping by half that
     cover the block, first and last sample included."""
-    from av_perception.doa.learned import LearnedDoa
-    from av_perception.doa.learned_features import features, peaks
+    from av_perception.direction.learned import LearnedDoa
+    from av_perception.direction.learned_features import features, peaks
     from av_perception.paths import shipped_model
     geom = load_array('respeaker4')
     est = LearnedDoa(shipped_model('direction_respeaker4'), geom)

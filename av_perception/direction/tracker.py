@@ -1,5 +1,5 @@
 """Tracked sound sources: identities across the windows of
-:class:`~av_perception.doa.stream.StreamingDoa`.
+:class:`~av_perception.direction.stream.StreamingDoa`.
 
 Algorithm: global nearest neighbour (GNN) association with M-of-N
 confirmation and death after consecutive misses, on the unit sphere.
@@ -64,8 +64,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from av_perception.doa.classic import DoaEstimate
-from av_perception.doa.stream import DoaResult
+from av_perception.direction.classic import DoaEstimate
+from av_perception.direction.stream import DoaResult
 from av_perception.errors import ConfigError
 from av_perception.geometry.frames import unit_vector
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
-from av_perception.doa.classic import fold_front
+from av_perception.direction.classic import fold_front
 
 C = 343.0
 PHAT_BETA = 0.7

@@ -17,14 +17,14 @@ acoustic image, from labels, and from motion without labels:
 models/rotation_binaural.onnx) and a constant guess (0, straight ahead),
 also per sound class of the scored source. Prints each figure beside its
 baseline (the best classic method) and target, writes
-bench/results/doa.json.
+bench/results/direction.json.
 
 The package's SRP-PHAT (``srp``: the node's, vectorised) is scored beside
 pyroomacoustics' own (``srp_pra``) on the same windows in the same run: the
 CPU-time ratio, and how far apart their medians are (target: <= 5 ms per
 100 ms chunk, medians within 0.3 deg).
 
-    .venv/bin/python bench/doa.py [--scenes 24] [--models av_perception/models]
+    .venv/bin/python bench/direction.py [--scenes 24] [--models av_perception/models]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception.doa.evaluate import REFERENCE_SRP, score
+from av_perception.direction.evaluate import REFERENCE_SRP, score
 from av_perception.sim.acoustics import line_of_sight, rt60_sabine
 from av_perception.sim.bags import simulate
 from av_perception.sim.scene import SceneParams, base_to_world, direction_in_frame, generate_scene
@@ -99,8 +99,8 @@ def conditions(out: Path, s) -> dict[str, np.ndarray]:
 def constant_guess(s):
     """The errors of a constant guess (azimuth 0: straight ahead, folded) on
     the windows ``s`` scored, as Scores."""
-    from av_perception.doa.classic import fold_front
-    from av_perception.doa.evaluate import Scores
+    from av_perception.direction.classic import fold_front
+    from av_perception.direction.evaluate import Scores
     return Scores([math.degrees(abs(fold_front(t))) for t in s.truths], [], list(s.bags),
                   list(s.stamps), list(s.truths))
 
@@ -195,7 +195,7 @@ def main() -> None:
     targets.update(srp_against_pyroomacoustics(results['array'], errors))
     results['targets'] = targets
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'doa.json').write_text(json.dumps(results, indent=2) + '\n')
+    (RESULTS / 'direction.json').write_text(json.dumps(results, indent=2) + '\n')
     print(f'held-out rooms with RT60 {RT60_RANGE} s, SNR 0-30 dB: {subsets}')
     print('\n'.join(lines))
     print(f'targets: 4-mic best median, SNR>=10 & RT60<=0.6, line of sight: '

@@ -3,7 +3,7 @@
 against the identities of ``gt/sound_direction`` (SoundSourceArray ids), beside
 the untracked per-window estimates (id = rank in the window, what a consumer
 of per-source messages had). The same scoring as bench/direction_tracking.py
-(av_perception.doa.track_metrics).
+(av_perception.direction.track_metrics).
 
 Bags whose ground truth has no identities (the retired per-source
 SoundDirection, every id 0) cannot score identities: they are reported and
@@ -20,12 +20,12 @@ from av_perception.audio.chunk import AudioBlock
 from av_perception.bag.contents import UnusableBag, each_bag, list_bags
 from av_perception.bag.io import read_bag, stamp_ns
 from av_perception.bag.sources import source_readings
-from av_perception.doa.dataset import STREAM_TOPICS, assemble
-from av_perception.doa.evaluate import ROLE_ARRAY, make_estimator
-from av_perception.doa.stream import StreamingDoa
-from av_perception.doa.track_metrics import (GATE_DEG, TrackScores, estimate_outputs,
-                                             score_tracks, track_outputs, window_truth)
-from av_perception.doa.tracker import SourceTracker
+from av_perception.direction.dataset import STREAM_TOPICS, assemble
+from av_perception.direction.evaluate import ROLE_ARRAY, make_estimator
+from av_perception.direction.stream import StreamingDoa
+from av_perception.direction.track_metrics import (GATE_DEG, TrackScores, estimate_outputs,
+                                                   score_tracks, track_outputs, window_truth)
+from av_perception.direction.tracker import SourceTracker
 from av_perception.errors import ConfigError
 
 #: Chunk fed to StreamingDoa at a time [s] (as the nodes receive audio).

@@ -1,5 +1,5 @@
 """Scoring direction of arrival on any bags with an array stream and
-``gt/sound_direction`` (``av-perception eval direction`` and bench/doa).
+``gt/sound_direction`` (``av-perception eval direction`` and bench/direction).
 
 The array geometry is a named one (the role's default, or ``geometry``);
 each bag's stream must have its channels and sample rate (from the
@@ -19,8 +19,8 @@ import numpy as np
 
 from av_perception.arrays import load_array
 from av_perception.bag.contents import UnusableBag, each_bag, list_bags
-from av_perception.doa.classic import ClassicDoa, fold_front
-from av_perception.doa.dataset import STREAM_TOPICS, load_bag, windows
+from av_perception.direction.classic import ClassicDoa, fold_front
+from av_perception.direction.dataset import STREAM_TOPICS, load_bag, windows
 from av_perception.errors import ConfigError
 from av_perception.paths import shipped_model
 
@@ -48,7 +48,7 @@ def make_estimator(method: str, geometry, model: str | Path | None = None, num_s
         ConfigError: a missing or mismatched model.
     """
     if method == 'learned':
-        from av_perception.doa.learned import LearnedDoa
+        from av_perception.direction.learned import LearnedDoa
         return LearnedDoa(model or shipped_model(f'direction_{geometry.name}'), geometry)
     if method == REFERENCE_SRP:
         return ClassicDoa(geometry, 'srp', num_src=num_src, reference=True)

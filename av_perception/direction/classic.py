@@ -1,5 +1,5 @@
 """Classic direction of arrival: SRP-PHAT (vectorised on pyroomacoustics'
-grid: :mod:`av_perception.doa.srp`) and NormMUSIC (pyroomacoustics) for
+grid: :mod:`av_perception.direction.srp`) and NormMUSIC (pyroomacoustics) for
 arrays of 3+ microphones, GCC-PHAT for two.
 
 Angles follow REP 103 in the array frame: azimuth counter-clockwise from +x
@@ -19,8 +19,8 @@ import numpy as np
 import pyroomacoustics as pra
 
 from av_perception.arrays import ArrayGeometry
-from av_perception.doa.features import stft
-from av_perception.doa.srp import SrpPhat
+from av_perception.direction.features import stft
+from av_perception.direction.srp import SrpPhat
 from av_perception.errors import InputError
 
 C = 343.0
@@ -80,15 +80,15 @@ class ClassicDoa:
         nfft: STFT size [samples] (256 at 16 kHz: 16 ms frames, 31 Hz bins).
         freq_range: band used [Hz]; default 300 Hz to 7.9 kHz (or 0.49 of the
             sample rate): the wide band keeps SRP-PHAT and NormMUSIC sharp on
-            a 4-cm array despite spatial aliasing above ~3.7 kHz (bench/doa:
+            a 4-cm array despite spatial aliasing above ~3.7 kHz (bench/direction:
             median error 4.8 deg vs 11.5 with 300-3500 Hz); 200-1500 Hz for
             a binaural head (where interaural phase gives a reliable delay).
         grid_deg: azimuth grid step [deg] (at least 4 for 3-D arrays, whose
             grid also spans elevation).
         reference: 'srp' only: run pyroomacoustics' own SRP-PHAT (a Python
             loop over the grid, about 10x the CPU time) instead of the
-            package's vectorised one (:mod:`av_perception.doa.srp`), which
-            gives the same power map; the baseline of bench/doa and the tests.
+            package's vectorised one (:mod:`av_perception.direction.srp`), which
+            gives the same power map; the baseline of bench/direction and the tests.
     """
 
     def __init__(self, geometry: ArrayGeometry, method: str = 'srp', nfft: int = 256,

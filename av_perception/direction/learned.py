@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
-from av_perception.doa.classic import DoaEstimate
-from av_perception.doa.learned_features import FeatureSpec, features, peaks, window_starts
+from av_perception.direction.classic import DoaEstimate
+from av_perception.direction.learned_features import FeatureSpec, features, peaks, window_starts
 from av_perception.errors import ConfigError, InputError
 from av_perception.inference import OnnxModel
 
