@@ -109,11 +109,30 @@ def render() -> str:
     return '\n'.join(lines)
 
 
+def marked_section(text: str, begin: str, end: str) -> str | None:
+    """The part of ``text`` from ``begin`` to ``end`` (markers included), or
+    None: the generated sections of the README and docs/ (this reference,
+    bench/status.py's status table)."""
+    if begin not in text or end not in text:
+        return None
+    return text[text.index(begin):text.index(end) + len(end)]
+
+
+def write_section(path: Path, begin: str, end: str, content: str, label: str) -> int:
+    """Replace the marked section of ``path`` with ``content``; 0, or 2 with
+    one line on stderr if the file has no such section (``label`` names it)."""
+    text = path.read_text()
+    old = marked_section(text, begin, end)
+    if old is None:
+        print(f'{label} has no {begin!r} ... {end!r} section', file=sys.stderr)
+        return 2
+    path.write_text(text.replace(old, content))
+    return 0
+
+
 def section(text: str) -> str | None:
     """The generated node reference section of a page's text, or None."""
-    if BEGIN not in text or END not in text:
-        return None
-    return text[text.index(BEGIN):text.index(END) + len(END)]
+    return marked_section(text, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,13 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if '--write' not in argv:
         print(render())
         return 0
-    text = DOC.read_text()
-    old = section(text)
-    if old is None:
-        print(f'{DOC.relative_to(ROOT)} has no {BEGIN!r} ... {END!r} section', file=sys.stderr)
-        return 2
-    DOC.write_text(text.replace(old, render()))
-    return 0
+    return write_section(DOC, BEGIN, END, render(), str(DOC.relative_to(ROOT)))
 
 
 if __name__ == '__main__':

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from av_perception.node_docs import marked_section, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / 'bench' / 'results'
 README = ROOT / 'README.md'
@@ -235,9 +237,7 @@ def render(results: Path = RESULTS) -> str:
 
 def section(text: str) -> str | None:
     """The status table section of a README text (markers included), or None."""
-    if BEGIN not in text or END not in text:
-        return None
-    return text[text.index(BEGIN):text.index(END) + len(END)]
+    return marked_section(text, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,13 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if '--write' not in argv:
         print(table)
         return 0
-    text = README.read_text()
-    old = section(text)
-    if old is None:
-        print(f'README.md has no {BEGIN!r} ... {END!r} section', file=sys.stderr)
-        return 2
-    README.write_text(text.replace(old, table))
-    return 0
+    return write_section(README, BEGIN, END, table, 'README.md')
 
 
 if __name__ == '__main__':
