@@ -68,27 +68,24 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_direction(args: argparse.Namespace) -> int:
-    from av_perception.train.direction import train
-    res = train(args.bags, args.array, args.out, target=args.target, epochs=args.epochs,
-                jobs=args.jobs, seed=args.seed, salvage=args.salvage, namespace=args.namespace)
-    print(f'[train] wrote {res["model"]} ({res["windows"]} windows from {res["bags"]} bags; '
-          f'curve {res["curve"]})')
+    from av_perception.train.direction import DirectionConfig, train
+    res = train(args.bags, args.out, DirectionConfig(
+        array=args.array, target=args.target, epochs=args.epochs, jobs=args.jobs,
+        seed=args.seed, salvage=args.salvage, namespace=args.namespace))
+    print(f'[train] wrote {res.model} ({res.windows} windows from {res.bags} bags; '
+          f'curve {res.fit.plot})')
     return 0
 
 
 def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
-    from av_perception.train.av_heatmap import train
-    if args.threads < 1:
-        raise ConfigError(f'--threads must be at least 1, got {args.threads}')
-    if args.in_view is not None and not args.alone:
-        raise ConfigError('--in-view selects samples for --alone; a fused model selects them '
-                          'by its projected acoustic image')
-    res = train(args.bags, args.out, extra_positives=not args.no_extra_positives,
-                epochs=args.epochs, jobs=args.jobs, seed=args.seed, in_view_deg=args.in_view,
-                acoustic=not args.alone, threads=args.threads, data_note=args.data_note,
-                array=args.array, namespace=args.namespace, hfov_tolerance=args.hfov_tolerance)
-    print(f'[train] wrote {res["model"]} ({res["samples"]} samples from {res["bags"]} bags, '
-          f'{res["anchors"]} anchors, {res["seconds"]} s; curve {res["curve"]})')
+    from av_perception.train.av_heatmap import AvHeatmapConfig, train
+    res = train(args.bags, args.out, AvHeatmapConfig(
+        extra_positives=not args.no_extra_positives, epochs=args.epochs, jobs=args.jobs,
+        seed=args.seed, in_view_deg=args.in_view, acoustic=not args.alone,
+        threads=args.threads, data_note=args.data_note, array=args.array,
+        namespace=args.namespace, hfov_tolerance=args.hfov_tolerance))
+    print(f'[train] wrote {res.model} ({res.samples} samples from {res.bags} bags, '
+          f'{res.anchors} anchors, {res.fit.seconds:.1f} s; curve {res.fit.plot})')
     return 0
 
 
@@ -124,11 +121,11 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_echo_teacher(args: argparse.Namespace) -> int:
-    from av_perception.train.echo_depth import train_teacher
-    res = train_teacher(args.bags, args.out, epochs=args.epochs, seed=args.seed,
-                        namespace=args.namespace)
-    print(f'[train] wrote {res["model"]} ({res["frames"]} frames from {res["bags"]} bags, best '
-          f'epoch {res["best_epoch"]}; curve {res["curve"]})')
+    from av_perception.train.echo_depth import TeacherConfig, train_teacher
+    res = train_teacher(args.bags, args.out, TeacherConfig(epochs=args.epochs, seed=args.seed,
+                                                           namespace=args.namespace))
+    print(f'[train] wrote {res.model} ({res.frames} frames from {res.bags} bags, best '
+          f'epoch {res.fit.epoch}; curve {res.fit.plot})')
     return 0
 
 
@@ -142,14 +139,10 @@ def _cmd_train_echo_depth(args: argparse.Namespace) -> int:
     # the flags left out keep StudentConfig's defaults (one place for them)
     cfg = StudentConfig(**{k: getattr(args, k) for k in STUDENT_FLAGS
                            if getattr(args, k) is not None})
-    if cfg.epochs < 1 or cfg.sam_blocks < 1 or cfg.k < 1:
-        raise ConfigError('--epochs, --sam-blocks and --k must be at least 1')
-    if cfg.triplet_weight < 0 or cfg.margin < 0:
-        raise ConfigError('--triplet-weight and --margin must be at least 0')
     res = train_student(args.data, args.out, cfg)
-    if 'model' in res:
-        print(f'[train] wrote {res["model"]} ({res["variant"]}, {res["train_examples"]} '
-              f'training examples, {res["seconds"]:.0f} s; curve {res["curve"]})')
+    if res.model is not None:
+        print(f'[train] wrote {res.model} ({res.variant}, {res.train_examples} '
+              f'training examples, {res.fit.seconds:.0f} s; curve {res.fit.plot})')
     return 0
 
 
@@ -278,15 +271,24 @@ def _rotation_options(args: argparse.Namespace):
 
 
 def _cmd_train_rotation(args: argparse.Namespace) -> int:
-    from av_perception.train.rotation import TARGETS, train
+    from av_perception.train.rotation import TARGETS, RotationConfig, train
     targets = TARGETS if args.target == 'both' else (args.target,)
-    res = train(args.bags, args.out, targets=targets, epochs=args.epochs, seed=args.seed,
-                binaural_epochs=args.binaural_epochs, scale_from_labels=not args.sign_only,
-                visual_model=args.visual_model, options=_rotation_options(args))
-    for t in targets:
-        print(f'[train] rotation {t}: {res[t]}')
-    print(f'[train] wrote the rotation models to {args.out} ({res["pairs"]} turn pairs from '
-          f'{res["bags"]} bags)')
+    res = train(args.bags, args.out, RotationConfig(
+        targets=targets, epochs=args.epochs, seed=args.seed,
+        binaural_epochs=args.binaural_epochs, scale_from_labels=not args.sign_only,
+        visual_model=args.visual_model, options=_rotation_options(args)))
+    for t, v in res.visual.items():
+        how = (f'given {v.given}' if v.given else
+               f'best epoch {v.fit.epoch}, validation median yaw error '
+               f'{v.val_median_yaw_error_deg} deg')
+        print(f'[train] rotation {t} visual: {v.model} ({how}; sign {v.sign})')
+    if res.binaural is not None:
+        b = res.binaural
+        print(f'[train] rotation binaural: {b.model} (best epoch {b.fit.epoch}, sign '
+              f'{b.sign_scale}; validation median error {b.val_median_error_deg} deg on '
+              f'{b.val_views} labelled views)')
+    print(f'[train] wrote the rotation models to {args.out} ({res.pairs} turn pairs from '
+          f'{res.bags} bags)')
     return 0
 
 

@@ -248,7 +248,7 @@ def test_the_peak_points_where_the_sound_comes_from(ros, left_scene, tmp_path):
     assert abs(right - want_right) < 6.0, (right, want_right)   # 25 deg left: x < 0
     assert abs(down) < 8.0                                         # the horizon rows
     # the mirrored audio (the array's channels reordered) puts the sound on the right
-    from av_perception.train.av_heatmap import mirror_order
+    from av_perception.train.av_heatmap_data import mirror_order
     mirrored = slot.array[mirror_order(spec_for_array(GEOM))]
     _publish(ros, node, slot.rgb, mirrored, audio_stamp=T0 + 2 * 10**9)
     ros.spin_until(lambda: len(peaks) > 1, what='a second peak')
@@ -414,7 +414,7 @@ def test_training_from_bags_without_ground_truth_exports_a_fused_model(tmp_path)
 
     from av_perception.bag.io import read_bag
     from av_perception.sim.bags import simulate
-    from av_perception.train.av_heatmap import train
+    from av_perception.train.av_heatmap import AvHeatmapConfig, train
     sim = tmp_path / 'sim'
     simulate(sim, scenes=5, seed=5, poses=4, jobs=1, progress=io.StringIO(), view='sources')
     bags = tmp_path / 'bags'
@@ -423,9 +423,9 @@ def test_training_from_bags_without_ground_truth_exports_a_fused_model(tmp_path)
     assert {'camera/image_raw', 'camera/camera_info', 'audio/raw', 'tf_static'} <= topics
     assert not any(t.startswith('gt/') for t in topics)
     out = tmp_path / 'm.onnx'
-    res = train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=io.StringIO(),
-                data_note='5 tiny rooms')
-    assert res['samples'] == 20 and res['bags'] == 5 and 4 <= res['anchors'] < 16
+    res = train(bags, out, AvHeatmapConfig(epochs=2, batch=2, jobs=1, warmup=1,
+                                           data_note='5 tiny rooms'), progress=io.StringIO())
+    assert res.samples == 20 and res.bags == 5 and 4 <= res.anchors < 16
     curve = json.loads((tmp_path / 'm_checkpoints' / 'curve.json').read_text())
     assert [c['epoch'] for c in curve] == [1, 2]
     assert all(np.isfinite(c['train_where']) for c in curve)
@@ -436,7 +436,7 @@ def test_training_from_bags_without_ground_truth_exports_a_fused_model(tmp_path)
     assert meta['extra_positives'] == 'True' and meta['train_data'] == '5 tiny rooms'
     assert meta['model_id'] == 'av_heatmap-respeaker4-fused-multi-positive'
     log = io.StringIO()
-    train(bags, out, epochs=2, batch=2, jobs=1, warmup=1, progress=log)
+    train(bags, out, AvHeatmapConfig(epochs=2, batch=2, jobs=1, warmup=1), progress=log)
     assert 'resuming at epoch 2' in log.getvalue()
     # the same bags without /tf_static: the acoustic image cannot be projected
     from av_perception.bag.io import BagWriter
@@ -446,4 +446,5 @@ def test_training_from_bags_without_ground_truth_exports_a_fused_model(tmp_path)
             if m.topic != 'tf_static':
                 w.write('/' + m.topic, m.msgtype, m.timestamp, m.msg)
     with pytest.raises(ConfigError, match='transform from the array frame'):
-        train(bare, tmp_path / 'b.onnx', epochs=1, batch=2, jobs=1, progress=io.StringIO())
+        train(bare, tmp_path / 'b.onnx', AvHeatmapConfig(epochs=1, batch=2, jobs=1),
+              progress=io.StringIO())

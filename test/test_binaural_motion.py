@@ -17,6 +17,8 @@ import torch
 from av_perception.arrays import load_array
 from av_perception.direction.learned_features import calibration, features, peaks, spec_for
 from av_perception.train import motion
+from av_perception.train import motion_data
+from av_perception.train import motion_losses as losses
 
 SPEC = spec_for(load_array('binaural'))
 ROOMS = 150   # synthetic rooms; the last 15 validate
@@ -54,16 +56,16 @@ def test_the_turn_moves_a_source_the_other_way_front_and_back():
             front.append(math.cos(a0) > 0)
     a_s, a_t, r = _t(_fold(np.array(before))), _t(_fold(np.array(after))), _t(turn)
     front = torch.tensor(front)
-    assert float(motion.motion_residual(r, a_s, a_t).max()) < 1e-9
-    implied = motion.implied_second(r, a_s, a_t)
+    assert float(losses.motion_residual(r, a_s, a_t).max()) < 1e-9
+    implied = losses.implied_second(r, a_s, a_t)
     assert torch.allclose(implied, a_t, atol=1e-9)
-    assert torch.allclose(implied[front], motion.fold(a_s - r)[front], atol=1e-9)
-    assert torch.allclose(implied[~front], motion.fold(a_s + r)[~front], atol=1e-9)
+    assert torch.allclose(implied[front], losses.fold(a_s - r)[front], atol=1e-9)
+    assert torch.allclose(implied[~front], losses.fold(a_s + r)[~front], atol=1e-9)
     big = r.abs() > math.radians(10)
-    assert float(motion.motion_residual(r * 1.5, a_s, a_t)[big].median()) > math.radians(3)
+    assert float(losses.motion_residual(r * 1.5, a_s, a_t)[big].median()) > math.radians(3)
     # the mirror image of every azimuth is exactly as consistent: the global
     # sign is left to the labelled samples
-    assert float(motion.motion_residual(r, -a_s, -a_t).max()) < 1e-9
+    assert float(losses.motion_residual(r, -a_s, -a_t).max()) < 1e-9
 
 
 def test_folding_across_the_ear_axis():
@@ -73,17 +75,17 @@ def test_folding_across_the_ear_axis():
     infinite."""
     r = _t([-math.radians(30)])
     a_s, a_t = _t([math.radians(80)]), _t([math.radians(70)])
-    assert float(motion.motion_residual(r, a_s, a_t)) < 1e-9
+    assert float(losses.motion_residual(r, a_s, a_t)) < 1e-9
     assert abs(float(a_s - r - a_t)) > math.radians(39)   # unfolded, 110 vs 70: 40 deg off
     # behind, the same turn moves it to 50 deg; 85 deg fits neither (15 deg off)
-    assert float(motion.motion_residual(r, a_s, _t([math.radians(50)]))) < 1e-9
-    assert float(motion.motion_residual(r, a_s, _t([math.radians(85)]))) == \
+    assert float(losses.motion_residual(r, a_s, _t([math.radians(50)]))) < 1e-9
+    assert float(losses.motion_residual(r, a_s, _t([math.radians(85)]))) == \
         pytest.approx(math.radians(15))
     x = torch.tensor([math.pi / 2 - 1e-7, math.pi / 2, 2.0, -2.0], dtype=torch.float64,
                      requires_grad=True)
-    motion.fold(x).sum().backward()
+    losses.fold(x).sum().backward()
     assert torch.isfinite(x.grad).all() and float(x.grad.abs().max()) <= 1.0 + 1e-9
-    assert torch.allclose(motion.fold(x.detach()), torch.asin(torch.sin(x.detach())),
+    assert torch.allclose(losses.fold(x.detach()), torch.asin(torch.sin(x.detach())),
                           atol=1e-6)
 
 
@@ -124,7 +126,7 @@ def test_swapping_the_ears_negates_the_azimuth_in_features_and_loss():
         lin = torch.nn.Linear(n, SPEC.bins, bias=False)
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(w.astype(np.float32)))
-        swap = float(motion.pair_losses(lin, grid, x, x, swapped, yaw)['swap'])
+        swap = float(losses.pair_losses(lin, grid, x, x, swapped, yaw)['swap'])
         assert (swap < 1e-8) == antisymmetric, swap
 
 
@@ -136,12 +138,12 @@ def test_a_view_is_the_mean_of_its_loud_windows():
     model = torch.nn.Linear(4, 5)
     x = torch.randn(2, 3, 4)
     w = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
-    got = motion.distribution(model, x, w).exp()
+    got = losses.distribution(model, x, w).exp()
     p = torch.softmax(model(x), -1)
     assert torch.allclose(got[0], (p[0, 0] + p[0, 1]) / 2, atol=1e-6)
     assert torch.allclose(got[1], p[1, 1], atol=1e-6)
     assert not torch.allclose(got[0], p[0].mean(0), atol=1e-3)   # the quiet one is out
-    assert torch.allclose(motion.distribution(model, x[:, 0]).exp(), p[:, 0], atol=1e-6)
+    assert torch.allclose(losses.distribution(model, x[:, 0]).exp(), p[:, 0], atol=1e-6)
     assert torch.allclose(got.sum(-1), torch.ones(2), atol=1e-6)
 
 
@@ -185,7 +187,7 @@ def test_calibration_moves_mass_and_keeps_it():
 
 
 # ---------------------------------------------------------------- training
-def _synthetic_data(rooms: int, rng) -> motion.MotionData:
+def _synthetic_data(rooms: int, rng) -> motion_data.MotionData:
     """Free-field views of one source per room (front or behind) from a
     robot turning in place, 4 views per room, every pair of them
     (``chain_pairs``) with the turn between them known (as the visual model
@@ -207,9 +209,9 @@ def _synthetic_data(rooms: int, rng) -> motion.MotionData:
             loud.append([True, True])
             vroom.append(k)
             az.append(f)
-    pairs, turn, true, room = motion.chain_pairs(links, np.array(yaw), np.array(yaw))
-    return motion.MotionData(np.stack(x), np.stack(xs), np.array(loud), pairs, turn, room,
-                             np.array(vroom), np.array(az, np.float32), true)
+    pairs, turn, true, room = motion_data.chain_pairs(links, np.array(yaw), np.array(yaw))
+    return motion_data.MotionData(np.stack(x), np.stack(xs), np.array(loud), pairs, turn,
+                                  room, np.array(vroom), np.array(az, np.float32), true)
 
 
 @pytest.fixture(scope='module')
@@ -225,25 +227,25 @@ def test_motion_alone_teaches_direction_on_free_field_pairs(synthetic, tmp_path)
     scrambling them changes nothing."""
     torch.set_num_threads(1)
     data = dataclasses.replace(synthetic, azimuth=np.full_like(synthetic.azimuth, np.nan))
-    res = motion.fit(data, SPEC, tmp_path / 'a.onnx', epochs=16, batch=32, draws=4,
-                     progress=io.StringIO())
+    res = motion.fit(data, SPEC, tmp_path / 'a.onnx',
+                     motion.MotionConfig(epochs=16, batch=32, draws=4), progress=io.StringIO())
     views = motion.labelled_views(synthetic)
     assert len(views) == motion.LABELLED
-    prob = motion.view_distributions(res['model'], synthetic, res['mean'], res['std'], views)
+    prob = motion.view_distributions(res.model, synthetic, res.mean, res.std, views)
     sign, k = motion.sign_and_scale(prob, synthetic.azimuth[views], SPEC)
     val = np.flatnonzero(synthetic.view_room >= ROOMS - ROOMS // 10)
-    p = motion.view_distributions(res['model'], synthetic, res['mean'], res['std'], val) @ \
+    p = motion.view_distributions(res.model, synthetic, res.mean, res.std, val) @ \
         calibration(SPEC, sign, k)
     err = np.degrees([abs(peaks(q, SPEC, 1)[0][0] - a)
                       for q, a in zip(p, synthetic.azimuth[val])])
     assert np.median(err) < 10.0, np.median(err)
     scrambled = dataclasses.replace(synthetic, azimuth=np.random.default_rng(9).uniform(
         -1.5, 1.5, len(synthetic.azimuth)).astype(np.float32))
-    res2 = motion.fit(scrambled, SPEC, tmp_path / 'b.onnx', epochs=2, draws=4,
+    res2 = motion.fit(scrambled, SPEC, tmp_path / 'b.onnx', motion.MotionConfig(epochs=2, draws=4),
                       progress=io.StringIO())
-    res1 = motion.fit(data, SPEC, tmp_path / 'c.onnx', epochs=2, draws=4,
+    res1 = motion.fit(data, SPEC, tmp_path / 'c.onnx', motion.MotionConfig(epochs=2, draws=4),
                       progress=io.StringIO())
-    for p1, p2 in zip(res1['model'].parameters(), res2['model'].parameters()):
+    for p1, p2 in zip(res1.model.parameters(), res2.model.parameters()):
         assert torch.equal(p1, p2)
 
 
@@ -252,13 +254,13 @@ def test_without_turns_nothing_is_learned(synthetic, tmp_path):
     motion) cannot tell directions apart: the error stays near a guess's."""
     torch.set_num_threads(1)
     still = dataclasses.replace(synthetic, yaw=np.zeros_like(synthetic.yaw))
-    res = motion.fit(still, SPEC, tmp_path / 'a.onnx', epochs=6, draws=4,
+    res = motion.fit(still, SPEC, tmp_path / 'a.onnx', motion.MotionConfig(epochs=6, draws=4),
                      progress=io.StringIO())
     val = np.flatnonzero(synthetic.view_room >= ROOMS - ROOMS // 10)
     views = motion.labelled_views(synthetic)
-    prob = motion.view_distributions(res['model'], synthetic, res['mean'], res['std'], views)
+    prob = motion.view_distributions(res.model, synthetic, res.mean, res.std, views)
     sign, k = motion.sign_and_scale(prob, synthetic.azimuth[views], SPEC)
-    p = motion.view_distributions(res['model'], synthetic, res['mean'], res['std'], val) @ \
+    p = motion.view_distributions(res.model, synthetic, res.mean, res.std, val) @ \
         calibration(SPEC, sign, k)
     err = np.degrees([abs(peaks(q, SPEC, 1)[0][0] - a)
                       for q, a in zip(p, synthetic.azimuth[val])])

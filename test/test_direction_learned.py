@@ -109,11 +109,12 @@ def test_teacher_bags_carry_the_16_mic_stream(teacher_bags):
 
 def test_training_end_to_end_lowers_the_loss_and_exports(teacher_bags, tmp_path):
     from av_perception.direction.learned import LearnedDoa
-    from av_perception.train.direction import train
+    from av_perception.train.direction import DirectionConfig, train
     out = tmp_path / 'direction_respeaker4.onnx'
-    res = train(teacher_bags, 'array', out, target='teacher', epochs=8, jobs=1,
-                progress=io.StringIO())
-    curve = res['final']
+    res = train(teacher_bags, out, DirectionConfig(array='array', target='teacher', epochs=8,
+                                                   jobs=1), progress=io.StringIO())
+    curve = res.fit.final
+    assert res.model == out and res.bags >= 1 and 1 <= res.fit.epoch <= 8
     first = __import__('json').loads((tmp_path / 'direction_respeaker4_checkpoints' /
                                       'curve.json').read_text())[0]
     assert curve['train_loss'] < first['train_loss']
@@ -122,9 +123,9 @@ def test_training_end_to_end_lowers_the_loss_and_exports(teacher_bags, tmp_path)
     found = est.estimate(np.random.default_rng(0).normal(size=(4, 4096)) * 0.1, 2)
     assert len(found) == 2 and all(0 <= f.confidence <= 1 for f in found)
     # resuming from the checkpoint continues instead of starting over
-    res2 = train(teacher_bags, 'array', out, target='teacher', epochs=10, jobs=1,
-                 progress=io.StringIO())
-    assert res2['final']['epoch'] == 10
+    res2 = train(teacher_bags, out, DirectionConfig(array='array', target='teacher',
+                                                    epochs=10, jobs=1), progress=io.StringIO())
+    assert res2.fit.final['epoch'] == 10
 
 
 def test_a_block_longer_than_the_model_window_averages_its_windows():

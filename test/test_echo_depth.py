@@ -24,8 +24,8 @@ from av_perception.echo.nets import EchoStudent, SamBlock, sam_ks, triplet
 from av_perception.echo.occupancy import FREE, OCCUPIED, occupancy_from_depth
 from av_perception.errors import ConfigError, InputError
 from av_perception.sim.bags import SceneJob, simulate_scene
-from av_perception.train.echo_depth import (StudentConfig, build_student, train_student,
-                                            train_teacher)
+from av_perception.train.echo_depth import (StudentConfig, TeacherConfig, build_student,
+                                            train_student, train_teacher)
 
 SPEC = spec_for(load_array('echo_head_cardioid'))
 TINY = dict(sam_blocks=2, k=8, width=4, token_dim=16, epochs=8, batch=4, lr=3e-3)
@@ -41,7 +41,7 @@ def tiny(tmp_path_factory):
     for i in range(2):
         simulate_scene(SceneJob('train', i, 5, str(bags), 3))
     teacher = root / 'teacher.onnx'
-    train_teacher(bags, teacher, epochs=1, width=4, batch=4)
+    train_teacher(bags, teacher, TeacherConfig(epochs=1, width=4, batch=4))
     data = root / 'data'
     summary = echo_dataset.build(bags, data, teacher, SPEC)
     cfg = StudentConfig(variant='sam', **TINY)
@@ -63,7 +63,7 @@ def test_dataset_pairs_every_echo_and_keeps_ground_truth(tiny):
 
 
 def test_training_loss_decreases_and_onnx_equals_torch(tiny):
-    losses = tiny['res']['step_losses']
+    losses = tiny['res'].step_losses
     assert len(losses) >= 8
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     cache = echo_dataset.load(tiny['data'])
@@ -86,7 +86,7 @@ def test_resume_continues_from_the_checkpoint(tiny):
     log = io.StringIO()
     res = train_student(tiny['data'], tiny['student'], StudentConfig(variant='sam', **TINY),
                         progress=log)
-    assert res['step_losses'] == []           # all epochs were done: nothing to redo
+    assert res.step_losses == []           # all epochs were done: nothing to redo
     assert 'resuming at epoch 8' in log.getvalue()
 
 
@@ -104,7 +104,7 @@ def test_ddp_code_path_runs_with_one_process(tiny, monkeypatch):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    assert res['distributed'] and res['world_size'] == 1
+    assert res.distributed and res.world_size == 1
     assert (tiny['root'] / 'ddp.onnx').is_file()
 
 

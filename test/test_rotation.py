@@ -50,7 +50,8 @@ def test_a_turn_is_a_horizontal_shift_of_the_cylindrical_input():
     """After a left turn of r, the network input is the one before it moved
     right by turn_shift(r) = r / (hfov / S) columns, at every column (the
     cylinder), which is what the pretext task's synthetic pairs do."""
-    from av_perception.train.rotation import column_rad, synthetic_pairs, turn_shift
+    from av_perception.train.rotation import synthetic_pairs
+    from av_perception.train.rotation_net import column_rad, turn_shift
     assert column_rad(SPEC) == pytest.approx(math.radians(SPEC.hfov_deg) / SPEC.image_size)
     a = grey_input(_panorama_view(0.0), SPEC)
     for deg in (-30.0, 12.0):
@@ -78,7 +79,7 @@ def test_the_matching_curve_reads_a_turn_with_sub_cell_precision():
     """With features that are the image itself (2x2 averages), the visual
     network's matching curve peaks at the shift of a turn, and its soft-argmax
     near the peak gives the yaw to well under one cell (2 columns, 1.4 deg)."""
-    from av_perception.train.rotation import MAX_SHIFT, column_rad, make_visual
+    from av_perception.train.rotation_net import MAX_SHIFT, column_rad, make_visual
     vis = make_visual(SPEC).eval()
     vis.enc = torch.nn.AvgPool2d(2)
     a = grey_input(_panorama_view(0.0), SPEC)
@@ -98,7 +99,7 @@ def test_soft_argmax_is_not_pulled_to_the_middle_and_the_curve_loss_wants_the_tu
     0 (a soft-argmax over every shift gives less than 12); the
     cross-entropy of the curve is smallest for the curve that peaks at the
     true turn."""
-    from av_perception.train.rotation import MAX_SHIFT, curve_loss, make_visual
+    from av_perception.train.rotation_net import MAX_SHIFT, curve_loss, make_visual
     vis = make_visual(SPEC)
     d = torch.arange(-MAX_SHIFT, MAX_SHIFT + 1, dtype=torch.float32)[None]
     logits = torch.maximum(-0.5 * (d - 20.3) ** 2, -1.0 - (d / 5.0) ** 2)
@@ -113,7 +114,7 @@ def test_soft_argmax_is_not_pulled_to_the_middle_and_the_curve_loss_wants_the_tu
 def test_onnx_equals_pytorch(tmp_path):
     from av_perception.rotation.estimate import BinauralDirection, VisualRotation
     from av_perception.train.direction import export, make_model
-    from av_perception.train.rotation import export_visual, make_visual
+    from av_perception.train.rotation_net import export_visual, make_visual
     torch.manual_seed(0)
     vis = make_visual(SPEC).eval()
     meta = {'training': 'test', 'spread_floor_rad': '0.01'}
@@ -320,17 +321,17 @@ def test_training_runs_its_phases_resumes_and_exports(tmp_path):
 
     from av_perception.rotation.estimate import BinauralDirection, VisualRotation
     from av_perception.sim.bags import simulate
-    from av_perception.train.rotation import train
+    from av_perception.train.rotation import RotationConfig, train
     bags = tmp_path / 'bags'
     simulate(bags, scenes=3, seed=3, poses=8, jobs=1, progress=io.StringIO())
     out = tmp_path / 'models'
     log = io.StringIO()
-    res = train([bags], out, targets=('selfsup',), epochs=1, binaural_epochs=2, batch=4,
-                progress=log)
+    cfg = RotationConfig(targets=('selfsup',), epochs=1, binaural_epochs=2, batch=4)
+    res = train([bags], out, cfg, progress=log)
     curve = json.loads((out / 'rotation_checkpoints' / 'selfsup' / 'curve.json').read_text())
-    assert len(curve) == 1 and 'labelled validation' in res['selfsup']['sign']
-    aud = res['selfsup']['binaural']
-    assert 'labelled validation views' in aud['sign_scale'] and aud['pairs'] >= 10
+    assert len(curve) == 1 and 'labelled validation' in res.visual['selfsup'].sign
+    aud = res.binaural
+    assert 'labelled validation views' in aud.sign_scale and aud.pairs >= 10
     v = VisualRotation(out / 'rotation_visual.onnx')
     a = BinauralDirection(out / 'rotation_binaural.onnx')
     assert v.spec == SPEC and v.model.metadata['training'] == 'selfsup'
@@ -353,16 +354,16 @@ def test_training_runs_its_phases_resumes_and_exports(tmp_path):
     assert all(0.0 <= e <= 180.0 for e in scored['binaural_gcc'].errors_deg)
     assert any('GCC-PHAT' in line for line in report(scored))
     log = io.StringIO()
-    train([bags], out, targets=('selfsup',), epochs=1, binaural_epochs=2, batch=4,
-          progress=log)
+    train([bags], out, cfg, progress=log)
     assert 'resuming at epoch 1' in log.getvalue() and 'resuming at epoch 2' in log.getvalue()
     # given a visual partner, only the binaural network is trained
-    res = train([bags], tmp_path / 'given', targets=('selfsup',), binaural_epochs=1,
-                visual_model=out / 'rotation_visual.onnx', progress=io.StringIO())
-    assert res['selfsup']['visual'].startswith('given')
+    res = train([bags], tmp_path / 'given', RotationConfig(
+        targets=('selfsup',), binaural_epochs=1, visual_model=out / 'rotation_visual.onnx'),
+        progress=io.StringIO())
+    assert res.visual['selfsup'].given and res.visual['selfsup'].fit is None
     assert not (tmp_path / 'given' / 'rotation_visual.onnx').exists()
     with pytest.raises(ConfigError, match='epochs'):
-        train([bags], out, targets=('selfsup',), epochs=0, progress=io.StringIO())
+        RotationConfig(targets=('selfsup',), epochs=0)
 
 
 def test_eval_cli_refuses_a_folder_without_bags(tmp_path):

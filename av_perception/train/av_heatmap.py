@@ -48,28 +48,33 @@ InfoNCE), otherwise the same.
 
 from __future__ import annotations
 
-import math
-import multiprocessing as mp
 import sys
-import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from av_perception.arrays import load_array
-from av_perception.av_heatmap.dataset import NEEDS, load_samples
+from av_perception.av_heatmap.dataset import NEEDS
 from av_perception.av_heatmap.evaluate import HFOV_TOLERANCE_DEG
-from av_perception.av_heatmap.frontend import AvSpec, audio_features, image_input, spec_for_array
+from av_perception.av_heatmap.frontend import AvSpec, spec_for_array
 from av_perception.av_heatmap.heatmap import fused_score
 from av_perception.av_heatmap.metrics import retrieval
-from av_perception.av_heatmap.networks import AvModel
-from av_perception.av_heatmap.projection import AcousticImage, AcousticProjector, elevation_prior
 from av_perception.bag.contents import CAMERA_INFO, check_fov, each_bag, first_camera, list_bags
-from av_perception.errors import ConfigError, InputError
+from av_perception.errors import ConfigError
+from av_perception.train.av_heatmap_data import (OFFSETS, array_azimuths, build_data,
+                                                 neighbours, sample_views, spectral_profiles)
 from av_perception.train.checkpoints import Checkpoints, fingerprint
+from av_perception.train.export import export_onnx
+from av_perception.train.loop import EpochLoop, EpochResult, Fit
 
-#: audio crop offsets inside a sample's span [samples]: augmented views
-OFFSETS = (0, 1600)
+if TYPE_CHECKING:
+    import torch
+
+    from av_perception.av_heatmap.networks import AvModel
+
 TAU_LOC = 0.03
 TAU_GLOBAL = 0.07
 K_NEIGHBOURS = 5
@@ -79,120 +84,8 @@ IN_VIEW = 0.8
 WHERE_WEIGHT = 1.0
 
 
-def mirror_order(spec: AvSpec) -> np.ndarray:
-    """Channel order that mirrors the array about its x-z plane (y -> -y)."""
-    from av_perception.train.direction import symmetries
-    ops = symmetries(load_array(spec.array))
-    for order, fn in ops:
-        if abs(fn(0.5) + 0.5) < 1e-9 and abs(fn(math.pi / 2) + math.pi / 2) < 1e-9:
-            return order
-    raise ConfigError(f'array {spec.array} has no left-right mirror symmetry')
-
-
-def _flips(spec: AvSpec) -> tuple[bool, ...]:
-    """Mirrored audio variants: only pair features change with the mirror
-    (the spectrogram of the channels' mean does not)."""
-    return (False, True) if spec.pair_features else (False,)
-
-
-def _bag_arrays(args) -> dict:
-    path, bag_index, spec, namespace = args
-    span = spec.window + max(OFFSETS)
-    samples = load_samples(path, spec.window, bag_index, namespace, span=span,
-                           geometry=load_array(spec.array))
-    mirror = mirror_order(spec) if spec.pair_features else None
-    imager = AcousticImage(load_array(spec.array)) if spec.acoustic else None
-    projectors: dict = {}
-    images, specs, pairs, teachers, priors = [], [], [], [], []
-    for s in samples:
-        images.append(np.round(image_input(s.rgb, spec) * 255).astype(np.uint8))
-        vs, vp = [], []
-        for flip in _flips(spec):
-            for off in OFFSETS:
-                seg = s.audio[:, off:off + spec.window]
-                sp, pr = audio_features(seg[mirror] if flip else seg, spec)
-                vs.append(sp)
-                vp.append(pr)
-        specs.append(np.stack(vs))
-        pairs.append(np.stack(vp))
-        if imager is not None:
-            if s.view is None:
-                raise ConfigError(f'{path}: no camera/camera_info, or no transform from the '
-                                  'array frame to the camera optical frame on /tf_static or '
-                                  '/tf: the acoustic image cannot be projected')
-            key = (s.view.K.tobytes(), s.view.array_from_optical)
-            if key not in projectors:
-                projectors[key] = (AcousticProjector(s.view, imager.directions,
-                                                     (spec.grid, spec.grid)),
-                                   elevation_prior(s.view, (spec.grid, spec.grid),
-                                                   spec.prior_sigma) if spec.prior_sigma
-                                   else np.ones((spec.grid, spec.grid), np.float32))
-            projector, prior = projectors[key]
-            teachers.append(projector.project(imager(s.audio)).astype(np.float16))
-            priors.append(prior.astype(np.float16))
-    n = len(samples)
-    out = {'image': np.stack(images) if n else np.zeros((0, 3, spec.image_size,
-                                                        spec.image_size), np.uint8),
-           'spec': np.stack(specs) if n else None, 'bag': np.full(n, bag_index)}
-    if spec.pair_features:
-        out['pair'] = np.stack(pairs) if n else None
-    if imager is not None:
-        out['teacher'] = np.stack(teachers) if n else None
-        out['prior'] = np.stack(priors) if n else None
-    return out
-
-
-def build_data(bags: list[Path], spec: AvSpec, jobs: int = 0, progress=sys.stderr,
-               namespace: str = '') -> dict:
-    """Images (uint8), audio features of every view variant, the projected
-    acoustic image at the grid's resolution (fused models), bag index; in
-    parallel over bags. No ground-truth topic is read. A bag none of whose
-    images the audio stream covers is reported."""
-    todo = [(str(b), i, spec, namespace) for i, b in enumerate(bags)]
-    parts = []
-    ctx = mp.get_context('spawn')
-    with ctx.Pool(jobs or mp.cpu_count()) as pool:
-        for i, part in enumerate(pool.imap(_bag_arrays, todo)):
-            if len(part['bag']):
-                parts.append(part)
-            else:
-                print(f'\nwarning: bag {bags[i]} gives no sample: audio/raw covers none of its '
-                      'images', file=progress, flush=True)
-            print(f'\r[dataset] {i + 1}/{len(bags)} bags, '
-                  f'{sum(len(p["bag"]) for p in parts)} samples', end='', file=progress,
-                  flush=True)
-    print(file=progress)
-    if not parts:
-        raise InputError('bags', 'images with audio/raw covering their window',
-                         f'none in {len(bags)} bags')
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def _bag_azimuths(args) -> np.ndarray:
-    path, bag_index, spec, namespace = args
-    from av_perception.direction.classic import ClassicDoa
-    srp = ClassicDoa(load_array(spec.array), 'srp')
-    out = []
-    for s in load_samples(path, spec.window, bag_index, namespace,
-                          span=spec.window + max(OFFSETS)):
-        est = srp.estimate(s.audio[:, :spec.window], 1)
-        out.append(est[0].azimuth if est else np.nan)
-    return np.asarray(out, float)
-
-
-def array_azimuths(bags: list[Path], spec: AvSpec, jobs: int = 0,
-                   namespace: str = '') -> np.ndarray:
-    """The array's own SRP-PHAT direction [rad] of every sample's window (no
-    ground truth): where the robot hears the sound from."""
-    ctx = mp.get_context('spawn')
-    with ctx.Pool(jobs or mp.cpu_count()) as pool:
-        parts = pool.map(_bag_azimuths, [(str(b), i, spec, namespace)
-                                         for i, b in enumerate(bags)])
-    return np.concatenate(parts)
-
-
 # ------------------------------------------------------------------ loss
-def multi_positive_nce(sim, pos):
+def multi_positive_nce(sim: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Contrastive loss with several positives per anchor, both directions:
     mean over each row's (and column's) positives of the log-softmax."""
     import torch
@@ -203,7 +96,8 @@ def multi_positive_nce(sim, pos):
     return loss / 2
 
 
-def loc_similarity(a, cells, teacher=None, spec: AvSpec | None = None):
+def loc_similarity(a: torch.Tensor, cells: torch.Tensor, teacher: torch.Tensor | None = None,
+                   spec: AvSpec | None = None) -> torch.Tensor:
     """(N, D) audio, (N, D, G, G) cells -> (N, N): for every audio/image
     combination the best cell's cosine similarity, or (``teacher`` (N, G, G),
     each image's geometric map: projected acoustic image x horizon prior) its
@@ -215,7 +109,8 @@ def loc_similarity(a, cells, teacher=None, spec: AvSpec | None = None):
     return cos.flatten(2).max(dim=2).values
 
 
-def where_loss(a, cells, teacher, weight):
+def where_loss(a: torch.Tensor, cells: torch.Tensor, teacher: torch.Tensor,
+               weight: torch.Tensor) -> torch.Tensor:
     """Acoustic-image distillation: ``-log sum_g p(g) A(g)`` with ``p`` the
     softmax over an image's cells of its own audio's cosine / TAU_LOC and
     ``A`` its projected acoustic image; mean over images, weighted by
@@ -227,98 +122,100 @@ def where_loss(a, cells, teacher, weight):
     return -(weight * inside.log()).sum() / weight.sum().clamp_min(1e-6)
 
 
-def _augment(images, flips, rng):
-    """uint8 (N, 3, S, S) -> float views: flip, colour jitter. (Shifts would
-    move the image against its acoustic image and the array's pair
-    features, whose directions are fixed to the camera.)"""
-    import torch
-    x = torch.from_numpy(images).float() / 255.0
-    x = torch.where(torch.from_numpy(flips)[:, None, None, None], x.flip(3), x)
-    n = len(x)
-    gain = torch.from_numpy(rng.uniform(0.8, 1.2, (n, 3, 1, 1)).astype(np.float32))
-    bias = torch.from_numpy(rng.uniform(-0.08, 0.08, (n, 1, 1, 1)).astype(np.float32))
-    return (x * gain + bias).clamp(0, 1)
+@dataclass
+class AvHeatmapConfig:
+    """What ``train av-heatmap`` trains and how.
+
+    Attributes:
+        extra_positives: multiple positives (augmented views and mined
+            neighbours); False: plain InfoNCE (the ablation).
+        epochs, batch, lr, seed: the optimisation (AdamW, cosine schedule).
+        jobs: processes that read the bags (0: one per core).
+        warmup: epochs that mine neighbours in the fixed spectral embedding
+            (None: a quarter of the epochs).
+        in_view_deg: (models alone) train only on samples the array's
+            SRP-PHAT hears within this azimuth of the camera axis.
+        acoustic: a fused model taught by the projected acoustic image;
+            False: the audio-visual model alone (the paper's).
+        threads: PyTorch intra-op threads.
+        data_note: what the bags are (in the model's metadata; None: their
+            folders' names).
+        array: the microphone array (name or file) of the bags' audio/raw.
+        namespace: the robot's topic namespace in the bags.
+        hfov_tolerance: a bag whose camera's field of view differs from the
+            first bag's by more than this [deg] is left out.
+    """
+
+    extra_positives: bool = True
+    epochs: int = 25
+    batch: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    jobs: int = 0
+    warmup: int | None = None
+    in_view_deg: float | None = None
+    acoustic: bool = True
+    threads: int = 1
+    data_note: str | None = None
+    array: str = 'respeaker4'
+    namespace: str = ''
+    hfov_tolerance: float = HFOV_TOLERANCE_DEG
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f'--threads must be at least 1, got {self.threads}')
+        if self.in_view_deg is not None and self.acoustic:
+            raise ConfigError('--in-view selects samples for --alone; a fused model selects '
+                              'them by its projected acoustic image')
+        if self.epochs < 1 or self.batch < 2 or not self.lr > 0 or self.jobs < 0 or \
+                (self.warmup is not None and self.warmup < 0):
+            raise ConfigError('epochs must be at least 1, batch at least 2, lr above 0, jobs '
+                              f'and warmup at least 0; got {self}')
 
 
-def _views(data, idx, rng, plain: bool):
-    """Inputs of one view per index: image, spectrogram, pair features (or
-    None), projected acoustic image and horizon prior (or None), each of the
-    same variant (crop; mirror: image, acoustic image, prior and the array's
-    channels)."""
-    import torch
-    n_off = len(OFFSETS)
-    flips = np.zeros(len(idx), bool) if plain else rng.random(len(idx)) < 0.5
-    offs = np.zeros(len(idx), int) if plain else rng.integers(0, n_off, len(idx))
-    var = (flips * n_off if 'pair' in data else 0) + offs
-    img = torch.from_numpy(data['image'][idx]).float() / 255.0 if plain else \
-        _augment(data['image'][idx], flips, rng)
-    pair = torch.from_numpy(data['pair'][idx, var]) if 'pair' in data else None
-    teacher = prior = None
-    if 'teacher' in data:
-        flip = torch.from_numpy(flips)[:, None, None]
-        t = torch.from_numpy(data['teacher'][idx].astype(np.float32))
-        teacher = torch.where(flip, t.flip(2), t)
-        p = torch.from_numpy(data['prior'][idx].astype(np.float32))
-        prior = torch.where(flip, p.flip(2), p)
-    return img, torch.from_numpy(data['spec'][idx, var]), pair, teacher, prior
+@dataclass
+class AvHeatmapResult:
+    """A trained audio-visual localization model.
+
+    Attributes:
+        model: its ONNX file (the last epoch's weights).
+        samples: samples read from the bags; anchors: those it trained on.
+        bags: bags used.
+        fit: the epochs.
+    """
+
+    model: Path
+    samples: int
+    anchors: int
+    bags: int
+    fit: Fit
 
 
-def spectral_profiles(spec: np.ndarray) -> np.ndarray:
-    """A fixed, label-free audio embedding to start the neighbour search
-    with (before the model's own embeddings mean anything): the time-averaged
-    log spectrogram without its level, standardised over the data set, unit
-    length. (N, V, 1, bands, frames) -> (N, bands)."""
-    f = spec[:, 0, 0].mean(axis=2)  # variant 0: the plain window
-    f = f - f.mean(axis=1, keepdims=True)
-    f = (f - f.mean(axis=0)) / (f.std(axis=0) + 1e-6)
-    return (f / np.linalg.norm(f, axis=1, keepdims=True)).astype(np.float32)
-
-
-def _neighbours(bank_a, bank_v, bags, k: int) -> np.ndarray:
-    """(N, 2k) indices of each sample's k nearest neighbours by audio and by
-    image embedding (``bank_v`` None: audio only), from other rooms."""
-    out = []
-    for bank in (bank_a, bank_v) if bank_v is not None else (bank_a,):
-        s = bank @ bank.T
-        s[bags[:, None] == bags[None, :]] = -np.inf
-        out.append(np.argsort(-s, axis=1)[:, :k])
-    return np.concatenate(out, axis=1)
-
-
-def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
-          epochs: int = 25, batch: int = 64, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
-          warmup: int | None = None, in_view_deg: float | None = None, acoustic: bool = True,
-          threads: int = 1, data_note: str | None = None, progress=sys.stderr,
-          array: str = 'respeaker4', namespace: str = '',
-          hfov_tolerance: float = HFOV_TOLERANCE_DEG) -> dict:
+def train(bags_dir: str | Path | list, out: str | Path,
+          cfg: AvHeatmapConfig = AvHeatmapConfig(),
+          progress: TextIO = sys.stderr) -> AvHeatmapResult:
     """Train, checkpoint each epoch (resumable), export the last epoch's
-    weights to ONNX; returns a summary.
+    weights to ONNX.
 
-    ``acoustic``: a fused model, taught by the projected acoustic image
-    (module docstring); else the audio-visual model alone (the paper's).
-    ``in_view_deg`` (models alone): train only on samples whose sound the
-    array itself (SRP-PHAT, no ground truth) hears within this azimuth of the
-    camera's axis. ``threads``: PyTorch intra-op threads. ``data_note``:
-    what the bags are (stored in the model's metadata; default their folders).
-
-    ``array``: the microphone array (name or file) whose stream (audio/raw)
-    the bags carry. The model is made for the field of view of the first
-    bag's camera (camera/camera_info; in its metadata, ``hfov_deg``); a bag
-    whose camera differs by more than ``hfov_tolerance`` [deg], or that
-    lacks a topic, is reported and left out.
+    The model is made for the field of view of the first bag's camera
+    (camera/camera_info; in its metadata, ``hfov_deg``); a bag whose camera
+    differs by more than ``cfg.hfov_tolerance``, or that lacks a topic, is
+    reported and left out.
     """
     import torch
 
-    torch.set_num_threads(max(1, int(threads)))
+    from av_perception.av_heatmap.networks import AvModel
+
+    torch.set_num_threads(cfg.threads)
     out = Path(out)
-    spec = spec_for_array(load_array(array), acoustic=acoustic)
+    spec = spec_for_array(load_array(cfg.array), acoustic=cfg.acoustic)
     folders = [bags_dir] if isinstance(bags_dir, (str, Path)) else list(bags_dir)
     found = list_bags(*folders)
-    camera = first_camera(found, namespace)
+    camera = first_camera(found, cfg.namespace)
     bags = [b for b, _ in each_bag(
-        found, lambda b: check_fov(first_camera([b], namespace), camera.hfov_deg, hfov_tolerance,
-                                   b, "the first bag's camera"),
-        (*NEEDS, CAMERA_INFO), namespace, 'av-heatmap training', progress)]
+        found, lambda b: check_fov(first_camera([b], cfg.namespace), camera.hfov_deg,
+                                   cfg.hfov_tolerance, b, "the first bag's camera"),
+        (*NEEDS, CAMERA_INFO), cfg.namespace, 'av-heatmap training', progress)]
     ckpt_dir = out.parent / f'{out.stem}_checkpoints'
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     data_key = fingerprint([str(b) for b in bags], spec.to_metadata(), list(OFFSETS))[:16]
@@ -327,76 +224,75 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
         data = dict(np.load(cache))
         print(f'[dataset] {len(data["bag"])} samples from {cache}', file=progress)
     else:
-        data = build_data(bags, spec, jobs=jobs, progress=progress, namespace=namespace)
+        data = build_data(bags, spec, jobs=cfg.jobs, progress=progress, namespace=cfg.namespace)
         np.savez(cache, **data)
     n = len(data['bag'])
     n_val_bags = max(1, len(bags) // 10)
     val = data['bag'] >= len(bags) - n_val_bags
     tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
     in_view = None
-    if acoustic:  # anchors: the array hears the sound from inside the view
+    if cfg.acoustic:  # anchors: the array hears the sound from inside the view
         in_view = data['teacher'].reshape(n, -1).max(axis=1).astype(np.float32)
         tr_idx, va_idx = tr_idx[in_view[tr_idx] >= IN_VIEW], va_idx[in_view[va_idx] >= IN_VIEW]
         print(f'[train] {len(tr_idx)} of {int((~val).sum())} training samples heard from '
               f'inside the view (projected acoustic image >= {IN_VIEW:g})', file=progress)
-    elif in_view_deg is not None:
+    elif cfg.in_view_deg is not None:
         az_cache = ckpt_dir / f'azimuth_{data_key}.npy'
         if az_cache.is_file():
             az = np.load(az_cache)
         else:
-            az = array_azimuths(bags, spec, jobs, namespace)
+            az = array_azimuths(bags, spec, cfg.jobs, cfg.namespace)
             np.save(az_cache, az)
-        tr_idx = tr_idx[np.abs(np.degrees(az[tr_idx])) <= in_view_deg]
-        print(f'[train] {len(tr_idx)} training samples heard within {in_view_deg:g} deg of the '
-              f'camera axis', file=progress)
-    if len(tr_idx) < 4 * batch:
+        tr_idx = tr_idx[np.abs(np.degrees(az[tr_idx])) <= cfg.in_view_deg]
+        print(f'[train] {len(tr_idx)} training samples heard within {cfg.in_view_deg:g} deg of '
+              'the camera axis', file=progress)
+    if len(tr_idx) < 4 * cfg.batch:
         raise ConfigError(f'only {len(tr_idx)} training samples in {len(bags)} bags; need at '
-                          f'least {4 * batch}')
-    warmup = epochs // 4 if warmup is None else warmup
+                          f'least {4 * cfg.batch}')
+    warmup = cfg.epochs // 4 if cfg.warmup is None else cfg.warmup
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    torch.manual_seed(cfg.seed)
     model = AvModel(spec)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    ck = Checkpoints(ckpt_dir, fingerprint(data_key, extra_positives, epochs, batch, lr, seed,
-                                           warmup, in_view_deg, acoustic, IN_VIEW,
-                                           WHERE_WEIGHT), progress)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
+    ck = Checkpoints(ckpt_dir, fingerprint(data_key, cfg.extra_positives, cfg.epochs, cfg.batch,
+                                           cfg.lr, cfg.seed, warmup, cfg.in_view_deg,
+                                           cfg.acoustic, IN_VIEW, WHERE_WEIGHT), progress)
+    loop = EpochLoop('train', ck, model, opt, sched, cfg.epochs, progress)
+    rng = loop.rng(cfg.seed)
+    # the global embeddings of every sample, as last seen: the neighbour search's bank
     bank_a = np.zeros((n, 64), np.float32)
     bank_v = np.zeros((n, 64), np.float32)
-    start_epoch = ck.resume(model, opt, sched)
-    if start_epoch:
-        bank_a, bank_v = ck.extra['bank_a'].numpy(), ck.extra['bank_v'].numpy()
-        rng = np.random.default_rng([seed, start_epoch])
+    if loop.start:
+        bank_a, bank_v = loop.extra['bank_a'].numpy(), loop.extra['bank_v'].numpy()
     profiles = spectral_profiles(data['spec'])
-    t0 = time.perf_counter()
-    half = batch // 2
-    for epoch in range(start_epoch, epochs):
+    step = cfg.batch // 2 if cfg.extra_positives else cfg.batch
+
+    def epoch(e: int) -> EpochResult:
         model.train()
         nn_idx = None
-        if extra_positives:  # neighbours among the training samples
-            if epoch < warmup:  # the model's embeddings are not there yet
-                local = _neighbours(profiles[tr_idx], None, data['bag'][tr_idx], K_NEIGHBOURS)
+        if cfg.extra_positives:  # neighbours among the training samples
+            if e < warmup:  # the model's embeddings are not there yet
+                local = neighbours(profiles[tr_idx], None, data['bag'][tr_idx], K_NEIGHBOURS)
             else:
-                local = _neighbours(bank_a[tr_idx], bank_v[tr_idx], data['bag'][tr_idx],
-                                    K_NEIGHBOURS)
+                local = neighbours(bank_a[tr_idx], bank_v[tr_idx], data['bag'][tr_idx],
+                                   K_NEIGHBOURS)
             nn_idx = np.zeros((n, local.shape[1]), int)
             nn_idx[tr_idx] = tr_idx[local]
         perm = rng.permutation(tr_idx)
         losses = []
-        step = half if extra_positives else batch
         for i in range(0, len(perm) - step + 1, step):
             anchors = perm[i:i + step]
-            if extra_positives:
+            if cfg.extra_positives:
                 partners = nn_idx[anchors, rng.integers(0, nn_idx.shape[1], len(anchors))]
                 idx = np.concatenate([anchors, partners])
                 groups = np.concatenate([np.arange(len(anchors)), np.arange(len(anchors))])
-                v1, v2 = _views(data, idx, rng, False), _views(data, idx, rng, False)
+                v1, v2 = sample_views(data, idx, rng, False), sample_views(data, idx, rng, False)
                 inputs = [None if a is None else torch.cat([a, b]) for a, b in zip(v1, v2)]
                 sample = np.concatenate([idx, idx])
                 group = np.concatenate([groups, groups])
             else:
-                inputs = _views(data, anchors, rng, False)
+                inputs = sample_views(data, anchors, rng, False)
                 sample = anchors
                 group = np.arange(len(anchors))
             loss = _loss(model, spec, inputs, group, in_view, sample)
@@ -407,35 +303,31 @@ def train(bags_dir: str | Path, out: str | Path, extra_positives: bool = True,
             bank_a[sample] = loss['ga'].detach().numpy()
             bank_v[sample] = loss['gv'].detach().numpy()
         sched.step()
-        row = {'epoch': epoch + 1,
-               **{f'train_{k}': float(np.mean([x[k] for x in losses]))
-                  for k in losses[0]},
-               **_validate(model, spec, data, va_idx, in_view)}
-        row['train_loss'] = row.pop('train_total')
-        # no best epoch: the last one is exported (below)
-        ck.save(model, opt, sched, epoch + 1, row, comparable=lambda e: False,
-                extra={'bank_a': torch.from_numpy(bank_a), 'bank_v': torch.from_numpy(bank_v)})
-        where = f' where {row["val_where"]:.2f}' if 'val_where' in row else ''
-        print(f'\r[train] epoch {epoch + 1}/{epochs} train {row["train_loss"]:.3f} '
-              f'val {row["val_loss"]:.3f}{where} val R@1 a2i {row["val_r1_a2i"]:.2f} '
-              f'({time.perf_counter() - t0:.0f} s)', end='', file=progress, flush=True)
-    print(file=progress)
-    _plot_curve(ck.curve, ckpt_dir / 'curve.png')
+        terms = {f'train_{k}': float(np.mean([x[k] for x in losses])) for k in losses[0]}
+        v = _validate(model, spec, data, va_idx, in_view)
+        where = f' where {v["val_where"]:.2f}' if 'val_where' in v else ''
+        return EpochResult(terms.pop('train_total'), v.pop('val_loss'), {**terms, **v},
+                           f'{where} R@1 a2i {v["val_r1_a2i"]:.2f}')
+
     # the weights of the last epoch (the end of the cosine schedule): the
     # validation loss is no guide here, it rises from the first epochs on
     # (over-confident similarities on unseen rooms) while localization on
     # held-out rooms still improves
-    ck.last(model)
-    note = data_note or ', '.join(str(Path(f).resolve().name) for f in folders)
-    export(model, spec, out, extra_positives=extra_positives, n_train=len(tr_idx),
-           n_bags=len(bags), in_view_deg=in_view_deg, data_note=note, samples=n,
+    fit = loop.run(epoch, 'contrastive loss', keep='last', comparable=lambda e: False,
+                   extra_state=lambda: {'bank_a': torch.from_numpy(bank_a),
+                                        'bank_v': torch.from_numpy(bank_v)},
+                   panel=('validation retrieval', {'val_r1_a2i': 'R@1 audio->image',
+                                                   'val_r1_i2a': 'R@1 image->audio'}))
+    note = cfg.data_note or ', '.join(str(Path(f).resolve().name) for f in folders)
+    export(model, spec, out, extra_positives=cfg.extra_positives, n_train=len(tr_idx),
+           n_bags=len(bags), in_view_deg=cfg.in_view_deg, data_note=note, samples=n,
            hfov_deg=camera.hfov_deg)
-    return {'model': str(out), 'samples': n, 'anchors': len(tr_idx), 'bags': len(bags),
-            'epochs': len(ck.curve), 'final': ck.curve[-1] if ck.curve else None,
-            'curve': str(ckpt_dir / 'curve.png'), 'seconds': round(time.perf_counter() - t0, 1)}
+    return AvHeatmapResult(out, n, len(tr_idx), len(bags), fit)
 
 
-def _loss(model, spec: AvSpec, inputs, group, in_view, sample) -> dict:
+def _loss(model: AvModel, spec: AvSpec, inputs: Sequence[torch.Tensor | None],
+          group: np.ndarray, in_view: np.ndarray | None,
+          sample: np.ndarray) -> dict[str, torch.Tensor]:
     """The training losses of one batch: localization alignment, global
     alignment, and (fused models) acoustic-image distillation; also the
     global embeddings (``ga``, ``gv``) for the neighbour bank."""
@@ -457,14 +349,15 @@ def _loss(model, spec: AvSpec, inputs, group, in_view, sample) -> dict:
     return out
 
 
-def _validate(model, spec: AvSpec, data, idx, in_view) -> dict:
+def _validate(model: AvModel, spec: AvSpec, data: dict[str, np.ndarray], idx: np.ndarray,
+              in_view: np.ndarray | None) -> dict[str, float]:
     """Self-supervised losses (single positive, un-augmented views; as in
     training) and retrieval on the validation rooms; no labels are used."""
     import torch
     model.eval()
     with torch.no_grad():
-        loss = _loss(model, spec, _views(data, idx, None, True), np.arange(len(idx)), in_view,
-                     idx)
+        loss = _loss(model, spec, sample_views(data, idx, None, True), np.arange(len(idx)),
+                     in_view, idx)
     r = retrieval(loss['ga'].numpy(), loss['gv'].numpy())
     model.train()
     out = {'val_loss': float(loss['total']), 'val_r1_a2i': r['r1_a2i'],
@@ -474,28 +367,7 @@ def _validate(model, spec: AvSpec, data, idx, in_view) -> dict:
     return out
 
 
-def _plot_curve(curve: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(8, 3))
-    ep = [c['epoch'] for c in curve]
-    ax.plot(ep, [c['train_loss'] for c in curve], label='train (both losses)')
-    ax.plot(ep, [c['val_loss'] for c in curve], label='validation (both losses)')
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('contrastive loss')
-    ax.legend()
-    bx.plot(ep, [c['val_r1_a2i'] for c in curve], label='R@1 audio->image')
-    bx.plot(ep, [c['val_r1_i2a'] for c in curve], label='R@1 image->audio')
-    bx.set_xlabel('epoch')
-    bx.set_ylabel('validation retrieval')
-    bx.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
-def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
+def export(model: AvModel, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
            n_bags: int, in_view_deg: float | None = None, data_note: str = '',
            samples: int = 0, hfov_deg: float | None = None) -> None:
     """ONNX (opset 17) with the input contract, what it was trained on and
@@ -504,7 +376,6 @@ def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
     (B, 1, bands, frames), ``pair_features`` (B, n; only if the contract's
     ``pair_features``); outputs: ``cosine`` (B, G, G), the audio's and the
     image's global embeddings (unit vectors)."""
-    import onnx
     import torch
 
     model.eval()
@@ -514,12 +385,6 @@ def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
     if spec.pair_features:
         args += (torch.zeros(1, spec.gcc.n_features),)
         names.append('pair_features')
-    out.parent.mkdir(parents=True, exist_ok=True)
-    outs = ['cosine', 'audio_embedding', 'image_embedding']
-    torch.onnx.export(model, args, str(out), input_names=names, output_names=outs,
-                      dynamic_axes={k: {0: 'batch'} for k in names + outs},
-                      opset_version=17, dynamo=False)
-    m = onnx.load(str(out))
     variant = ('fused' if spec.acoustic else 'alone') + '-' + \
         ('multi-positive' if extra_positives else 'single-positive')
     meta = {'task': 'av_heatmap', 'model_id': f'av_heatmap-{spec.array}-{variant}',
@@ -528,7 +393,4 @@ def export(model, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
             'train_in_view_deg': str(in_view_deg), 'train_data': data_note,
             **({'hfov_deg': f'{hfov_deg:.2f}'} if hfov_deg is not None else {}),
             **spec.to_metadata()}
-    for k, v in meta.items():
-        p = m.metadata_props.add()
-        p.key, p.value = k, v
-    onnx.save(m, str(out))
+    export_onnx(model, args, out, names, ['cosine', 'audio_embedding', 'image_embedding'], meta)

@@ -1,5 +1,6 @@
 """Resumable training checkpoints, shared by every trainer of the package.
 
+The epochs themselves run in :class:`~av_perception.train.loop.EpochLoop`.
 One folder per trained model: ``last.pt`` (the model, optimiser and
 scheduler after the newest epoch, plus any extra tensors a trainer needs to
 continue, e.g. a memory bank), ``best.pt`` (the model of the best epoch),
@@ -19,9 +20,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import torch
 
 
-def fingerprint(*parts) -> str:
+def fingerprint(*parts: object) -> str:
     """SHA-256 of the JSON of ``parts`` (data summary and settings)."""
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
@@ -42,7 +47,7 @@ class Checkpoints:
         progress: stream for the resume / start-afresh messages.
     """
 
-    def __init__(self, folder: Path, fingerprint: str, progress=sys.stderr) -> None:
+    def __init__(self, folder: Path, fingerprint: str, progress: TextIO = sys.stderr) -> None:
         self.dir = Path(folder)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fingerprint = fingerprint
@@ -54,7 +59,8 @@ class Checkpoints:
     def last_path(self) -> Path:
         return self.dir / 'last.pt'
 
-    def resume(self, model, opt, sched) -> int:
+    def resume(self, model: torch.nn.Module, opt: torch.optim.Optimizer,
+               sched: torch.optim.lr_scheduler.LRScheduler) -> int:
         """Load the last checkpoint if it was made from the same data and
         settings (its extra tensors into ``self.extra``); returns the epoch
         to start from (0: afresh)."""
@@ -74,7 +80,9 @@ class Checkpoints:
         print(f'[train] resuming at epoch {state["epoch"]}', file=self.progress)
         return int(state['epoch'])
 
-    def save(self, model, opt, sched, epoch: int, entry: dict, extra: dict | None = None,
+    def save(self, model: torch.nn.Module, opt: torch.optim.Optimizer,
+             sched: torch.optim.lr_scheduler.LRScheduler, epoch: int, entry: dict,
+             extra: dict | None = None,
              comparable: Callable[[dict], bool] = lambda e: True) -> None:
         """Checkpoint after ``epoch`` (1-based) with its curve ``entry``
         (``train_loss``, ``val_loss``, ...). The model also becomes the best
@@ -91,43 +99,47 @@ class Checkpoints:
             torch.save({'model': model.state_dict(), 'epoch': epoch}, self.dir / 'best.pt')
         (self.dir / 'curve.json').write_text(json.dumps(self.curve))
 
-    def finish(self, model, ylabel: str, log: bool = False) -> tuple[Path, int]:
-        """End of training: ends the progress line, plots the curve
-        (:meth:`plot`) and loads the best epoch's weights into ``model``
-        (:meth:`best`); returns the plot's path and that epoch."""
-        print(file=self.progress)
-        return self.plot(ylabel, log), self.best(model)
-
-    def best(self, model) -> int:
+    def best(self, model: torch.nn.Module) -> int:
         """Load the best epoch's weights into ``model``; returns that epoch."""
         import torch
         state = torch.load(self.dir / 'best.pt', weights_only=True)
         model.load_state_dict(state['model'])
         return int(state['epoch'])
 
-    def last(self, model) -> int:
+    def last(self, model: torch.nn.Module) -> int:
         """Load the newest epoch's weights into ``model``; returns that epoch."""
         import torch
         state = torch.load(self.last_path, weights_only=True)
         model.load_state_dict(state['model'])
         return int(state['epoch'])
 
-    def plot(self, ylabel: str, log: bool = False) -> Path:
-        """curve.png: training and validation loss per epoch."""
+    def plot(self, ylabel: str, log: bool = False,
+             panel: tuple[str, dict[str, str]] | None = None) -> Path:
+        """curve.png: training and validation loss per epoch, and beside it
+        (``panel``: its y label and {curve key: legend}) other columns of
+        the curve, e.g. a validation score."""
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
         path = self.dir / 'curve.png'
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot([c['epoch'] for c in self.curve], [c['train_loss'] for c in self.curve],
-                label='train')
-        ax.plot([c['epoch'] for c in self.curve], [c['val_loss'] for c in self.curve],
-                label='validation')
+        fig, axes = plt.subplots(1, 2 if panel else 1, figsize=(8 if panel else 5, 3),
+                                 squeeze=False)
+        ax = axes[0, 0]
+        epochs = [c['epoch'] for c in self.curve]
+        ax.plot(epochs, [c['train_loss'] for c in self.curve], label='train')
+        ax.plot(epochs, [c['val_loss'] for c in self.curve], label='validation')
         ax.set_xlabel('epoch')
         ax.set_ylabel(ylabel)
         if log:
             ax.set_yscale('log')
         ax.legend()
+        if panel:
+            bx = axes[0, 1]
+            for key, label in panel[1].items():
+                bx.plot(epochs, [c.get(key, float('nan')) for c in self.curve], label=label)
+            bx.set_xlabel('epoch')
+            bx.set_ylabel(panel[0])
+            bx.legend()
         fig.tight_layout()
         fig.savefig(path, dpi=80)
         plt.close(fig)

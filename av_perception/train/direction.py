@@ -14,19 +14,25 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from av_perception.arrays import load_array
+from av_perception.arrays import ArrayGeometry, load_array
 from av_perception.bag.contents import UnusableBag, each_bag, list_bags
 from av_perception.direction.dataset import STREAM_TOPICS, load_bag, windows
 from av_perception.direction.learned_features import (FeatureSpec, calibration, features,
                                                       label_map, map_to_bins, spec_for)
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
+from av_perception.train.export import export_onnx
+from av_perception.train.loop import EpochLoop, EpochResult, Fit
+
+if TYPE_CHECKING:
+    import torch
 
 ROLES = {'array': 'respeaker4', 'binaural': 'binaural'}
 TARGETS = ('teacher', 'labels')
@@ -42,7 +48,7 @@ class Examples:
     bag: np.ndarray
 
 
-def symmetries(geom) -> list[tuple[np.ndarray, object]]:
+def symmetries(geom: ArrayGeometry) -> list[tuple[np.ndarray, Callable[[float], float]]]:
     """Rotations about z (90, 180, 270 deg) and the mirror y -> -y that map the
     array onto itself: (channel order, azimuth transform) pairs. A scene
     transformed by such an operation is heard by the array as the original
@@ -69,14 +75,16 @@ def symmetries(geom) -> list[tuple[np.ndarray, object]]:
     return out
 
 
-def transform_target(y: np.ndarray, spec: FeatureSpec, fn) -> np.ndarray:
+def transform_target(y: np.ndarray, spec: FeatureSpec,
+                     fn: Callable[[float], float]) -> np.ndarray:
     """A distribution over the spec's grid moved by an azimuth transform."""
     grid = spec.grid()
     moved = np.array([fn(a) for a in grid])
     return map_to_bins(moved, y, spec, sharpen=False)
 
 
-def _bag_examples(args) -> tuple:
+def _bag_examples(args: tuple[str, str, FeatureSpec, str, int, bool, bool, str]
+                  ) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
     path, role, spec, target, hop, augment, salvage, namespace = args
     streams, gt = load_bag(path, namespace, salvage=salvage)
     if role not in streams:      # checked before, unless a damaged bag hides it
@@ -121,7 +129,7 @@ def _bag_examples(args) -> tuple:
 
 def build_examples(bags: list[Path], role: str, spec: FeatureSpec, target: str,
                    jobs: int = 0, hop: int | None = None, augment: bool = True,
-                   progress=sys.stderr, salvage: bool = False,
+                   progress: TextIO = sys.stderr, salvage: bool = False,
                    namespace: str = '') -> Examples:
     """Examples from every bag (with the array's symmetry augmentations), in
     parallel over bags."""
@@ -141,68 +149,110 @@ def build_examples(bags: list[Path], role: str, spec: FeatureSpec, target: str,
     return Examples(np.concatenate(xs), np.concatenate(ys), truth, np.concatenate(bag_idx))
 
 
-def make_model(n_in: int, bins: int, hidden: int = 256):
+def make_model(n_in: int, bins: int, hidden: int = 256) -> torch.nn.Sequential:
     import torch.nn as nn
     return nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Dropout(0.1),
                          nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(0.1),
                          nn.Linear(hidden, bins))
 
 
-def soft_cross_entropy(logits, target):
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     import torch
     return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
-def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teacher',
-          epochs: int = 60, batch: int = 128, lr: float = 1e-3, seed: int = 0, jobs: int = 0,
-          progress=sys.stderr, salvage: bool = False, namespace: str = '') -> dict:
-    """Train, checkpoint each epoch (resumable), export ONNX; returns a summary.
-    ``salvage``: use the readable part of damaged bags instead of failing. A
-    bag without the student's stream, or without the target's (audio/teacher,
-    or gt/sound_direction for labels), is reported and left out."""
+@dataclass
+class DirectionConfig:
+    """What ``train direction`` trains and how.
+
+    Attributes:
+        array: the student's array role: ``array`` (respeaker4) or ``binaural``.
+        target: ``teacher`` (the 16-mic acoustic image) or ``labels``.
+        epochs, batch, lr, seed: the optimisation (AdamW, cosine schedule).
+        jobs: processes that read the bags (0: one per core).
+        salvage: use the readable part of damaged bags instead of failing.
+        namespace: the robot's topic namespace in the bags.
+    """
+
+    array: str = 'array'
+    target: str = 'teacher'
+    epochs: int = 60
+    batch: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    jobs: int = 0
+    salvage: bool = False
+    namespace: str = ''
+
+    def __post_init__(self) -> None:
+        if self.array not in ROLES:
+            raise ConfigError(f'--array must be one of {list(ROLES)}, got {self.array!r}')
+        if self.target not in TARGETS:
+            raise ConfigError(f'--target must be one of {TARGETS}, got {self.target!r}')
+        if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.jobs < 0:
+            raise ConfigError('epochs and batch must be at least 1, lr above 0 and jobs at '
+                              f'least 0; got {self.epochs}, {self.batch}, {self.lr}, {self.jobs}')
+
+
+@dataclass
+class DirectionResult:
+    """A trained direction model: the ONNX file, its data and its training curve."""
+
+    model: Path
+    windows: int
+    bags: int
+    fit: Fit
+
+
+def train(bags_dir: str | Path, out: str | Path, cfg: DirectionConfig = DirectionConfig(),
+          progress: TextIO = sys.stderr) -> DirectionResult:
+    """Train, checkpoint each epoch (resumable), export ONNX. A bag without
+    the student's stream, or without the target's (audio/teacher, or
+    gt/sound_direction for labels), is reported and left out."""
     import torch
 
-    if role not in ROLES:
-        raise ConfigError(f'--array must be one of {list(ROLES)}, got {role!r}')
-    if target not in TARGETS:
-        raise ConfigError(f'--target must be one of {TARGETS}, got {target!r}')
     out = Path(out)
-    spec = spec_for(load_array(ROLES[role]))
-    needs = [STREAM_TOPICS[role], 'audio/teacher' if target == 'teacher'
+    spec = spec_for(load_array(ROLES[cfg.array]))
+    needs = [STREAM_TOPICS[cfg.array], 'audio/teacher' if cfg.target == 'teacher'
              else 'gt/sound_direction']
     why = ('the teacher: `av-perception simulate --teacher` records it, or use --target labels'
-           if target == 'teacher' else 'the labels')
-    bags = [b for b, _ in each_bag(list_bags(bags_dir), None, needs, namespace, why, progress)]
-    ex = build_examples(bags, role, spec, target, jobs=jobs, progress=progress,
-                        salvage=salvage, namespace=namespace)
+           if cfg.target == 'teacher' else 'the labels')
+    bags = [b for b, _ in each_bag(list_bags(bags_dir), None, needs, cfg.namespace, why,
+                                   progress)]
+    ex = build_examples(bags, cfg.array, spec, cfg.target, jobs=cfg.jobs, progress=progress,
+                        salvage=cfg.salvage, namespace=cfg.namespace)
     if len(ex.x) < 10:
         raise ConfigError(f'only {len(ex.x)} usable windows in {bags_dir}; need more bags')
     # validation: the last tenth of the bags (whole rooms held out)
     n_val_bags = max(1, len(bags) // 10)
     val = ex.bag >= len(bags) - n_val_bags
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    if val.all():
+        raise ConfigError(f'{bags_dir}: no usable window in the training rooms (every bag but '
+                          f'the last {n_val_bags}, which validate); need more bags')
+    torch.manual_seed(cfg.seed)
     mean = ex.x[~val].mean(0)
     std = ex.x[~val].std(0) + 1e-3
     xt = torch.from_numpy((ex.x - mean) / std)
     yt = torch.from_numpy(ex.y)
     model = make_model(spec.n_features, spec.bins)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
     # a checkpoint is resumed only for the same data, target and settings
     ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
                      fingerprint([str(b) for b in bags], int(len(ex.x)), float(ex.x.sum()),
-                                 target, lr, batch, seed, spec.to_metadata()), progress)
-    start_epoch = ck.resume(model, opt, sched)
+                                 cfg.target, cfg.lr, cfg.batch, cfg.seed, spec.to_metadata()),
+                     progress)
+    loop = EpochLoop('train', ck, model, opt, sched, cfg.epochs, progress)
+    rng = loop.rng(cfg.seed)
     tr_idx = np.flatnonzero(~val)
     va_idx = np.flatnonzero(val)
-    t0 = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
+
+    def epoch(_: int) -> EpochResult:
         model.train()
         perm = rng.permutation(tr_idx)
         losses = []
-        for i in range(0, len(perm), batch):
-            b = perm[i:i + batch]
+        for i in range(0, len(perm), cfg.batch):
+            b = perm[i:i + cfg.batch]
             loss = soft_cross_entropy(model(xt[b]), yt[b])
             opt.zero_grad()
             loss.backward()
@@ -212,20 +262,13 @@ def train(bags_dir: str | Path, role: str, out: str | Path, target: str = 'teach
         model.eval()
         with torch.no_grad():
             vloss = float(soft_cross_entropy(model(xt[va_idx]), yt[va_idx]))
-        ck.save(model, opt, sched, epoch + 1, {'epoch': epoch + 1,
-                                               'train_loss': float(np.mean(losses)),
-                                               'val_loss': vloss})
-        print(f'\r[train] epoch {epoch + 1}/{epochs} train {np.mean(losses):.4f} '
-              f'val {vloss:.4f} ({time.perf_counter() - t0:.0f} s)', end='', file=progress,
-              flush=True)
-    print(file=progress)
-    curve_png = ck.plot('soft cross-entropy')
-    best_epoch = ck.best(model)  # the epoch with the lowest validation loss
-    export(model, spec, mean, std, out, target=target, n_train=int((~val).sum()),
+        return EpochResult(float(np.mean(losses)), vloss)
+
+    # the model ends with the epoch of the lowest validation loss
+    fit = loop.run(epoch, 'soft cross-entropy')
+    export(model, spec, mean, std, out, target=cfg.target, n_train=int((~val).sum()),
            n_bags=len(bags))
-    return {'model': str(out), 'windows': int(len(ex.x)), 'bags': len(bags),
-            'final': ck.curve[-1] if ck.curve else None, 'best_epoch': best_epoch,
-            'curve': str(curve_png)}
+    return DirectionResult(out, int(len(ex.x)), len(bags), fit)
 
 
 class _Normalised:
@@ -233,12 +276,13 @@ class _Normalised:
     trained without labels) the calibration that fixes its global sign and
     scale (``learned_features.calibration``)."""
 
-    def __new__(cls, model, mean, std, calib=None):
+    def __new__(cls, model: torch.nn.Module, mean: np.ndarray, std: np.ndarray,
+                calib: np.ndarray | None = None) -> torch.nn.Module:
         import torch
         import torch.nn as nn
 
         class Wrapped(nn.Module):
-            def __init__(self):
+            def __init__(self) -> None:
                 super().__init__()
                 self.net = model
                 self.register_buffer('mean', torch.from_numpy(mean.astype(np.float32)))
@@ -246,35 +290,26 @@ class _Normalised:
                 self.register_buffer('calib', None if calib is None else
                                      torch.from_numpy(calib.astype(np.float32)))
 
-            def forward(self, x):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
                 p = torch.softmax(self.net((x - self.mean) / self.std), dim=-1)
                 return p if self.calib is None else p @ self.calib
         return Wrapped()
 
 
-def export(model, spec: FeatureSpec, mean, std, out: Path, target: str, n_train: int,
-           n_bags: int, sign: float = 1.0, scale: float = 1.0, extra: dict | None = None):
+def export(model: torch.nn.Module, spec: FeatureSpec, mean: np.ndarray, std: np.ndarray,
+           out: Path, target: str, n_train: int, n_bags: int, sign: float = 1.0,
+           scale: float = 1.0, extra: dict | None = None) -> torch.nn.Module:
     """ONNX with the input contract in its metadata (opset 17); returns the
     exported PyTorch module (standardisation + network + softmax, and the
     calibration of ``sign`` and ``scale`` when they are not 1: a model
     trained from motion). ``extra``: more metadata (what taught it)."""
-    import onnx
     import torch
 
     calib = None if (sign, scale) == (1.0, 1.0) else calibration(spec, sign, scale)
     wrapped = _Normalised(model, mean, std, calib).eval()
-    x = torch.zeros(1, spec.n_features)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(wrapped, (x,), str(out), input_names=['features'],
-                      output_names=['azimuth_prob'],
-                      dynamic_axes={'features': {0: 'batch'}, 'azimuth_prob': {0: 'batch'}},
-                      opset_version=17, dynamo=False)
-    m = onnx.load(str(out))
     meta = {'task': 'direction', 'target': target, 'train_windows': str(n_train),
             'train_bags': str(n_bags), 'model_id': f'direction-{spec.array}-{target}',
             **spec.to_metadata(), **(extra or {})}
-    for k, v in meta.items():
-        p = m.metadata_props.add()
-        p.key, p.value = k, v
-    onnx.save(m, str(out))
+    export_onnx(wrapped, (torch.zeros(1, spec.n_features),), out, ['features'],
+                ['azimuth_prob'], meta)
     return wrapped

@@ -18,8 +18,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -28,22 +30,20 @@ from av_perception.echo import dataset as echo_dataset
 from av_perception.echo.features import EchoSpec, spec_for
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
+from av_perception.train.export import export_onnx
+from av_perception.train.loop import EpochLoop, EpochResult, Fit
+
+if TYPE_CHECKING:
+    import torch
+
+    from av_perception.echo.nets import EchoStudent, TeacherUNet
 
 VARIANTS = ('pseudo', 'sam', 'gt')
 OUT_SIZE = (64, 64)
 
 
 # ------------------------------------------------------------------ common
-def _add_metadata(path: Path, meta: dict) -> None:
-    import onnx
-    m = onnx.load(str(path))
-    for k, v in meta.items():
-        p = m.metadata_props.add()
-        p.key, p.value = k, str(v)
-    onnx.save(m, str(path))
-
-
-def _valid(depth, max_depth: float):
+def _valid(depth: torch.Tensor, max_depth: float) -> torch.Tensor:
     import torch
     return torch.isfinite(depth) & (depth > 0) & (depth <= max_depth)
 
@@ -56,9 +56,48 @@ def _split(bag: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- teacher
-def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch: int = 32,
-                  lr: float = 2e-3, width: int = 12, max_depth: float = 12.0, seed: int = 0,
-                  tolerance: float = 0.05, progress=sys.stderr, namespace: str = '') -> dict:
+@dataclass
+class TeacherConfig:
+    """The stand-in visual teacher's settings.
+
+    Attributes:
+        epochs, batch, lr, seed: the optimisation (AdamW, one-cycle schedule).
+        width: channels of the U-Net's first level.
+        max_depth: the depth range [m]; deeper pixels are not scored.
+        tolerance: how far a camera frame's stamp may be from its gt/depth's [s].
+        namespace: the robot's topic namespace in the bags.
+    """
+
+    epochs: int = 12
+    batch: int = 32
+    lr: float = 2e-3
+    width: int = 12
+    max_depth: float = 12.0
+    seed: int = 0
+    tolerance: float = 0.05
+    namespace: str = ''
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch < 1 or self.width < 1 or not self.lr > 0:
+            raise ConfigError('epochs, batch and width must be at least 1 and lr above 0; got '
+                              f'{self.epochs}, {self.batch}, {self.width}, {self.lr}')
+        if not self.max_depth > 0 or self.tolerance < 0:
+            raise ConfigError(f'max_depth must be above 0 m and tolerance at least 0 s; got '
+                              f'{self.max_depth}, {self.tolerance}')
+
+
+@dataclass
+class TeacherResult:
+    """A trained teacher: the ONNX file, its data and its training curve."""
+
+    model: Path
+    frames: int
+    bags: int
+    fit: Fit
+
+
+def train_teacher(bags_dir: str | Path, out: str | Path, cfg: TeacherConfig = TeacherConfig(),
+                  progress: TextIO = sys.stderr) -> TeacherResult:
     """The stand-in visual teacher: RGB -> depth on simulated bags with
     gt/depth (mirror augmentation), exported with its feature maps; a bag
     without gt/depth is reported and left out."""
@@ -67,11 +106,10 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
     from av_perception.arrays import DEFAULT_ECHO_ARRAY, load_array
     from av_perception.echo.nets import TeacherUNet, berhu
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    torch.manual_seed(cfg.seed)
     bags = list_bags(bags_dir)
-    spec = spec_for(load_array(DEFAULT_ECHO_ARRAY), max_depth)
-    pairs = echo_dataset.collect(bags, spec, OUT_SIZE, tolerance, namespace, progress,
+    spec = spec_for(load_array(DEFAULT_ECHO_ARRAY), cfg.max_depth)
+    pairs = echo_dataset.collect(bags, spec, OUT_SIZE, cfg.tolerance, cfg.namespace, progress,
                                  needs=(*echo_dataset.NEEDS, echo_dataset.GT_DEPTH))
     keep = [i for i, g in enumerate(pairs.gt) if g is not None]
     if len(keep) < 4:
@@ -82,52 +120,48 @@ def train_teacher(bags_dir: str | Path, out: str | Path, epochs: int = 12, batch
     bag = np.asarray(pairs.bag)[keep]
     val = _split(bag)
     tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
-    model = TeacherUNet(width, max_depth)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * (
-        (len(tr_idx) + batch - 1) // batch))
+    model = TeacherUNet(cfg.width, cfg.max_depth)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * (
+        (len(tr_idx) + cfg.batch - 1) // cfg.batch))
     out = Path(out)
     ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
-                     fingerprint([str(b) for b in bags], len(keep), float(gt.nansum()), epochs,
-                                 batch, lr, width, seed), progress)
-    start = ck.resume(model, opt, sched)
-    t0 = time.perf_counter()
-    for epoch in range(start, epochs):
+                     fingerprint([str(b) for b in bags], len(keep), float(gt.nansum()),
+                                 cfg.epochs, cfg.batch, cfg.lr, cfg.width, cfg.seed), progress)
+    loop = EpochLoop('train teacher', ck, model, opt, sched, cfg.epochs, progress)
+    rng = loop.rng(cfg.seed)
+
+    def epoch(_: int) -> EpochResult:
         model.train()
         losses = []
         perm = rng.permutation(tr_idx)
-        for i in range(0, len(perm), batch):
-            b = perm[i:i + batch]
+        for i in range(0, len(perm), cfg.batch):
+            b = perm[i:i + cfg.batch]
             x = rgb[b].float() / 255.0
             y = gt[b]
             flip = torch.from_numpy(rng.random(len(b)) < 0.5)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             y = torch.where(flip[:, None, None, None], y.flip(-1), y)
             pred = model(x)[0]
-            loss = berhu(pred, y, _valid(y, max_depth))
+            loss = berhu(pred, y, _valid(y, cfg.max_depth))
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        vloss = _eval_loss(lambda x: model(x.float() / 255.0)[0], rgb, gt, va_idx, max_depth,
-                           model)
-        ck.save(model, opt, sched, epoch + 1, {'epoch': epoch + 1,
-                                               'train_loss': float(np.mean(losses)),
-                                               'val_loss': vloss})
-        print(f'\r[train teacher] epoch {epoch + 1}/{epochs} train {np.mean(losses):.4f} '
-              f'val {vloss:.4f} ({time.perf_counter() - t0:.0f} s)', end='', file=progress,
-              flush=True)
-    print(file=progress)
-    curve = ck.plot('BerHu loss [m]')
-    best = ck.best(model)
+        vloss = _eval_loss(lambda x: model(x.float() / 255.0)[0], rgb, gt, va_idx,
+                           cfg.max_depth, model)
+        return EpochResult(float(np.mean(losses)), vloss)
+
+    fit = loop.run(epoch, 'BerHu loss [m]')
     export_teacher(model, out, {'train_frames': int(len(tr_idx)), 'train_bags': len(bags),
-                                'best_epoch': best})
-    return {'model': str(out), 'frames': int(len(keep)), 'bags': len(bags), 'best_epoch': best,
-            'final': ck.curve[-1] if ck.curve else None, 'curve': str(curve)}
+                                'best_epoch': fit.epoch})
+    return TeacherResult(out, int(len(keep)), len(bags), fit)
 
 
-def _eval_loss(fn, x, y, idx, max_depth, model, batch: int = 64) -> float:
+def _eval_loss(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+               idx: np.ndarray, max_depth: float, model: torch.nn.Module,
+               batch: int = 64) -> float:
     """Mean BerHu loss of ``fn`` on the validation rows (nan if none)."""
     import torch
 
@@ -143,7 +177,7 @@ def _eval_loss(fn, x, y, idx, max_depth, model, batch: int = 64) -> float:
     return total / len(idx)
 
 
-def export_teacher(model, out: Path, extra: dict) -> None:
+def export_teacher(model: TeacherUNet, out: Path, extra: dict) -> None:
     """ONNX of the teacher: input ``image`` (N, 3, 64, 64) RGB in [0, 1];
     outputs ``depth`` (N, 1, 64, 64) [m] and ``feat_<h>x<w>``."""
     import torch
@@ -154,12 +188,9 @@ def export_teacher(model, out: Path, extra: dict) -> None:
     with torch.no_grad():
         outs = model(x)
     names = ['depth'] + [f'feat_{o.shape[2]}x{o.shape[3]}' for o in outs[1:]]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, (x,), str(out), input_names=['image'], output_names=names,
-                      dynamic_axes={n: {0: 'batch'} for n in ['image'] + names},
-                      opset_version=17, dynamo=False)
-    _add_metadata(out, {'task': 'echo_teacher', 'model_id': 'echo-teacher-unet-sim',
-                        'input_size': f'{h}x{w}', 'max_depth': f'{model.max_depth:g}', **extra})
+    export_onnx(model, (x,), out, ['image'], names,
+                {'task': 'echo_teacher', 'model_id': 'echo-teacher-unet-sim',
+                 'input_size': f'{h}x{w}', 'max_depth': f'{model.max_depth:g}', **extra})
 
 
 # ----------------------------------------------------------------- student
@@ -182,6 +213,44 @@ class StudentConfig:
     max_depth: float = 12.0
     max_steps: int = 0            # >0: stop after this many optimiser steps (tests)
 
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f'variant must be one of {VARIANTS}, got {self.variant!r}')
+        if min(self.epochs, self.sam_blocks, self.k, self.width, self.token_dim,
+               self.batch) < 1 or self.max_steps < 0:
+            raise ConfigError('--epochs, --sam-blocks, --k, --width, token_dim and batch must '
+                              f'be at least 1 and max_steps at least 0; got {self}')
+        if self.triplet_weight < 0 or self.margin < 0 or not self.lr > 0:
+            raise ConfigError('--triplet-weight and --margin must be at least 0 and lr above '
+                              f'0; got {self.triplet_weight}, {self.margin}, {self.lr}')
+
+
+@dataclass
+class StudentResult:
+    """A trained student (on rank 0 of a data-parallel run: the other ranks
+    have no ``model`` file and an empty ``fit``).
+
+    Attributes:
+        variant: pseudo, sam or gt.
+        pairs: echo/camera pairs in the data set.
+        train_examples: training rows (each pair and its mirror image).
+        bags: bags the data set was made from.
+        step_losses: the loss of every optimiser step run now.
+        world_size, distributed: the data-parallel run.
+        fit: the epochs (curve, the best epoch, the time they took).
+        model: the ONNX file (rank 0).
+    """
+
+    variant: str
+    pairs: int
+    train_examples: int
+    bags: int
+    step_losses: list[float]
+    world_size: int
+    distributed: bool
+    fit: Fit
+    model: Path | None
+
 
 def _ddp() -> tuple[int, int, bool]:
     """(rank, world size, distributed) from torchrun's environment
@@ -196,7 +265,9 @@ def _ddp() -> tuple[int, int, bool]:
     return dist.get_rank(), dist.get_world_size(), True
 
 
-def build_student(cache: echo_dataset.Cache, cfg: StudentConfig, mean=None, std=None):
+def build_student(cache: echo_dataset.Cache, cfg: StudentConfig,
+                  mean: np.ndarray | None = None,
+                  std: np.ndarray | None = None) -> tuple[EchoStudent, list[str]]:
     from av_perception.echo.nets import EchoStudent
     spec = cache.spec
     shapes = []
@@ -214,14 +285,12 @@ def build_student(cache: echo_dataset.Cache, cfg: StudentConfig, mean=None, std=
 
 
 def train_student(data: str | Path, out: str | Path, cfg: StudentConfig,
-                  progress=sys.stderr) -> dict:
+                  progress: TextIO = sys.stderr) -> StudentResult:
     """Train one student variant on a data set folder; export ONNX (rank 0)."""
     import torch
 
     from av_perception.echo.nets import berhu, triplet
 
-    if cfg.variant not in VARIANTS:
-        raise ConfigError(f'variant must be one of {VARIANTS}, got {cfg.variant!r}')
     rank, world, distributed = _ddp()
     cache = echo_dataset.load(data)
     if cfg.variant == 'gt' and cache.gt is None:
@@ -252,14 +321,15 @@ def train_student(data: str | Path, out: str | Path, cfg: StudentConfig,
     out = Path(out)
     ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
                      fingerprint(cache.summary, asdict(cfg), world), progress)
-    start = ck.resume(model, opt, sched)
+    loop = EpochLoop(f'train {cfg.variant}', ck, model, opt, sched, cfg.epochs, progress,
+                     save=rank == 0)
     t0 = time.perf_counter()
-    step = 0
-    step_losses = []
-    for epoch in range(start, cfg.epochs):
+    step_losses: list[float] = []
+
+    def epoch(e: int) -> EpochResult:
         net.train()
         # every rank draws the same permutation and takes its share
-        perm = np.random.default_rng([cfg.seed, epoch]).permutation(train_rows)
+        perm = np.random.default_rng([cfg.seed, e]).permutation(train_rows)
         perm = perm[rank::world][:len(train_rows) // world]   # same steps on every rank
         losses = []
         for i in range(0, len(perm), cfg.batch):
@@ -274,36 +344,26 @@ def train_student(data: str | Path, out: str | Path, cfg: StudentConfig,
             sched.step()
             losses.append(float(loss.detach()))
             step_losses.append(losses[-1])
-            step += 1
             if len(losses) % 20 == 0:
-                print(f'\r[train {cfg.variant}] epoch {epoch + 1}/{cfg.epochs} step '
+                print(f'\r[train {cfg.variant}] epoch {e + 1}/{cfg.epochs} step '
                       f'{len(losses)}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} '
                       f'({time.perf_counter() - t0:.0f} s)', end='', file=progress, flush=True)
-            if cfg.max_steps and step >= cfg.max_steps:
+            if cfg.max_steps and len(step_losses) >= cfg.max_steps:
                 break
         vloss = _eval_loss(lambda v: model(v)[0], x, y, val_rows, cfg.max_depth, model)
-        if rank == 0:
-            ck.save(model, opt, sched, epoch + 1, {'epoch': epoch + 1,
-                                                   'train_loss': float(np.mean(losses)),
-                                                   'val_loss': vloss})
-        print(f'\r[train {cfg.variant}] epoch {epoch + 1}/{cfg.epochs} train '
-              f'{np.mean(losses):.4f} val {vloss:.4f} ({time.perf_counter() - t0:.0f} s)',
-              end='', file=progress, flush=True)
-        if cfg.max_steps and step >= cfg.max_steps:
-            break
-    print(file=progress)
-    summary = {'variant': cfg.variant, 'pairs': int(n), 'train_examples': int(len(train_rows)),
-               'bags': len(cache.summary['bags']), 'seconds': time.perf_counter() - t0,
-               'step_losses': step_losses, 'world_size': world, 'distributed': distributed}
+        return EpochResult(float(np.mean(losses)), vloss,
+                           stop=bool(cfg.max_steps and len(step_losses) >= cfg.max_steps))
+
+    fit = loop.run(epoch, 'loss')
+    model_path = None
     if rank == 0:
-        summary['curve'] = str(ck.plot('loss'))
-        summary['best_epoch'] = ck.best(model)
         export_student(model, out, cache, cfg, int(len(train_rows)))
-        summary['model'] = str(out)
+        model_path = out
     if distributed:
         import torch.distributed as dist
         dist.barrier()
-    return summary
+    return StudentResult(cfg.variant, int(n), int(len(train_rows)), len(cache.summary['bags']),
+                         step_losses, world, distributed, fit, model_path)
 
 
 def student_metadata(cache: echo_dataset.Cache, cfg: StudentConfig, n_train: int) -> dict:
@@ -324,21 +384,21 @@ def student_metadata(cache: echo_dataset.Cache, cfg: StudentConfig, n_train: int
 class _DepthOnly:
     """The exported graph: features -> depth (the SAM outputs are internal)."""
 
-    def __new__(cls, model):
+    def __new__(cls, model: torch.nn.Module) -> torch.nn.Module:
         import torch.nn as nn
 
         class Wrapped(nn.Module):
-            def __init__(self):
+            def __init__(self) -> None:
                 super().__init__()
                 self.net = model
 
-            def forward(self, x):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
                 return self.net(x)[0]
         return Wrapped().eval()
 
 
-def export_student(model, out: Path, cache: echo_dataset.Cache, cfg: StudentConfig,
-                   n_train: int):
+def export_student(model: EchoStudent, out: Path, cache: echo_dataset.Cache,
+                   cfg: StudentConfig, n_train: int) -> torch.nn.Module:
     """ONNX: input ``features`` (N, C, bins, frames) from
     :func:`av_perception.echo.features.echo_features`, output ``depth``
     (N, 1, 64, 64) [m]; the contract in the metadata. Returns the exported
@@ -348,10 +408,6 @@ def export_student(model, out: Path, cache: echo_dataset.Cache, cfg: StudentConf
     spec: EchoSpec = cache.spec
     wrapped = _DepthOnly(model)
     x = torch.zeros(1, spec.n_channels, spec.bins, spec.frames)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(wrapped, (x,), str(out), input_names=['features'],
-                      output_names=['depth'],
-                      dynamic_axes={'features': {0: 'batch'}, 'depth': {0: 'batch'}},
-                      opset_version=17, dynamo=False)
-    _add_metadata(out, student_metadata(cache, cfg, n_train))
+    export_onnx(wrapped, (x,), out, ['features'], ['depth'],
+                student_metadata(cache, cfg, n_train))
     return wrapped
