@@ -419,3 +419,16 @@ def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_
     ros.spin_until(lambda: dirs, what='a direction message for the second frame')
     assert [(d.header.frame_id, list(d.sources)) for d in dirs] == [('head', [])]
     assert dirs[0].header.stamp.nanosec == 500_000_000
+
+
+@pytest.mark.parametrize('epochs', [1, 2, 3, 6, 40])
+def test_the_visual_schedule_runs_every_epoch_count(epochs):
+    """`train rotation --epochs 2` used to raise ZeroDivisionError in
+    OneCycleLR (its warm-up ended at step 0)."""
+    from av_perception.train.rotation_net import visual_schedule
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = visual_schedule(opt, 1e-3, epochs)
+    for _ in range(epochs):
+        opt.step()
+        sched.step()
+        assert 0 < opt.param_groups[0]['lr'] <= 1e-3 + 1e-12

@@ -64,7 +64,8 @@ from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.loop import EpochLoop, EpochResult, Fit
 from av_perception.train.motion import MotionConfig, MotionResult
 from av_perception.train.rotation_net import (export_visual, flip_images, make_visual,
-                                              rotation_outputs, turn_shift, yaw_terms)
+                                              rotation_outputs, turn_shift, visual_schedule,
+                                              yaw_terms)
 
 if TYPE_CHECKING:
     import torch
@@ -318,11 +319,7 @@ def _train_visual(data: Data, val: np.ndarray, spec: RotationSpec, target: str, 
     torch.manual_seed(cfg.seed)
     vis = make_visual(spec)
     opt = torch.optim.AdamW(vis.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    # warm-up of the learning rate over ~10 % of the epochs, at least 2; OneCycleLR
-    # divides by zero when its warm-up ends at step 0 (2 epochs at 50 %)
-    pct = min(0.5, max(0.1, 2.0 / cfg.epochs))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs,
-                                                pct_start=0.75 if cfg.epochs == 2 else pct)
+    sched = visual_schedule(opt, cfg.lr, cfg.epochs)
     ck = Checkpoints(out_dir / 'rotation_checkpoints' / target,
                      fingerprint(*fingerprint_data, target, cfg.epochs, cfg.batch, cfg.lr,
                                  cfg.seed, spec.to_metadata()), progress)

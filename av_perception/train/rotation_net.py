@@ -180,6 +180,17 @@ def exported(vis: torch.nn.Module) -> torch.nn.Module:
     return Exported()
 
 
+def visual_schedule(opt: torch.optim.Optimizer, lr: float,
+                    epochs: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The visual network's learning rate, stepped once per epoch: a warm-up
+    over ~10 % of the epochs (at least 2), then a cosine decay. (OneCycleLR
+    divides by zero when its warm-up ends at step 0: 2 epochs at 50 %.)"""
+    import torch
+    pct = min(0.5, max(0.1, 2.0 / epochs))
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs,
+                                               pct_start=0.75 if epochs == 2 else pct)
+
+
 def export_visual(vis: torch.nn.Module, spec: RotationSpec, path: Path,
                   meta: dict) -> torch.nn.Module:
     """ONNX of the visual model with its contract; returns the exported module."""
