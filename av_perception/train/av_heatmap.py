@@ -64,7 +64,7 @@ from av_perception.av_heatmap.heatmap import fused_score
 from av_perception.av_heatmap.metrics import retrieval
 from av_perception.bag.contents import CAMERA_INFO, check_fov, each_bag, first_camera, list_bags
 from av_perception.errors import ConfigError
-from av_perception.train.av_heatmap_data import (OFFSETS, array_azimuths, build_data,
+from av_perception.train.av_heatmap_data import (IN_VIEW, OFFSETS, anchors, cached_data,
                                                  neighbours, sample_views, spectral_profiles)
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.export import export_onnx
@@ -78,8 +78,6 @@ if TYPE_CHECKING:
 TAU_LOC = 0.03
 TAU_GLOBAL = 0.07
 K_NEIGHBOURS = 5
-#: an anchor's projected acoustic image must reach this in the view
-IN_VIEW = 0.8
 #: weight of the acoustic-image distillation term
 WHERE_WEIGHT = 1.0
 
@@ -219,33 +217,12 @@ def train(bags_dir: str | Path | list, out: str | Path,
     ckpt_dir = out.parent / f'{out.stem}_checkpoints'
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     data_key = fingerprint([str(b) for b in bags], spec.to_metadata(), list(OFFSETS))[:16]
-    cache = ckpt_dir / f'data_{data_key}.npz'
-    if cache.is_file():
-        data = dict(np.load(cache))
-        print(f'[dataset] {len(data["bag"])} samples from {cache}', file=progress)
-    else:
-        data = build_data(bags, spec, jobs=cfg.jobs, progress=progress, namespace=cfg.namespace)
-        np.savez(cache, **data)
+    data = cached_data(ckpt_dir / f'data_{data_key}.npz', bags, spec, cfg.jobs, cfg.namespace,
+                       progress)
     n = len(data['bag'])
-    n_val_bags = max(1, len(bags) // 10)
-    val = data['bag'] >= len(bags) - n_val_bags
-    tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
-    in_view = None
-    if cfg.acoustic:  # anchors: the array hears the sound from inside the view
-        in_view = data['teacher'].reshape(n, -1).max(axis=1).astype(np.float32)
-        tr_idx, va_idx = tr_idx[in_view[tr_idx] >= IN_VIEW], va_idx[in_view[va_idx] >= IN_VIEW]
-        print(f'[train] {len(tr_idx)} of {int((~val).sum())} training samples heard from '
-              f'inside the view (projected acoustic image >= {IN_VIEW:g})', file=progress)
-    elif cfg.in_view_deg is not None:
-        az_cache = ckpt_dir / f'azimuth_{data_key}.npy'
-        if az_cache.is_file():
-            az = np.load(az_cache)
-        else:
-            az = array_azimuths(bags, spec, cfg.jobs, cfg.namespace)
-            np.save(az_cache, az)
-        tr_idx = tr_idx[np.abs(np.degrees(az[tr_idx])) <= cfg.in_view_deg]
-        print(f'[train] {len(tr_idx)} training samples heard within {cfg.in_view_deg:g} deg of '
-              'the camera axis', file=progress)
+    tr_idx, va_idx, in_view = anchors(data, bags, spec, cfg.in_view_deg,
+                                      ckpt_dir / f'azimuth_{data_key}.npy', jobs=cfg.jobs,
+                                      namespace=cfg.namespace, progress=progress)
     if len(tr_idx) < 4 * cfg.batch:
         raise ConfigError(f'only {len(tr_idx)} training samples in {len(bags)} bags; need at '
                           f'least {4 * cfg.batch}')

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: audio crop offsets inside a sample's span [samples]: augmented views
 OFFSETS = (0, 1600)
+#: an anchor's projected acoustic image must reach this in the view
+IN_VIEW = 0.8
 
 
 def mirror_order(spec: AvSpec) -> np.ndarray:
@@ -201,3 +203,47 @@ def neighbours(bank_a: np.ndarray, bank_v: np.ndarray | None, bags: np.ndarray,
         s[bags[:, None] == bags[None, :]] = -np.inf
         out.append(np.argsort(-s, axis=1)[:, :k])
     return np.concatenate(out, axis=1)
+
+
+def cached_data(cache: Path, bags: list[Path], spec: AvSpec, jobs: int, namespace: str,
+                progress: TextIO) -> dict[str, np.ndarray]:
+    """The samples of ``bags`` (:func:`~av_perception.train.av_heatmap_data.build_data`),
+    read once and kept in ``cache`` (its name fingerprints the bags and the contract)."""
+    if cache.is_file():
+        data = dict(np.load(cache))
+        print(f'[dataset] {len(data["bag"])} samples from {cache}', file=progress)
+        return data
+    data = build_data(bags, spec, jobs=jobs, progress=progress, namespace=namespace)
+    np.savez(cache, **data)
+    return data
+
+
+def anchors(data: dict[str, np.ndarray], bags: list[Path], spec: AvSpec,
+            in_view_deg: float | None, azimuth_cache: Path, *, jobs: int, namespace: str,
+            progress: TextIO) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The training and validation samples (the last tenth of the bags
+    validate) that serve as anchors, and (fused models) each sample's
+    in-view score: the maximum of its projected acoustic image. Fused: the
+    samples the array hears from inside the view; alone, with
+    ``in_view_deg``: the training samples whose SRP-PHAT azimuth (kept in
+    ``azimuth_cache``) is within it of the camera axis."""
+    n = len(data['bag'])
+    n_val_bags = max(1, len(bags) // 10)
+    val = data['bag'] >= len(bags) - n_val_bags
+    tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
+    in_view = None
+    if spec.acoustic:  # anchors: the array hears the sound from inside the view
+        in_view = data['teacher'].reshape(n, -1).max(axis=1).astype(np.float32)
+        tr_idx, va_idx = tr_idx[in_view[tr_idx] >= IN_VIEW], va_idx[in_view[va_idx] >= IN_VIEW]
+        print(f'[train] {len(tr_idx)} of {int((~val).sum())} training samples heard from '
+              f'inside the view (projected acoustic image >= {IN_VIEW:g})', file=progress)
+    elif in_view_deg is not None:
+        if azimuth_cache.is_file():
+            az = np.load(azimuth_cache)
+        else:
+            az = array_azimuths(bags, spec, jobs, namespace)
+            np.save(azimuth_cache, az)
+        tr_idx = tr_idx[np.abs(np.degrees(az[tr_idx])) <= in_view_deg]
+        print(f'[train] {len(tr_idx)} training samples heard within {in_view_deg:g} deg of '
+              'the camera axis', file=progress)
+    return tr_idx, va_idx, in_view
