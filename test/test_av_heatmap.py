@@ -435,6 +435,7 @@ def test_training_from_bags_without_ground_truth_exports_a_fused_model(tmp_path)
     meta = model.model.metadata
     assert meta['extra_positives'] == 'True' and meta['train_data'] == '5 tiny rooms'
     assert meta['model_id'] == 'av_heatmap-respeaker4-fused-multi-positive'
+    assert meta['train_randomize'] == 'unrecorded 5 bags'   # copied without the sim's index
     log = io.StringIO()
     train(bags, out, AvHeatmapConfig(epochs=2, batch=2, jobs=1, warmup=1), progress=log)
     assert 'resuming at epoch 2' in log.getvalue()

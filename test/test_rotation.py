@@ -339,6 +339,8 @@ def test_training_runs_its_phases_resumes_and_exports(tmp_path):
     assert meta['task'] == 'direction' and meta['target'] == 'motion'
     assert meta['teacher'].startswith('rotation-visual-selfsup')
     assert int(meta['labelled_samples']) <= 12
+    # the bags' sensor randomization, from the simulator's index beside them
+    assert meta['train_randomize'] == v.model.metadata['train_randomize'] == 'none 3 bags'
     pair = np.random.default_rng(0).normal(size=(1, 2, SPEC.image_size, SPEC.image_size))
     yaw, spread = v.estimate_batch(pair.astype(np.float32))[0]
     assert np.isfinite(yaw) and spread > 0

@@ -13,7 +13,8 @@ weights), which no test at a feasible size can show.
     tools/train_trace.py compare A.json B.json
 
 Traces compare on one machine and one torch build (float results depend on
-both). ``compare`` exits 1 if any model differs.
+both). ``compare`` exits 1 if any model's weights or loss curve differ, and
+lists metadata that differs (e.g. a key a change added on purpose).
 """
 
 from __future__ import annotations
@@ -113,9 +114,20 @@ def run(root: Path, work: Path) -> dict:
     return res
 
 
-def compare(a: dict, b: dict) -> list[str]:
-    """The models whose traces differ (or that only one trace has)."""
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+def compare(a: dict, b: dict) -> tuple[list[str], dict[str, list[str]]]:
+    """The models whose training differs (weights or loss curve, or that
+    only one trace has), and per model the metadata keys that differ."""
+    trained = sorted(k for k in a.keys() | b.keys()
+                     if k not in a or k not in b or
+                     (a[k]['weights_sha256'], a[k]['curve']) !=
+                     (b[k]['weights_sha256'], b[k]['curve']))
+    meta = {}
+    for k in sorted(a.keys() & b.keys()):
+        ma, mb = a[k]['metadata'], b[k]['metadata']
+        keys = sorted(x for x in ma.keys() | mb.keys() if ma.get(x) != mb.get(x))
+        if keys:
+            meta[k] = keys
+    return trained, meta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v['weights_sha256'] for k, v in res.items()}, indent=1))
     else:
         a, b = (json.loads(f.read_text()) for f in (args.a, args.b))
-        diff = compare(a, b)
-        print(f'{len(a.keys() & b.keys()) - len(diff)} of {len(a.keys() | b.keys())} models '
-              'trained identically' + (f'; differ: {", ".join(diff)}' if diff else ''))
-        return 1 if diff else 0
+        trained, meta = compare(a, b)
+        print(f'{len(a.keys() & b.keys()) - len(trained)} of {len(a.keys() | b.keys())} models '
+              'trained identically (weights and loss curves)'
+              + (f'; differ: {", ".join(trained)}' if trained else ''))
+        for k, keys in meta.items():
+            print(f'{k}: metadata differs in {", ".join(keys)}')
+        return 1 if trained else 0
     return 0
 
 

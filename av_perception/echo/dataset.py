@@ -29,6 +29,7 @@ import numpy as np
 from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, BagFrames, UnusableBag,
                                         each_bag, list_bags)
 from av_perception.bag.io import nearest, read_bag, stamp_ns
+from av_perception.bag.provenance import randomization
 from av_perception.echo.features import EchoSpec, check_echo, echo_features, mirror_features
 from av_perception.echo.occupancy import CameraMount
 from av_perception.echo.teacher import Teacher, resize_depth, resize_rgb
@@ -219,7 +220,8 @@ def build(bags_dir: str | Path | list, out: str | Path, teacher: str | Path, spe
                'echo_chunks': pairs.echo_chunks, 'unpaired': pairs.unpaired,
                'tolerance_s': tolerance, 'teacher': t.model_id, 'teacher_file': str(teacher),
                'feature_maps': {n: list(feats[n].shape[1:]) for n in feats},
-               'ground_truth': has_gt, 'size': list(size), 'spec': spec.to_metadata()}
+               'ground_truth': has_gt, 'size': list(size), 'spec': spec.to_metadata(),
+               'randomize': randomization(bags)}
     (out / 'dataset.json').write_text(json.dumps(summary, indent=1))
     print(f'[dataset] {len(pairs)} pairs ({pairs.unpaired} of {pairs.echo_chunks} echo chunks '
           f'unpaired), teacher {t.model_id}, ground truth: {"yes" if has_gt else "no"} '

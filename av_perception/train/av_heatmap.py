@@ -63,6 +63,7 @@ from av_perception.av_heatmap.frontend import AvSpec, spec_for_array
 from av_perception.av_heatmap.heatmap import fused_score
 from av_perception.av_heatmap.metrics import retrieval
 from av_perception.bag.contents import CAMERA_INFO, check_fov, each_bag, first_camera, list_bags
+from av_perception.bag.provenance import randomization
 from av_perception.errors import ConfigError
 from av_perception.train.av_heatmap_data import (IN_VIEW, OFFSETS, anchors, cached_data,
                                                  neighbours, sample_views, spectral_profiles)
@@ -298,7 +299,7 @@ def train(bags_dir: str | Path | list, out: str | Path,
     note = cfg.data_note or ', '.join(str(Path(f).resolve().name) for f in folders)
     export(model, spec, out, extra_positives=cfg.extra_positives, n_train=len(tr_idx),
            n_bags=len(bags), in_view_deg=cfg.in_view_deg, data_note=note, samples=n,
-           hfov_deg=camera.hfov_deg)
+           hfov_deg=camera.hfov_deg, extra=randomization(bags))
     return AvHeatmapResult(out, n, len(tr_idx), len(bags), fit)
 
 
@@ -346,7 +347,8 @@ def _validate(model: AvModel, spec: AvSpec, data: dict[str, np.ndarray], idx: np
 
 def export(model: AvModel, spec: AvSpec, out: Path, extra_positives: bool, n_train: int,
            n_bags: int, in_view_deg: float | None = None, data_note: str = '',
-           samples: int = 0, hfov_deg: float | None = None) -> None:
+           samples: int = 0, hfov_deg: float | None = None,
+           extra: dict[str, str] | None = None) -> None:
     """ONNX (opset 17) with the input contract, what it was trained on and
     ``hfov_deg`` (the training camera's field of view [deg]) in its
     metadata. Inputs: ``image`` (B, 3, S, S) in [0, 1], ``spectrogram``
@@ -369,5 +371,5 @@ def export(model: AvModel, spec: AvSpec, out: Path, extra_positives: bool, n_tra
             'train_all_samples': str(samples), 'train_bags': str(n_bags),
             'train_in_view_deg': str(in_view_deg), 'train_data': data_note,
             **({'hfov_deg': f'{hfov_deg:.2f}'} if hfov_deg is not None else {}),
-            **spec.to_metadata()}
+            **spec.to_metadata(), **(extra or {})}
     export_onnx(model, args, out, names, ['cosine', 'audio_embedding', 'image_embedding'], meta)

@@ -23,6 +23,7 @@ import numpy as np
 
 from av_perception.arrays import ArrayGeometry, load_array
 from av_perception.bag.contents import UnusableBag, each_bag, list_bags
+from av_perception.bag.provenance import randomization
 from av_perception.direction.dataset import STREAM_TOPICS, load_bag, windows
 from av_perception.direction.learned_features import (FeatureSpec, calibration, features,
                                                       label_map, map_to_bins, spec_for)
@@ -267,7 +268,7 @@ def train(bags_dir: str | Path, out: str | Path, cfg: DirectionConfig = Directio
     # the model ends with the epoch of the lowest validation loss
     fit = loop.run(epoch, 'soft cross-entropy')
     export(model, spec, mean, std, out, target=cfg.target, n_train=int((~val).sum()),
-           n_bags=len(bags))
+           n_bags=len(bags), extra=randomization(bags))
     return DirectionResult(out, int(len(ex.x)), len(bags), fit)
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 
 from av_perception.bag.contents import list_bags
+from av_perception.bag.provenance import randomization
 from av_perception.echo import dataset as echo_dataset
 from av_perception.echo.features import EchoSpec, spec_for
 from av_perception.errors import ConfigError
@@ -155,7 +156,7 @@ def train_teacher(bags_dir: str | Path, out: str | Path, cfg: TeacherConfig = Te
 
     fit = loop.run(epoch, 'BerHu loss [m]')
     export_teacher(model, out, {'train_frames': int(len(tr_idx)), 'train_bags': len(bags),
-                                'best_epoch': fit.epoch})
+                                'best_epoch': fit.epoch, **randomization(bags)})
     return TeacherResult(out, int(len(keep)), len(bags), fit)
 
 
@@ -378,7 +379,8 @@ def student_metadata(cache: echo_dataset.Cache, cfg: StudentConfig, n_train: int
             'sam_blocks': cfg.sam_blocks if cfg.variant == 'sam' else 0,
             'k': cfg.k, **triplet, 'teacher': cache.summary['teacher'],
             'train_examples': n_train,
-            'train_bags': len(cache.summary['bags']), **cache.spec.to_metadata()}
+            'train_bags': len(cache.summary['bags']), **cache.summary.get('randomize', {}),
+            **cache.spec.to_metadata()}
 
 
 class _DepthOnly:

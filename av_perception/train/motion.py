@@ -59,6 +59,7 @@ import numpy as np
 
 from av_perception.arrays import load_array
 from av_perception.direction.learned_features import FeatureSpec, calibration, peaks, spec_for
+from av_perception.bag.provenance import randomization
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.loop import EpochLoop, EpochResult, Fit
@@ -361,7 +362,7 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
     note = (f'{"flipped" if sign < 0 else "kept"}, scale x{k:.3f}, by {len(views)} labelled '
             'validation views')
     extra = {'teacher': teacher, 'sign_scale': note, 'labelled_samples': str(len(views)),
-             'train_pairs': str(res.train_pairs)}
+             'train_pairs': str(res.train_pairs), **randomization([b.path for b in bags])}
     export(res.model, spec, res.mean, res.std, out, target='motion',
            n_train=res.train_pairs, n_bags=data.n_bags, sign=sign, scale=k, extra=extra)
     # the labelled validation error is reported, never used to choose anything

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 
 from av_perception.bag.contents import first_camera, list_bags
+from av_perception.bag.provenance import randomization
 from av_perception.errors import ConfigError
 from av_perception.rotation.dataset import BagOptions, load_all
 from av_perception.rotation.features import RotationSpec
@@ -112,6 +113,7 @@ class Data:
     yaw: np.ndarray         # (P,) true yaw [rad] (scoring and the supervised reference only)
     room: np.ndarray        # (P,) bag index
     n_bags: int
+    provenance: dict[str, str]   # the bags' sensor randomization (model metadata)
 
 
 def build_data(bags: list, pairs: list) -> Data:
@@ -123,7 +125,8 @@ def build_data(bags: list, pairs: list) -> Data:
     grey = np.stack([v.grey for b in bags for v in b.views])
     idx = np.array([(starts[p.bag] + p.first, starts[p.bag] + p.second) for p in pairs])
     yaw = np.array([p.yaw if p.yaw is not None else np.nan for p in pairs], np.float32)
-    return Data(grey, idx, yaw, np.array([p.bag for p in pairs]), len(bags))
+    return Data(grey, idx, yaw, np.array([p.bag for p in pairs]), len(bags),
+                randomization([b.path for b in bags]))
 
 
 def spec_for_bags(bags_dirs: list, options: BagOptions = BagOptions()) -> RotationSpec:
@@ -372,7 +375,7 @@ def _train_visual(data: Data, val: np.ndarray, spec: RotationSpec, target: str, 
     spread = float(np.median(out[:, 1])) if len(out) else 0.0
     meta = {'training': target, 'train_pairs': str(int((~val).sum())),
             'train_bags': str(data.n_bags), 'sign': sign_note,
-            'spread_floor_rad': f'{SPREAD_FLOOR_RAD:.6f}'}
+            'spread_floor_rad': f'{SPREAD_FLOOR_RAD:.6f}', **data.provenance}
     path = out_dir / FILES[target][0]
     export_visual(vis, spec, path, meta)
     return VisualResult(path, fit=fit, sign=sign_note,
