@@ -24,7 +24,7 @@ pyroomacoustics' own (``srp_pra``) on the same windows in the same run: the
 CPU-time ratio, and how far apart their medians are (target: <= 5 ms per
 100 ms chunk, medians within 0.3 deg).
 
-    .venv/bin/python bench/direction.py [--scenes 24] [--models av_perception/models]
+    .venv/bin/python bench/direction.py [--scenes 72] [--models av_perception/models]
 """
 
 from __future__ import annotations
@@ -107,10 +107,12 @@ def constant_guess(s):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--scenes', type=int, default=24)
-    ap.add_argument('--data', type=Path, default=ROOT / '.cache' / 'doa_test')
+    ap.add_argument('--scenes', type=int, default=72)
+    ap.add_argument('--data', type=Path, help='test bags (default: '
+                    'bench/.cache/doa_test_<scenes>, simulated when it has no index)')
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     args = ap.parse_args()
+    args.data = args.data or ROOT / '.cache' / f'doa_test_{args.scenes}'
     if not (args.data / 'index.jsonl').is_file():
         simulate(args.data, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
                  ids=pick_rooms(args.scenes), classes=CLASSES, progress=io.StringIO())
