@@ -284,9 +284,10 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
         print(f'[train] rotation {t} visual: {v.model} ({how}; sign {v.sign})')
     if res.binaural is not None:
         b = res.binaural
+        err = (f'validation median error {b.val_median_error_deg} deg on {b.val_views} labelled '
+               'views' if b.val_median_error_deg is not None else 'no labelled validation view')
         print(f'[train] rotation binaural: {b.model} (best epoch {b.fit.epoch}, sign '
-              f'{b.sign_scale}; validation median error {b.val_median_error_deg} deg on '
-              f'{b.val_views} labelled views)')
+              f'{b.sign_scale}; {err})')
     print(f'[train] wrote the rotation models to {args.out} ({res.pairs} turn pairs from '
           f'{res.bags} bags)')
     return 0
