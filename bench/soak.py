@@ -96,15 +96,24 @@ def bag_count(bag: Path, topic: str) -> int | None:
     return 0
 
 
+def node_params(params: dict, node: str) -> dict:
+    """A node's ``ros__parameters`` in a parameter file, under its plain name
+    or the any-namespace key ``/**/<node>`` the package's configs use."""
+    for key in (f'/**/{node}', node):
+        if key in params:
+            return params[key]['ros__parameters']
+    raise KeyError(f'{CONFIG}: no parameters for {node} (looked for /**/{node} and {node})')
+
+
 def soak(minutes: float, workdir: Path, progress=sys.stderr) -> dict:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     params = yaml.safe_load(CONFIG.read_text())
-    params['recorder']['ros__parameters'].update(output='bag', output_dir=str(workdir))
-    slot = float(params['sim_world']['ros__parameters']['slot_seconds'])
+    node_params(params, 'recorder').update(output='bag', output_dir=str(workdir))
+    slot = float(node_params(params, 'sim_world')['slot_seconds'])
     path = workdir / 'sim.yaml'
-    path.write_text(yaml.safe_dump(params))
+    path.write_text(yaml.safe_dump(params, sort_keys=False))  # rcl: later keys override
     log = open(workdir / 'graph.log', 'w')
     proc = subprocess.Popen([sys.executable, '-m', 'av_perception.cli', 'run', str(path)],
                             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
