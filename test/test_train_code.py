@@ -83,3 +83,28 @@ def test_one_epoch_loop_and_one_export():
         if path.name != 'export.py':
             assert 'torch.onnx.export' not in text and 'metadata_props' not in text, path.name
         assert len(text.splitlines()) <= 420, path.name
+
+
+#: (command, field, a value each config must refuse)
+REFUSED = [('direction', 'batch', 0), ('direction', 'lr', 0.0), ('direction', 'jobs', -1),
+           ('echo-teacher', 'width', 0), ('echo-teacher', 'max_depth', 0.0),
+           ('echo-teacher', 'tolerance', -1.0), ('echo-depth', 'sam_blocks', 0),
+           ('echo-depth', 'token_dim', 0), ('echo-depth', 'max_steps', -1),
+           ('echo-depth', 'margin', -1.0), ('echo-depth', 'lr', 0.0),
+           ('rotation', 'binaural_epochs', 0), ('rotation', 'batch', 1),
+           ('av-heatmap', 'batch', 1), ('av-heatmap', 'warmup', -1), ('av-heatmap', 'threads', 0)]
+
+
+@pytest.mark.parametrize('command,field,value', REFUSED)
+def test_each_config_refuses_its_impossible_values(command, field, value):
+    from av_perception.errors import ConfigError
+    with pytest.raises(ConfigError):
+        _configs()[command](**{field: value})
+
+
+def test_motion_config_refuses_impossible_values():
+    from av_perception.errors import ConfigError
+    from av_perception.train.motion import MotionConfig
+    for field, value in (('batch', 1), ('draws', 0), ('labelled', 0), ('lr', 0.0)):
+        with pytest.raises(ConfigError):
+            MotionConfig(**{field: value})

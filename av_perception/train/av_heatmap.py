@@ -69,7 +69,7 @@ from av_perception.train.av_heatmap_data import (IN_VIEW, OFFSETS, anchors, cach
                                                  neighbours, sample_views, spectral_profiles)
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.export import export_onnx
-from av_perception.train.loop import EpochLoop, EpochResult, Fit
+from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
 
 if TYPE_CHECKING:
     import torch
@@ -166,10 +166,10 @@ class AvHeatmapConfig:
         if self.in_view_deg is not None and self.acoustic:
             raise ConfigError('--in-view selects samples for --alone; a fused model selects '
                               'them by its projected acoustic image')
-        if self.epochs < 1 or self.batch < 2 or not self.lr > 0 or self.jobs < 0 or \
-                (self.warmup is not None and self.warmup < 0):
-            raise ConfigError('epochs must be at least 1, batch at least 2, lr above 0, jobs '
-                              f'and warmup at least 0; got {self}')
+        check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
+        if self.jobs < 0 or (self.warmup is not None and self.warmup < 0):
+            raise ConfigError(f'--jobs and warmup must be at least 0; got {self.jobs}, '
+                              f'{self.warmup}')
 
 
 @dataclass

@@ -30,7 +30,7 @@ from av_perception.direction.learned_features import (FeatureSpec, calibration, 
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.export import export_onnx
-from av_perception.train.loop import EpochLoop, EpochResult, Fit
+from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
 
 if TYPE_CHECKING:
     import torch
@@ -190,9 +190,9 @@ class DirectionConfig:
             raise ConfigError(f'--array must be one of {list(ROLES)}, got {self.array!r}')
         if self.target not in TARGETS:
             raise ConfigError(f'--target must be one of {TARGETS}, got {self.target!r}')
-        if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.jobs < 0:
-            raise ConfigError('epochs and batch must be at least 1, lr above 0 and jobs at '
-                              f'least 0; got {self.epochs}, {self.batch}, {self.lr}, {self.jobs}')
+        check_optimisation(self.epochs, self.batch, self.lr)
+        if self.jobs < 0:
+            raise ConfigError(f'--jobs must be at least 0, got {self.jobs}')
 
 
 @dataclass

@@ -32,7 +32,7 @@ from av_perception.echo.features import EchoSpec, spec_for
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.export import export_onnx
-from av_perception.train.loop import EpochLoop, EpochResult, Fit
+from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
 
 if TYPE_CHECKING:
     import torch
@@ -79,9 +79,9 @@ class TeacherConfig:
     namespace: str = ''
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch < 1 or self.width < 1 or not self.lr > 0:
-            raise ConfigError('epochs, batch and width must be at least 1 and lr above 0; got '
-                              f'{self.epochs}, {self.batch}, {self.width}, {self.lr}')
+        check_optimisation(self.epochs, self.batch, self.lr)
+        if self.width < 1:
+            raise ConfigError(f'width must be at least 1, got {self.width}')
         if not self.max_depth > 0 or self.tolerance < 0:
             raise ConfigError(f'max_depth must be above 0 m and tolerance at least 0 s; got '
                               f'{self.max_depth}, {self.tolerance}')
@@ -217,13 +217,13 @@ class StudentConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ConfigError(f'variant must be one of {VARIANTS}, got {self.variant!r}')
-        if min(self.epochs, self.sam_blocks, self.k, self.width, self.token_dim,
-               self.batch) < 1 or self.max_steps < 0:
-            raise ConfigError('--epochs, --sam-blocks, --k, --width, token_dim and batch must '
-                              f'be at least 1 and max_steps at least 0; got {self}')
-        if self.triplet_weight < 0 or self.margin < 0 or not self.lr > 0:
-            raise ConfigError('--triplet-weight and --margin must be at least 0 and lr above '
-                              f'0; got {self.triplet_weight}, {self.margin}, {self.lr}')
+        check_optimisation(self.epochs, self.batch, self.lr)
+        if min(self.sam_blocks, self.k, self.width, self.token_dim) < 1 or self.max_steps < 0:
+            raise ConfigError('--sam-blocks, --k, --width and token_dim must be at least 1 and '
+                              f'max_steps at least 0; got {self}')
+        if self.triplet_weight < 0 or self.margin < 0:
+            raise ConfigError('--triplet-weight and --margin must be at least 0; got '
+                              f'{self.triplet_weight}, {self.margin}')
 
 
 @dataclass

@@ -20,10 +20,27 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 import numpy as np
 
+from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints
+
 
 if TYPE_CHECKING:
     import torch
+
+
+def check_optimisation(epochs: int, batch: int, lr: float, min_batch: int = 1) -> None:
+    """The settings every trainer's optimisation has, checked one way for
+    all of them (each config's ``__post_init__``).
+
+    Raises:
+        ConfigError: naming the first bad value and what it must be.
+    """
+    if epochs < 1:
+        raise ConfigError(f'--epochs must be at least 1, got {epochs}')
+    if batch < min_batch:
+        raise ConfigError(f'batch must be at least {min_batch}, got {batch}')
+    if not lr > 0:
+        raise ConfigError(f'lr must be above 0, got {lr}')
 
 
 @dataclass

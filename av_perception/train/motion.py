@@ -62,7 +62,7 @@ from av_perception.direction.learned_features import FeatureSpec, calibration, p
 from av_perception.bag.provenance import randomization
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
-from av_perception.train.loop import EpochLoop, EpochResult, Fit
+from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
 from av_perception.train.motion_data import MotionData, build_data
 from av_perception.train.motion_losses import pair_losses
 
@@ -167,10 +167,10 @@ class MotionConfig:
     scale: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch < 2 or self.draws < 1 or self.labelled < 1 or \
-                not self.lr > 0:
-            raise ConfigError('epochs, draws and labelled must be at least 1, batch at least 2 '
-                              f'and lr above 0; got {self}')
+        check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
+        if self.draws < 1 or self.labelled < 1:
+            raise ConfigError(f'draws and labelled must be at least 1; got {self.draws}, '
+                              f'{self.labelled}')
 
 
 @dataclass

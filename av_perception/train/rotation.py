@@ -62,7 +62,7 @@ from av_perception.errors import ConfigError
 from av_perception.rotation.dataset import BagOptions, load_all
 from av_perception.rotation.features import RotationSpec
 from av_perception.train.checkpoints import Checkpoints, fingerprint
-from av_perception.train.loop import EpochLoop, EpochResult, Fit
+from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
 from av_perception.train.motion import MotionConfig, MotionResult
 from av_perception.train.rotation_net import (export_visual, flip_images, make_visual,
                                               rotation_outputs, turn_shift, visual_schedule,
@@ -210,9 +210,7 @@ class RotationConfig:
         if self.epochs < 1 or self.binaural_epochs < 1:
             raise ConfigError(f'epochs must be >= 1, got {self.epochs} (visual) and '
                               f'{self.binaural_epochs} (binaural)')
-        if self.batch < 2 or not self.lr > 0:
-            raise ConfigError(f'batch must be at least 2 and lr above 0; got {self.batch}, '
-                              f'{self.lr}')
+        check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
 
 
 @dataclass
