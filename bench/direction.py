@@ -70,6 +70,18 @@ def pick_rooms(n: int) -> list[int]:
     return ids
 
 
+def test_rooms(scenes: int, folder: Path | None = None) -> Path:
+    """The benchmark's held-out rooms (the first ``scenes`` of
+    :func:`pick_rooms`), simulated into ``folder`` (default
+    bench/.cache/doa_test_<scenes>) unless it already has an index; returns
+    the folder. Shared by the benches that score direction models on them."""
+    folder = folder or ROOT / '.cache' / f'doa_test_{scenes}'
+    if not (folder / 'index.jsonl').is_file():
+        simulate(folder, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
+                 ids=pick_rooms(scenes), classes=CLASSES, progress=io.StringIO())
+    return folder
+
+
 def conditions(out: Path, s) -> dict[str, np.ndarray]:
     """Per scored error: its room's RT60 and SNR, whether the source it
     scores was in line of sight of the array (the simulator models no
@@ -112,10 +124,7 @@ def main() -> None:
                     'bench/.cache/doa_test_<scenes>, simulated when it has no index)')
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     args = ap.parse_args()
-    args.data = args.data or ROOT / '.cache' / f'doa_test_{args.scenes}'
-    if not (args.data / 'index.jsonl').is_file():
-        simulate(args.data, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
-                 ids=pick_rooms(args.scenes), classes=CLASSES, progress=io.StringIO())
+    args.data = test_rooms(args.scenes, args.data)
     plan = {'array': ['srp', REFERENCE_SRP, 'normmusic', 'learned', 'learned_labels'],
             'binaural': ['gcc', 'learned', 'learned_labels', 'learned_motion', 'constant']}
     model_file = {'array': 'direction_respeaker4', 'binaural': 'direction_binaural'}

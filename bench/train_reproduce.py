@@ -31,7 +31,7 @@ from av_perception.direction.evaluate import score
 from av_perception.paths import shipped_model
 from av_perception.sim.bags import simulate
 from av_perception.train.direction import DirectionConfig, train
-from direction import CLASSES, PARAMS, SEED, pick_rooms  # bench/direction.py's test rooms
+from direction import SEED, test_rooms  # bench/direction.py's test rooms
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -58,10 +58,7 @@ def main() -> None:
         if not path.is_file():
             train(args.data, path, DirectionConfig(array='array', target='teacher', seed=seed))
         models[f'retrained_seed{seed}'] = path
-    test = args.work / f'test_{args.scenes}'
-    if not (test / 'index.jsonl').is_file():
-        simulate(test, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
-                 ids=pick_rooms(args.scenes), classes=CLASSES, progress=io.StringIO())
+    test = test_rooms(args.scenes)
     data = args.data.resolve()
     shown = data.relative_to(ROOT.parent) if data.is_relative_to(ROOT.parent) else data
     n_train = train_windows(models['retrained_seed0'])

@@ -23,7 +23,6 @@ for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ.setdefault(_v, '1')
 
 import argparse
-import io
 import json
 from pathlib import Path
 
@@ -31,8 +30,7 @@ import onnx
 
 from av_perception.direction.evaluate import score
 from av_perception.paths import shipped_model
-from av_perception.sim.bags import simulate
-from direction import CLASSES, PARAMS, SEED, pick_rooms  # bench/direction.py's rooms
+from direction import test_rooms                        # bench/direction.py's rooms
 from transfer import ensure                              # bench/transfer.py's rooms
 
 ROOT = Path(__file__).resolve().parent
@@ -49,10 +47,7 @@ def main() -> None:
     for split in ('test', 'shift'):
         folders[f'transfer_{split}'] = ROOT / '.cache' / f'transfer_{split}_{TRANSFER_SEED}'
         ensure(folders[f'transfer_{split}'], split, TRANSFER_ROOMS, TRANSFER_SEED)
-    folders['direction_test'] = ROOT / '.cache' / f'doa_test_{DIRECTION_ROOMS}'
-    if not (folders['direction_test'] / 'index.jsonl').is_file():
-        simulate(folders['direction_test'], 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
-                 ids=pick_rooms(DIRECTION_ROOMS), classes=CLASSES, progress=io.StringIO())
+    folders['direction_test'] = test_rooms(DIRECTION_ROOMS)
     models = {'shipped': shipped_model('direction_respeaker4'), 'wide': args.candidate}
     meta = {p.key: p.value for p in onnx.load(str(args.candidate)).metadata_props}
     results: dict = {'candidate': {'file': args.candidate.name,
