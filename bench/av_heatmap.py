@@ -53,6 +53,8 @@ from av_perception.av_heatmap.heatmap import HeatmapModel
 from av_perception.sim.bags import simulate
 from av_perception.sim.scene import SPLITS
 
+import rendered
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
 MODELS = ROOT.parent / 'av_perception' / 'models'
@@ -80,7 +82,7 @@ def ensure_data(name: str) -> tuple[Path, dict]:
     simulator failed on ({room id: error}; they are left out and listed in
     the JSON)."""
     v = VIEWS[name]
-    out = CACHE / v['cache']
+    out = rendered.fresh(CACHE / v['cache'])
     failed_file = out / 'failed_rooms.json'
     failed = {int(k): e for k, e in json.loads(failed_file.read_text()).items()} \
         if failed_file.is_file() else {}

@@ -35,7 +35,6 @@ for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ.setdefault(_v, '1')  # compute per chunk is measured on one core
 
 import argparse
-import io
 import json
 import math
 from pathlib import Path
@@ -44,10 +43,11 @@ import numpy as np
 
 from av_perception.direction.evaluate import REFERENCE_SRP, score
 from av_perception.sim.acoustics import line_of_sight, rt60_sabine
-from av_perception.sim.bags import simulate
 from av_perception.sim.scene import SceneParams, base_to_world, direction_in_frame, generate_scene
 from av_perception.robot import load_robot
 from av_perception.sim.world import T0_NS
+
+import rendered
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -76,10 +76,9 @@ def test_rooms(scenes: int, folder: Path | None = None) -> Path:
     bench/.cache/doa_test_<scenes>) unless it already has an index; returns
     the folder. Shared by the benches that score direction models on them."""
     folder = folder or ROOT / '.cache' / f'doa_test_{scenes}'
-    if not (folder / 'index.jsonl').is_file():
-        simulate(folder, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
-                 ids=pick_rooms(scenes), classes=CLASSES, progress=io.StringIO())
-    return folder
+    return rendered.ensure(folder, 0, note=f'{scenes} held-out rooms', seed=SEED,
+                           split='test', snr_db=PARAMS.snr_db, ids=pick_rooms(scenes),
+                           classes=CLASSES)
 
 
 def conditions(out: Path, s) -> dict[str, np.ndarray]:

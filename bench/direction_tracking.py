@@ -72,6 +72,8 @@ from av_perception.robot import load_robot
 from av_perception.sim.scene import Scene, SceneParams, direction_in_frame, generate_scene
 from av_perception.sim.world import T0_NS
 
+import rendered
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
 SEED = 2023
@@ -113,7 +115,7 @@ def prepare(cache: Path, jobs: int = 0) -> dict[str, list[Path]]:
     returns split -> the rooms' bag folders."""
     out = {}
     for split, n in ROOMS.items():
-        folder = cache / f'tracking_{split}'
+        folder = rendered.fresh(cache / f'tracking_{split}')
         bags = {i: folder / f'{split}_{i:05d}' for i in pick_rooms(split, n)}
         todo = [i for i, b in bags.items() if not (b / 'metadata.yaml').is_file()]
         if todo:

@@ -16,7 +16,6 @@ the targets; writes bench/results/echo_depth.json.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 from pathlib import Path
@@ -26,7 +25,6 @@ import numpy as np
 from av_perception.echo.evaluate import (METRICS, load_test, score_constant, score_student,
                                          score_teacher)
 from av_perception.echo.model import EchoDepthModel
-from av_perception.sim.bags import simulate
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -47,10 +45,8 @@ def main() -> None:
                     help='a training data set folder (`av-perception dataset`) to recompute '
                          f'the mean-depth baseline from (else {MEAN_DEPTH.name})')
     args = ap.parse_args()
-    if not (args.bags / 'index.jsonl').is_file():
-        from direction import CLASSES, PARAMS, SEED, pick_rooms  # the same rooms
-        simulate(args.bags, 0, seed=SEED, split='test', snr_db=PARAMS.snr_db,
-                 ids=pick_rooms(args.scenes), classes=CLASSES, jobs=1, progress=io.StringIO())
+    from direction import test_rooms  # the same rooms
+    test_rooms(args.scenes, args.bags)
     default = EchoDepthModel(args.models / 'echo_depth.onnx')
     test = load_test(args.bags, default.spec, (default.height, default.width))
     if args.train_data:

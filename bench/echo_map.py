@@ -48,7 +48,6 @@ for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ.setdefault(_v, '1')
 
 import argparse
-import io
 import itertools
 import json
 import time
@@ -64,7 +63,8 @@ from av_perception.echo.map_evaluate import (METRICS, BagEchoes, MapSetup, load_
                                              summarize)
 from av_perception.echo.mapping import FusionParams
 from av_perception.echo.occupancy import rep117_depth
-from av_perception.sim.bags import simulate
+
+import rendered
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -87,13 +87,8 @@ SWEEP_BAND = ((0.25, 2.0), (0.15, 2.0), (0.35, 2.0), (0.45, 2.0), (0.25, 1.2))
 def rooms(split: str, ids: list[int], poses: int) -> Path:
     """The bags of these rooms (simulated once, echo-only, cached)."""
     out = CACHE / f'echo_map_{split}_{ids[0]}_{len(ids)}_p{poses}'
-    if not (out / 'index.jsonl').is_file():
-        t = time.perf_counter()
-        simulate(out, 0, seed=SEED, split=split, ids=ids, poses=poses, echo_only=True, jobs=1,
-                 progress=io.StringIO())
-        print(f'simulated {len(ids)} {split} rooms x {poses} poses in '
-              f'{time.perf_counter() - t:.0f} s: {out}')
-    return out
+    return rendered.ensure(out, 0, note=f'{len(ids)} {split} rooms x {poses} poses (echoes)',
+                           seed=SEED, split=split, ids=ids, poses=poses, echo_only=True, jobs=1)
 
 
 #: the sweep keeps settings whose fused occupied recall on the train rooms

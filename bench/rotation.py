@@ -23,7 +23,6 @@ and over the broadband classes together (`binaural_broadband`).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 from collections import defaultdict
@@ -33,7 +32,9 @@ import numpy as np
 
 from av_perception.rotation.evaluate import (BINAURAL, BINAURAL_MODELS, TARGET_SELFSUP_DEG,
                                              Errors, report, score)
-from av_perception.sim.bags import SceneJob, simulate
+from av_perception.sim.bags import SceneJob
+
+import rendered
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -141,10 +142,8 @@ def main() -> None:
     binaural = {k: args.models / f'{v}.onnx' for k, v in BINAURAL_MODELS.items()}
     for name, textures in SETS.items():
         folder = args.data / name
-        if not (folder / 'index.jsonl').is_file():
-            print(f'[bench] simulating {args.scenes} held-out {name} rooms into {folder}')
-            simulate(folder, args.scenes, seed=SEED, split='test', textures=textures,
-                     progress=io.StringIO())
+        rendered.ensure(folder, args.scenes, note=f'{args.scenes} held-out {name} rooms',
+                        seed=SEED, split='test', textures=textures)
         per_set[name] = score(folder, model=visual,
                               labels_model=args.models / 'rotation_visual_labels.onnx',
                               binaural_models=binaural)

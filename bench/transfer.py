@@ -17,11 +17,11 @@ per-model benches score it:
 - yaw (``rotation.evaluate.score``): the self-supervised visual model (and
   its label-trained reference) vs OpenCV, median error [deg]; binaural
   direction from motion vs GCC-PHAT on the same segments;
-- audio-visual heatmap (``av_heatmap.evaluate.score``): cIoU success rate vs the
-  centre prior, on the images in which the sounding object is in view, of
-  the same rooms rendered in the ``--view sources`` view (close-ups facing
-  the source objects, as bench/av_heatmap.py; the path view rarely shows
-  the sounding object).
+- audio-visual heatmap (``av_heatmap.evaluate.score``): pointing (the map's
+  peak on the sounding object, issue #24's metric for robot views) of the
+  fused model (the node's) vs the better of the centre prior and the
+  projected acoustic image alone, on the images of the same path views in
+  which the sounding object is in view.
 
 Targets on the shifted split, per model: at least as good as its baseline
 there (``beats_baseline``), and within 15 % of its own test-split figure
@@ -48,6 +48,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import rendered  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
 MODELS = ROOT.parent / 'av_perception' / 'models'
@@ -72,18 +74,15 @@ ROWS = {
     'rotation_visual (self-supervised)': ('yaw', 'opencv', 'median_deg', False),
     'rotation_visual_labels': ('yaw', 'opencv', 'median_deg', False),
     'rotation_binaural (from motion)': ('binaural direction', 'gcc', 'median_deg', False),
-    'av_heatmap': ('av heatmap', 'centre prior', 'ciou', True),
+    'av_heatmap': ('av heatmap', 'best of centre prior / acoustic image alone', 'pointing',
+                   True),
 }
 
 
 def ensure(folder: Path, split: str, scenes: int, seed: int, view: str = 'path') -> None:
     """Simulate the split's rooms 0..scenes-1 into ``folder`` if it has no index."""
-    if (folder / 'index.jsonl').is_file():
-        return
-    from av_perception.sim.bags import simulate
-    print(f'[bench] simulating {scenes} {split} rooms (seed {seed}, {view} view) into {folder}',
-          flush=True)
-    simulate(folder, scenes, seed=seed, split=split, jobs=1, progress=io.StringIO(), view=view)
+    rendered.ensure(folder, scenes, note=f'{scenes} {split} rooms (seed {seed}, {view} view)',
+                    seed=seed, split=split, jobs=1, view=view)
 
 
 def describe(folder: Path) -> dict:
@@ -187,9 +186,9 @@ def heatmap(folder: Path, models: Path) -> dict:
     s = guarded('av_heatmap', lambda: score(folder, model=models / 'av_heatmap.onnx',
                                             progress=log), log)
     if isinstance(s, dict):
-        return {'av_heatmap': s, 'center_prior': s}
-    return {'av_heatmap': {**s.summary('model'), 'images': s.samples, 'silent': s.silent},
-            'center_prior': s.summary('center_prior')}
+        return {'av_heatmap': s, 'center_prior': s, 'acoustic': s}
+    return {'av_heatmap': {**s.summary('fused'), 'images': s.samples, 'silent': s.silent},
+            'center_prior': s.summary('center_prior'), 'acoustic': s.summary('acoustic')}
 
 
 def figures(split: dict) -> dict:
@@ -227,8 +226,10 @@ def figures(split: dict) -> dict:
             stem = row.split(' ')[0]
             out[row] = (fig(r[stem], metric), fig(r['binaural_gcc'], metric), 'gcc', r[stem])
         else:
-            out[row] = (fig(h['av_heatmap'], metric), fig(h['center_prior'], metric),
-                        'center_prior', h['av_heatmap'])
+            base = {k: fig(h[k], metric) for k in ('center_prior', 'acoustic')}
+            base = {k: v for k, v in base.items() if v is not None}
+            name = max(base, key=base.get) if base else 'center_prior'
+            out[row] = (fig(h['av_heatmap'], metric), base.get(name), name, h['av_heatmap'])
     return out
 
 
@@ -275,18 +276,11 @@ def main() -> None:
                     'transfer_test_<seed>, simulated if it has no index)')
     ap.add_argument('--shift', type=Path, help='shifted-split bags (default bench/.cache/'
                     'transfer_shift_<seed>)')
-    ap.add_argument('--heatmap-test', type=Path, help='test-split bags in the sources view for '
-                    'the av heatmap (default bench/.cache/transfer_test_<seed>_sources)')
-    ap.add_argument('--heatmap-shift', type=Path, help='the same for the shifted split')
     ap.add_argument('--models', type=Path, default=MODELS)
     ap.add_argument('--no-heatmap', action='store_true', help='leave the av heatmap out')
     args = ap.parse_args()
     folders = {'test': args.test or ROOT / '.cache' / f'transfer_test_{args.seed}',
                'shift': args.shift or ROOT / '.cache' / f'transfer_shift_{args.seed}'}
-    sources = {'test': args.heatmap_test
-               or ROOT / '.cache' / f'transfer_test_{args.seed}_sources',
-               'shift': args.heatmap_shift
-               or ROOT / '.cache' / f'transfer_shift_{args.seed}_sources'}
     data = {}
     per_split = {}
     for split in SPLITS:
@@ -299,12 +293,10 @@ def main() -> None:
                             'echo': echo(folder, args.models),
                             'rotation': rotation(folder, args.models)}
         if args.no_heatmap:
-            per_split[split]['heatmap'] = {'av_heatmap': {'unavailable': '--no-heatmap'},
-                                           'center_prior': {'unavailable': '--no-heatmap'}}
+            per_split[split]['heatmap'] = {k: {'unavailable': '--no-heatmap'}
+                                           for k in ('av_heatmap', 'center_prior', 'acoustic')}
         else:
-            ensure(sources[split], split, args.scenes, args.seed, view='sources')
-            data[f'{split}_sources_view'] = describe(sources[split])
-            per_split[split]['heatmap'] = heatmap(sources[split], args.models)
+            per_split[split]['heatmap'] = heatmap(folder, args.models)
         data[split]['score_seconds'] = round(time.perf_counter() - t, 1)
     table = verdicts(per_split)
     for split in per_split.values():   # per-window errors: for the intervals, not the JSON
@@ -322,11 +314,9 @@ def main() -> None:
                              'model\'s own test-split figure (worse side only)'},
         'raw': per_split,
         'data': {**data, 'seed': args.seed, 'rooms_per_split': args.scenes,
-                 'poses_per_room': 8, 'view': 'path (av heatmap: sources)',
-                 'av_heatmap_note': 'cIoU success rate (av_perception.av_heatmap.evaluate, '
-                 'main) on '
-                 'sources-view images whose sounding object is in view; the "peak on the '
-                 'sounding object" metric of issue #23 is not on main'},
+                 'poses_per_room': 8, 'view': 'path',
+                 'av_heatmap_note': 'pointing (av_perception.av_heatmap.evaluate) on the '
+                 'path-view images whose sounding object is in view'},
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / 'transfer.json').write_text(json.dumps(results, indent=2) + '\n')

@@ -134,3 +134,36 @@ def test_simulate_renders_the_chosen_view(tmp_path):
     r = subprocess.run([str(exe), 'simulate', '--scenes', '1', '--view', 'overhead', '--out',
                         str(tmp_path / 'x')], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and 'sources' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_a_rendering_by_other_simulator_code_is_recognised_as_stale(two_runs, tmp_path):
+    """Every index row carries the simulator's fingerprint; a folder whose
+    rows carry another (or none: rendered before fingerprints) is stale, and
+    the benches render it again (bench/rendered.py) instead of scoring an
+    older simulator's rooms."""
+    import json
+    import shutil
+
+    from av_perception.sim.bags import (FINGERPRINT_KEY, rendered_by_this_simulator,
+                                        simulator_fingerprint)
+    a, _ = two_runs
+    fp = simulator_fingerprint()
+    assert len(fp) == 16 and fp == simulator_fingerprint()
+    rows = [json.loads(line) for line in (a / 'index.jsonl').read_text().splitlines()]
+    assert [r[FINGERPRINT_KEY] for r in rows] == [fp]
+    assert rendered_by_this_simulator(a)
+    old = tmp_path / 'old'
+    shutil.copytree(a, old)
+    for stale in ({**rows[0], FINGERPRINT_KEY: '0' * 16},
+                  {k: v for k, v in rows[0].items() if k != FINGERPRINT_KEY}):
+        (old / 'index.jsonl').write_text(json.dumps(stale) + '\n')
+        assert not rendered_by_this_simulator(old)
+    assert not rendered_by_this_simulator(tmp_path / 'nothing here')
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
+    try:
+        import rendered
+    finally:
+        sys.path.pop(0)
+    assert rendered.fresh(a) == a and (a / 'index.jsonl').is_file()   # current: kept
+    assert not rendered.fresh(old).exists()                           # stale: removed

@@ -7,6 +7,7 @@ pose, perfect), as sim_world publishes it live."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -19,6 +20,7 @@ from av_perception.bag.io import BagWriter, stamp_ns
 from av_perception.bag.messages import Messages
 from av_perception.geometry.frames import OPTICAL_RPY, StaticFrame, yaw_quaternion
 from av_perception.arrays import load_array
+from av_perception.paths import share_dir
 from av_perception.sim.randomize import DEVICES, PRESETS, draw, perturb_slot
 from av_perception.sim.scene import Scene, describe, generate_scene, view_params
 from av_perception.robot import load_robot
@@ -52,6 +54,48 @@ ODOM_FRAME = 'odom'
 
 #: Topics an echo-only bag (``simulate --echo-only``) does not have.
 ECHO_ONLY_SKIPS = ('/audio/raw', '/audio/binaural', '/gt/sound_direction')
+
+
+#: What a rendering depends on besides its arguments: the simulator's code,
+#: the modules it writes bags and frames with, and the robot and array
+#: descriptions (package paths, relative to av_perception/ and config/).
+_RENDER_CODE = ('sim', 'arrays.py', 'robot.py', 'audio/chirp.py', 'bag/io.py',
+                'bag/messages.py', 'geometry/frames.py')
+_RENDER_CONFIG = ('robots', 'arrays')
+#: index.jsonl key of :func:`simulator_fingerprint`
+FINGERPRINT_KEY = 'simulator'
+
+
+def simulator_fingerprint() -> str:
+    """16 hex digits of sha256 over the files a rendering depends on
+    (``_RENDER_CODE``, ``_RENDER_CONFIG``): two folders rendered with the
+    same arguments and the same fingerprint hold the same bags. Written into
+    every index.jsonl row, so a cached rendering made by an older simulator
+    is recognised as stale (:func:`rendered_by_this_simulator`)."""
+    pkg = Path(__file__).resolve().parent.parent
+    files = []
+    for name in _RENDER_CODE:
+        p = pkg / name
+        files += sorted(p.rglob('*.py')) if p.is_dir() else [p]
+    for name in _RENDER_CONFIG:
+        files += sorted((share_dir() / 'config' / name).glob('*.yaml'))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def rendered_by_this_simulator(folder: Path) -> bool:
+    """True if ``folder`` has an index whose every row carries this code's
+    :func:`simulator_fingerprint` (False: no index, or rendered by other
+    code, or before fingerprints were written)."""
+    index = Path(folder) / 'index.jsonl'
+    if not index.is_file():
+        return False
+    fp = simulator_fingerprint()
+    rows = [json.loads(line) for line in index.read_text().splitlines() if line.strip()]
+    return bool(rows) and all(r.get(FINGERPRINT_KEY) == fp for r in rows)
 
 
 def static_frames(sim: SceneSimulator) -> list[StaticFrame]:
@@ -255,7 +299,9 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
                   f'{rate:.2f} samples/s', end='', file=progress, flush=True)
     print(file=progress)
     results.sort(key=lambda r: r['scene_id'])
+    fp = simulator_fingerprint()
     with open(out / 'index.jsonl', 'w') as f:
         for r in results:
-            f.write(json.dumps({k: v for k, v in r.items() if k != 'seconds'}) + '\n')
+            row = {k: v for k, v in r.items() if k != 'seconds'}
+            f.write(json.dumps({**row, FINGERPRINT_KEY: fp}) + '\n')
     return results
