@@ -130,15 +130,17 @@ def direction(folder: Path, models: Path) -> dict:
     return out
 
 
-def paired_ratio_ci(a: list, b: list, draws: int = 2000, seed: int = 0) -> list | None:
-    """95 % interval of median(a) / median(b) over windows resampled together
-    (both methods scored on the same windows, in the same order)."""
+def paired_ratio_ci(a: list, b: list, draws: int = 2000, seed: int = 0,
+                    stat=np.median) -> list | None:
+    """95 % interval of stat(a) / stat(b) (median errors, mean pointing) over
+    samples resampled together (both methods scored on the same samples, in
+    the same order)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.size != b.size or a.size == 0:
         return None
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, a.size, (draws, a.size))
-    r = np.median(a[idx], axis=1) / np.maximum(np.median(b[idx], axis=1), 1e-9)
+    r = stat(a[idx], axis=1) / np.maximum(stat(b[idx], axis=1), 1e-9)
     return [round(float(q), 3) for q in np.quantile(r, (0.025, 0.975))]
 
 
@@ -187,8 +189,10 @@ def heatmap(folder: Path, models: Path) -> dict:
                                             progress=log), log)
     if isinstance(s, dict):
         return {'av_heatmap': s, 'center_prior': s, 'acoustic': s}
-    return {'av_heatmap': {**s.summary('fused'), 'images': s.samples, 'silent': s.silent},
-            'center_prior': s.summary('center_prior'), 'acoustic': s.summary('acoustic')}
+    return {k: {**s.summary(m), '_pointing': s.values[m]['pointing']}
+            for k, m in (('av_heatmap', 'fused'), ('center_prior', 'center_prior'),
+                         ('acoustic', 'acoustic'))} | {
+        'images': {'images': s.samples, 'silent': s.silent}}
 
 
 def figures(split: dict) -> dict:
@@ -260,7 +264,11 @@ def verdicts(per_split: dict) -> dict:
         holds = ls >= (1 - HOLD) * lt if higher else ls <= (1 + HOLD) * lt
         entry.update({'beats_baseline': bool(beats), 'holds': bool(holds),
                       'pass': bool(beats and holds)})
-        if row.startswith('direction_'):   # how sure the shifted split's ratio is
+        if row == 'av_heatmap':   # pointing is a share of 60-70 images: how sure
+            h = per_split['shift']['heatmap']
+            entry['shift']['ratio_ci95'] = paired_ratio_ci(
+                h['av_heatmap']['_pointing'], h[bn_s]['_pointing'], stat=np.mean)
+        elif row.startswith('direction_'):   # how sure the shifted split's ratio is
             base = d[f'array_{bn_s}'] if row.startswith('direction_respeaker4') else \
                 d['binaural_gcc']
             entry['shift']['ratio_ci95'] = paired_ratio_ci(d[row]['_errors'], base['_errors'])
@@ -302,6 +310,8 @@ def main() -> None:
     for split in per_split.values():   # per-window errors: for the intervals, not the JSON
         for r in split['direction'].values():
             r.pop('_errors', None)
+        for r in split['heatmap'].values():
+            r.pop('_pointing', None)
     scored = [r for r in table.values() if r['pass'] is not None]
     results = {
         'table': table,
