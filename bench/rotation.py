@@ -40,6 +40,10 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
 SEED = 2026
 SETS = {'textured': None, 'poorly_textured': ('plain',)}
+#: The shifted split's rooms (issue #23: floor plans, materials, looks,
+#: voices, music and appliances the training split never has), scored apart
+#: from the test split's figures.
+SHIFT = 'shift'
 #: Broadband sound classes (the targets' second figure); music and voices
 #: come with the shifted split.
 BROADBAND = ('speech', 'noise', 'music', 'voice')
@@ -59,7 +63,8 @@ def merged(parts: list[Errors]) -> Errors:
     return out
 
 
-def sounding_classes(folder: Path, textures, visual_model: Path) -> list[str]:
+def sounding_classes(folder: Path, textures, visual_model: Path,
+                     split: str = 'test') -> list[str]:
     """The sound class of the one source heard in each binaural segment that
     ``score`` scores, in its order (bags, then views). The bags carry
     directions, not classes: each bag's scene is rebuilt from its seed
@@ -77,7 +82,7 @@ def sounding_classes(folder: Path, textures, visual_model: Path) -> list[str]:
     out = []
     for bv in bags:
         sid = int(bv.path.name.rsplit('_', 1)[-1])
-        scene = SceneJob('test', sid, SEED, str(folder), 8, textures=textures).scene()
+        scene = SceneJob(split, sid, SEED, str(folder), 8, textures=textures).scene()
         if len(scene.poses) != len(bv.views):
             raise RuntimeError(f'{bv.path} is not the benchmark\'s room {sid}')
         for pose, v in zip(scene.poses, bv.views):   # views: in stamp order
@@ -136,54 +141,71 @@ def main() -> None:
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     args = ap.parse_args()
     per_set = {}
-    classes = []
+    classes = {}
     lines = []
     visual = args.models / 'rotation_visual.onnx'
     binaural = {k: args.models / f'{v}.onnx' for k, v in BINAURAL_MODELS.items()}
-    for name, textures in SETS.items():
+    sets = {**{name: ('test', textures) for name, textures in SETS.items()},
+            SHIFT: (SHIFT, None)}
+    for name, (split, textures) in sets.items():
         folder = args.data / name
         rendered.ensure(folder, args.scenes, note=f'{args.scenes} held-out {name} rooms',
-                        seed=SEED, split='test', textures=textures)
+                        seed=SEED, split=split, textures=textures)
         per_set[name] = score(folder, model=visual,
                               labels_model=args.models / 'rotation_visual_labels.onnx',
                               binaural_models=binaural)
         lines += report(per_set[name], label=f'{name:>15} ')
-        classes += sounding_classes(folder, textures, visual)
+        classes[name] = sounding_classes(folder, textures, visual, split)
     methods = ('selfsup', 'supervised', 'opencv')
-    every = {m: merged([r[m] for r in per_set.values()]) for m in (*methods, *BINAURAL)}
-    lines += report(every, label=f'{"all":>15} ')
-    results = {m: every[m].summary() for m in methods}
-    for m in BINAURAL:
-        results[m] = every[m].summary(with_time=False)
-    results['binaural_by_class'] = by_class(classes, {m: every[m] for m in BINAURAL})
-    broad = np.isin(classes, BROADBAND)
-    results['binaural_broadband'] = {m: subset(every[m], broad).summary(with_time=False)
-                                     for m in BINAURAL}
-    for cls, r in results['binaural_by_class'].items():
-        lines.append(f'{"binaural " + cls:>24}: ' + ', '.join(
-            f'{m[9:]} {r[m]:.1f}' for m in BINAURAL) + f' deg (n = {r["n"]})')
-    lines.append(f'{"binaural broadband":>24}: ' + ', '.join(
-        f'{m[9:]} {results["binaural_broadband"][m]["median_deg"]:.1f}' for m in BINAURAL)
-        + f' deg (n = {int(broad.sum())})')
+    every = {m: merged([per_set[s][m] for s in SETS]) for m in (*methods, *BINAURAL)}
+    lines += report(every, label=f'{"all (test)":>15} ')
+    results = summarise(every, sum((classes[s] for s in SETS), []), lines, 'test')
     for name, r in per_set.items():
         results[name] = {m: r[m].summary() for m in methods}
         for m in BINAURAL:
             results[name][m] = r[m].summary(with_time=False)
+    shift = summarise(per_set[SHIFT], classes[SHIFT], lines, SHIFT)
+    results[SHIFT].update({k: shift[k] for k in ('binaural_by_class', 'binaural_broadband')})
     poor = results['poorly_textured']
     results['targets'] = {
         'selfsup_median_deg_le': TARGET_SELFSUP_DEG,
         'selfsup_median_met': results['selfsup']['median_deg'] <= TARGET_SELFSUP_DEG,
         'selfsup_no_worse_than_opencv_poorly_textured':
             poor['selfsup']['median_deg'] <= poor['opencv']['median_deg'],
-        'binaural_test': binaural_targets(results)}
+        'binaural_test': binaural_targets(results),
+        'binaural_shift': binaural_targets(results[SHIFT])}
     results['data'] = {'seed': SEED, 'split': 'test', 'rooms_per_set': args.scenes,
                        'pairs': results['selfsup']['n'],
-                       'binaural_segments': results['binaural_gcc']['n']}
+                       'binaural_segments': results['binaural_gcc']['n'],
+                       'shift': {'split': SHIFT, 'rooms': args.scenes,
+                                 'pairs': results[SHIFT]['selfsup']['n'],
+                                 'binaural_segments': results[SHIFT]['binaural_gcc']['n']}}
     results['models'] = {k: _model_note(f) for k, f in binaural.items()}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / 'rotation.json').write_text(json.dumps(results, indent=2) + '\n')
     print('\n'.join(lines))
     print(f'targets: {results["targets"]}')
+
+
+def summarise(errors: dict[str, Errors], classes: list[str], lines: list[str],
+              label: str) -> dict:
+    """Summaries of one split's errors: every method, the binaural ones per
+    sound class and over the broadband classes; their lines appended to
+    ``lines``."""
+    out = {m: errors[m].summary() for m in ('selfsup', 'supervised', 'opencv')}
+    for m in BINAURAL:
+        out[m] = errors[m].summary(with_time=False)
+    out['binaural_by_class'] = by_class(classes, {m: errors[m] for m in BINAURAL})
+    broad = np.isin(classes, BROADBAND)
+    out['binaural_broadband'] = {m: subset(errors[m], broad).summary(with_time=False)
+                                 for m in BINAURAL}
+    for cls, r in out['binaural_by_class'].items():
+        lines.append(f'{label:>6} {"binaural " + cls:>24}: ' + ', '.join(
+            f'{m[9:]} {r[m]:.1f}' for m in BINAURAL) + f' deg (n = {r["n"]})')
+    lines.append(f'{label:>6} {"binaural broadband":>24}: ' + ', '.join(
+        f'{m[9:]} {out["binaural_broadband"][m]["median_deg"]:.1f}' for m in BINAURAL)
+        + f' deg (n = {int(broad.sum())})')
+    return out
 
 
 def _model_note(path: Path) -> dict:
