@@ -98,13 +98,40 @@ def conditions(out: Path, s) -> dict[str, np.ndarray]:
         k = min(int((stamp - T0_NS) // int(0.5e9)), len(sc.poses) - 1)
         pose = sc.poses[k]
         mount = robot.arrays['array'].xyz
-        src = min(sc.active_sources, key=lambda x: abs(math.remainder(
-            direction_in_frame(pose, mount, x.position)[0] - truth, 2 * math.pi)))
+        miss, src = min(((abs(math.remainder(
+            direction_in_frame(pose, mount, x.position)[0] - truth, 2 * math.pi)), x)
+            for x in sc.active_sources), key=lambda m: m[0])
+        if miss > math.radians(1.0):   # the rebuilt room is not the rendered one
+            raise RuntimeError(f'{out}: no source of the rebuilt room {b} at a scored '
+                               f'window\'s azimuth (nearest {math.degrees(miss):.1f} deg off)')
         objects = tuple(i for i, bx in enumerate(sc.boxes) if bx.label != 'furniture')
         los.append(line_of_sight(sc, base_to_world(pose, mount), src.position, ignore=objects))
         cls.append(src.cls)
     b = np.asarray(s.bags)
     return {'rt60': rt[b], 'snr': snr[b], 'los': np.asarray(los, bool), 'cls': np.asarray(cls)}
+
+
+def shift_binaural(scenes: int, models: Path) -> dict:
+    """Issue #25 on the shifted split: the binaural network by each of its
+    teachers, GCC-PHAT and the constant guess on the same windows of
+    ``scenes`` shifted rooms (this bench's seed and SNR; the split's own
+    sounds: voices, music, appliances, 1-3 sources), all windows and per
+    sound class."""
+    folder = rendered.ensure(ROOT / '.cache' / f'doa_shift_{scenes}', scenes,
+                             note=f'{scenes} shifted rooms', seed=SEED, split='shift',
+                             snr_db=PARAMS.snr_db)
+    out: dict = {}
+    gcc = None
+    for m, path in (('gcc', None), ('learned', models / 'direction_binaural.onnx'),
+                    ('learned_labels', models / 'direction_binaural_labels.onnx'),
+                    ('learned_motion', models / 'rotation_binaural.onnx'), ('constant', None)):
+        s = constant_guess(gcc) if m == 'constant' else \
+            score(folder, 'binaural', 'learned' if path else m, model=path)
+        gcc = s if m == 'gcc' else gcc
+        cls = conditions(folder, s)['cls']
+        out[m] = {**s.summary(), 'by_class': {k: s.summary(cls == k) for k in np.unique(cls)}}
+    out['scored'] = {'rooms': scenes, 'windows': len(gcc.errors_deg), 'folder': folder.name}
+    return out
 
 
 def constant_guess(s):
@@ -122,6 +149,8 @@ def main() -> None:
     ap.add_argument('--data', type=Path, help='test bags (default: '
                     'bench/.cache/doa_test_<scenes>, simulated when it has no index)')
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
+    ap.add_argument('--shift-scenes', type=int, default=30,
+                    help='shifted-split rooms for the binaural head (issue #25; 0: none)')
     args = ap.parse_args()
     args.data = test_rooms(args.scenes, args.data)
     plan = {'array': ['srp', REFERENCE_SRP, 'normmusic', 'learned', 'learned_labels'],
@@ -203,6 +232,20 @@ def main() -> None:
             'binaural_motion_over_distilled_met_le_1.2': bb['learned_motion']
             <= 1.2 * bb['learned']})
     targets.update(srp_against_pyroomacoustics(results['array'], errors))
+    if args.shift_scenes:
+        results['binaural_shift'] = sh = shift_binaural(args.shift_scenes, args.models)
+        targets.update({
+            'shift_binaural_learned_over_gcc': round(sh['learned']['median_deg']
+                                                     / sh['gcc']['median_deg'], 3),
+            'shift_binaural_motion_over_gcc': round(sh['learned_motion']['median_deg']
+                                                    / sh['gcc']['median_deg'], 3),
+            'shift_binaural_motion_over_distilled': round(
+                sh['learned_motion']['median_deg'] / sh['learned']['median_deg'], 3)})
+        for m in ('gcc', 'learned', 'learned_labels', 'learned_motion', 'constant'):
+            lines.append(f'shift binaural {m:15s} median {sh[m]["median_deg"]:6.1f} deg '
+                         f'(vs gcc x{sh[m]["median_deg"] / sh["gcc"]["median_deg"]:.2f}) | '
+                         + ', '.join(f'{k} {v["median_deg"]}' for k, v in sh[m]['by_class']
+                                     .items()))
     results['targets'] = targets
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / 'direction.json').write_text(json.dumps(results, indent=2) + '\n')
