@@ -325,3 +325,19 @@ def test_window_truth_majority_direction_and_partial_sources():
     # nothing sounds: an empty truth (outputs there are false)
     (w,) = window_truth([(0, [])], HOP_NS, [(0, HOP_NS)])
     assert w.sources == () and w.ignore == ()
+
+
+def test_the_node_runs_the_tracker_the_benchmark_chose_and_scored():
+    """TUNED_PARAMS (what sound_direction runs) is what bench/direction_tracking.py
+    chose on train rooms and scored (bench/results/direction_tracking.json):
+    a re-run whose sweep picks other values must change both together."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from av_perception.direction.tracker import TUNED_PARAMS
+    doc = json.loads((Path(__file__).resolve().parents[1] / 'bench' / 'results'
+                      / 'direction_tracking.json').read_text())
+    for role in ('array', 'binaural'):
+        r = doc[role]
+        assert asdict(TUNED_PARAMS[(r['array'], r['method'])]) == r['params'], role

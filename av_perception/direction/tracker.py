@@ -140,7 +140,7 @@ class TrackerParams:
 #: are weaker and sparser: a lower birth confidence, 2 of 3 hits, reported
 #: for 3 windows after the last estimate, ids kept for 3 s).
 TUNED_PARAMS: dict[tuple[str, str], TrackerParams] = {
-    ('respeaker4', 'srp'): TrackerParams(),
+    ('respeaker4', 'srp'): TrackerParams(max_misses=15),
     ('binaural', 'gcc'): TrackerParams(gate_deg=60.0, confirm_hits=2, confirm_window=3,
                                        max_misses=30, birth_confidence=0.3, coast=3),
 }
