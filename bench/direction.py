@@ -73,7 +73,8 @@ def pick_rooms(n: int) -> list[int]:
 def test_rooms(scenes: int, folder: Path | None = None) -> Path:
     """The benchmark's held-out rooms (the first ``scenes`` of
     :func:`pick_rooms`), simulated into ``folder`` (default
-    bench/.cache/doa_test_<scenes>) unless it already has an index; returns
+    bench/.cache/doa_test_<scenes>) unless this simulator rendered it there
+    (``bench/rendered.py``; a folder given elsewhere: unless it has an index); returns
     the folder. Shared by the benches that score direction models on them."""
     folder = folder or ROOT / '.cache' / f'doa_test_{scenes}'
     return rendered.ensure(folder, 0, note=f'{scenes} held-out rooms', seed=SEED,
@@ -147,7 +148,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--scenes', type=int, default=72)
     ap.add_argument('--data', type=Path, help='test bags (default: '
-                    'bench/.cache/doa_test_<scenes>, simulated when it has no index)')
+                    'bench/.cache/doa_test_<scenes>, rendered again when the simulator '
+                    'changed; a folder given here is simulated only if it has no index)')
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     ap.add_argument('--shift-scenes', type=int, default=30,
                     help='shifted-split rooms for the binaural head (issue #25; 0: none)')

@@ -136,11 +136,14 @@ def test_simulate_renders_the_chosen_view(tmp_path):
     assert r.returncode == 2 and 'sources' in r.stderr and 'Traceback' not in r.stderr
 
 
-def test_a_rendering_by_other_simulator_code_is_recognised_as_stale(two_runs, tmp_path):
+def test_a_rendering_by_other_simulator_code_is_recognised_as_stale(two_runs, tmp_path,
+                                                                    tmp_path_factory,
+                                                                    monkeypatch):
     """Every index row carries the simulator's fingerprint; a folder whose
     rows carry another (or none: rendered before fingerprints) is stale, and
     the benches render it again (bench/rendered.py) instead of scoring an
-    older simulator's rooms."""
+    older simulator's rooms, but only in their own cache: a user's folder is
+    never removed."""
     import json
     import shutil
 
@@ -165,5 +168,10 @@ def test_a_rendering_by_other_simulator_code_is_recognised_as_stale(two_runs, tm
         import rendered
     finally:
         sys.path.pop(0)
+    user = tmp_path_factory.mktemp('user') / 'old'
+    shutil.copytree(old, user)
+    monkeypatch.setattr(rendered, 'CACHE', tmp_path)
     assert rendered.fresh(a) == a and (a / 'index.jsonl').is_file()   # current: kept
-    assert not rendered.fresh(old).exists()                           # stale: removed
+    assert rendered.fresh(user) == user and (user / 'index.jsonl').is_file()  # not ours: kept
+    assert rendered.ensure(user) == user                              # and not re-rendered
+    assert not rendered.fresh(old).exists()                           # stale, cached: removed
