@@ -108,7 +108,8 @@ def direction_section(data: BagData, topic: str, name: str, label: str,
         ax.set_xlabel('time [s]')
         ax.set_ylabel('azimuth [deg]')
         med = metrics['median_deg']
-        ax.set_title(f'{label}: median error {med} deg' if med is not None else label)
+        ax.set_title(f'{label}: median error {med} deg' if med is not None else label,
+                     fontsize=9)
         ax.legend(loc='upper right', fontsize=7)
     return Section(name, metrics, draw, 1)
 
@@ -163,7 +164,8 @@ def echo_depth_section(data: BagData, max_depth: float = 12.0) -> Section | None
         ax.plot(times, [r['mae'] for r in rows], '.-', label='MAE [m]')
         ax.plot(times, [r.get('occ_iou', np.nan) for r in rows], '.-', label='occupancy IoU')
         ax.set_xlabel('time [s]')
-        ax.set_title(f'echo depth: delta1 {metrics["delta1"]}, MAE {metrics["mae"]} m')
+        ax.set_title(f'echo depth: delta1 {metrics["delta1"]}, MAE {metrics["mae"]} m',
+                     fontsize=9)
         ax.legend(fontsize=7)
         if last is None:
             for a in axes[1:]:
@@ -172,13 +174,13 @@ def echo_depth_section(data: BagData, max_depth: float = 12.0) -> Section | None
         pred, gt, grid, ref = last
         both = np.concatenate([pred, np.full((pred.shape[0], 2), np.nan), gt], axis=1)
         axes[1].imshow(both, cmap='viridis', vmin=0, vmax=np.nanpercentile(gt, 98))
-        axes[1].set_title('last echo: predicted | ground-truth depth')
+        axes[1].set_title('last echo: predicted | ground-truth depth', fontsize=8)
         axes[1].axis('off')
         pair = np.concatenate([grid, np.full((grid.shape[0], 2), -1, np.int8), ref], axis=1)
         shade = np.where(pair < 0, 0.6, np.where(pair >= 50, 0.0, 1.0))  # unknown grey
         axes[2].imshow(shade, cmap='gray', vmin=0, vmax=1, origin='lower')  # x right, y up
         axes[2].set_title(f'occupancy: predicted | from gt depth (free IoU '
-                          f'{metrics["occ_iou"]})')
+                          f'{metrics["occ_iou"]})', fontsize=8)
         axes[2].axis('off')
     return Section('echo_depth', metrics, draw, 3)
 
@@ -295,7 +297,7 @@ def rotation_section(data: BagData) -> Section | None:
         ax.set_xlabel('time [s]')
         ax.set_ylabel('yaw since start [deg]')
         ax.set_title(f'rotation: {metrics["final_error_deg"]} deg off after '
-                     f'{metrics["true_turning_deg"]:.0f} deg of turns')
+                     f'{metrics["true_turning_deg"]:.0f} deg of turns', fontsize=9)
         ax.legend(fontsize=7)
     return Section('rotation', metrics, draw, 1)
 
