@@ -371,9 +371,10 @@ def heatmap_section(data: BagData) -> Section | None:
         off = metrics['offline'] or {}
         lines = [f'{len(rows)} frames with the object in view: node pointing '
                  f'{node.get("pointing")}, pixel AUC {node.get("pixel_auc")}']
-        if off:
-            lines.append('offline pointing: ' + ', '.join(
-                f'{k} {v["pointing"]}' for k, v in off.items() if isinstance(v, dict)))
+        if off:   # three methods a line, within the panel
+            scored = [f'{k} {v["pointing"]}' for k, v in off.items() if isinstance(v, dict)]
+            lines += ['offline pointing: ' + ', '.join(scored[:3])] + [
+                ', '.join(scored[i:i + 3]) for i in range(3, len(scored), 3)]
         axes[0].text(0, -0.08, '\n'.join(lines), transform=axes[0].transAxes, fontsize=7,
                      va='top')
     return Section('av_heatmap', metrics, draw, 2)
@@ -425,7 +426,8 @@ def nodes_section(data: BagData) -> Section | None:
                 for n, r in metrics.items()]
         table = ax.table(cellText=rows or [['-'] * 6], loc='upper center', fontsize=7,
                          colLabels=['node: input', 'Hz', 'p50 ms', 'p95 ms', 'dropped',
-                                    'provider'])
+                                    'provider'],
+                         colWidths=[0.44, 0.1, 0.12, 0.12, 0.12, 0.1])  # within the axes
         table.auto_set_font_size(False)
         table.set_fontsize(7)
         table.scale(1, 1.1)
