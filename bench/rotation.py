@@ -160,12 +160,11 @@ def main() -> None:
     every = {m: merged([per_set[s][m] for s in SETS]) for m in (*methods, *BINAURAL)}
     lines += report(every, label=f'{"all (test)":>15} ')
     results = summarise(every, sum((classes[s] for s in SETS), []), lines, 'test')
-    for name, r in per_set.items():
-        results[name] = {m: r[m].summary() for m in methods}
+    for name in SETS:
+        results[name] = {m: per_set[name][m].summary() for m in methods}
         for m in BINAURAL:
-            results[name][m] = r[m].summary(with_time=False)
-    shift = summarise(per_set[SHIFT], classes[SHIFT], lines, SHIFT)
-    results[SHIFT].update({k: shift[k] for k in ('binaural_by_class', 'binaural_broadband')})
+            results[name][m] = per_set[name][m].summary(with_time=False)
+    results[SHIFT] = summarise(per_set[SHIFT], classes[SHIFT], lines, SHIFT)
     poor = results['poorly_textured']
     results['targets'] = {
         'selfsup_median_deg_le': TARGET_SELFSUP_DEG,

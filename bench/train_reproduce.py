@@ -25,9 +25,8 @@ import io
 import json
 from pathlib import Path
 
-import onnx
-
 from av_perception.direction.evaluate import score
+from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
 from av_perception.sim.bags import simulate
 from av_perception.train.direction import DirectionConfig, train
@@ -40,8 +39,7 @@ SEEDS = (0, 1)
 
 def train_windows(path: Path) -> int:
     """The training windows a direction model's metadata records."""
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    return int(meta['train_windows'])
+    return int(OnnxModel(path).metadata['train_windows'])
 
 
 def main() -> None:

@@ -79,10 +79,14 @@ ROWS = {
 }
 
 
-def ensure(folder: Path, split: str, scenes: int, seed: int, view: str = 'path') -> None:
-    """Simulate the split's rooms 0..scenes-1 into ``folder`` if it has no index."""
-    rendered.ensure(folder, scenes, note=f'{scenes} {split} rooms (seed {seed}, {view} view)',
-                    seed=seed, split=split, jobs=1, view=view)
+def split_rooms(split: str, scenes: int, seed: int, folder: Path | None = None) -> Path:
+    """The split's rooms 0..scenes-1 (path view) in ``folder`` (default
+    bench/.cache/transfer_<split>_<seed>), rendered when missing
+    (``bench/rendered.py``); returns the folder. Shared with
+    bench/transfer_wide.py."""
+    folder = folder or ROOT / '.cache' / f'transfer_{split}_{seed}'
+    return rendered.ensure(folder, scenes, note=f'{scenes} {split} rooms (seed {seed})',
+                           seed=seed, split=split, jobs=1)
 
 
 def describe(folder: Path) -> dict:
@@ -287,13 +291,11 @@ def main() -> None:
     ap.add_argument('--models', type=Path, default=MODELS)
     ap.add_argument('--no-heatmap', action='store_true', help='leave the av heatmap out')
     args = ap.parse_args()
-    folders = {'test': args.test or ROOT / '.cache' / f'transfer_test_{args.seed}',
-               'shift': args.shift or ROOT / '.cache' / f'transfer_shift_{args.seed}'}
+    given = {'test': args.test, 'shift': args.shift}
     data = {}
     per_split = {}
     for split in SPLITS:
-        folder = folders[split]
-        ensure(folder, split, args.scenes, args.seed)
+        folder = split_rooms(split, args.scenes, args.seed, given[split])
         data[split] = describe(folder)
         print(f'[{split}] {folder}: {data[split]["rooms"]} rooms', flush=True)
         t = time.perf_counter()

@@ -26,12 +26,11 @@ import argparse
 import json
 from pathlib import Path
 
-import onnx
-
 from av_perception.direction.evaluate import score
+from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
 from direction import test_rooms                        # bench/direction.py's rooms
-from transfer import ensure                              # bench/transfer.py's rooms
+from transfer import split_rooms                         # bench/transfer.py's rooms
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -43,13 +42,11 @@ def main() -> None:
     ap.add_argument('--candidate', type=Path,
                     default=ROOT / '.cache' / 'direction_respeaker4_wide.onnx')
     args = ap.parse_args()
-    folders = {}
-    for split in ('test', 'shift'):
-        folders[f'transfer_{split}'] = ROOT / '.cache' / f'transfer_{split}_{TRANSFER_SEED}'
-        ensure(folders[f'transfer_{split}'], split, TRANSFER_ROOMS, TRANSFER_SEED)
+    folders = {f'transfer_{split}': split_rooms(split, TRANSFER_ROOMS, TRANSFER_SEED)
+               for split in ('test', 'shift')}
     folders['direction_test'] = test_rooms(DIRECTION_ROOMS)
     models = {'shipped': shipped_model('direction_respeaker4'), 'wide': args.candidate}
-    meta = {p.key: p.value for p in onnx.load(str(args.candidate)).metadata_props}
+    meta = OnnxModel(args.candidate).metadata
     results: dict = {'candidate': {'file': args.candidate.name,
                                    'train_randomize': meta.get('train_randomize', 'unrecorded'),
                                    'train_windows': meta.get('train_windows')}, 'rooms': {}}
