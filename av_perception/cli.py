@@ -276,7 +276,8 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
     res = train(args.bags, args.out, RotationConfig(
         targets=targets, epochs=args.epochs, seed=args.seed,
         binaural_epochs=args.binaural_epochs, scale_from_labels=not args.sign_only,
-        visual_model=args.visual_model, options=_rotation_options(args)))
+        visual_model=args.visual_model, binaural_sign=args.binaural_sign,
+        options=_rotation_options(args)))
     for t, v in res.visual.items():
         how = (f'given {v.given}' if v.given else
                f'best epoch {v.fit.epoch}, validation median yaw error '
@@ -553,6 +554,11 @@ def _add_rotation_commands(tsub, esub) -> None:
     t.add_argument('--sign-only', action='store_true',
                    help='self-supervised: the 12 labelled validation pairs fix the yaw\'s sign '
                    'only (as the paper), not also its scale (parallax of an off-axis camera)')
+    t.add_argument('--binaural-sign', choices=['auto', 'labels', 'geometry'], default='auto',
+                   help='self-supervised: what fixes the binaural network\'s mirror image: 12 '
+                   'labelled validation views (gt/sound_direction), or no labels at all: '
+                   'GCC-PHAT\'s left/right on the training views (auto: labels if the bags '
+                   'have them)')
     t.add_argument('--seed', type=int, default=0)
     _add_rotation_bag_options(t)
     t.set_defaults(func=_cmd_train_rotation)

@@ -173,6 +173,30 @@ def test_train_rotation_cli_learns_from_odometry_only_bags(bags, tmp_path):
     assert 'base_link' in line
 
 
+def test_train_rotation_learns_the_binaural_direction_from_bags_without_any_label(tmp_path):
+    """A robot's bags: odometry, camera, binaural audio; no gt/pose, no
+    gt/sound_direction. The binaural network learns from the shipped visual
+    model's turns and its mirror image is fixed by GCC-PHAT's left/right,
+    so not one label is read (the metadata says so); asking for labels
+    there is refused in one line."""
+    root = tmp_path / 'robot'
+    for i in range(2):
+        write_bag(root / f'turns_{i}', views=8, gt_pose=False, seed=3 + i, echo=ECHO,
+                  skip=('gt/sound_direction',))
+    visual = Path(__file__).parents[1] / 'av_perception' / 'models' / 'rotation_visual.onnx'
+    common = ('train', 'rotation', '--bags', str(root), '--target', 'selfsup',
+              '--visual-model', str(visual), '--binaural-epochs', '2', *FRAMES)
+    r = cli(*common, '--out', str(tmp_path / 'm'))
+    assert r.returncode == 0, r.stderr
+    assert 'by the left/right of GCC-PHAT on 16 views (no labels)' in r.stdout
+    from av_perception.inference import OnnxModel
+    meta = OnnxModel(tmp_path / 'm' / 'rotation_binaural.onnx').metadata
+    assert meta['labelled_samples'] == '0' and 'GCC-PHAT' in meta['sign_scale']
+    line = one_error_line(cli(*common, '--out', str(tmp_path / 'm2'), '--binaural-sign',
+                              'labels'))
+    assert 'gt/sound_direction' in line and '--binaural-sign geometry' in line
+
+
 def test_motion_interpolates_the_odometry_between_its_stamps(bags):
     from av_perception.bag.contents import BagFrames
     from av_perception.bag.io import read_bag

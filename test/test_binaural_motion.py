@@ -192,7 +192,9 @@ def _synthetic_data(rooms: int, rng) -> motion_data.MotionData:
     robot turning in place, 4 views per room, every pair of them
     (``chain_pairs``) with the turn between them known (as the visual model
     gives it); the direction labels are kept for scoring only."""
-    x, xs, loud, links, yaw, vroom, az = [], [], [], [], [], [], []
+    from av_perception.direction.classic import ClassicDoa
+    gcc = ClassicDoa(load_array('binaural'), method='gcc')
+    x, xs, loud, links, yaw, vroom, az, classic = [], [], [], [], [], [], [], []
     for k in range(rooms):
         a = rng.uniform(-math.pi, math.pi)
         heading = 0.0
@@ -204,6 +206,7 @@ def _synthetic_data(rooms: int, rng) -> motion_data.MotionData:
                 yaw.append(r)
             f = _fold(a - heading)
             segs = [_binaural(f, rng) for _ in range(2)]
+            classic.append(gcc.estimate(np.concatenate(segs, axis=1))[0].azimuth)
             x.append(np.stack([features(s, SPEC) for s in segs]))
             xs.append(np.stack([features(s[::-1], SPEC) for s in segs]))
             loud.append([True, True])
@@ -211,7 +214,8 @@ def _synthetic_data(rooms: int, rng) -> motion_data.MotionData:
             az.append(f)
     pairs, turn, true, room = motion_data.chain_pairs(links, np.array(yaw), np.array(yaw))
     return motion_data.MotionData(np.stack(x), np.stack(xs), np.array(loud), pairs, turn,
-                                  room, np.array(vroom), np.array(az, np.float32), true)
+                                  room, np.array(vroom), np.array(az, np.float32), true,
+                                  np.array(classic, np.float32))
 
 
 @pytest.fixture(scope='module')
@@ -219,7 +223,24 @@ def synthetic():
     return _synthetic_data(ROOMS, np.random.default_rng(3))
 
 
-def test_motion_alone_teaches_direction_on_free_field_pairs(synthetic, tmp_path):
+@pytest.fixture(scope='module')
+def learned(synthetic, tmp_path_factory):
+    """The network trained from the turns alone (every direction label nan)."""
+    torch.set_num_threads(1)
+    data = dataclasses.replace(synthetic, azimuth=np.full_like(synthetic.azimuth, np.nan))
+    return motion.fit(data, SPEC, tmp_path_factory.mktemp('motion') / 'a.onnx',
+                      motion.MotionConfig(epochs=16, batch=32, draws=4), progress=io.StringIO())
+
+
+def _val_errors_deg(res, synthetic, sign, k):
+    val = np.flatnonzero(synthetic.view_room >= ROOMS - ROOMS // 10)
+    p = motion.view_distributions(res.model, synthetic, res.mean, res.std, val) @ \
+        calibration(SPEC, sign, k)
+    return np.degrees([abs(peaks(q, SPEC, 1)[0][0] - a)
+                       for q, a in zip(p, synthetic.azimuth[val])])
+
+
+def test_motion_alone_teaches_direction_on_free_field_pairs(synthetic, learned, tmp_path):
     """Trained from the turns only (no direction label; the labels are nan
     in training and only the 12 labelled views fix the sign and scale), the
     network's folded azimuths are right within 10 deg (median) on the
@@ -227,17 +248,11 @@ def test_motion_alone_teaches_direction_on_free_field_pairs(synthetic, tmp_path)
     scrambling them changes nothing."""
     torch.set_num_threads(1)
     data = dataclasses.replace(synthetic, azimuth=np.full_like(synthetic.azimuth, np.nan))
-    res = motion.fit(data, SPEC, tmp_path / 'a.onnx',
-                     motion.MotionConfig(epochs=16, batch=32, draws=4), progress=io.StringIO())
     views = motion.labelled_views(synthetic)
     assert len(views) == motion.LABELLED
-    prob = motion.view_distributions(res.model, synthetic, res.mean, res.std, views)
+    prob = motion.view_distributions(learned.model, synthetic, learned.mean, learned.std, views)
     sign, k = motion.sign_and_scale(prob, synthetic.azimuth[views], SPEC)
-    val = np.flatnonzero(synthetic.view_room >= ROOMS - ROOMS // 10)
-    p = motion.view_distributions(res.model, synthetic, res.mean, res.std, val) @ \
-        calibration(SPEC, sign, k)
-    err = np.degrees([abs(peaks(q, SPEC, 1)[0][0] - a)
-                      for q, a in zip(p, synthetic.azimuth[val])])
+    err = _val_errors_deg(learned, synthetic, sign, k)
     assert np.median(err) < 10.0, np.median(err)
     scrambled = dataclasses.replace(synthetic, azimuth=np.random.default_rng(9).uniform(
         -1.5, 1.5, len(synthetic.azimuth)).astype(np.float32))
@@ -247,6 +262,41 @@ def test_motion_alone_teaches_direction_on_free_field_pairs(synthetic, tmp_path)
                       progress=io.StringIO())
     for p1, p2 in zip(res1.model.parameters(), res2.model.parameters()):
         assert torch.equal(p1, p2)
+
+
+def test_the_geometry_fixes_the_sign_without_any_label(synthetic, learned):
+    """Bags with no gt/sound_direction (every azimuth nan): GCC-PHAT's
+    left/right on the views fixes the mirror image, reads no label, and
+    picks what the labelled views pick, for the network and for its
+    mirror image (the network's output reversed); with 'labels' and no
+    label it refuses in one sentence that names the way out."""
+    blind = dataclasses.replace(synthetic, azimuth=np.full_like(synthetic.azimuth, np.nan))
+    views = motion.geometry_views(blind)
+    assert len(views) > len(blind.x) // 2
+    by_labels = motion.fix_binaural_sign(learned.model, synthetic, learned.mean, learned.std,
+                                         SPEC)
+    by_geometry = motion.fix_binaural_sign(learned.model, blind, learned.mean, learned.std,
+                                           SPEC)
+    assert 'labelled validation views' in by_labels[2] and by_labels[3] == motion.LABELLED
+    assert 'GCC-PHAT' in by_geometry[2] and by_geometry[3] == 0
+    assert by_geometry[:2] == (by_labels[0], 1.0)
+    assert np.median(_val_errors_deg(learned, synthetic, *by_geometry[:2])) < 10.0
+
+    class Mirrored(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x).flip(-1)
+
+    mirrored = Mirrored(learned.model).eval()
+    flipped = motion.fix_binaural_sign(mirrored, blind, learned.mean, learned.std, SPEC,
+                                       'geometry')
+    assert flipped[0] == -by_geometry[0]
+    assert flipped[2].startswith('kept' if by_geometry[0] < 0 else 'flipped')
+    with pytest.raises(motion.ConfigError, match='--binaural-sign geometry'):
+        motion.fix_binaural_sign(learned.model, blind, learned.mean, learned.std, SPEC, 'labels')
 
 
 def test_without_turns_nothing_is_learned(synthetic, tmp_path):

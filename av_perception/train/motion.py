@@ -64,13 +64,14 @@ from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
 from av_perception.train.motion_data import MotionData, build_data
+from av_perception.train.motion_sign import (LABELLED, SIGNS, fix_binaural_sign, geometry_views,
+                                             labelled_views, sign_and_scale,
+                                             view_distributions)
 from av_perception.train.motion_losses import pair_losses
 
 if TYPE_CHECKING:
     import torch
 
-#: Labelled validation views that fix the global sign and scale.
-LABELLED = 12
 #: Loss weights. The prior at 0.1, not 1.0: on the labelled validation views
 #: of data/binaural_train (300 rooms) 23.3 deg median against 51.7 deg
 #: (docs/binaural_motion.md).
@@ -79,8 +80,6 @@ WEIGHTS = {'lateral': 1.0, 'motion': 1.0, 'sharpen': 0.1, 'swap': 1.0, 'prior': 
 #: global shape first: the others pick a hypothesis per pair, and from a
 #: random start they settle on piecewise mirrored solutions).
 LATE = ('motion', 'sharpen')
-#: Scale range accepted from the labelled views (outside: the motion's own, 1).
-SCALE_RANGE = (0.5, 2.0)
 
 
 def _torch() -> ModuleType:
@@ -155,6 +154,8 @@ class MotionConfig:
         labelled: labelled validation views that fix the global sign.
         scale: also fit the scale to those views (off: on 12 reverberant
             views it is noise).
+        sign: how the global sign is fixed (:data:`SIGNS`): with
+            'geometry' no label is read at all (a robot's own bags).
     """
 
     epochs: int = 40
@@ -165,9 +166,12 @@ class MotionConfig:
     views: bool = True
     labelled: int = LABELLED
     scale: bool = False
+    sign: str = 'auto'
 
     def __post_init__(self) -> None:
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
+        if self.sign not in SIGNS:
+            raise ConfigError(f'the binaural sign must be one of {SIGNS}, got {self.sign!r}')
         if self.draws < 1 or self.labelled < 1:
             raise ConfigError(f'draws and labelled must be at least 1; got {self.draws}, '
                               f'{self.labelled}')
@@ -255,67 +259,6 @@ def fit(data: MotionData, spec: FeatureSpec, out: Path, cfg: MotionConfig = Moti
     return MotionFit(model, mean, std, int(len(tr)), int(len(va)), result)
 
 
-def view_distributions(model: torch.nn.Module, data: MotionData, mean: np.ndarray,
-                       std: np.ndarray, views: np.ndarray) -> np.ndarray:
-    """(len(views), bins) distribution of each view: the mean over its
-    windows, as :meth:`~av_perception.direction.learned.LearnedDoa.block_distribution`."""
-    torch = _torch()
-    x = torch.from_numpy((data.x[views] - mean) / std)
-    with torch.no_grad():
-        p = torch.softmax(model(x.reshape(-1, x.shape[-1])), -1)
-    return p.reshape(len(views), x.shape[1], -1).mean(1).numpy()
-
-
-def sign_and_scale(prob: np.ndarray, truth: np.ndarray, spec: FeatureSpec,
-                   scale: bool = False) -> tuple[float, float]:
-    """The global sign and scale of a model's folded azimuths from a few
-    labelled views: ``prob`` (N, bins) their distributions, ``truth`` (N,)
-    their folded true azimuths [rad]. Estimates: the distributions'
-    strongest peaks, as the estimator reports. The sign: the majority of the
-    sign agreements of estimate and truth (over the estimates more than 5
-    deg off centre; a tie goes to the sign of sum(estimate x truth)); the
-    scale (``scale``): the median of truth / estimate over the views
-    estimated more than 10 deg off centre on the side the sign gives (at
-    least 3 of them; else 1), within SCALE_RANGE (else 1)."""
-    est = np.array([peaks(p, spec, 1)[0][0] for p in prob])
-    truth = np.asarray(truth, np.float64)
-    off = np.abs(est) > math.radians(5.0)
-    votes = int(np.sum(np.sign(est[off]) == np.sign(truth[off])))
-    votes -= int(np.sum(np.sign(est[off]) == -np.sign(truth[off])))
-    sign = float(np.sign(votes)) if votes else (-1.0 if float(np.sum(est * truth)) < 0 else 1.0)
-    k = 1.0
-    if scale:
-        e = sign * est
-        ok = (np.abs(e) > math.radians(10.0)) & (np.sign(e) == np.sign(truth))
-        if ok.sum() >= 3:
-            k = float(np.median(truth[ok] / e[ok]))
-            if not SCALE_RANGE[0] <= k <= SCALE_RANGE[1]:
-                k = 1.0
-    return sign, k
-
-
-def labelled_views(data: MotionData, n: int = LABELLED) -> np.ndarray:
-    """The labelled views that fix the sign (the only labels the motion
-    model sees): in each validation room in turn, its first view with one
-    labelled source and a loud window, until ``n`` (further rounds through
-    the rooms if there are fewer than ``n`` of them; the training rooms only
-    if the validation rooms have too few such views)."""
-    val_room = data.n_bags - max(1, data.n_bags // 10)
-    ok = ~np.isnan(data.azimuth) & data.loud.any(1)
-    out: list[int] = []
-    for cand in (np.flatnonzero(ok & (data.view_room >= val_room)),
-                 np.flatnonzero(ok & (data.view_room < val_room))):
-        while len(out) < n and not set(cand) <= set(out):
-            seen = set()
-            for i in cand:
-                if i not in out and data.view_room[i] not in seen:
-                    seen.add(data.view_room[i])
-                    out.append(int(i))
-                    if len(out) == n:
-                        break
-    return np.array(sorted(out), int)
-
-
 @dataclass
 class MotionResult:
     """A binaural direction model learned from motion.
@@ -354,14 +297,9 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
     spec = spec_for(load_array('binaural'))
     data = build_data(bags, pairs, yaw, spec, progress=progress)
     res = fit(data, spec, out, cfg, progress=progress)
-    views = labelled_views(data, cfg.labelled)
-    if len(views) == 0:
-        raise ConfigError('no labelled validation view (one source sounding) to fix the sign')
-    sign, k = sign_and_scale(view_distributions(res.model, data, res.mean, res.std, views),
-                             data.azimuth[views], spec, cfg.scale)
-    note = (f'{"flipped" if sign < 0 else "kept"}, scale x{k:.3f}, by {len(views)} labelled '
-            'validation views')
-    extra = {'teacher': teacher, 'sign_scale': note, 'labelled_samples': str(len(views)),
+    sign, k, note, n_labelled = fix_binaural_sign(res.model, data, res.mean, res.std, spec,
+                                                  cfg.sign, cfg.labelled, cfg.scale)
+    extra = {'teacher': teacher, 'sign_scale': note, 'labelled_samples': str(n_labelled),
              'train_pairs': str(res.train_pairs), **randomization([b.path for b in bags])}
     export(res.model, spec, res.mean, res.std, out, target='motion',
            n_train=res.train_pairs, n_bags=data.n_bags, sign=sign, scale=k, extra=extra)
@@ -379,5 +317,6 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
                         int(len(vv)))
 
 
-__all__ = ['LABELLED', 'MotionConfig', 'MotionData', 'MotionResult', 'build_data', 'fit',
-           'sign_and_scale', 'train_from_views']
+__all__ = ['LABELLED', 'SIGNS', 'MotionConfig', 'MotionData', 'MotionResult', 'build_data',
+           'fit', 'fix_binaural_sign', 'geometry_views', 'labelled_views', 'sign_and_scale',
+           'train_from_views', 'view_distributions']

@@ -12,7 +12,8 @@ from typing import TextIO
 
 import numpy as np
 
-from av_perception.direction.classic import fold_front
+from av_perception.arrays import load_array
+from av_perception.direction.classic import ClassicDoa, fold_front
 from av_perception.direction.learned_features import FeatureSpec, features, window_starts
 from av_perception.errors import ConfigError
 
@@ -37,6 +38,10 @@ class MotionData:
             else nan: the LABELLED views that fix the sign, and reports;
             never a training target.
         true_yaw: (P,) true turn [rad] (reports only), nan if unknown.
+        classic: (V,) GCC-PHAT's folded azimuth of each view's segment
+            [rad] (nan: silent, or no estimate): the array geometry's
+            left/right, which fixes the global sign when no view is
+            labelled (``motion_sign.geometry_views``); None if not computed.
     """
 
     x: np.ndarray
@@ -48,6 +53,7 @@ class MotionData:
     view_room: np.ndarray
     azimuth: np.ndarray
     true_yaw: np.ndarray
+    classic: np.ndarray | None = None
 
     @property
     def n_bags(self) -> int:
@@ -83,7 +89,8 @@ def build_data(bags: list, pairs: list, yaw: np.ndarray, spec: FeatureSpec,
     if not lengths:
         raise ConfigError('no camera frame with its binaural segment')
     segment_length = lengths[0]
-    x, xs, loud, az, vroom = [], [], [], [], []
+    gcc = ClassicDoa(load_array(spec.array), method='gcc')
+    x, xs, loud, az, vroom, classic = [], [], [], [], [], []
     for bi, b in enumerate(bags):
         for v in b.views:
             if v.segment is None:   # its audio could not be cut (the bag's end): silent
@@ -95,6 +102,8 @@ def build_data(bags: list, pairs: list, yaw: np.ndarray, spec: FeatureSpec,
             x.append(f)
             xs.append(g)
             loud.append(lv > MIN_LEVEL_DBFS)
+            found = gcc.estimate(v.segment) if loud[-1].any() else []
+            classic.append(found[0].azimuth if found else np.nan)
             az.append(fold_front(v.azimuths[0]) if len(v.azimuths) == 1 else np.nan)
             vroom.append(bi)
         if progress is not None:
@@ -109,7 +118,8 @@ def build_data(bags: list, pairs: list, yaw: np.ndarray, spec: FeatureSpec,
         np.asarray(yaw, np.float64),
         np.array([p.yaw if p.yaw is not None else np.nan for p in pairs], np.float64))
     return MotionData(np.stack(x), np.stack(xs), np.stack(loud), idx, turn, room,
-                      np.array(vroom), np.array(az, np.float32), true)
+                      np.array(vroom), np.array(az, np.float32), true,
+                      np.array(classic, np.float32))
 
 
 def chain_pairs(links: list, yaw: np.ndarray, true_yaw: np.ndarray

@@ -189,6 +189,8 @@ class RotationConfig:
             labelled pairs that fix its sign (:func:`fix_sign`).
         visual_model: an ONNX visual model to take the turns from instead of
             training one (self-supervised target).
+        binaural_sign: how the binaural network's global sign is fixed
+            (``motion_sign.SIGNS``: labelled views, or the geometry with no labels).
         options: how the bags are read (turn pairs, odometry frames,
             namespace: ``rotation.dataset.BagOptions``).
     """
@@ -201,6 +203,7 @@ class RotationConfig:
     binaural_epochs: int = 40
     scale_from_labels: bool = True
     visual_model: str | Path | None = None
+    binaural_sign: str = 'auto'
     options: BagOptions = field(default_factory=BagOptions)
 
     def __post_init__(self) -> None:
@@ -303,7 +306,8 @@ def train(bags_dirs: list, out_dir: str | Path, cfg: RotationConfig = RotationCo
         from av_perception.train.motion import train_from_views
         result.binaural = train_from_views(
             bags, pairs, yaw, out_dir / FILES['selfsup'][1], teacher,
-            MotionConfig(epochs=cfg.binaural_epochs, seed=cfg.seed), progress=progress)
+            MotionConfig(epochs=cfg.binaural_epochs, seed=cfg.seed, sign=cfg.binaural_sign),
+            progress=progress)
     return result
 
 
@@ -394,7 +398,7 @@ def fix_sign(vis: torch.nn.Module, data: Data, va_idx: np.ndarray, tensors: Tens
     than the turn (parallax), which no label-free signal here measures. It
     is one number, like a gyro's scale factor; a robot can take it from a
     few commanded turns. (The binaural network's sign and scale are fixed
-    by its own labelled views: ``motion.sign_and_scale``.)"""
+    by its own labelled views: ``motion_sign.sign_and_scale``.)"""
     import torch
     idx = va_idx[:SIGN_PAIRS]
     with torch.no_grad():
