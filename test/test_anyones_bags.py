@@ -197,6 +197,34 @@ def test_train_rotation_learns_the_binaural_direction_from_bags_without_any_labe
     assert 'gt/sound_direction' in line and '--binaural-sign geometry' in line
 
 
+def test_train_rotation_takes_the_binaural_head_by_name_not_the_simulators(bags, tmp_path):
+    """Another robot's head (its own geometry file, named on the command
+    line): both models record it, and the binaural network's features are
+    those of its microphones; a head at another sample rate than the bags'
+    audio is refused in one line."""
+    import yaml
+    from av_perception.inference import OnnxModel
+    sim = yaml.safe_load((Path(__file__).parents[1] / 'config' / 'arrays' /
+                          'binaural.yaml').read_text())
+    head = dict(sim, name='robot_ears', frame_id='ears', head_radius=0.08, itd_table=None,
+                mics=[{'name': 'l', 'position': [0.0, 0.075, 0.0]},
+                      {'name': 'r', 'position': [0.0, -0.075, 0.0]}])
+    del head['itd_table']
+    (tmp_path / 'robot_ears.yaml').write_text(yaml.safe_dump(head))
+    common = ('train', 'rotation', '--bags', str(bags['odo']), '--target', 'selfsup',
+              '--epochs', '1', '--binaural-epochs', '1', *FRAMES)
+    r = cli(*common, '--out', str(tmp_path / 'm'), '--binaural-array',
+            str(tmp_path / 'robot_ears.yaml'))
+    assert r.returncode == 0, r.stderr
+    for name in ('rotation_visual.onnx', 'rotation_binaural.onnx'):
+        assert OnnxModel(tmp_path / 'm' / name).metadata['array'] == 'robot_ears', name
+    (tmp_path / 'fast.yaml').write_text(yaml.safe_dump(dict(head, name='fast',
+                                                            sample_rate=48000)))
+    line = one_error_line(cli(*common, '--out', str(tmp_path / 'm2'), '--binaural-array',
+                              str(tmp_path / 'fast.yaml')))
+    assert '48000' in line and '16000' in line
+
+
 def test_motion_interpolates_the_odometry_between_its_stamps(bags):
     from av_perception.bag.contents import BagFrames
     from av_perception.bag.io import read_bag

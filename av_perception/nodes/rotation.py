@@ -107,7 +107,8 @@ class RotationNode(AvNode):
                                        '[m].', lo=0.05, hi=10.0, read_only=True)
         self.visual = VisualRotation(model or None)
         self.spec = self.visual.spec
-        self.audio = BinauralDirection(audio_model or None) if self.use_audio else None
+        self.audio = (BinauralDirection(audio_model or None, array=self.spec.array)
+                      if self.use_audio else None)
         if self.audio is not None:
             check_same_contract(self.visual, self.audio)
         self.monitor.set_fact('execution_provider', self.visual.model.provider)
@@ -128,7 +129,7 @@ class RotationNode(AvNode):
         self.create_subscription(CameraInfo, info_topic, self.guard(info_topic, self.on_info),
                                  SENSOR)
         if self.audio is not None:
-            head = load_array('binaural')
+            head = load_array(self.spec.array)
             self.head_frame = head.frame_id
             self.tracker = SourceTracker.for_array(head, 'learned')
             self.dir_pub = self.create_publisher(SoundSourceArray, 'rotation/sound_direction',

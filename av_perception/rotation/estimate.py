@@ -68,10 +68,13 @@ class BinauralDirection:
     teacher trained it: motion, the acoustic image or labels) on a frame's
     binaural segment -> folded azimuth [rad]."""
 
-    def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
+    def __init__(self, path: str | Path | None = None, threads: int = 1,
+                 array: str = 'binaural') -> None:
+        """``array``: the binaural head's geometry name (config/arrays/), the
+        visual model's ``RotationSpec.array``; the model must be made for it."""
         from av_perception.arrays import load_array
         from av_perception.direction.learned import LearnedDoa
-        self.doa = LearnedDoa(path or shipped_model('rotation_binaural'), load_array('binaural'),
+        self.doa = LearnedDoa(path or shipped_model('rotation_binaural'), load_array(array),
                               threads=threads)
         self.model = self.doa.model
 

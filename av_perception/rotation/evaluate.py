@@ -92,8 +92,8 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
     reference = VisualRotation(labels_model or shipped_model('rotation_visual_labels'))
     files = {k: shipped_model(v) for k, v in BINAURAL_MODELS.items()}
     files.update(binaural_models or {})
-    audio = {k: BinauralDirection(f) for k, f in files.items()}
     spec = visual.spec
+    audio = {k: BinauralDirection(f, array=spec.array) for k, f in files.items()}
     if reference.spec != spec:
         raise ConfigError('the scored visual models were trained on different input contracts')
     for a in audio.values():

@@ -233,7 +233,7 @@ def fit(data: MotionData, spec: FeatureSpec, out: Path, cfg: MotionConfig = Moti
         sel = _draw(data, rng.permutation(tr), rng, cfg.draws, cfg.views)
         order = rng.permutation(len(sel[0]))
         losses = []
-        for i in range(0, len(order) - batch // 2, batch):
+        for i in range(0, max(1, len(order) - batch // 2), batch):   # at least one step
             b = order[i:i + batch]
             terms = pair_losses(model, grid, *_batch(
                 xt, xst, data.yaw, tuple(None if a is None else a[b] for a in sel[:5]),
@@ -287,15 +287,17 @@ class MotionResult:
 
 def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
                      teacher: str, cfg: MotionConfig = MotionConfig(),
-                     progress: TextIO = sys.stderr) -> MotionResult:
+                     progress: TextIO = sys.stderr, array: str = 'binaural') -> MotionResult:
     """The whole recipe on loaded views: features, :func:`fit`, the sign (and
     with ``cfg.scale`` the scale) from ``cfg.labelled`` labelled validation
     views, ONNX export (the direction network's contract, ``target``
-    'motion'; ``teacher`` names the visual model whose turns taught it)."""
+    'motion'; ``teacher`` names the visual model whose turns taught it;
+    ``array``: the head's geometry, a name under config/arrays/ or a file)."""
     from av_perception.train.direction import export
     out = Path(out)
-    spec = spec_for(load_array('binaural'))
-    data = build_data(bags, pairs, yaw, spec, progress=progress)
+    head = load_array(array)
+    spec = spec_for(head)
+    data = build_data(bags, pairs, yaw, spec, progress=progress, geometry=head)
     res = fit(data, spec, out, cfg, progress=progress)
     sign, k, note, n_labelled = fix_binaural_sign(res.model, data, res.mean, res.std, spec,
                                                   cfg.sign, cfg.labelled, cfg.scale)

@@ -12,7 +12,7 @@ from typing import TextIO
 
 import numpy as np
 
-from av_perception.arrays import load_array
+from av_perception.arrays import ArrayGeometry, load_array
 from av_perception.direction.classic import ClassicDoa, fold_front
 from av_perception.direction.learned_features import FeatureSpec, features, window_starts
 from av_perception.errors import ConfigError
@@ -75,11 +75,13 @@ def view_windows(segment: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np
 
 
 def build_data(bags: list, pairs: list, yaw: np.ndarray, spec: FeatureSpec,
-               progress: TextIO | None = sys.stderr) -> MotionData:
+               progress: TextIO | None = sys.stderr,
+               geometry: ArrayGeometry | None = None) -> MotionData:
     """MotionData from loaded views (``rotation.dataset.BagViews``) and their
     turn pairs (``rotation.dataset.Pair``, ``bag`` indexing ``bags``) with the
     teacher's ``yaw`` per pair [rad]. A view whose binaural segment could
-    not be cut counts as silent.
+    not be cut counts as silent. ``geometry``: the head (None: the one
+    ``spec.array`` names under config/arrays/).
 
     Raises:
         ConfigError: fewer than 10 pairs.
@@ -89,7 +91,7 @@ def build_data(bags: list, pairs: list, yaw: np.ndarray, spec: FeatureSpec,
     if not lengths:
         raise ConfigError('no camera frame with its binaural segment')
     segment_length = lengths[0]
-    gcc = ClassicDoa(load_array(spec.array), method='gcc')
+    gcc = ClassicDoa(geometry or load_array(spec.array), method='gcc')
     x, xs, loud, az, vroom, classic = [], [], [], [], [], []
     for bi, b in enumerate(bags):
         for v in b.views:

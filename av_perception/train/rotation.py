@@ -56,16 +56,15 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from av_perception.bag.contents import first_camera, list_bags
-from av_perception.bag.provenance import randomization
 from av_perception.errors import ConfigError
 from av_perception.rotation.dataset import BagOptions, load_all
 from av_perception.rotation.features import RotationSpec
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
 from av_perception.train.motion import MotionConfig, MotionResult
+from av_perception.train.rotation_data import Data, build_data, spec_for_bags, synthetic_pairs
 from av_perception.train.rotation_net import (export_visual, flip_images, make_visual,
-                                              rotation_outputs, turn_shift, visual_schedule,
+                                              rotation_outputs, visual_schedule,
                                               yaw_terms)
 
 if TYPE_CHECKING:
@@ -76,65 +75,6 @@ SPREAD_FLOOR_RAD = math.radians(0.25)  # added (in quadrature) to every yaw's sp
 SIGN_PAIRS = 12           # labelled validation pairs that fix the visual yaw's sign
 FILES = {'selfsup': ('rotation_visual.onnx', 'rotation_binaural.onnx'),
          'labels': ('rotation_visual_labels.onnx',)}
-
-
-# ------------------------------------------------------------------ pretext
-def synthetic_pairs(grey: np.ndarray, spec: RotationSpec, rng: np.random.Generator,
-                    max_yaw: float = math.radians(50.0)) -> tuple[np.ndarray, np.ndarray]:
-    """The pretext task: each frame seen by the camera turned by r1 and by r2
-    (on the cylinder, a horizontal shift), and the turn r2 - r1 between the
-    two views. What the turned camera would see outside the original frame
-    is filled with another frame's pixels: new, unrelated content, as after
-    a real turn (an empty border would let the network read the turn off
-    the border's width). No labels: the geometry of a turning camera with
-    the frames' own field of view."""
-    import cv2
-    n = spec.image_size
-    turn = rng.uniform(-max_yaw, max_yaw, len(grey))   # as many large turns as small ones
-    r1 = -turn / 2 + rng.uniform(-max_yaw / 8, max_yaw / 8, len(grey))
-    r2 = r1 + turn
-    filler = rng.permutation(len(grey))
-    out = np.zeros((len(grey), 2, n, n), np.float32)
-    ones = np.ones((n, n), np.float32)
-    for i, g in enumerate(grey):
-        for j, r in enumerate((r1[i], r2[i])):
-            M = np.array([[1.0, 0.0, turn_shift(r, spec)], [0.0, 1.0, 0.0]])
-            warped = cv2.warpAffine(g, M, (n, n), flags=cv2.INTER_LINEAR, borderValue=0.0)
-            inside = cv2.warpAffine(ones, M, (n, n), flags=cv2.INTER_LINEAR, borderValue=0.0)
-            out[i, j] = inside * warped + (1.0 - inside) * grey[filler[(i + j) % len(grey)]]
-    return out, (r2 - r1).astype(np.float32)
-
-
-# -------------------------------------------------------------------- data
-@dataclass
-class Data:
-    grey: np.ndarray        # (V, S, S)
-    pairs: np.ndarray       # (P, 2) view indices
-    yaw: np.ndarray         # (P,) true yaw [rad] (scoring and the supervised reference only)
-    room: np.ndarray        # (P,) bag index
-    n_bags: int
-    provenance: dict[str, str]   # the bags' sensor randomization (model metadata)
-
-
-def build_data(bags: list, pairs: list) -> Data:
-    """The visual networks' data from loaded views (``rotation.dataset.load_all``)
-    and their turn pairs (``Pair.bag`` indexing ``bags``)."""
-    if len(pairs) < 10:
-        raise ConfigError(f'only {len(pairs)} turn-in-place pairs; need more bags')
-    starts = np.cumsum([0] + [len(b.views) for b in bags])
-    grey = np.stack([v.grey for b in bags for v in b.views])
-    idx = np.array([(starts[p.bag] + p.first, starts[p.bag] + p.second) for p in pairs])
-    yaw = np.array([p.yaw if p.yaw is not None else np.nan for p in pairs], np.float32)
-    return Data(grey, idx, yaw, np.array([p.bag for p in pairs]), len(bags),
-                randomization([b.path for b in bags]))
-
-
-def spec_for_bags(bags_dirs: list, options: BagOptions = BagOptions()) -> RotationSpec:
-    """The models' contract for the bags' camera: the default one with the
-    horizontal field of view of the first bag's CameraInfo (the other bags
-    must match it: ``rotation.dataset.load_views``)."""
-    camera = first_camera(list_bags(*bags_dirs), options.namespace)
-    return RotationSpec(hfov_deg=round(camera.hfov_deg, 2))
 
 
 # ---------------------------------------------------------------- training
@@ -189,6 +129,8 @@ class RotationConfig:
             labelled pairs that fix its sign (:func:`fix_sign`).
         visual_model: an ONNX visual model to take the turns from instead of
             training one (self-supervised target).
+        binaural_array: the binaural head's geometry (a name under
+            config/arrays/, or a file): the bags' audio/binaural must be its.
         binaural_sign: how the binaural network's global sign is fixed
             (``motion_sign.SIGNS``: labelled views, or the geometry with no labels).
         options: how the bags are read (turn pairs, odometry frames,
@@ -203,6 +145,7 @@ class RotationConfig:
     binaural_epochs: int = 40
     scale_from_labels: bool = True
     visual_model: str | Path | None = None
+    binaural_array: str = 'binaural'
     binaural_sign: str = 'auto'
     options: BagOptions = field(default_factory=BagOptions)
 
@@ -270,7 +213,7 @@ def train(bags_dirs: list, out_dir: str | Path, cfg: RotationConfig = RotationCo
     import torch
 
     out_dir = Path(out_dir)
-    spec = spec_for_bags([Path(d) for d in bags_dirs], cfg.options)
+    spec = spec_for_bags([Path(d) for d in bags_dirs], cfg.options, cfg.binaural_array)
     t_load = time.perf_counter()
     bags, pairs = load_all([Path(d) for d in bags_dirs], spec, progress=progress,
                            options=cfg.options)
@@ -307,7 +250,7 @@ def train(bags_dirs: list, out_dir: str | Path, cfg: RotationConfig = RotationCo
         result.binaural = train_from_views(
             bags, pairs, yaw, out_dir / FILES['selfsup'][1], teacher,
             MotionConfig(epochs=cfg.binaural_epochs, seed=cfg.seed, sign=cfg.binaural_sign),
-            progress=progress)
+            progress=progress, array=cfg.binaural_array)
     return result
 
 
@@ -349,7 +292,7 @@ def _train_visual(data: Data, val: np.ndarray, spec: RotationSpec, target: str, 
         perm = rng.permutation(tr_idx)
         steps = len(tr_views) if target == 'selfsup' else len(perm)
         losses = []
-        for i in range(0, steps - batch // 2, batch):
+        for i in range(0, max(1, steps - batch // 2), batch):   # at least one step
             terms = _visual_losses(vis, tensors, torch.from_numpy(perm[i % len(perm):][:batch]),
                                    target, rng, synth)
             loss = sum(WEIGHTS[k] * v for k, v in terms.items())
