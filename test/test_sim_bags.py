@@ -155,6 +155,15 @@ def test_a_rendering_by_other_simulator_code_is_recognised_as_stale(two_runs, tm
     rows = [json.loads(line) for line in (a / 'index.jsonl').read_text().splitlines()]
     assert [r[FINGERPRINT_KEY] for r in rows] == [fp]
     assert rendered_by_this_simulator(a)
+    # another version of a library or of espeak-ng is another simulator
+    from av_perception.sim import bags as sim_bags
+    tools = sim_bags.render_tools()
+    assert [t.split()[0] for t in tools] == ['pyroomacoustics', 'numpy', 'scipy', 'pybullet',
+                                             'espeak-ng']
+    monkeypatch.setattr(sim_bags, 'render_tools', lambda: [*tools[:-1], 'espeak-ng 0.0'])
+    assert simulator_fingerprint() != fp and not rendered_by_this_simulator(a)
+    monkeypatch.setattr(sim_bags, 'render_tools', lambda: tools)
+    assert simulator_fingerprint() == fp
     old = tmp_path / 'old'
     shutil.copytree(a, old)
     for stale in ({**rows[0], FINGERPRINT_KEY: '0' * 16},

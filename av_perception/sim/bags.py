@@ -62,13 +62,17 @@ ECHO_ONLY_SKIPS = ('/audio/raw', '/audio/binaural', '/gt/sound_direction')
 _RENDER_CODE = ('sim', 'arrays.py', 'robot.py', 'audio/chirp.py', 'bag/io.py',
                 'bag/messages.py', 'geometry/frames.py')
 _RENDER_CONFIG = ('robots', 'arrays')
+#: Python distributions whose version changes what a rendering holds (room
+#: acoustics, signal processing, the camera renderer).
+_RENDER_LIBRARIES = ('pyroomacoustics', 'numpy', 'scipy', 'pybullet')
 #: index.jsonl key of :func:`simulator_fingerprint`
 FINGERPRINT_KEY = 'simulator'
 
 
 def simulator_fingerprint() -> str:
     """16 hex digits of sha256 over the files a rendering depends on
-    (``_RENDER_CODE``, ``_RENDER_CONFIG``): two folders rendered with the
+    (``_RENDER_CODE``, ``_RENDER_CONFIG``) and the versions of its libraries
+    and programs (:func:`render_tools`): two folders rendered with the
     same arguments and the same fingerprint hold the same bags. Written into
     every index.jsonl row, so a cached rendering made by an older simulator
     is recognised as stale (:func:`rendered_by_this_simulator`)."""
@@ -83,7 +87,28 @@ def simulator_fingerprint() -> str:
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())
+    for line in render_tools():
+        h.update(line.encode())
     return h.hexdigest()[:16]
+
+
+def render_tools() -> list[str]:
+    """'name version' of the libraries (``_RENDER_LIBRARIES``) and of the
+    espeak-ng program (speech sources) a rendering depends on, part of
+    :func:`simulator_fingerprint`: another version renders other bags."""
+    from importlib import metadata
+    out = []
+    for name in _RENDER_LIBRARIES:
+        try:
+            out.append(f'{name} {metadata.version(name)}')
+        except metadata.PackageNotFoundError:
+            out.append(f'{name} missing')
+    from av_perception.sim.signals import _espeak_binary, _espeak_version
+    try:
+        out.append(f'espeak-ng {_espeak_version(_espeak_binary())}')
+    except RuntimeError:
+        out.append('espeak-ng missing')
+    return out
 
 
 def rendered_by_this_simulator(folder: Path) -> bool:
