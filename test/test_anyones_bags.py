@@ -206,10 +206,10 @@ def test_train_rotation_takes_the_binaural_head_by_name_not_the_simulators(bags,
     from av_perception.inference import OnnxModel
     sim = yaml.safe_load((Path(__file__).parents[1] / 'config' / 'arrays' /
                           'binaural.yaml').read_text())
-    head = dict(sim, name='robot_ears', frame_id='ears', head_radius=0.08, itd_table=None,
+    head = {k: v for k, v in sim.items() if k != 'itd_table'}   # the sim head's own ITDs
+    head.update(name='robot_ears', frame_id='ears', head_radius=0.08,
                 mics=[{'name': 'l', 'position': [0.0, 0.075, 0.0]},
                       {'name': 'r', 'position': [0.0, -0.075, 0.0]}])
-    del head['itd_table']
     (tmp_path / 'robot_ears.yaml').write_text(yaml.safe_dump(head))
     common = ('train', 'rotation', '--bags', str(bags['odo']), '--target', 'selfsup',
               '--epochs', '1', '--binaural-epochs', '1', *FRAMES)

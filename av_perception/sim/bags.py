@@ -103,9 +103,9 @@ def render_tools() -> list[str]:
             out.append(f'{name} {metadata.version(name)}')
         except metadata.PackageNotFoundError:
             out.append(f'{name} missing')
-    from av_perception.sim.signals import _espeak_binary, _espeak_version
+    from av_perception.sim.signals import espeak_version
     try:
-        out.append(f'espeak-ng {_espeak_version(_espeak_binary())}')
+        out.append(f'espeak-ng {espeak_version()}')
     except RuntimeError:
         out.append('espeak-ng missing')
     return out

@@ -579,6 +579,16 @@ def _espeak_version(exe: str) -> str:
     return out.split('Data at')[0].strip()
 
 
+def espeak_version() -> str:
+    """The version line of the espeak-ng on PATH (what the speech sources'
+    word cache is keyed by).
+
+    Raises:
+        RuntimeError: espeak-ng is missing or does not run.
+    """
+    return _espeak_version(_espeak_binary())
+
+
 def _writable_cache_dir() -> Path:
     d = espeak_cache_dir()
     try:
