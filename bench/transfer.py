@@ -241,6 +241,26 @@ def figures(split: dict) -> dict:
     return out
 
 
+def depth_mix(test: dict, shift: dict) -> dict:
+    """How much of an echo model's RMSE change between the splits comes from
+    their mix of true depths: RMSE pooled over the pixels of each split, and
+    the test split's per-range errors weighted by the shifted split's shares
+    (what the model would score there if it were as good per range as on the
+    test split). ``from_mix``: the share of the pooled change this explains."""
+    ranges = [k for k in test if test[k] and shift[k]]
+
+    def pooled(errs: dict, shares: dict) -> float:
+        return float(np.sqrt(sum(shares[k]['share'] * errs[k]['rmse'] ** 2 for k in ranges)
+                             / sum(shares[k]['share'] for k in ranges)))
+
+    t, s, mix = pooled(test, test), pooled(shift, shift), pooled(test, shift)
+    return {'pooled_rmse_test': round(t, 3), 'pooled_rmse_shift': round(s, 3),
+            'test_at_shift_mix': round(mix, 3),
+            'from_mix': round((mix - t) / (s - t), 3) if s != t else None,
+            'share_beyond_6m': {'test': test['>= 6 m']['share'] if test.get('>= 6 m') else 0.0,
+                                'shift': shift['>= 6 m']['share'] if shift.get('>= 6 m') else 0.0}}
+
+
 def verdicts(per_split: dict) -> dict:
     """The table: per model, its and its baseline's figure on both splits, the
     ratios, and pass/fail of the two targets on the shifted split."""
@@ -272,6 +292,8 @@ def verdicts(per_split: dict) -> dict:
             h = per_split['shift']['heatmap']
             entry['shift']['ratio_ci95'] = paired_ratio_ci(
                 h['av_heatmap']['_pointing'], h[bn_s]['_pointing'], stat=np.mean)
+        elif metric == 'rmse':
+            entry['depth_mix'] = depth_mix(rt['by_range'], rs['by_range'])
         elif row.startswith('direction_'):   # how sure the shifted split's ratio is
             base = d[f'array_{bn_s}'] if row.startswith('direction_respeaker4') else \
                 d['binaural_gcc']
@@ -346,6 +368,11 @@ def main() -> None:
               f'{"PASS" if r["pass"] else "FAIL"} (beats baseline {r["beats_baseline"]}, '
               f'holds {r["holds"]})'
               + (f' shift ratio 95% CI {s["ratio_ci95"]}' if s.get('ratio_ci95') else ''))
+        if r.get('depth_mix'):
+            m = r['depth_mix']
+            print(f'{"":34s} pooled RMSE test {m["pooled_rmse_test"]:.3f}, shift '
+                  f'{m["pooled_rmse_shift"]:.3f}; test at the shift\'s depth mix '
+                  f'{m["test_at_shift_mix"]:.3f} ({m["from_mix"]:.0%} of the change)')
     print(f'pass {len(results["summary"]["pass"])} / {len(scored)} scored; '
           f'wrote {RESULTS / "transfer.json"}')
 

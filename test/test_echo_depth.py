@@ -17,7 +17,7 @@ from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
 from av_perception.cli import main as cli
 from av_perception.echo import dataset as echo_dataset
-from av_perception.echo.evaluate import depth_metrics, load_test, score_student
+from av_perception.echo.evaluate import Scores, depth_metrics, load_test, score_student
 from av_perception.echo.features import echo_features, mirror_features, spec_for
 from av_perception.echo.model import EchoDepthModel
 from av_perception.echo.nets import EchoStudent, SamBlock, sam_ks, triplet
@@ -113,6 +113,7 @@ def test_eval_scores_the_tiny_model(tiny):
     assert r['images'] == 6
     assert 0.0 <= r['delta1'] <= r['delta2'] <= r['delta3'] <= 1.0
     assert r['mae'] > 0 and r['rmse'] >= r['mae']
+    assert sum(v['share'] for v in r['by_range'].values() if v) == pytest.approx(1.0)
 
 
 def _tf_messages(stamp: int, x: float = 0.0):
@@ -293,6 +294,21 @@ def test_depth_metrics_definitions():
     assert m['abs_rel'] == pytest.approx((0 + 0.2 + 0.25 + 1.0) / 4)
     assert m['delta1'] == pytest.approx(2 / 4) and m['delta2'] == pytest.approx(3 / 4)
     assert m['delta3'] == pytest.approx(3 / 4)          # 2.0 vs 1.0: ratio 2 > 1.25^3
+
+
+def test_error_by_true_depth_pools_pixels_per_range():
+    """Per-range RMSE pools pixels over images; shares sum to 1; an empty
+    range is None; invalid pixels (NaN, beyond the range) are left out."""
+    s = Scores()
+    s.add_ranges(np.array([[1.0, 2.4], [3.0, 5.0]]), np.array([[0.5, 2.0], [np.nan, 7.0]]), 12.0)
+    s.add_ranges(np.array([[0.9, 1.0]]), np.array([[0.5, 20.0]]), 12.0)
+    r = s.summary()['by_range']
+    assert list(r) == ['0-1 m', '1-2 m', '2-4 m', '4-6 m', '>= 6 m']
+    assert r['0-1 m']['rmse'] == pytest.approx(np.sqrt((0.25 + 0.16) / 2), abs=1e-4)
+    assert r['0-1 m']['share'] == pytest.approx(0.5)
+    assert r['2-4 m']['abs_rel'] == pytest.approx(0.2) and r['>= 6 m']['rmse'] == 2.0
+    assert r['1-2 m'] is None and r['4-6 m'] is None
+    assert sum(v['share'] for v in r.values() if v) == pytest.approx(1.0)
 
 
 def test_shipped_models_fit_the_simulated_robot():

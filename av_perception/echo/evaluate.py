@@ -7,7 +7,11 @@ model's, is reported and left out.
 Metrics over the valid pixels of each image (ground truth finite, > 0 and
 within the model's range), then averaged over images, as BatVision and DAPS
 report them: MAE and RMSE [m], abs-rel (mean |p - g| / g), delta_i (share of
-pixels with max(p/g, g/p) < 1.25^i). ``occ_iou``: intersection over union of
+pixels with max(p/g, g/p) < 1.25^i). ``by_range``: the share of the valid
+pixels, RMSE and abs-rel pooled over the pixels of each ground-truth range
+(RANGES, metres): RMSE squares the error, so a few far pixels (a hall's
+back wall) can outweigh the rest, and a test set with more of them scores
+worse at equal skill per range. ``occ_iou``: intersection over union of
 the free cells of the occupancy grid made from the prediction and of the one
 the same ray casting makes from the ground-truth depth, with the camera
 mounted where the bag's /tf_static puts it in ``base_frame`` (a bag without
@@ -34,6 +38,8 @@ from av_perception.echo.occupancy import CameraMount, GridSpec, free_iou, occupa
 from av_perception.errors import InputError
 
 METRICS = ('mae', 'rmse', 'abs_rel', 'delta1', 'delta2', 'delta3', 'occ_iou', 'ms_per_echo')
+#: ground-truth depth ranges of ``by_range`` [m], lower edges included
+RANGES = ((0.0, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, math.inf))
 
 
 def depth_metrics(pred: np.ndarray, gt: np.ndarray, max_depth: float) -> dict | None:
@@ -58,6 +64,8 @@ class Scores:
     """Per-image metrics of one model on a test set."""
 
     per_image: list = field(default_factory=list)
+    #: per RANGES entry: [pixels, sum of squared error, sum of relative error]
+    ranges: np.ndarray = field(default_factory=lambda: np.zeros((len(RANGES), 3)))
     occ: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     skipped: int = 0        # images without valid ground truth
@@ -72,7 +80,28 @@ class Scores:
         out['ms_per_echo'] = (round(1e3 * float(np.median(self.seconds)), 3)
                               if self.seconds else None)
         out['images'] = len(self.per_image)
+        total = self.ranges[:, 0].sum()
+        out['by_range'] = {
+            _range_name(lo, hi): ({'share': round(float(n / total), 4),
+                                   'rmse': round(float(np.sqrt(sq / n)), 4),
+                                   'abs_rel': round(float(rel / n), 4)} if n else None)
+            for (lo, hi), (n, sq, rel) in zip(RANGES, self.ranges)}
         return out
+
+    def add_ranges(self, pred: np.ndarray, gt: np.ndarray, max_depth: float) -> None:
+        """Pool one image's valid pixels into the ground-truth ranges."""
+        pred = np.asarray(pred, np.float64)
+        gt = np.asarray(gt, np.float64)
+        valid = np.isfinite(gt) & (gt > 0) & (gt <= max_depth) & np.isfinite(pred)
+        p, g = np.clip(pred[valid], 1e-3, None), gt[valid]
+        for row, (lo, hi) in enumerate(RANGES):
+            s = (g >= lo) & (g < hi)
+            err = p[s] - g[s]
+            self.ranges[row] += (s.sum(), (err ** 2).sum(), (np.abs(err) / g[s]).sum())
+
+
+def _range_name(lo: float, hi: float) -> str:
+    return f'{lo:g}-{hi:g} m' if math.isfinite(hi) else f'>= {lo:g} m'
 
 
 @dataclass
@@ -129,6 +158,7 @@ def score(test: TestSet, predict: Callable[[int], np.ndarray], max_depth: float,
             out.skipped += 1
             continue
         out.per_image.append(m)
+        out.add_ranges(pred, gt, max_depth)
         where = mount or test.pairs.mounts.get(test.pairs.bag[i])
         if where is None:
             continue
@@ -171,4 +201,8 @@ def format_scores(results: dict) -> str:
         lines.append(f'{name:15s} ' + '  '.join(
             f'{m} {r[m]:.3f}' if isinstance(r.get(m), float) else f'{m} {r.get(m)}'
             for m in METRICS) + f'  ({r.get("images")} images)')
+        ranges = [f'{k} {v["rmse"]:.3f} ({100 * v["share"]:.0f} %)'
+                  for k, v in (r.get('by_range') or {}).items() if v]
+        if ranges:
+            lines.append(f'{"":15s} rmse by true depth (share of pixels): ' + ', '.join(ranges))
     return '\n'.join(lines)
