@@ -71,7 +71,9 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
     from av_perception.train.direction import DirectionConfig, train
     res = train(args.bags, args.out, DirectionConfig(
         array=args.array, target=args.target, epochs=args.epochs, jobs=args.jobs,
-        seed=args.seed, salvage=args.salvage, namespace=args.namespace))
+        seed=args.seed, salvage=args.salvage, namespace=args.namespace,
+        geometry=args.geometry,
+        **({'teacher_array': args.teacher_geometry} if args.teacher_geometry else {})))
     print(f'[train] wrote {res.model} ({res.windows} windows from {res.bags} bags; '
           f'curve {res.fit.plot})')
     return 0
@@ -470,6 +472,13 @@ def _add_direction_commands(tsub, esub) -> None:
     t.add_argument('--jobs', type=int, default=0, help='feature workers (0: one per core)')
     t.add_argument('--namespace', default='', help='robot namespace of the bag topics')
     t.add_argument('--salvage', action='store_true', help=SALVAGE_HELP)
+    t.add_argument('--geometry', help='the student array\'s geometry: a name under '
+                   'config/arrays/ or a file (default: respeaker4 for --array array, binaural '
+                   'for binaural); each bag\'s stream must have its channels and sample rate, '
+                   'and the model records its name')
+    t.add_argument('--teacher-geometry', help='geometry of the larger '
+                   'array recorded on audio/teacher, whose acoustic image teaches (name or '
+                   'file; default: the simulator\'s 16-mic virtual array)')
     t.set_defaults(func=_cmd_train_direction)
     e = esub.add_parser('direction', help='direction of arrival vs gt/sound_direction')
     e.add_argument('--bags', type=Path, required=True)

@@ -40,6 +40,8 @@ bool front_back_ambiguous
 """
 T0 = 1_800_000_000 * 10**9
 FS = 16000
+#: radius of the optional larger ring on audio/teacher [m]
+TEACHER_RADIUS = 0.15
 
 BASE, ODOM, WORLD = 'body', 'odom', 'world'
 CAM, OPTICAL, EARS, MICS, ECHO = 'head_cam', 'head_cam_optical', 'ears', 'mics', 'sonar'
@@ -128,7 +130,8 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
               namespace: str = '', seed: int = 0, drive: float = 0.0,
               echo: tuple[int, int, int] = (2, 16000, 1600),
               truth_frame: str | None = None, echo_xyz=(0.05, 0.0, 0.8),
-              echo_yaw_deg: float = 0.0, echo_optical: bool = True) -> Path:
+              echo_yaw_deg: float = 0.0, echo_optical: bool = True,
+              teacher: int = 0) -> Path:
     """Write one bag (sqlite3) to ``path``.
 
     The robot stands at the origin of ``world`` and turns ``turn_deg`` CCW
@@ -139,7 +142,9 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
     of the echo chunks; ``truth_frame``: the frame of every gt/sound_direction
     (default: the array's own); ``echo_xyz`` [m], ``echo_yaw_deg``: where the
     echo head (``sonar``) is on ``body``; ``echo_optical``: whether /tf_static
-    has its optical frame ``sonar_optical``.
+    has its optical frame ``sonar_optical``; ``teacher``: microphones of a
+    larger ring (radius TEACHER_RADIUS, frame ``ring``, the first on +x, counter-
+    clockwise) recorded on audio/teacher (0: none).
     """
     rng = np.random.default_rng(seed)
     store = _store()
@@ -197,6 +202,8 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
         'gt/sound_direction': 'av_perception/msg/SoundDirection',
         'gt/occupancy': 'nav_msgs/msg/OccupancyGrid',
     }
+    if teacher:
+        topics['audio/teacher'] = 'av_perception/msg/AudioChunk'
     if not gt_pose:
         skip = (*skip, 'gt/pose')
     if not odometry:
@@ -256,12 +263,19 @@ def write_bag(path: Path, *, views: int = 6, period: float = 2.0, turn_deg: floa
         left, right = src[8 - lag:8 - lag + n], src[8 + lag:8 + lag + n]
         binaural = np.stack([left, right])
         array = np.stack([src[8:8 + n]] * 4) + rng.normal(0, 0.001, (4, n))
+        # the ring hears the source earlier at the microphones that face it
+        lead = [int(round(TEACHER_RADIUS * math.cos(rel - 2 * math.pi * k / max(teacher, 1))
+                          / 343.0 * FS)) for k in range(teacher)]
+        ring = np.stack([src[8 + d:8 + d + n] for d in lead]) if teacher else None
         for j in range(0, n, FS // 10):
             tj = t + int(round(j / FS * 1e9))
             first = i * n + j
             out.append((tj, 'audio/binaural', chunk(tj, EARS, binaural[:, j:j + FS // 10],
                                                     first)))
             out.append((tj, 'audio/raw', chunk(tj, MICS, array[:, j:j + FS // 10], first)))
+            if ring is not None:
+                out.append((tj, 'audio/teacher', chunk(tj, 'ring', ring[:, j:j + FS // 10],
+                                                       first)))
             for frame, az in ((EARS, rel), (MICS, rel)):
                 out.append((tj, 'gt/sound_direction', T['av_perception/msg/SoundDirection'](
                     header=header(tj, truth_frame or frame), azimuth=az, elevation=0.0,

@@ -202,27 +202,69 @@ def test_train_rotation_takes_the_binaural_head_by_name_not_the_simulators(bags,
     line): both models record it, and the binaural network's features are
     those of its microphones; a head at another sample rate than the bags'
     audio is refused in one line."""
-    import yaml
     from av_perception.inference import OnnxModel
+    ears, fast = _robot_ears(tmp_path)
+    common = ('train', 'rotation', '--bags', str(bags['odo']), '--target', 'selfsup',
+              '--epochs', '1', '--binaural-epochs', '1', *FRAMES)
+    r = cli(*common, '--out', str(tmp_path / 'm'), '--binaural-array', str(ears))
+    assert r.returncode == 0, r.stderr
+    for name in ('rotation_visual.onnx', 'rotation_binaural.onnx'):
+        assert OnnxModel(tmp_path / 'm' / name).metadata['array'] == 'robot_ears', name
+    line = one_error_line(cli(*common, '--out', str(tmp_path / 'm2'), '--binaural-array',
+                              str(fast)))
+    assert '48000' in line and '16000' in line
+
+
+def _robot_ears(folder: Path) -> tuple[Path, Path]:
+    """Another robot's binaural head as a geometry file (robot_ears.yaml: the
+    other generator's ears, 16 kHz), and the same head at 48 kHz (fast.yaml)."""
+    import yaml
     sim = yaml.safe_load((Path(__file__).parents[1] / 'config' / 'arrays' /
                           'binaural.yaml').read_text())
     head = {k: v for k, v in sim.items() if k != 'itd_table'}   # the sim head's own ITDs
     head.update(name='robot_ears', frame_id='ears', head_radius=0.08,
                 mics=[{'name': 'l', 'position': [0.0, 0.075, 0.0]},
                       {'name': 'r', 'position': [0.0, -0.075, 0.0]}])
-    (tmp_path / 'robot_ears.yaml').write_text(yaml.safe_dump(head))
-    common = ('train', 'rotation', '--bags', str(bags['odo']), '--target', 'selfsup',
-              '--epochs', '1', '--binaural-epochs', '1', *FRAMES)
-    r = cli(*common, '--out', str(tmp_path / 'm'), '--binaural-array',
-            str(tmp_path / 'robot_ears.yaml'))
+    (folder / 'robot_ears.yaml').write_text(yaml.safe_dump(head))
+    (folder / 'fast.yaml').write_text(yaml.safe_dump(dict(head, name='fast', sample_rate=48000)))
+    return folder / 'robot_ears.yaml', folder / 'fast.yaml'
+
+
+# --------------------------------------------------------------- direction
+def test_train_direction_takes_student_and_teacher_geometry_by_name(tmp_path):
+    """Distillation on another robot's bags: the student's head and the
+    larger array that teaches (a 6-mic ring on audio/teacher) are named on the
+    command line, not the simulator's; the model records both. The simulator's
+    16-mic teacher, a head at another rate, or a four-microphone 'head' are
+    refused in one line that names what was expected and what came."""
+    import yaml
+    from av_perception.inference import OnnxModel
+    from other_robot_bags import TEACHER_RADIUS
+    root = tmp_path / 'bags'
+    for i in range(3):
+        write_bag(root / f'ring_{i}', views=3, teacher=6, seed=i, echo=ECHO)
+    ears, fast = _robot_ears(tmp_path)
+    ring = {'name': 'ring6', 'frame_id': 'ring', 'sample_rate': 16000, 'kind': 'circular',
+            'mics': [{'name': f'm{k}', 'position': [
+                round(TEACHER_RADIUS * math.cos(k * math.pi / 3), 6),
+                round(TEACHER_RADIUS * math.sin(k * math.pi / 3), 6), 0.0]} for k in range(6)]}
+    (tmp_path / 'ring6.yaml').write_text(yaml.safe_dump(ring))
+    common = ('train', 'direction', '--bags', str(root), '--array', 'binaural', '--target',
+              'teacher', '--epochs', '2', '--jobs', '1')
+    r = cli(*common, '--out', str(tmp_path / 'm.onnx'), '--geometry', str(ears),
+            '--teacher-geometry', str(tmp_path / 'ring6.yaml'))
     assert r.returncode == 0, r.stderr
-    for name in ('rotation_visual.onnx', 'rotation_binaural.onnx'):
-        assert OnnxModel(tmp_path / 'm' / name).metadata['array'] == 'robot_ears', name
-    (tmp_path / 'fast.yaml').write_text(yaml.safe_dump(dict(head, name='fast',
-                                                            sample_rate=48000)))
-    line = one_error_line(cli(*common, '--out', str(tmp_path / 'm2'), '--binaural-array',
-                              str(tmp_path / 'fast.yaml')))
+    meta = OnnxModel(tmp_path / 'm.onnx').metadata
+    assert (meta['array'], meta['teacher_array']) == ('robot_ears', 'ring6')
+    line = one_error_line(cli(*common, '--out', str(tmp_path / 'm2.onnx'), '--geometry',
+                              str(ears)))
+    assert 'audio/teacher' in line and '16 channels' in line and '6 channels' in line
+    line = one_error_line(cli(*common, '--out', str(tmp_path / 'm3.onnx'), '--geometry',
+                              str(fast), '--teacher-geometry', str(tmp_path / 'ring6.yaml')))
     assert '48000' in line and '16000' in line
+    line = one_error_line(cli(*common, '--out', str(tmp_path / 'm4.onnx'), '--geometry',
+                              str(tmp_path / 'ring6.yaml')))
+    assert 'two-microphone head' in line and '6 microphones' in line
 
 
 def test_motion_interpolates_the_odometry_between_its_stamps(bags):

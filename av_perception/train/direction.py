@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 ROLES = {'array': 'respeaker4', 'binaural': 'binaural'}
 TARGETS = ('teacher', 'labels')
+#: the larger array whose acoustic image teaches (audio/teacher): the
+#: simulator's 16-mic virtual array unless ``--teacher-geometry`` names another
+TEACHER_ARRAY = 'teacher16'
 
 
 @dataclass
@@ -84,26 +87,29 @@ def transform_target(y: np.ndarray, spec: FeatureSpec,
     return map_to_bins(moved, y, spec, sharpen=False)
 
 
-def _bag_examples(args: tuple[str, str, FeatureSpec, str, int, bool, bool, str]
+def _bag_examples(args: tuple[str, str, FeatureSpec, str, int, bool, bool, str, str, str]
                   ) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
-    path, role, spec, target, hop, augment, salvage, namespace = args
+    path, role, spec, target, hop, augment, salvage, namespace, student, teacher_array = args
     streams, gt = load_bag(path, namespace, salvage=salvage)
     if role not in streams:      # checked before, unless a damaged bag hides it
         raise UnusableBag(path, f'{STREAM_TOPICS[role]} messages', 'none readable')
     stream = streams[role]
-    geometry = load_array(spec.array)
+    geometry = load_array(student)
     stream.require(geometry.channels, geometry.sample_rate, path, STREAM_TOPICS[role],
-                   f'array {spec.array}')
+                   f'array {geometry.name}')
     teacher = streams.get('teacher')
     if target == 'teacher':
         if teacher is None:
             raise ConfigError(f'{path}: no audio/teacher stream (make the bags with '
                               '`av-perception simulate --teacher`, or use --target labels)')
         from av_perception.direction.classic import ClassicDoa
+        big = load_array(teacher_array)
+        teacher.require(big.channels, big.sample_rate, path, 'audio/teacher',
+                        f'teacher array {big.name}')
         # the acoustic image the shipped models were distilled from (pinned, so
         # that a change of ClassicDoa's defaults does not change the teacher)
-        srp = ClassicDoa(load_array('teacher16'), 'srp', nfft=512, freq_range=(300.0, 3500.0))
-    syms = symmetries(load_array(spec.array)) if augment else []
+        srp = ClassicDoa(big, 'srp', nfft=512, freq_range=(300.0, 3500.0))
+    syms = symmetries(geometry) if augment else []
     xs, ys, tr = [], [], []
     for w in windows(stream, gt, spec.window, hop):
         seg = stream.samples[:, w.start:w.start + spec.window]
@@ -131,11 +137,16 @@ def _bag_examples(args: tuple[str, str, FeatureSpec, str, int, bool, bool, str]
 def build_examples(bags: list[Path], role: str, spec: FeatureSpec, target: str,
                    jobs: int = 0, hop: int | None = None, augment: bool = True,
                    progress: TextIO = sys.stderr, salvage: bool = False,
-                   namespace: str = '') -> Examples:
+                   namespace: str = '', geometry: str | None = None,
+                   teacher_array: str = TEACHER_ARRAY) -> Examples:
     """Examples from every bag (with the array's symmetry augmentations), in
-    parallel over bags."""
+    parallel over bags. ``geometry``: the student's array, a name under
+    config/arrays/ or a file (default: the role's, ``ROLES``); ``teacher_array``:
+    the geometry of the bags' audio/teacher (target ``teacher``)."""
     hop = hop or spec.window // 4
-    todo = [(str(b), role, spec, target, hop, augment, salvage, namespace) for b in bags]
+    student = str(geometry or ROLES[role])
+    todo = [(str(b), role, spec, target, hop, augment, salvage, namespace, student,
+             str(teacher_array)) for b in bags]
     xs, ys, truth, bag_idx = [], [], [], []
     ctx = mp.get_context('spawn')
     with ctx.Pool(jobs or mp.cpu_count()) as pool:
@@ -167,8 +178,14 @@ class DirectionConfig:
     """What ``train direction`` trains and how.
 
     Attributes:
-        array: the student's array role: ``array`` (respeaker4) or ``binaural``.
-        target: ``teacher`` (the 16-mic acoustic image) or ``labels``.
+        array: the student's array role: ``array`` (its stream audio/raw) or
+            ``binaural`` (audio/binaural).
+        target: ``teacher`` (the acoustic image of the larger array) or ``labels``.
+        geometry: the student's geometry, a name under config/arrays/ or a
+            file (None: the role's default, respeaker4 or binaural); the bags'
+            stream must have its channels and sample rate.
+        teacher_array: the geometry of the bags' audio/teacher, the array
+            whose acoustic image teaches (name or file).
         epochs, batch, lr, seed: the optimisation (AdamW, cosine schedule).
         jobs: processes that read the bags (0: one per core).
         salvage: use the readable part of damaged bags instead of failing.
@@ -184,6 +201,8 @@ class DirectionConfig:
     jobs: int = 0
     salvage: bool = False
     namespace: str = ''
+    geometry: str | None = None
+    teacher_array: str = TEACHER_ARRAY
 
     def __post_init__(self) -> None:
         if self.array not in ROLES:
@@ -213,7 +232,12 @@ def train(bags_dir: str | Path, out: str | Path, cfg: DirectionConfig = Directio
     import torch
 
     out = Path(out)
-    spec = spec_for(load_array(ROLES[cfg.array]))
+    student = load_array(cfg.geometry or ROLES[cfg.array])
+    if cfg.array == 'binaural' and student.channels != 2:
+        raise ConfigError(f'--geometry {cfg.geometry}: the binaural student is a two-microphone '
+                          f'head, got {student.channels} microphones')
+    teacher = load_array(cfg.teacher_array) if cfg.target == 'teacher' else None
+    spec = spec_for(student)
     needs = [STREAM_TOPICS[cfg.array], 'audio/teacher' if cfg.target == 'teacher'
              else 'gt/sound_direction']
     why = ('the teacher: `av-perception simulate --teacher` records it, or use --target labels'
@@ -221,7 +245,8 @@ def train(bags_dir: str | Path, out: str | Path, cfg: DirectionConfig = Directio
     bags = [b for b, _ in each_bag(list_bags(bags_dir), None, needs, cfg.namespace, why,
                                    progress)]
     ex = build_examples(bags, cfg.array, spec, cfg.target, jobs=cfg.jobs, progress=progress,
-                        salvage=cfg.salvage, namespace=cfg.namespace)
+                        salvage=cfg.salvage, namespace=cfg.namespace,
+                        geometry=cfg.geometry, teacher_array=cfg.teacher_array)
     if len(ex.x) < 10:
         raise ConfigError(f'only {len(ex.x)} usable windows in {bags_dir}; need more bags')
     # validation: the last tenth of the bags (whole rooms held out)
@@ -241,7 +266,8 @@ def train(bags_dir: str | Path, out: str | Path, cfg: DirectionConfig = Directio
     # a checkpoint is resumed only for the same data, target and settings
     ck = Checkpoints(out.parent / f'{out.stem}_checkpoints',
                      fingerprint([str(b) for b in bags], int(len(ex.x)), float(ex.x.sum()),
-                                 cfg.target, cfg.lr, cfg.batch, cfg.seed, spec.to_metadata()),
+                                 float(ex.y.sum()), cfg.target, cfg.lr, cfg.batch, cfg.seed,
+                                 spec.to_metadata()),
                      progress)
     loop = EpochLoop('train', ck, model, opt, sched, cfg.epochs, progress)
     rng = loop.rng(cfg.seed)
@@ -268,7 +294,8 @@ def train(bags_dir: str | Path, out: str | Path, cfg: DirectionConfig = Directio
     # the model ends with the epoch of the lowest validation loss
     fit = loop.run(epoch, 'soft cross-entropy')
     export(model, spec, mean, std, out, target=cfg.target, n_train=int((~val).sum()),
-           n_bags=len(bags), extra=randomization(bags))
+           n_bags=len(bags), extra={**randomization(bags),
+                                    **({'teacher_array': teacher.name} if teacher else {})})
     return DirectionResult(out, int(len(ex.x)), len(bags), fit)
 
 
