@@ -42,15 +42,21 @@ METRICS = ('mae', 'rmse', 'abs_rel', 'delta1', 'delta2', 'delta3', 'occ_iou', 'm
 RANGES = ((0.0, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, math.inf))
 
 
-def depth_metrics(pred: np.ndarray, gt: np.ndarray, max_depth: float) -> dict | None:
-    """Metrics of one image over its valid pixels (None if it has none)."""
+def valid_pixels(pred: np.ndarray, gt: np.ndarray,
+                 max_depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, ground truth) [m] of the pixels that count: ground truth
+    finite, > 0 and within ``max_depth``, prediction finite (floored at 1 mm)."""
     pred = np.asarray(pred, np.float64)
     gt = np.asarray(gt, np.float64)
     valid = np.isfinite(gt) & (gt > 0) & (gt <= max_depth) & np.isfinite(pred)
-    if not valid.any():
+    return np.clip(pred[valid], 1e-3, None), gt[valid]
+
+
+def depth_metrics(pred: np.ndarray, gt: np.ndarray, max_depth: float) -> dict | None:
+    """Metrics of one image over its valid pixels (None if it has none)."""
+    p, g = valid_pixels(pred, gt, max_depth)
+    if not g.size:
         return None
-    p = np.clip(pred[valid], 1e-3, None)
-    g = gt[valid]
     err = p - g
     ratio = np.maximum(p / g, g / p)
     return {'mae': float(np.abs(err).mean()), 'rmse': float(np.sqrt((err ** 2).mean())),
@@ -90,10 +96,7 @@ class Scores:
 
     def add_ranges(self, pred: np.ndarray, gt: np.ndarray, max_depth: float) -> None:
         """Pool one image's valid pixels into the ground-truth ranges."""
-        pred = np.asarray(pred, np.float64)
-        gt = np.asarray(gt, np.float64)
-        valid = np.isfinite(gt) & (gt > 0) & (gt <= max_depth) & np.isfinite(pred)
-        p, g = np.clip(pred[valid], 1e-3, None), gt[valid]
+        p, g = valid_pixels(pred, gt, max_depth)
         for row, (lo, hi) in enumerate(RANGES):
             s = (g >= lo) & (g < hi)
             err = p[s] - g[s]
