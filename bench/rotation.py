@@ -35,6 +35,7 @@ from av_perception.rotation.evaluate import (BINAURAL, BINAURAL_MODELS, TARGET_S
 from av_perception.sim.bags import SceneJob
 
 import rendered
+from paired import paired_ratio_ci
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -64,9 +65,9 @@ def merged(parts: list[Errors]) -> Errors:
 
 
 def sounding_classes(folder: Path, textures, visual_model: Path,
-                     split: str = 'test') -> list[str]:
-    """The sound class of the one source heard in each binaural segment that
-    ``score`` scores, in its order (bags, then views). The bags carry
+                     split: str = 'test') -> list[tuple[str, str]]:
+    """(sound class, room) of the one source heard in each binaural segment
+    that ``score`` scores, in its order (bags, then views). The bags carry
     directions, not classes: each bag's scene is rebuilt from its seed
     (``SceneJob.scene``, what ``simulate`` rendered; pose k is the bag's k-th
     image, as in the av_heatmap benchmark), and the source whose direction
@@ -95,7 +96,7 @@ def sounding_classes(folder: Path, textures, visual_model: Path,
                 raise RuntimeError(f'{bv.path}: no source of the rebuilt scene at the '
                                    f'segment\'s azimuth (nearest {math.degrees(miss):.1f} deg '
                                    'off)')
-            out.append(cls)
+            out.append((cls, f'{split}/{folder.name}/{sid}'))
     return out
 
 
@@ -117,20 +118,35 @@ def subset(errors: Errors, mask: np.ndarray) -> Errors:
     return Errors([e for e, k in zip(errors.errors_deg, mask) if k])
 
 
-def binaural_targets(res: dict) -> dict:
+def binaural_targets(res: dict, errors: dict[str, Errors],
+                     segments: list[tuple[str, str]]) -> dict:
     """The targets of issue #25 on one split's results (``res`` holds the
-    binaural summaries of all segments and of the broadband ones)."""
+    binaural summaries of all segments and of the broadband ones;
+    ``segments``: (class, room) of each), each ratio with its 95 % interval
+    (``_ci95``: whole rooms resampled, both methods together,
+    :func:`paired.paired_ratio_ci`): whether a ratio near a target is the
+    model's or the draw of these rooms'."""
     motion, gcc = res['binaural_motion']['median_deg'], res['binaural_gcc']['median_deg']
     bb = res['binaural_broadband']
     teacher = res['binaural_teacher']['median_deg']
+    broad = np.isin([c for c, _ in segments], BROADBAND)
+    rooms = np.asarray([r for _, r in segments])
+
+    def ci(m: str, base: str, mask: np.ndarray | None = None) -> list | None:
+        keep = np.ones(len(rooms), bool) if mask is None else mask
+        a, b = np.asarray(errors[m].errors_deg), np.asarray(errors[base].errors_deg)
+        return paired_ratio_ci(a[keep], b[keep], groups=rooms[keep])
     return {
         'motion_over_gcc': round(motion / gcc, 3),
+        'motion_over_gcc_ci95': ci('binaural_motion', 'binaural_gcc'),
         'motion_over_gcc_met': motion <= TARGET_MOTION_OVER_GCC * gcc,
         'motion_over_gcc_broadband': round(bb['binaural_motion']['median_deg']
                                            / bb['binaural_gcc']['median_deg'], 3),
+        'motion_over_gcc_broadband_ci95': ci('binaural_motion', 'binaural_gcc', broad),
         'motion_over_gcc_broadband_met': bb['binaural_motion']['median_deg']
         <= TARGET_MOTION_OVER_GCC_BROADBAND * bb['binaural_gcc']['median_deg'],
         'motion_over_teacher': round(motion / teacher, 3),
+        'motion_over_teacher_ci95': ci('binaural_motion', 'binaural_teacher'),
         'motion_over_teacher_met': motion <= TARGET_MOTION_OVER_TEACHER * teacher}
 
 
@@ -141,7 +157,7 @@ def main() -> None:
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     args = ap.parse_args()
     per_set = {}
-    classes = {}
+    segments = {}
     lines = []
     visual = args.models / 'rotation_visual.onnx'
     binaural = {k: args.models / f'{v}.onnx' for k, v in BINAURAL_MODELS.items()}
@@ -155,24 +171,25 @@ def main() -> None:
                               labels_model=args.models / 'rotation_visual_labels.onnx',
                               binaural_models=binaural)
         lines += report(per_set[name], label=f'{name:>15} ')
-        classes[name] = sounding_classes(folder, textures, visual, split)
+        segments[name] = sounding_classes(folder, textures, visual, split)
     methods = ('selfsup', 'supervised', 'opencv')
     every = {m: merged([per_set[s][m] for s in SETS]) for m in (*methods, *BINAURAL)}
     lines += report(every, label=f'{"all (test)":>15} ')
-    results = summarise(every, sum((classes[s] for s in SETS), []), lines, 'test')
+    test_segments = sum((segments[s] for s in SETS), [])
+    results = summarise(every, [c for c, _ in test_segments], lines, 'test')
     for name in SETS:
         results[name] = {m: per_set[name][m].summary() for m in methods}
         for m in BINAURAL:
             results[name][m] = per_set[name][m].summary(with_time=False)
-    results[SHIFT] = summarise(per_set[SHIFT], classes[SHIFT], lines, SHIFT)
+    results[SHIFT] = summarise(per_set[SHIFT], [c for c, _ in segments[SHIFT]], lines, SHIFT)
     poor = results['poorly_textured']
     results['targets'] = {
         'selfsup_median_deg_le': TARGET_SELFSUP_DEG,
         'selfsup_median_met': results['selfsup']['median_deg'] <= TARGET_SELFSUP_DEG,
         'selfsup_no_worse_than_opencv_poorly_textured':
             poor['selfsup']['median_deg'] <= poor['opencv']['median_deg'],
-        'binaural_test': binaural_targets(results),
-        'binaural_shift': binaural_targets(results[SHIFT])}
+        'binaural_test': binaural_targets(results, every, test_segments),
+        'binaural_shift': binaural_targets(results[SHIFT], per_set[SHIFT], segments[SHIFT])}
     results['data'] = {'seed': SEED, 'split': 'test', 'rooms_per_set': args.scenes,
                        'pairs': results['selfsup']['n'],
                        'binaural_segments': results['binaural_gcc']['n'],

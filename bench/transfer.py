@@ -49,6 +49,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import rendered  # noqa: E402
+from paired import paired_ratio_ci  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -129,23 +130,9 @@ def direction(folder: Path, models: Path) -> dict:
             def run(role=role, method=method, stem=stem, log=log):
                 model = models / f'{stem}.onnx' if stem else None
                 s = score(folder, role, method, model=model, progress=log)
-                return {**s.summary(), '_errors': s.errors_deg}
+                return {**s.summary(), '_errors': s.errors_deg, '_bags': s.bags}
             out[key] = guarded(key, run, log)
     return out
-
-
-def paired_ratio_ci(a: list, b: list, draws: int = 2000, seed: int = 0,
-                    stat=np.median) -> list | None:
-    """95 % interval of stat(a) / stat(b) (median errors, mean pointing) over
-    samples resampled together (both methods scored on the same samples, in
-    the same order)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.size != b.size or a.size == 0:
-        return None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, a.size, (draws, a.size))
-    r = stat(a[idx], axis=1) / np.maximum(stat(b[idx], axis=1), 1e-9)
-    return [round(float(q), 3) for q in np.quantile(r, (0.025, 0.975))]
 
 
 def echo(folder: Path, models: Path) -> dict:
@@ -297,7 +284,8 @@ def verdicts(per_split: dict) -> dict:
         elif row.startswith('direction_'):   # how sure the shifted split's ratio is
             base = d[f'array_{bn_s}'] if row.startswith('direction_respeaker4') else \
                 d['binaural_gcc']
-            entry['shift']['ratio_ci95'] = paired_ratio_ci(d[row]['_errors'], base['_errors'])
+            entry['shift']['ratio_ci95'] = paired_ratio_ci(d[row]['_errors'], base['_errors'],
+                                                           groups=d[row]['_bags'])
         table[row] = entry
     return table
 
@@ -334,6 +322,7 @@ def main() -> None:
     for split in per_split.values():   # per-window errors: for the intervals, not the JSON
         for r in split['direction'].values():
             r.pop('_errors', None)
+            r.pop('_bags', None)
         for r in split['heatmap'].values():
             r.pop('_pointing', None)
     scored = [r for r in table.values() if r['pass'] is not None]
