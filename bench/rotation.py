@@ -129,6 +129,7 @@ def binaural_targets(res: dict, errors: dict[str, Errors],
     motion, gcc = res['binaural_motion']['median_deg'], res['binaural_gcc']['median_deg']
     bb = res['binaural_broadband']
     teacher = res['binaural_teacher']['median_deg']
+    labels = res['binaural_labels']['median_deg']
     broad = np.isin([c for c, _ in segments], BROADBAND)
     rooms = np.asarray([r for _, r in segments])
 
@@ -147,7 +148,16 @@ def binaural_targets(res: dict, errors: dict[str, Errors],
         <= TARGET_MOTION_OVER_GCC_BROADBAND * bb['binaural_gcc']['median_deg'],
         'motion_over_teacher': round(motion / teacher, 3),
         'motion_over_teacher_ci95': ci('binaural_motion', 'binaural_teacher'),
-        'motion_over_teacher_met': motion <= TARGET_MOTION_OVER_TEACHER * teacher}
+        'motion_over_teacher_met': motion <= TARGET_MOTION_OVER_TEACHER * teacher,
+        # not targets: whether the motion teacher or the network is what falls
+        # short (the label-trained network against GCC-PHAT and against motion)
+        'labels_over_gcc': round(labels / gcc, 3),
+        'labels_over_gcc_ci95': ci('binaural_labels', 'binaural_gcc'),
+        'labels_over_gcc_broadband': round(bb['binaural_labels']['median_deg']
+                                           / bb['binaural_gcc']['median_deg'], 3),
+        'labels_over_gcc_broadband_ci95': ci('binaural_labels', 'binaural_gcc', broad),
+        'motion_over_labels': round(motion / labels, 3),
+        'motion_over_labels_ci95': ci('binaural_motion', 'binaural_labels')}
 
 
 def main() -> None:
