@@ -23,6 +23,7 @@ from av_perception.arrays import load_array
 from av_perception.paths import share_dir
 from av_perception.sim.randomize import DEVICES, PRESETS, draw, perturb_slot
 from av_perception.sim.scene import Scene, describe, generate_scene, view_params
+from av_perception.sim.texture_cache import shared_texture_cache
 from av_perception.robot import load_robot
 from av_perception.sim.world import T0_NS, SceneSimulator
 
@@ -313,7 +314,7 @@ def simulate(out: Path, scenes: int, seed: int = 0, split: str = 'train', first:
     results = []
     start = time.perf_counter()
     ctx = mp.get_context('spawn')  # pybullet and OpenMP do not survive fork
-    with ctx.Pool(min(jobs, max(1, scenes))) as pool:
+    with shared_texture_cache(), ctx.Pool(min(jobs, max(1, scenes))) as pool:
         for res in pool.imap_unordered(simulate_scene, todo):
             results.append(res)
             done = len(results)

@@ -28,12 +28,9 @@ parallel worker processes (textures are cached per process).
 
 from __future__ import annotations
 
-import atexit
 import functools
 import math
 import os
-import shutil
-import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
@@ -46,6 +43,7 @@ from PIL import Image
 from av_perception.sim.scene import (DEFAULT_LIGHTING, SHIFT_TEXTURES, TEXTURES, Pose2D, Scene,
                                      base_to_world)
 from av_perception.robot import RobotSpec
+from av_perception.sim.texture_cache import cache_dir
 
 __all__ = ['View', 'SceneRenderer', 'source_mask', 'texture_image', 'TEXTURE_SIZE',
            'TEXTURE_TILE_M', 'WALL_THICKNESS']
@@ -270,33 +268,10 @@ def texture_image(name: str, color, size: int = TEXTURE_SIZE) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-_cache_lock = threading.Lock()
-_cache: dict = {'pid': None, 'dir': None}
-
-
-def _remove_cache(path: str, owner_pid: int) -> None:
-    # atexit handlers survive fork: only the creating process removes its dir
-    if os.getpid() == owner_pid:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _cache_dir() -> Path:
-    """The texture cache directory of this process (a new one after a fork;
-    a child never removes its parent's directory)."""
-    with _cache_lock:
-        if _cache['pid'] != os.getpid():
-            path = tempfile.mkdtemp(prefix='avp_textures_')
-            atexit.register(_remove_cache, path, os.getpid())
-            _cache['dir'], _cache['pid'] = path, os.getpid()
-        path = Path(_cache['dir'])
-    path.mkdir(parents=True, exist_ok=True)  # in case a tmp cleaner removed it
-    return path
-
-
 def _texture_file(name: str, color) -> Path:
     """PNG of the texture (cached per process; written atomically)."""
     c = tuple(int(round(float(x) * 255)) for x in np.clip(np.asarray(color, float), 0, 1))
-    path = _cache_dir() / f'{name}_{c[0]:02x}{c[1]:02x}{c[2]:02x}.png'
+    path = cache_dir() / f'{name}_{c[0]:02x}{c[1]:02x}{c[2]:02x}.png'
     if not path.exists():
         tmp = path.with_name(f'.{path.stem}.{os.getpid()}.{threading.get_ident()}.png')
         # uncompressed: pybullet reads it once, and deflating it cost more than drawing it
