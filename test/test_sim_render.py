@@ -19,6 +19,7 @@ import pytest
 from av_perception.sim.render import (TEXTURE_SIZE, SceneRenderer, View, source_mask,
                                       texture_image)
 from av_perception.sim.scene import SURFACES, TEXTURES, Box, Pose2D, base_to_world, generate_scene
+from av_perception.sim.texture_cache import shared_texture_cache
 from av_perception.robot import load_robot
 
 ROOM = (6.0, 4.0, 3.0)
@@ -265,7 +266,8 @@ def test_rendering_is_deterministic_across_calls_instances_and_processes(robot):
         with SceneRenderer(scene, robot) as r3:
             fresh = r3.render(pose)
     ctx = multiprocessing.get_context('fork')
-    with ctx.Pool(2) as pool:
+    # a pool's workers end without atexit handlers: they share a cache this process removes
+    with shared_texture_cache(), ctx.Pool(2) as pool:
         workers = pool.map(_render_in_worker, [(scene, robot, pose)] * 2)
     views = [again, later, fresh] + [View(*w) for w in workers]
     for v in views:
