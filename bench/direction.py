@@ -48,6 +48,7 @@ from av_perception.robot import load_robot
 from av_perception.sim.world import T0_NS
 
 import rendered
+from paired import paired_ratio_ci
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
@@ -112,12 +113,12 @@ def conditions(out: Path, s) -> dict[str, np.ndarray]:
     return {'rt60': rt[b], 'snr': snr[b], 'los': np.asarray(los, bool), 'cls': np.asarray(cls)}
 
 
-def shift_binaural(scenes: int, models: Path) -> dict:
+def shift_binaural(scenes: int, models: Path, kept: dict) -> dict:
     """Issue #25 on the shifted split: the binaural network by each of its
     teachers, GCC-PHAT and the constant guess on the same windows of
     ``scenes`` shifted rooms (this bench's seed and SNR; the split's own
     sounds: voices, music, appliances, 1-3 sources), all windows and per
-    sound class."""
+    sound class; each method's Scores go into ``kept``."""
     folder = rendered.ensure(ROOT / '.cache' / f'doa_shift_{scenes}', scenes,
                              note=f'{scenes} shifted rooms', seed=SEED, split='shift',
                              snr_db=PARAMS.snr_db)
@@ -131,7 +132,27 @@ def shift_binaural(scenes: int, models: Path) -> dict:
         gcc = s if m == 'gcc' else gcc
         cls = conditions(folder, s)['cls']
         out[m] = {**s.summary(), 'by_class': {k: s.summary(cls == k) for k in np.unique(cls)}}
+        kept[m] = s
     out['scored'] = {'rooms': scenes, 'windows': len(gcc.errors_deg), 'folder': folder.name}
+    return out
+
+
+def motion_ratios(kept: dict, prefix: str = '') -> dict:
+    """Issue #25's ratios of one split's binaural Scores (``kept``: method ->
+    Scores on the same windows), each with its 95 % interval over whole
+    rooms resampled (:func:`paired.paired_ratio_ci`), and the label-trained
+    network's, which tell whether the motion teacher or the network falls
+    short."""
+    med = {m: float(np.median(kept[m].errors_deg)) for m in kept}
+    out = {}
+    for a, b in (('learned_motion', 'gcc'), ('learned_motion', 'learned'),
+                 ('learned_labels', 'gcc'), ('learned_motion', 'learned_labels')):
+        if a in kept and b in kept:
+            name = f'{prefix}binaural_{a.replace("learned_", "")}_over_' \
+                   f'{b.replace("learned_", "").replace("learned", "distilled")}'
+            out[name] = round(med[a] / med[b], 3)
+            out[f'{name}_ci95'] = paired_ratio_ci(kept[a].errors_deg, kept[b].errors_deg,
+                                                  groups=kept[b].bags)
     return out
 
 
@@ -162,6 +183,7 @@ def main() -> None:
     subsets = {}
     errors: dict = {}  # per-window errors of the array's SRP-PHATs [deg]
     gcc_scores = None   # the binaural windows, for the constant guess
+    kept: dict = {}     # the binaural Scores, for issue #25's intervals
     for role, methods in plan.items():
         results[role] = {}
         for m in methods:
@@ -189,6 +211,8 @@ def main() -> None:
             if role == 'binaural':
                 res['by_class'] = {k: s.summary(c['cls'] == k) for k in CLASSES}
             results[role][m] = res
+            if role == 'binaural':
+                kept[m] = s
             if m in ('srp', REFERENCE_SRP):
                 errors[m] = np.asarray(s.errors_deg, float)
             subsets[role] = {'windows': len(s.errors_deg),
@@ -233,9 +257,13 @@ def main() -> None:
             'binaural_motion_over_distilled': round(bb['learned_motion'] / bb['learned'], 3),
             'binaural_motion_over_distilled_met_le_1.2': bb['learned_motion']
             <= 1.2 * bb['learned']})
+        targets.update({k: v for k, v in motion_ratios(kept).items() if k not in targets})
     targets.update(srp_against_pyroomacoustics(results['array'], errors))
     if args.shift_scenes:
-        results['binaural_shift'] = sh = shift_binaural(args.shift_scenes, args.models)
+        shift_kept: dict = {}
+        results['binaural_shift'] = sh = shift_binaural(args.shift_scenes, args.models,
+                                                        shift_kept)
+        targets.update(motion_ratios(shift_kept, 'shift_'))   # the rounded ones follow
         targets.update({
             'shift_binaural_learned_over_gcc': round(sh['learned']['median_deg']
                                                      / sh['gcc']['median_deg'], 3),
