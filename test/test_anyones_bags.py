@@ -192,6 +192,7 @@ def test_train_rotation_learns_the_binaural_direction_from_bags_without_any_labe
     from av_perception.inference import OnnxModel
     meta = OnnxModel(tmp_path / 'm' / 'rotation_binaural.onnx').metadata
     assert meta['labelled_samples'] == '0' and 'GCC-PHAT' in meta['sign_scale']
+    assert 'pseudo-label from' in meta['self_training']      # the chains' round ran
     line = one_error_line(cli(*common, '--out', str(tmp_path / 'm2'), '--binaural-sign',
                               'labels'))
     assert 'gt/sound_direction' in line and '--binaural-sign geometry' in line

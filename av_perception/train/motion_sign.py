@@ -36,14 +36,21 @@ GEOMETRY_MIN_DEG = 10.0
 
 
 def view_distributions(model: torch.nn.Module, data: MotionData, mean: np.ndarray,
-                       std: np.ndarray, views: np.ndarray) -> np.ndarray:
+                       std: np.ndarray, views: np.ndarray, loud: bool = False) -> np.ndarray:
     """(len(views), bins) distribution of each view: the mean over its
-    windows, as :meth:`~av_perception.direction.learned.LearnedDoa.block_distribution`."""
+    windows, as :meth:`~av_perception.direction.learned.LearnedDoa.block_distribution`
+    (``loud``: over its loud windows only, as the motion losses average a
+    view; a view with none gets the mean of all)."""
     import torch
     x = torch.from_numpy((data.x[views] - mean) / std)
     with torch.no_grad():
         p = torch.softmax(model(x.reshape(-1, x.shape[-1])), -1)
-    return p.reshape(len(views), x.shape[1], -1).mean(1).numpy()
+    p = p.reshape(len(views), x.shape[1], -1).numpy()
+    if not loud:
+        return p.mean(1)
+    w = data.loud[views].astype(np.float64)
+    w[w.sum(1) == 0] = 1.0
+    return (p * w[..., None]).sum(1) / w.sum(1)[:, None]
 
 
 def sign_and_scale(prob: np.ndarray, truth: np.ndarray, spec: FeatureSpec,

@@ -133,6 +133,8 @@ class RotationConfig:
             config/arrays/, or a file): the bags' audio/binaural must be its.
         binaural_sign: how the binaural network's global sign is fixed
             (``motion_sign.SIGNS``: labelled views, or the geometry with no labels).
+        refine_epochs: epochs of the binaural network's self-training round
+            on the chains of turns (``motion_refine``; 0: none).
         options: how the bags are read (turn pairs, odometry frames,
             namespace: ``rotation.dataset.BagOptions``).
     """
@@ -147,6 +149,7 @@ class RotationConfig:
     visual_model: str | Path | None = None
     binaural_array: str = 'binaural'
     binaural_sign: str = 'auto'
+    refine_epochs: int = 30
     options: BagOptions = field(default_factory=BagOptions)
 
     def __post_init__(self) -> None:
@@ -249,7 +252,8 @@ def train(bags_dirs: list, out_dir: str | Path, cfg: RotationConfig = RotationCo
         from av_perception.train.motion import train_from_views
         result.binaural = train_from_views(
             bags, pairs, yaw, out_dir / FILES['selfsup'][1], teacher,
-            MotionConfig(epochs=cfg.binaural_epochs, seed=cfg.seed, sign=cfg.binaural_sign),
+            MotionConfig(epochs=cfg.binaural_epochs, seed=cfg.seed, sign=cfg.binaural_sign,
+                         refine_epochs=cfg.refine_epochs),
             progress=progress, array=cfg.binaural_array)
     return result
 

@@ -1,0 +1,177 @@
+"""Self-training of the binaural network from the chains of turns (no labels).
+
+A robot that turns in place hears one static source from every view of the
+chain: the source has one azimuth in the world, ``alpha``, and view ``k``
+(turned by ``theta_k`` from the chain's first view, the visual model's
+yaw) hears it at the folded azimuth fold(alpha - theta_k). The network
+trained from pairs of views (:mod:`av_perception.train.motion`) gives
+each view a distribution; the chain's ``alpha`` is the one that all its
+views' distributions make most likely together (a 1-degree grid over the
+circle: the turns tell front from back, which no single view can), and
+each view's pseudo-label is that azimuth seen from the view, unless the
+view's own distribution puts less than :data:`AGREE` of its peak there (a
+view that hears another source). A fresh network then learns the
+pseudo-labels of the windows as ``train direction --target labels`` learns
+true ones (Gaussian bumps, soft cross-entropy), and the epoch with the
+lowest loss on the pseudo-labels of the last tenth of the rooms is kept.
+
+Why: learning from pairs, each pair constrains two views; a chain's fit
+pools every view of it, so the pseudo-labels are better than the pair-
+trained network's own estimates (on the 2,400 training rooms of
+docs/binaural_motion.md, 19.5 against 23.1 deg median error on the views
+that carry a label, read for the report only), and a network that learns
+them per window learns as labels teach. No direction label is read; the
+global sign stays the motion's, fixed afterwards as before
+(:mod:`av_perception.train.motion_sign`).
+
+Written by hand: no library fits one azimuth to a chain of folded,
+turned distributions.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import numpy as np
+
+from av_perception.direction.learned_features import FeatureSpec, label_map
+from av_perception.errors import ConfigError
+from av_perception.train.checkpoints import Checkpoints, fingerprint
+from av_perception.train.loop import EpochLoop, EpochResult, Fit
+from av_perception.train.motion_data import MotionData
+
+if TYPE_CHECKING:
+    import torch
+
+#: A view keeps its chain's pseudo-label only if its own distribution there
+#: is at least this share of its peak.
+AGREE = 0.2
+#: The grid of world azimuths a chain is fitted over [deg].
+ALPHA_STEP_DEG = 1.0
+#: Distributions are floored here before their logarithm (one deaf view
+#: cannot veto a chain).
+FLOOR = 1e-3
+
+
+def fold(a: np.ndarray) -> np.ndarray:
+    """Azimuths [rad] folded into [-pi/2, pi/2] (front and back mirror)."""
+    return np.arctan2(np.sin(a), np.abs(np.cos(a)))
+
+
+def chains(data: MotionData) -> list[list[tuple[int, float]]]:
+    """The chains of views taken in one place: (view, turn from the chain's
+    first view [rad]) each, the first view with 0. ``data.pairs`` holds every
+    pair of a chain (``motion_data.chain_pairs``), so a chain's first view is
+    the one that never comes second, and its pairs reach every other view."""
+    seconds = set(data.pairs[:, 1].tolist())
+    out: dict[int, list[tuple[int, float]]] = {}
+    for (a, b), turn in zip(data.pairs.tolist(), data.yaw.tolist()):
+        if a not in seconds:
+            out.setdefault(a, [(a, 0.0)]).append((b, float(turn)))
+    return list(out.values())
+
+
+def pseudo_labels(prob: np.ndarray, data: MotionData, spec: FeatureSpec) -> np.ndarray:
+    """(V,) folded pseudo-label of each view [rad] (nan: none), from ``prob``
+    (V, bins), each view's distribution over ``spec.grid()`` (module
+    docstring). Views without a loud window do not count."""
+    grid = spec.grid()
+    alpha = np.radians(np.arange(-180.0, 180.0, ALPHA_STEP_DEG))
+    loud = data.loud.any(1)
+    labels = np.full(len(prob), np.nan)
+    for chain in chains(data):
+        views = [(v, t) for v, t in chain if loud[v]]
+        if len(views) < 2:
+            continue
+        score = np.zeros_like(alpha)
+        for v, t in views:
+            score += np.log(np.interp(fold(alpha - t), grid, prob[v]) + FLOOR)
+        best = alpha[int(np.argmax(score))]
+        for v, t in views:
+            label = float(fold(best - t))
+            if np.interp(label, grid, prob[v]) >= AGREE * prob[v].max():
+                labels[v] = label
+    return labels
+
+
+def self_train(data: MotionData, labels: np.ndarray, spec: FeatureSpec, mean: np.ndarray,
+               std: np.ndarray, out: Path, epochs: int, seed: int = 0, batch: int = 128,
+               lr: float = 1e-3, progress: TextIO = sys.stderr) -> tuple[torch.nn.Module, Fit]:
+    """A fresh direction network trained on the loud windows of the views
+    with a pseudo-label (``labels``, (V,) [rad], nan: none), standardised
+    by ``mean``/``std``; checkpoints under ``out``'s
+    ``<stem>_refine_checkpoints`` (resumable); the epoch with the lowest
+    loss on the last tenth of the rooms' pseudo-labels is kept.
+
+    Raises:
+        ConfigError: no pseudo-labelled window in the training or the
+            validation rooms.
+    """
+    import torch
+
+    from av_perception.train.direction import make_model, soft_cross_entropy
+    view, win = np.nonzero(data.loud & ~np.isnan(labels)[:, None])
+    n_val = max(1, data.n_bags // 10)
+    val = data.view_room[view] >= data.n_bags - n_val
+    tr, va = np.flatnonzero(~val), np.flatnonzero(val)
+    if len(tr) < 10 or len(va) == 0:
+        raise ConfigError(f'{len(tr)} training and {len(va)} validation windows with a '
+                          'pseudo-label from the chains of turns; need more bags')
+    x = torch.from_numpy(((data.x[view, win] - mean) / std).astype(np.float32))
+    targets = {v: label_map([labels[v]], spec) for v in np.unique(view)}
+    y = torch.from_numpy(np.stack([targets[v] for v in view]))
+    torch.manual_seed(seed)
+    model = make_model(spec.n_features, spec.bins)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    ck = Checkpoints(out.parent / f'{out.stem}_refine_checkpoints',
+                     fingerprint(int(len(view)), float(x.sum()), float(np.nansum(labels)),
+                                 epochs, seed, batch, lr, spec.to_metadata()), progress)
+    loop = EpochLoop('refine', ck, model, opt, sched, epochs, progress)
+    rng = loop.rng(seed)
+
+    def epoch(_: int) -> EpochResult:
+        model.train()
+        order = rng.permutation(tr)
+        losses = []
+        for i in range(0, max(1, len(order) - batch // 2), batch):   # at least one step
+            b = order[i:i + batch]
+            loss = soft_cross_entropy(model(x[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        sched.step()
+        model.eval()
+        with torch.no_grad():
+            vloss = float(soft_cross_entropy(model(x[va]), y[va]))
+        return EpochResult(float(np.mean(losses)), vloss)
+
+    result = loop.run(epoch, 'soft cross-entropy on pseudo-labels')
+    model.eval()
+    return model, result
+
+
+def report(labels: np.ndarray, prob: np.ndarray, data: MotionData,
+           spec: FeatureSpec) -> str:
+    """One line: how many views got a pseudo-label, and (where the bags
+    carry one, for the report only) how far the pseudo-labels and the
+    pair-trained network's own estimates are from the true folded azimuth,
+    in the network's own sign."""
+    has = ~np.isnan(labels)
+    line = (f'{int(has.sum())} of {int(data.loud.any(1).sum())} loud views got a '
+            f'pseudo-label from {len(chains(data))} chains of turns')
+    known = has & ~np.isnan(data.azimuth)
+    if known.any():
+        grid = spec.grid()
+        pseudo = np.degrees(np.abs(fold(labels[known] - data.azimuth[known])))
+        own = np.degrees(np.abs(fold(grid[prob[known].argmax(1)] - data.azimuth[known])))
+        line += (f'; median error {np.median(pseudo):.1f} deg against the network\'s own '
+                 f'{np.median(own):.1f} on {int(known.sum())} labelled views (report only; '
+                 'mirror images read as ~90 deg)')
+    return line
+
+
+__all__ = ['AGREE', 'chains', 'fold', 'pseudo_labels', 'report', 'self_train']
