@@ -369,3 +369,14 @@ def test_self_training_on_the_chains_reads_no_label(synthetic, learned, tmp_path
         synthetic.azimuth[motion.labelled_views(synthetic)], SPEC)
     refined = dataclasses.replace(learned, model=model)
     assert np.median(_val_errors_deg(refined, synthetic, sign, k)) < 10.0
+
+
+def test_self_training_without_pseudo_labels_says_so(synthetic, learned, tmp_path):
+    """No chain gave a pseudo-label (e.g. a robot that never turned twice in
+    one place): the round refuses in one sentence, which train_from_views
+    turns into a warning and keeps the pair-trained network."""
+    from av_perception.train import motion_refine as refine
+    none = np.full(len(synthetic.x), np.nan)
+    with pytest.raises(motion.ConfigError, match='pseudo-label from the chains of turns'):
+        refine.self_train(synthetic, none, SPEC, learned.mean, learned.std, tmp_path / 'n.onnx',
+                          epochs=2, progress=io.StringIO())

@@ -316,8 +316,12 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
         labels = pseudo_labels(prob, data, spec)
         refined = refine_report(labels, prob, data, spec)
         print(f'[motion] {refined}', file=progress)
-        model, _ = self_train(data, labels, spec, res.mean, res.std, out, cfg.refine_epochs,
-                              cfg.seed, progress=progress)
+        try:
+            model, _ = self_train(data, labels, spec, res.mean, res.std, out, cfg.refine_epochs,
+                                  cfg.seed, progress=progress)
+        except ConfigError as exc:   # too few chains: keep what the pairs taught
+            refined = f'skipped ({exc}): the pair-trained network is exported'
+            print(f'[motion] warning: self-training {refined}', file=progress)
     sign, k, note, n_labelled = fix_binaural_sign(model, data, res.mean, res.std, spec,
                                                   cfg.sign, cfg.labelled, cfg.scale)
     extra = {'teacher': teacher, 'sign_scale': note, 'labelled_samples': str(n_labelled),
