@@ -23,7 +23,9 @@ centres, and a point (X, Y, Z) in the optical frame appears at
 (fx X / Z + cx, fy Y / Z + cy).
 
 Several renderers may live in one process (each has its own client) and in
-parallel worker processes (textures are cached per process).
+parallel worker processes (texture files are cached in
+:func:`~av_perception.sim.texture_cache.cache_dir`: per process, or one per
+`simulate` run that its workers share).
 """
 
 from __future__ import annotations
@@ -269,7 +271,8 @@ def texture_image(name: str, color, size: int = TEXTURE_SIZE) -> np.ndarray:
 
 
 def _texture_file(name: str, color) -> Path:
-    """PNG of the texture (cached per process; written atomically)."""
+    """PNG of the texture (cached in ``cache_dir()``; written atomically, so
+    processes sharing the cache never read half a file)."""
     c = tuple(int(round(float(x) * 255)) for x in np.clip(np.asarray(color, float), 0, 1))
     path = cache_dir() / f'{name}_{c[0]:02x}{c[1]:02x}{c[2]:02x}.png'
     if not path.exists():

@@ -162,7 +162,8 @@ class MotionConfig:
             pseudo-labels (:mod:`av_perception.train.motion_refine`; 0: none,
             the pair-trained network is exported). On bench/direction.py's
             72 + 30 rooms it took the 2,400-room model from 1.02 and 1.00 x
-            GCC-PHAT to 0.72 and 0.75 x (docs/binaural_motion.md).
+            GCC-PHAT to 0.70 and 0.69 x (the shipped model: direction.json,
+            docs/binaural_motion.md).
     """
 
     epochs: int = 40
