@@ -41,12 +41,27 @@ def fresh(folder: Path) -> Path:
     return folder
 
 
+def _rows(folder: Path) -> int:
+    """How many bags ``folder``'s index lists (0 without an index)."""
+    index = folder / 'index.jsonl'
+    if not index.is_file():
+        return 0
+    return sum(1 for line in index.read_text().splitlines() if line.strip())
+
+
 def ensure(folder: Path, scenes: int = 0, note: str = '', **kwargs) -> Path:
     """``folder`` holding ``simulate(folder, scenes, **kwargs)``'s bags,
     rendered now unless this simulator already rendered it (or, outside
     bench/.cache, unless it has an index); returns it. ``note`` says what is
-    rendered (printed)."""
+    rendered (printed). A cached folder holding another number of rooms than
+    ``scenes`` (a bench run with another ``--scenes``) is rendered anew, so
+    the figures are never scored on fewer rooms than asked for."""
     folder = fresh(folder)
+    if scenes and 'ids' not in kwargs and _cached(folder) and folder.exists() \
+            and _rows(folder) not in (0, scenes):
+        print(f'[bench] {folder} holds {_rows(folder)} rooms, {scenes} asked for: '
+              'rendering again', flush=True)
+        shutil.rmtree(folder)
     if rendered_by_this_simulator(folder) or \
             (not _cached(folder) and (folder / 'index.jsonl').is_file()):
         return folder

@@ -17,7 +17,11 @@ also given per sound class of the sounding source (`binaural_by_class`: the
 class comes from the scene the bag was rendered from, rebuilt by its seed)
 and over the broadband classes together (`binaural_broadband`).
 
-    .venv/bin/python bench/rotation.py [--scenes 20] [--models av_perception/models]
+    .venv/bin/python bench/rotation.py [--scenes 60] [--models av_perception/models]
+
+60 rooms per set (3.5 min on 2 cores, renders included): with 20, the
+binaural ratios' room-resampled 95 % intervals spanned x0.8 to x1.2 and
+more, too wide to say whether issue #25's targets hold.
 """
 
 from __future__ import annotations
@@ -162,7 +166,7 @@ def binaural_targets(res: dict, errors: dict[str, Errors],
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--scenes', type=int, default=20, help='rooms per set')
+    ap.add_argument('--scenes', type=int, default=60, help='rooms per set')
     ap.add_argument('--data', type=Path, default=ROOT / '.cache' / 'rotation_test')
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     args = ap.parse_args()

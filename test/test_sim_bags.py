@@ -185,6 +185,17 @@ def test_a_rendering_by_other_simulator_code_is_recognised_as_stale(two_runs, tm
     assert rendered.ensure(user) == user                              # and not re-rendered
     assert not rendered.fresh(old).exists()                           # stale, cached: removed
 
+    # a cached rendering of fewer rooms than asked for is rendered again
+    # (a bench run with a larger --scenes must not score the old, smaller set)
+    calls = []
+    monkeypatch.setattr(rendered, 'simulate', lambda folder, scenes, **kw: calls.append(
+        (folder.exists(), scenes)))
+    cached = tmp_path / 'cached'
+    shutil.copytree(a, cached)
+    assert rendered.ensure(cached, 1) == cached and calls == []       # one room, one asked
+    assert rendered.ensure(cached, 2) == cached
+    assert calls == [(False, 2)]                                      # removed, rendered anew
+
 
 def test_simulate_leaves_no_texture_cache_behind(tmp_path, monkeypatch):
     """The workers' texture images go to one cache the simulating process
