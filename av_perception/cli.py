@@ -279,7 +279,7 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
         targets=targets, epochs=args.epochs, seed=args.seed,
         binaural_epochs=args.binaural_epochs, scale_from_labels=not args.sign_only,
         visual_model=args.visual_model, binaural_sign=args.binaural_sign,
-        refine_epochs=args.refine_epochs,
+        refine_epochs=args.refine_epochs, refine_rounds=args.refine_rounds,
         binaural_array=args.binaural_array,
         options=_rotation_options(args)))
     for t, v in res.visual.items():
@@ -571,9 +571,13 @@ def _add_rotation_commands(tsub, esub) -> None:
                    'GCC-PHAT\'s left/right on the training views (auto: labels if the bags '
                    'have them)')
     t.add_argument('--refine-epochs', type=int, default=30,
-                   help='self-supervised: epochs of the binaural network\'s self-training on '
-                   'the pseudo-labels that each chain of turns gives its views (0: none; no '
-                   'label is read either way)')
+                   help='self-supervised: epochs of each round of the binaural network\'s '
+                   'self-training on the pseudo-labels that each chain of turns gives its views '
+                   '(0: none; no label is read either way)')
+    t.add_argument('--refine-rounds', type=int, default=6,
+                   help='self-supervised: the most self-training rounds, each on the '
+                   'pseudo-labels of the network before it; they stop once the pseudo-labels '
+                   'stand still (0: none)')
     t.add_argument('--binaural-array', default='binaural',
                    help='the binaural head\'s geometry: a name under config/arrays/ or a file '
                    '(its sample rate is the one audio/binaural must have; the models record '

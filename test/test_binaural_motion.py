@@ -343,26 +343,59 @@ def test_a_chain_of_turns_gives_each_view_its_source_seen_from_there(synthetic):
     assert np.isnan(labels[odd]).mean() > 0.8
 
 
-def test_self_training_on_the_chains_reads_no_label(synthetic, learned, tmp_path):
-    """The self-training round learns the chains' pseudo-labels (the
-    validation views right within 10 deg, median, once the sign is fixed)
-    and never the labels: scrambling them leaves every weight as it was."""
+def test_balanced_pseudo_labels_weigh_every_direction_alike():
+    """Pseudo-labels crowded at the centre (as the chains give them): each
+    window is weighted by the inverse count of its |azimuth| bin among the
+    training windows, so every bin weighs the same and the network does not
+    learn the crowding as a prior; the mean weight is 1."""
+    from av_perception.train import motion_refine as refine
+    rng = np.random.default_rng(4)
+    labels = np.clip(rng.normal(0.0, 0.5, 5000), -1.55, 1.55)     # crowded at the front
+    train = np.arange(4000)
+    w = refine.balance_weights(labels, train)
+    assert w[train].mean() == pytest.approx(1.0)
+    bins = np.minimum((np.degrees(np.abs(labels)) // refine.BALANCE_BIN_DEG).astype(int), 8)
+    per_bin = np.bincount(bins[train], weights=w[train], minlength=9)
+    assert np.bincount(bins[train], minlength=9).min() > 0
+    assert per_bin.max() / per_bin.min() == pytest.approx(1.0)
+    assert w[np.abs(labels) > 1.3].mean() > 5 * w[np.abs(labels) < 0.2].mean()
+
+
+def test_self_training_on_the_chains_reads_no_label(synthetic, learned, tmp_path, monkeypatch):
+    """The self-training rounds learn the chains' pseudo-labels (the
+    validation views right within 10 deg, median, once the sign is fixed),
+    each round from the pseudo-labels of the network before it, until they
+    stand still; and never the labels: scrambling them leaves every weight
+    and the number of rounds as they were."""
     from av_perception.train import motion_refine as refine
     torch.set_num_threads(1)
     everything = np.arange(len(synthetic.x))
 
-    def round_(data, out):
+    def rounds(data, out):
         prob = motion.view_distributions(learned.model, data, learned.mean, learned.std,
                                          everything, loud=True)
-        labels = refine.pseudo_labels(prob, data, SPEC)
-        return refine.self_train(data, labels, SPEC, learned.mean, learned.std, out, epochs=6,
-                                 progress=io.StringIO())[0]
+        return refine.refine(data, prob, SPEC, learned.mean, learned.std, out, epochs=6,
+                             rounds=3, progress=io.StringIO())
 
-    model = round_(synthetic, tmp_path / 'r.onnx')
+    r = rounds(synthetic, tmp_path / 'r.onnx')
+    model = r.model
+    assert 1 <= r.rounds <= 3 and len(r.lines) == r.rounds + 1
+    assert all((tmp_path / 'r_refine_checkpoints' / f'round{k}').is_dir()
+               for k in range(1, r.rounds + 1))
+    moved = [float(line.split('moved ')[1].split(' deg')[0]) for line in r.lines[1:]]
+    assert moved[-1] <= refine.STILL_DEG and r.converged   # these chains agree at once
+    # pseudo-labels that never stand still: every round runs, each its own checkpoints
+    monkeypatch.setattr(refine, 'STILL_DEG', -1.0)
+    busy = rounds(synthetic, tmp_path / 'b.onnx')
+    assert (busy.rounds, busy.converged, len(busy.lines)) == (3, False, 4)
+    assert sorted(p.name for p in (tmp_path / 'b_refine_checkpoints').iterdir()) == \
+        ['round1', 'round2', 'round3']
+    monkeypatch.undo()
     scrambled = dataclasses.replace(synthetic, azimuth=np.random.default_rng(9).uniform(
         -1.5, 1.5, len(synthetic.azimuth)).astype(np.float32))
-    again = round_(scrambled, tmp_path / 's.onnx')
-    for p1, p2 in zip(model.parameters(), again.parameters()):
+    again = rounds(scrambled, tmp_path / 's.onnx')
+    assert again.rounds == r.rounds
+    for p1, p2 in zip(model.parameters(), again.model.parameters()):
         assert torch.equal(p1, p2)
     sign, k = motion.sign_and_scale(motion.view_distributions(
         model, synthetic, learned.mean, learned.std, motion.labelled_views(synthetic)),

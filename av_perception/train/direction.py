@@ -168,9 +168,14 @@ def make_model(n_in: int, bins: int, hidden: int = 256) -> torch.nn.Sequential:
                          nn.Linear(hidden, bins))
 
 
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                       weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of ``logits`` (B, bins) against target distributions
+    (B, bins): the mean over the batch, or the ``weight`` (B,)-weighted
+    mean."""
     import torch
-    return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+    ce = -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
+    return ce.mean() if weight is None else (ce * weight).sum() / weight.sum()
 
 
 @dataclass

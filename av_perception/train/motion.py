@@ -68,8 +68,7 @@ from av_perception.train.motion_sign import (LABELLED, SIGNS, fix_binaural_sign,
                                              labelled_views, sign_and_scale,
                                              view_distributions)
 from av_perception.train.motion_losses import pair_losses
-from av_perception.train.motion_refine import pseudo_labels, self_train
-from av_perception.train.motion_refine import report as refine_report
+from av_perception.train.motion_refine import refine
 
 if TYPE_CHECKING:
     import torch
@@ -158,12 +157,12 @@ class MotionConfig:
             views it is noise).
         sign: how the global sign is fixed (:data:`SIGNS`): with
             'geometry' no label is read at all (a robot's own bags).
-        refine_epochs: epochs of the self-training round on the chains'
+        refine_epochs: epochs of each self-training round on the chains'
             pseudo-labels (:mod:`av_perception.train.motion_refine`; 0: none,
-            the pair-trained network is exported). On bench/direction.py's
-            72 + 30 rooms it took the 2,400-room model from 1.02 and 1.00 x
-            GCC-PHAT to 0.70 and 0.69 x (the shipped model: direction.json,
-            docs/binaural_motion.md).
+            the pair-trained network is exported).
+        refine_rounds: the most self-training rounds; they stop earlier
+            once the pseudo-labels stand still (``motion_refine.refine``;
+            0: none). Figures of each: docs/binaural_motion.md.
     """
 
     epochs: int = 40
@@ -176,11 +175,13 @@ class MotionConfig:
     scale: bool = False
     sign: str = 'auto'
     refine_epochs: int = 30
+    refine_rounds: int = 6
 
     def __post_init__(self) -> None:
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
-        if self.refine_epochs < 0:
-            raise ConfigError(f'refine epochs must be at least 0, got {self.refine_epochs}')
+        if self.refine_epochs < 0 or self.refine_rounds < 0:
+            raise ConfigError(f'refine epochs and rounds must be at least 0, got '
+                              f'{self.refine_epochs} and {self.refine_rounds}')
         if self.sign not in SIGNS:
             raise ConfigError(f'the binaural sign must be one of {SIGNS}, got {self.sign!r}')
         if self.draws < 1 or self.labelled < 1:
@@ -311,15 +312,16 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
     data = build_data(bags, pairs, yaw, spec, progress=progress, geometry=head)
     res = fit(data, spec, out, cfg, progress=progress)
     model, refined = res.model, 'none'
-    if cfg.refine_epochs:   # self-training on the chains' pseudo-labels
+    if cfg.refine_epochs and cfg.refine_rounds:   # self-training on the chains' pseudo-labels
         prob = view_distributions(res.model, data, res.mean, res.std,
                                   np.arange(len(data.x)), loud=True)
-        labels = pseudo_labels(prob, data, spec)
-        refined = refine_report(labels, prob, data, spec)
-        print(f'[motion] {refined}', file=progress)
         try:
-            model, _ = self_train(data, labels, spec, res.mean, res.std, out, cfg.refine_epochs,
-                                  cfg.seed, progress=progress)
+            r = refine(data, prob, spec, res.mean, res.std, out, cfg.refine_epochs,
+                       cfg.refine_rounds, cfg.seed, progress=progress)
+            model = r.model
+            refined = '; '.join([*r.lines, f'{r.rounds} rounds, ' + (
+                'stopped: the pseudo-labels stood still' if r.converged else
+                'stopped at the most rounds allowed')])
         except ConfigError as exc:   # too few chains: keep what the pairs taught
             refined = f'skipped ({exc}): the pair-trained network is exported'
             print(f'[motion] warning: self-training {refined}', file=progress)

@@ -133,8 +133,10 @@ class RotationConfig:
             config/arrays/, or a file): the bags' audio/binaural must be its.
         binaural_sign: how the binaural network's global sign is fixed
             (``motion_sign.SIGNS``: labelled views, or the geometry with no labels).
-        refine_epochs: epochs of the binaural network's self-training round
-            on the chains of turns (``motion_refine``; 0: none).
+        refine_epochs: epochs of each of the binaural network's self-training
+            rounds on the chains of turns (``motion_refine``; 0: none).
+        refine_rounds: the most self-training rounds (they stop once the
+            pseudo-labels stand still; 0: none).
         options: how the bags are read (turn pairs, odometry frames,
             namespace: ``rotation.dataset.BagOptions``).
     """
@@ -150,6 +152,7 @@ class RotationConfig:
     binaural_array: str = 'binaural'
     binaural_sign: str = 'auto'
     refine_epochs: int = 30
+    refine_rounds: int = 6
     options: BagOptions = field(default_factory=BagOptions)
 
     def __post_init__(self) -> None:
@@ -253,7 +256,7 @@ def train(bags_dirs: list, out_dir: str | Path, cfg: RotationConfig = RotationCo
         result.binaural = train_from_views(
             bags, pairs, yaw, out_dir / FILES['selfsup'][1], teacher,
             MotionConfig(epochs=cfg.binaural_epochs, seed=cfg.seed, sign=cfg.binaural_sign,
-                         refine_epochs=cfg.refine_epochs),
+                         refine_epochs=cfg.refine_epochs, refine_rounds=cfg.refine_rounds),
             progress=progress, array=cfg.binaural_array)
     return result
 
