@@ -375,8 +375,8 @@ def test_eval_cli_refuses_a_folder_without_bags(tmp_path):
     assert r.stderr.count('\n') == 1 and 'bags' in r.stderr and 'Traceback' not in r.stderr
 
 
-def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_views):
-    """With use_audio the pair is published once the later frame's binaural
+def test_node_fusing_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_views):
+    """With fuse_audio the pair is published once the later frame's binaural
     segment has arrived; silence is not fused; a 4-channel chunk is dropped.
     Each frame's segment that is heard gives a SoundSourceArray in the head
     frame: empty while silent."""
@@ -389,7 +389,7 @@ def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_
     from av_perception.ros.messages import block_to_chunk
     from av_perception.msg import AudioChunk, SoundSourceArray
     _, (a, b) = turn_views
-    node = ros.node(RotationNode, {'use_audio': True})
+    node = ros.node(RotationNode, {'use_audio': True, 'fuse_audio': True})
     twists = ros.collect(TwistWithCovarianceStamped, 'rotation/twist')
     dirs = ros.collect(SoundSourceArray, 'rotation/sound_direction')
     img = ros.publisher(Image, 'camera/image_raw', qos.SENSOR)
@@ -421,6 +421,58 @@ def test_node_with_audio_waits_for_the_segment_and_drops_wrong_chunks(ros, turn_
     ros.spin_until(lambda: dirs, what='a direction message for the second frame')
     assert [(d.header.frame_id, list(d.sources)) for d in dirs] == [('head', [])]
     assert dirs[0].header.stamp.nanosec == 500_000_000
+
+
+def test_node_hears_directions_without_delaying_the_twist(ros, turn_views):
+    """With use_audio and without fuse_audio (its default) each twist is
+    published as soon as its frame comes, audio or not, and the binaural
+    direction of a frame's segment follows once that segment is complete,
+    one segment at a time: with frames 0.1 s apart and 0.5 s segments, a
+    direction every 0.4-0.6 s (how early the next segment starts depends on
+    whether the audio or the frame arrives first), the first for the first
+    frame."""
+    from geometry_msgs.msg import TwistWithCovarianceStamped
+    from sensor_msgs.msg import Image
+
+    from av_perception.audio.chunk import AudioBlock
+    from av_perception.nodes.rotation import RotationNode
+    from av_perception.ros import qos
+    from av_perception.ros.messages import block_to_chunk
+    from av_perception.msg import AudioChunk, SoundSourceArray
+    _, (a, b) = turn_views
+    node = ros.node(RotationNode, {'use_audio': True})
+    assert not node.fuse_audio
+    twists = ros.collect(TwistWithCovarianceStamped, 'rotation/twist')
+    dirs = ros.collect(SoundSourceArray, 'rotation/sound_direction')
+    img = ros.publisher(Image, 'camera/image_raw', qos.SENSOR)
+    aud = ros.publisher(AudioChunk, 'audio/binaural', qos.AUDIO)
+    t0 = 1_700_000_000 * 10**9
+    rate, chunk, lag = 16000, 1600, 8        # noise, heard 0.5 ms earlier by the left ear
+    noise = np.random.default_rng(0).normal(0, 0.1, 40 * chunk + lag).astype(np.float32)
+    stats = node.input('camera/image_raw')
+    for k in range(6):                       # 6 frames, 0.1 s apart, no audio yet
+        img.publish(_image(a if k % 2 == 0 else b, t0 + k * 100_000_000))
+        ros.spin_until(lambda: stats.received == k + 1, what=f'frame {k + 1}')
+    ros.spin_until(lambda: len(twists) == 5, what='5 twists without any audio')
+    assert dirs == []
+    for k in range(40):                      # 4 s of audio, frames going on with it
+        left = noise[lag + k * chunk:lag + (k + 1) * chunk]
+        right = noise[k * chunk:(k + 1) * chunk]
+        aud.publish(block_to_chunk(AudioBlock(np.stack([left, right]), rate, k * chunk,
+                                              t0 + k * 100_000_000, 'binaural')))
+        ros.spin_until(lambda: node.input('audio/binaural').received == k + 1,
+                       what=f'chunk {k + 1}')
+        if k >= 6:
+            img.publish(_image(a if k % 2 == 0 else b, t0 + k * 100_000_000))
+            ros.spin_until(lambda: stats.received == k + 1, what=f'frame {k + 1}')
+    ros.spin_until(lambda: node.input('audio/binaural').received == 40, what='40 chunks')
+    ros.spin_until(lambda: len(twists) == 39, what='a twist per frame')
+    ros.spin_until(lambda: len(dirs) >= 6, what='the directions of the segments')
+    stamps = [d.header.stamp.sec * 10**9 + d.header.stamp.nanosec - t0 for d in dirs]
+    assert stamps[0] == 0                    # the first frame's segment
+    assert min(np.diff(stamps)) >= 400_000_000 and max(np.diff(stamps)) <= 600_000_000
+    assert all(d.header.frame_id == 'head' for d in dirs)
+    assert node.monitor.facts['audio_fused'] == 'False'
 
 
 @pytest.mark.parametrize('epochs', [1, 2, 3, 6, 40])

@@ -5,17 +5,23 @@ sensor-data QoS), optionally ``camera/camera_info`` (its field of view must
 match the model's) and ``audio/binaural`` (AudioChunk, 2 channels).
 
 For each camera frame, the yaw since the previous frame comes from the
-visual rotation model (ONNX Runtime); with ``use_audio``, the binaural
-direction of a static source before and after the turn is fused in when a
+visual rotation model (ONNX Runtime) and is published at once. With
+``use_audio`` the binaural direction network hears the segment
+that starts at a frame's stamp (``audio_window`` of the model, 0.5 s; one
+segment at a time, so at most one direction per segment) and publishes
+the direction. With ``fuse_audio`` as well, the binaural directions of a
+static source before and after the turn are fused into the yaw when a
 source is heard (level above ``min_level_dbfs``) and it agrees with the
-image. Publishes, stamped with the later frame's stamp:
+image; each twist then waits for its later frame's segment (0.5 s or
+more: off by default, a gyro should not lag). Publishes, stamped with the
+later frame's stamp:
 
 - ``rotation/twist`` (geometry_msgs/TwistWithCovarianceStamped) in
   ``twist_frame``: angular.z = yaw / dt [rad/s], its variance from the
   model's confidence (sigma / dt)^2; the components it does not measure
   carry a variance of 1e6 (robot_localization: fuse only vyaw);
 - /tf ``odom_frame`` -> ``base_frame``: the integrated yaw;
-- with ``use_audio``, the binaural direction the network hears on each
+- with ``use_audio``, the binaural direction the network hears on a
   frame's segment, as sound_direction publishes directions:
   ``rotation/sound_direction`` (SoundSourceArray in the binaural head's
   frame, a tracked id per source, empty when silent),
@@ -71,8 +77,12 @@ class RotationNode(AvNode):
                            'models/rotation_visual.onnx).', read_only=True)
         audio_model = self.param('binaural_model', '', 'Binaural direction ONNX model ("": '
                                  'the shipped models/rotation_binaural.onnx).', read_only=True)
-        self.use_audio = self.param('use_audio', False, 'Fuse the binaural direction of a '
-                                    'static source when one is heard.', read_only=True)
+        self.use_audio = self.param('use_audio', False, 'Hear the binaural direction on a '
+                                    'frame\'s segment and publish it (rotation/sound_direction).',
+                                    read_only=True)
+        self.fuse_audio = self.param('fuse_audio', False, 'With use_audio: fuse the binaural '
+                                     'turn into the yaw; each twist then waits for the later '
+                                     'frame\'s audio segment (0.5 s or more).', read_only=True)
         image_topic = self.param('image_topic', 'camera/image_raw', 'Camera image topic.',
                                  read_only=True)
         info_topic = self.param('camera_info_topic', 'camera/camera_info', 'CameraInfo topic '
@@ -121,7 +131,8 @@ class RotationNode(AvNode):
         self.tf = TfBroadcaster(self)
         self.yaw = 0.0
         self.prev = None          # (stamp_ns, grey input, audio azimuth or None)
-        self.pending = None       # a pair waiting for the later frame's audio
+        self.pending = None       # a pair waiting for the later frame's audio (fuse_audio)
+        self.heard = None         # the frame whose segment is awaited (without fuse_audio)
         self.camera_hfov = None
         self.history = AudioHistory(self.spec.sample_rate) if self.audio is not None else None
         self.image_topic = image_topic
@@ -170,6 +181,9 @@ class RotationNode(AvNode):
                              f'{self.camera_hfov:.1f} deg (camera_info)')
         stamp = stamp_to_ns(hdr.stamp)
         grey = grey_input(image, self.spec)
+        if self.audio is not None and not self.fuse_audio and self.heard is None:
+            self.heard = stamp
+            self._try_audio()
         if self.pending is not None:       # its audio never came: publish it as it is
             self._publish(*self.pending[:3])
             self.pending = None
@@ -189,7 +203,7 @@ class RotationNode(AvNode):
                 'frames?): pairing restarts')
             return
         est = self.visual.estimate(prev[1], grey)
-        if self.audio is None:
+        if self.audio is None or not self.fuse_audio:
             self._publish(stamp, dt, est)
             return
         self.pending = (stamp, dt, est, prev[2])
@@ -226,6 +240,10 @@ class RotationNode(AvNode):
                                        result.stamp_ns))
 
     def _try_audio(self) -> None:
+        if not self.fuse_audio:     # hear the awaited frame's segment once it is complete
+            if self.heard is not None and self._azimuth(self.heard) is not False:
+                self.heard = None
+            return
         if self.prev is not None and self.prev[2] is None:
             az = self._azimuth(self.prev[0])
             if az is not False:
