@@ -183,6 +183,11 @@ BENCHES: dict[str, list[Figure]] = {
                lambda d: get(d, 'shift.binaural_motion.median_deg'),
                lambda d: get(d, 'shift.binaural_gcc.median_deg'), '<= 1.0 x GCC-PHAT',
                lambda v, d: v <= get(d, 'shift.binaural_gcc.median_deg')),
+        Figure('binaural from motion median, shifted broadband segments [deg]',
+               lambda d: get(d, 'shift.binaural_broadband.binaural_motion.median_deg'),
+               lambda d: get(d, 'shift.binaural_broadband.binaural_gcc.median_deg'),
+               '<= 0.8 x GCC-PHAT',
+               lambda v, d: v <= 0.8 * get(d, 'shift.binaural_broadband.binaural_gcc.median_deg')),
     ],
     'av_heatmap': [
         Figure('pointing, path views of held-out rooms', lambda d: get(d, 'path.fused.pointing'),
