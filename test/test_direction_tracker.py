@@ -341,3 +341,23 @@ def test_the_node_runs_the_tracker_the_benchmark_chose_and_scored():
     for role in ('array', 'binaural'):
         r = doc[role]
         assert asdict(TUNED_PARAMS[(r['array'], r['method'])]) == r['params'], role
+
+
+def test_the_binaural_learned_model_confirms_tracks_at_its_confidence():
+    """The binaural head's learned models get the head's tuned parameters,
+    not the 4-mic array's defaults: their estimates carry confidences around
+    0.36 (the motion model's median on one-source segments), below the
+    defaults' birth confidence of 0.5, which left the rotation node's
+    direction topic nearly always empty. Two agreeing estimates confirm a
+    track now; with the defaults none ever would."""
+    from av_perception.arrays import load_array
+    head = load_array('binaural')
+    est = DoaEstimate(math.radians(40.0), 0.0, 0.36, True)
+    learned = SourceTracker.for_array(head, 'learned')
+    defaults = SourceTracker(TrackerParams(), False)
+    out = [(learned.update(DoaResult(k * 500_000_000 + 1, [est], False, -20.0)),
+            defaults.update(DoaResult(k * 500_000_000 + 1, [est], False, -20.0)))
+           for k in range(6)]
+    assert [len(a) for a, _ in out] == [0, 1, 1, 1, 1, 1]
+    assert all(len(b) == 0 for _, b in out)
+    assert math.degrees(out[-1][0][0].azimuth) == pytest.approx(40.0, abs=0.5)
