@@ -15,7 +15,10 @@ constant guess. Prints each figure beside its baseline (OpenCV, GCC-PHAT)
 and the targets; writes bench/results/rotation.json. The binaural errors are
 also given per sound class of the sounding source (`binaural_by_class`: the
 class comes from the scene the bag was rendered from, rebuilt by its seed)
-and over the broadband classes together (`binaural_broadband`).
+and over the broadband classes together (`binaural_broadband`). And what
+the rotation node's direction topic would carry on these bags with the
+motion model, tracked as the node tracks it and untracked
+(`binaural_node_topic`).
 
     .venv/bin/python bench/rotation.py [--scenes 60] [--models av_perception/models]
 
@@ -104,6 +107,48 @@ def sounding_classes(folder: Path, textures, visual_model: Path,
     return out
 
 
+def tracked(folder: Path, visual_model: Path, binaural_model: Path) -> dict:
+    """The rotation node's binaural direction topic replayed on the bench's
+    bags: the motion model hears each view's segment in stamp order
+    (``BinauralDirection.hear``, the node's call; the views are 0.5 s apart,
+    so the node hears every one) and the node's tracker
+    (``SourceTracker.for_array``, the head, 'learned') decides what is
+    published; beside it, every estimate published untracked. Over the
+    views where exactly one source sounds: the share with a published
+    source, and the share with one within 20 deg of the true (folded)
+    azimuth."""
+    from av_perception.arrays import load_array
+    from av_perception.direction.tracker import SourceTracker
+    from av_perception.rotation.dataset import load_all
+    from av_perception.rotation.estimate import BinauralDirection, VisualRotation
+    from av_perception.rotation.features import fold_front
+
+    spec = VisualRotation(visual_model).spec
+    head = load_array(spec.array)
+    est = BinauralDirection(binaural_model, array=spec.array)
+    bags, _ = load_all(folder, spec, need_audio=True, need_truth=True)
+    counts = {k: {'published': 0, 'within_20_deg': 0} for k in ('tracked', 'untracked')}
+    n = 0
+    for bv in bags:
+        tracker = SourceTracker.for_array(head, 'learned')
+        for k, v in enumerate(bv.views):
+            if v.segment is None:
+                continue
+            heard = est.hear(v.segment, (k + 1) * 500_000_000)
+            out = {'tracked': [s.azimuth for s in tracker.update(heard)],
+                   'untracked': [s.azimuth for s in heard.sources]}
+            if len(v.azimuths) != 1:
+                continue
+            n += 1
+            truth = fold_front(v.azimuths[0])
+            for m, azs in out.items():
+                counts[m]['published'] += bool(azs)
+                counts[m]['within_20_deg'] += any(
+                    abs(math.degrees(math.remainder(a - truth, math.tau))) <= 20.0 for a in azs)
+    return {'views': n, **{m: {k: round(c / max(n, 1), 3) for k, c in r.items()}
+                           for m, r in counts.items()}}
+
+
 def by_class(classes: list[str], errors: dict[str, Errors]) -> dict:
     """Median error [deg] and count of each binaural estimator per class."""
     rows = defaultdict(lambda: defaultdict(list))
@@ -172,6 +217,7 @@ def main() -> None:
     args = ap.parse_args()
     per_set = {}
     segments = {}
+    node_topic = {}
     lines = []
     visual = args.models / 'rotation_visual.onnx'
     binaural = {k: args.models / f'{v}.onnx' for k, v in BINAURAL_MODELS.items()}
@@ -186,6 +232,7 @@ def main() -> None:
                               binaural_models=binaural)
         lines += report(per_set[name], label=f'{name:>15} ')
         segments[name] = sounding_classes(folder, textures, visual, split)
+        node_topic[name] = tracked(folder, visual, binaural['binaural_motion'])
     methods = ('selfsup', 'supervised', 'opencv')
     every = {m: merged([per_set[s][m] for s in SETS]) for m in (*methods, *BINAURAL)}
     lines += report(every, label=f'{"all (test)":>15} ')
@@ -210,6 +257,12 @@ def main() -> None:
                        'shift': {'split': SHIFT, 'rooms': args.scenes,
                                  'pairs': results[SHIFT]['selfsup']['n'],
                                  'binaural_segments': results[SHIFT]['binaural_gcc']['n']}}
+    results['binaural_node_topic'] = node_topic
+    lines += [f'{name:>15} rotation/sound_direction (motion model): of {r["views"]} one-source '
+              f'views, tracked: published {r["tracked"]["published"]:.2f}, within 20 deg '
+              f'{r["tracked"]["within_20_deg"]:.2f}; untracked: '
+              f'{r["untracked"]["published"]:.2f}, {r["untracked"]["within_20_deg"]:.2f}'
+              for name, r in node_topic.items()]
     results['models'] = {k: _model_note(f) for k, f in binaural.items()}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / 'rotation.json').write_text(json.dumps(results, indent=2) + '\n')

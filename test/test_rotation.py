@@ -486,3 +486,19 @@ def test_the_visual_schedule_runs_every_epoch_count(epochs):
         opt.step()
         sched.step()
         assert 0 < opt.param_groups[0]['lr'] <= 1e-3 + 1e-12
+
+
+def test_what_the_node_hears_on_a_segment():
+    """BinauralDirection.hear, the node's call and the bench's replay of its
+    topic: a segment quieter than the level gate is silent (no source, its
+    level kept); a loud one gives the strongest direction, folded to the
+    front, stamped as asked."""
+    from av_perception.rotation.estimate import MIN_LEVEL_DBFS, BinauralDirection
+    est = BinauralDirection()
+    noise = np.random.default_rng(2).normal(0, 0.1, (2, 8000)).astype(np.float32)
+    quiet = est.hear(noise * 1e-4, 7)
+    assert quiet.silent and quiet.sources == [] and quiet.level_dbfs < MIN_LEVEL_DBFS
+    loud = est.hear(noise, 7)
+    assert not loud.silent and len(loud.sources) == 1 and loud.stamp_ns == 7
+    assert abs(loud.sources[0].azimuth) <= math.pi / 2 and loud.level_dbfs > -25.0
+    assert est.hear(noise, 7, min_level_dbfs=0.0).silent

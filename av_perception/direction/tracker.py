@@ -148,8 +148,9 @@ TUNED_PARAMS: dict[tuple[str, str], TrackerParams] = {
 #: the head's GCC-PHAT parameters; the bench tunes GCC-PHAT only. With the
 #: defaults (the 4-mic array's) a track needs a confidence of 0.5, which 24 %
 #: of the motion model's one-source segments reach: on the rotation bench's
-#: rooms a source was published on 11-17 % of them; with these, on 72-77 %
-#: (within 20 deg: 26-41 %, against 31-52 % publishing every estimate).
+#: rooms a source was published on 11-17 % of them (scratch measurement);
+#: with these, on 72-77 % (bench/results/rotation.json,
+#: ``binaural_node_topic``).
 TUNED_PARAMS[('binaural', 'learned')] = TUNED_PARAMS[('binaural', 'gcc')]
 
 

@@ -56,9 +56,10 @@ from av_perception.ros.qos import RELIABLE, SENSOR
 from av_perception.ros.spin import node_main
 from av_perception.ros.sound_sources import source_array, source_frames, source_markers
 from av_perception.ros.tf import TfBroadcaster, transform
-from av_perception.rotation.estimate import (AudioHistory, BinauralDirection, VisualRotation,
-                                             YawEstimate, check_same_contract, fuse)
-from av_perception.rotation.features import grey_input, hfov_deg, level_dbfs
+from av_perception.rotation.estimate import (MIN_LEVEL_DBFS, AudioHistory, BinauralDirection,
+                                             VisualRotation, YawEstimate, check_same_contract,
+                                             fuse)
+from av_perception.rotation.features import grey_input, hfov_deg
 from av_perception.msg import SoundSourceArray
 
 #: Topics this node publishes (besides /diagnostics); see nodes/__init__.py.
@@ -101,9 +102,9 @@ class RotationNode(AvNode):
         self.max_interval = self.param('max_interval', 1.0, 'Longest time between two frames '
                                        'that are still paired [s].', lo=0.01, hi=10.0,
                                        on_change='max_interval')
-        self.min_level = self.param('min_level_dbfs', -45.0, 'Binaural segments quieter than '
-                                    'this carry no direction [dBFS].', lo=-150.0, hi=0.0,
-                                    on_change='min_level')
+        self.min_level = self.param('min_level_dbfs', MIN_LEVEL_DBFS, 'Binaural segments '
+                                    'quieter than this carry no direction [dBFS].', lo=-150.0,
+                                    hi=0.0, on_change='min_level')
         self.hfov_tolerance = self.param('hfov_tolerance_deg', 5.0, 'Largest accepted '
                                          'difference between the camera\'s and the model\'s '
                                          'field of view [deg].', lo=0.0, hi=90.0,
@@ -220,11 +221,9 @@ class RotationNode(AvNode):
         seg = self.history.segment(stamp, self.spec.audio_window)
         if seg is None:
             return None if self.history.expired(stamp) else False
-        level = level_dbfs(seg)
-        est = self.audio.estimate(seg) if level >= self.min_level else None
-        self._publish_direction(DoaResult(stamp, [est] if est is not None else [],
-                                          est is None, level))
-        return est.azimuth if est is not None else None
+        heard = self.audio.hear(seg, stamp, self.min_level)
+        self._publish_direction(heard)
+        return heard.sources[0].azimuth if heard.sources else None
 
     def _publish_direction(self, result: DoaResult) -> None:
         """The segment's binaural direction through the tracker, as

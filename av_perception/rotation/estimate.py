@@ -18,8 +18,12 @@ import numpy as np
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
-from av_perception.rotation.features import RotationSpec, pair_input
+from av_perception.direction.stream import DoaResult
+from av_perception.rotation.features import RotationSpec, level_dbfs, pair_input
 
+#: Binaural segments quieter than this carry no direction [dBFS] (the
+#: rotation node's ``min_level_dbfs`` default).
+MIN_LEVEL_DBFS = -45.0
 #: Standard deviation [rad] of a binaural azimuth, for the fusion (the
 #: shipped binaural model's median error is of this order).
 AUDIO_SIGMA = math.radians(10.0)
@@ -87,6 +91,15 @@ class BinauralDirection:
     def azimuth(self, segment: np.ndarray) -> float:
         """The folded azimuth [rad] of :meth:`estimate`."""
         return self.estimate(segment).azimuth
+
+    def hear(self, segment: np.ndarray, stamp_ns: int,
+             min_level_dbfs: float = MIN_LEVEL_DBFS) -> DoaResult:
+        """What the rotation node hears on a frame's segment: its strongest
+        direction if the segment is at least ``min_level_dbfs`` loud, else
+        a silent result (no source); stamped ``stamp_ns``."""
+        level = level_dbfs(segment)
+        est = self.estimate(segment) if level >= min_level_dbfs else None
+        return DoaResult(stamp_ns, [est] if est is not None else [], est is None, level)
 
 
 def check_same_contract(visual: VisualRotation, audio: BinauralDirection) -> None:
