@@ -171,6 +171,10 @@ def test_train_rotation_cli_learns_from_odometry_only_bags(bags, tmp_path):
     line = one_error_line(cli('train', 'rotation', '--bags', str(bags['odo']), '--out',
                               str(tmp_path / 'm2'), '--epochs', '1'))
     assert 'base_link' in line
+    # a bad self-training setting is refused before a single bag is read
+    r = cli('train', 'rotation', '--bags', str(bags['odo']), '--out', str(tmp_path / 'm3'),
+            '--refine-rounds', '-1')
+    assert 'rounds must be at least 0' in one_error_line(r) and '[bags]' not in r.stderr
 
 
 def test_train_rotation_learns_the_binaural_direction_from_bags_without_any_label(tmp_path):

@@ -162,6 +162,9 @@ class RotationConfig:
         if self.epochs < 1 or self.binaural_epochs < 1:
             raise ConfigError(f'epochs must be >= 1, got {self.epochs} (visual) and '
                               f'{self.binaural_epochs} (binaural)')
+        if self.refine_epochs < 0 or self.refine_rounds < 0:   # before the bags are read
+            raise ConfigError(f'refine epochs and rounds must be at least 0, got '
+                              f'{self.refine_epochs} and {self.refine_rounds}')
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
 
 
