@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.direction.stream import DoaResult
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
-from av_perception.direction.stream import DoaResult
 from av_perception.rotation.features import RotationSpec, level_dbfs, pair_input
 
 #: Binaural segments quieter than this carry no direction [dBFS] (the
