@@ -57,6 +57,15 @@ def _ratio(a, b):
     return None if a is None or b in (None, 0) else a / b
 
 
+def _motion_over_gcc(label: str, prefix: str, factor: float) -> Figure:
+    """A rotation.json figure of issue #25: the binaural model from motion
+    against GCC-PHAT on the segments under ``prefix`` ('' for all test
+    segments, e.g. 'shift.binaural_broadband.'), target <= ``factor`` x."""
+    motion, gcc = f'{prefix}binaural_motion.median_deg', f'{prefix}binaural_gcc.median_deg'
+    return Figure(label, lambda d: get(d, motion), lambda d: get(d, gcc),
+                  f'<= {factor:.1f} x GCC-PHAT', lambda v, d: v <= factor * get(d, gcc))
+
+
 def _gap_closed(d: dict, student: str = 'student_sam') -> float | None:
     """Share of the RMSE gap between the pseudo-depth student and the teacher
     that ``student`` (SAM by default) closes."""
@@ -170,24 +179,12 @@ BENCHES: dict[str, list[Figure]] = {
                lambda d: get(d, 'poorly_textured.selfsup.median_deg'),
                lambda d: get(d, 'poorly_textured.opencv.median_deg'),
                '<= OpenCV', lambda v, d: v <= get(d, 'poorly_textured.opencv.median_deg')),
-        Figure('binaural from motion median, all test segments [deg]',
-               lambda d: get(d, 'binaural_motion.median_deg'),
-               lambda d: get(d, 'binaural_gcc.median_deg'), '<= 1.0 x GCC-PHAT',
-               lambda v, d: v <= get(d, 'binaural_gcc.median_deg')),
-        Figure('binaural from motion median, broadband test segments [deg]',
-               lambda d: get(d, 'binaural_broadband.binaural_motion.median_deg'),
-               lambda d: get(d, 'binaural_broadband.binaural_gcc.median_deg'),
-               '<= 0.8 x GCC-PHAT',
-               lambda v, d: v <= 0.8 * get(d, 'binaural_broadband.binaural_gcc.median_deg')),
-        Figure('binaural from motion median, shifted split [deg]',
-               lambda d: get(d, 'shift.binaural_motion.median_deg'),
-               lambda d: get(d, 'shift.binaural_gcc.median_deg'), '<= 1.0 x GCC-PHAT',
-               lambda v, d: v <= get(d, 'shift.binaural_gcc.median_deg')),
-        Figure('binaural from motion median, shifted broadband segments [deg]',
-               lambda d: get(d, 'shift.binaural_broadband.binaural_motion.median_deg'),
-               lambda d: get(d, 'shift.binaural_broadband.binaural_gcc.median_deg'),
-               '<= 0.8 x GCC-PHAT',
-               lambda v, d: v <= 0.8 * get(d, 'shift.binaural_broadband.binaural_gcc.median_deg')),
+        _motion_over_gcc('binaural from motion median, all test segments [deg]', '', 1.0),
+        _motion_over_gcc('binaural from motion median, broadband test segments [deg]',
+                         'binaural_broadband.', 0.8),
+        _motion_over_gcc('binaural from motion median, shifted split [deg]', 'shift.', 1.0),
+        _motion_over_gcc('binaural from motion median, shifted broadband segments [deg]',
+                         'shift.binaural_broadband.', 0.8),
     ],
     'av_heatmap': [
         Figure('pointing, path views of held-out rooms', lambda d: get(d, 'path.fused.pointing'),
