@@ -43,6 +43,28 @@ def check_optimisation(epochs: int, batch: int, lr: float, min_batch: int = 1) -
         raise ConfigError(f'lr must be above 0, got {lr}')
 
 
+def batch_pass(opt: torch.optim.Optimizer, n: int, batch: int,
+               loss_at: Callable[[int], torch.Tensor],
+               clip: tuple[object, float] | None = None) -> float:
+    """One epoch's optimiser steps over ``n`` training items in mini-batches
+    of ``batch``: ``loss_at(i)`` is the loss of the batch that starts at item
+    ``i``; a last batch shorter than half a batch is left out, and at least
+    one step is taken (a set of fewer than half a batch still trains).
+    ``clip``: (parameters, max norm) of a gradient-norm clip before each
+    step. Returns the mean of the batches' losses."""
+    import torch
+    losses = []
+    for i in range(0, max(1, n - batch // 2), batch):
+        loss = loss_at(i)
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(*clip)
+        opt.step()
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses))
+
+
 @dataclass
 class EpochResult:
     """What one epoch reports.

@@ -62,7 +62,8 @@ from av_perception.direction.learned_features import FeatureSpec, calibration, p
 from av_perception.bag.provenance import randomization
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
-from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
+from av_perception.train.loop import (EpochLoop, EpochResult, Fit, batch_pass,
+                                      check_optimisation)
 from av_perception.train.motion_data import MotionData, build_data
 from av_perception.train.motion_sign import (LABELLED, SIGNS, fix_binaural_sign, geometry_views,
                                              labelled_views, sign_and_scale,
@@ -244,17 +245,14 @@ def fit(data: MotionData, spec: FeatureSpec, out: Path, cfg: MotionConfig = Moti
         model.train()
         sel = _draw(data, rng.permutation(tr), rng, cfg.draws, cfg.views)
         order = rng.permutation(len(sel[0]))
-        losses = []
-        for i in range(0, max(1, len(order) - batch // 2), batch):   # at least one step
+
+        def loss_at(i: int) -> torch.Tensor:
             b = order[i:i + batch]
-            terms = pair_losses(model, grid, *_batch(
+            return _loss(pair_losses(model, grid, *_batch(
                 xt, xst, data.yaw, tuple(None if a is None else a[b] for a in sel[:5]),
-                sel[5][b], loud))
-            loss = _loss(terms, late)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+                sel[5][b], loud)), late)
+
+        loss = batch_pass(opt, len(order), batch, loss_at)
         sched.step()
         model.eval()
         vloss = math.nan
@@ -263,7 +261,7 @@ def fit(data: MotionData, spec: FeatureSpec, out: Path, cfg: MotionConfig = Moti
                 vloss = float(_loss(pair_losses(model, grid, *_batch(
                     xt, xst, data.yaw, val_sel[:5], val_sel[5], loud)), late))
         phase = 'all' if late else 'lateral'
-        return EpochResult(float(np.mean(losses)), vloss, {'phase': phase}, f' ({phase})')
+        return EpochResult(loss, vloss, {'phase': phase}, f' ({phase})')
 
     # the best epoch is one with every term (the lateral-only losses are lower)
     result = loop.run(epoch, 'motion loss', comparable=lambda e: e['phase'] == 'all')

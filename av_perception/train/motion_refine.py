@@ -62,7 +62,7 @@ import numpy as np
 from av_perception.direction.learned_features import FeatureSpec, label_map
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
-from av_perception.train.loop import EpochLoop, EpochResult, Fit
+from av_perception.train.loop import EpochLoop, EpochResult, Fit, batch_pass
 from av_perception.train.motion_data import MotionData
 
 if TYPE_CHECKING:
@@ -179,19 +179,17 @@ def self_train(data: MotionData, labels: np.ndarray, spec: FeatureSpec, mean: np
     def epoch(_: int) -> EpochResult:
         model.train()
         order = rng.permutation(tr)
-        losses = []
-        for i in range(0, max(1, len(order) - batch // 2), batch):   # at least one step
+
+        def loss_at(i: int) -> torch.Tensor:
             b = order[i:i + batch]
-            loss = soft_cross_entropy(model(x[b]), y[b], w[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+            return soft_cross_entropy(model(x[b]), y[b], w[b])
+
+        loss = batch_pass(opt, len(order), batch, loss_at)
         sched.step()
         model.eval()
         with torch.no_grad():
             vloss = float(soft_cross_entropy(model(x[va]), y[va], w[va]))
-        return EpochResult(float(np.mean(losses)), vloss)
+        return EpochResult(loss, vloss)
 
     result = loop.run(epoch, 'soft cross-entropy on pseudo-labels')
     model.eval()

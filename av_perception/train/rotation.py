@@ -60,7 +60,8 @@ from av_perception.errors import ConfigError
 from av_perception.rotation.dataset import BagOptions, load_all
 from av_perception.rotation.features import RotationSpec
 from av_perception.train.checkpoints import Checkpoints, fingerprint
-from av_perception.train.loop import EpochLoop, EpochResult, Fit, check_optimisation
+from av_perception.train.loop import (EpochLoop, EpochResult, Fit, batch_pass,
+                                      check_optimisation)
 from av_perception.train.motion import MotionConfig, MotionResult
 from av_perception.train.rotation_data import Data, build_data, spec_for_bags, synthetic_pairs
 from av_perception.train.rotation_net import (export_visual, flip_images, make_visual,
@@ -301,23 +302,19 @@ def _train_visual(data: Data, val: np.ndarray, spec: RotationSpec, target: str, 
         vis.train()
         perm = rng.permutation(tr_idx)
         steps = len(tr_views) if target == 'selfsup' else len(perm)
-        losses = []
-        for i in range(0, max(1, steps - batch // 2), batch):   # at least one step
+
+        def loss_at(i: int) -> torch.Tensor:
             terms = _visual_losses(vis, tensors, torch.from_numpy(perm[i % len(perm):][:batch]),
                                    target, rng, synth)
-            loss = sum(WEIGHTS[k] * v for k, v in terms.items())
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(vis.parameters(), 5.0)
-            opt.step()
-            losses.append(float(loss.detach()))
+            return sum(WEIGHTS[k] * v for k, v in terms.items())
+
+        loss = batch_pass(opt, steps, batch, loss_at, clip=(list(vis.parameters()), 5.0))
         sched.step()
         vis.eval()
         with torch.no_grad():   # the same swaps and mirrors every epoch
             vterms = _visual_losses(vis, tensors, torch.from_numpy(va_idx), target,
                                     np.random.default_rng(123), val_synth)
-        return EpochResult(float(np.mean(losses)),
-                           float(sum(WEIGHTS[k] * v for k, v in vterms.items())))
+        return EpochResult(loss, float(sum(WEIGHTS[k] * v for k, v in vterms.items())))
 
     fit = loop.run(epoch, f'visual loss ({target})', log=True)
     vis.eval()
