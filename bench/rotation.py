@@ -39,6 +39,8 @@ import numpy as np
 
 from av_perception.rotation.evaluate import (BINAURAL, BINAURAL_MODELS, TARGET_SELFSUP_DEG,
                                              Errors, report, score)
+from av_perception.rotation.dataset import load_all
+from av_perception.rotation.estimate import VisualRotation
 from av_perception.sim.bags import SceneJob
 
 import rendered
@@ -71,22 +73,19 @@ def merged(parts: list[Errors]) -> Errors:
     return out
 
 
-def sounding_classes(folder: Path, textures, visual_model: Path,
+def sounding_classes(folder: Path, bags: list, textures,
                      split: str = 'test') -> list[tuple[str, str]]:
     """(sound class, room) of the one source heard in each binaural segment
-    that ``score`` scores, in its order (bags, then views). The bags carry
+    that ``score`` scores, in its order (``bags``: ``folder``'s views as
+    score reads them; bags, then views). The bags carry
     directions, not classes: each bag's scene is rebuilt from its seed
     (``SceneJob.scene``, what ``simulate`` rendered; pose k is the bag's k-th
     image, as in the av_heatmap benchmark), and the source whose direction
     from the head is the segment's true azimuth taken."""
-    from av_perception.rotation.dataset import load_all
     from av_perception.robot import load_robot
-    from av_perception.rotation.estimate import VisualRotation
     from av_perception.sim.scene import direction_in_frame
 
-    spec = VisualRotation(visual_model).spec
     head = load_robot().arrays['binaural'].xyz
-    bags, _ = load_all(folder, spec, need_audio=True)
     out = []
     for bv in bags:
         sid = int(bv.path.name.rsplit('_', 1)[-1])
@@ -107,9 +106,10 @@ def sounding_classes(folder: Path, textures, visual_model: Path,
     return out
 
 
-def tracked(folder: Path, visual_model: Path, binaural_model: Path) -> dict:
+def tracked(bags: list, spec, binaural_model: Path) -> dict:
     """The rotation node's binaural direction topic replayed on the bench's
-    bags: the motion model hears each view's segment in stamp order
+    bags (``bags``: their views, loaded for ``spec``): the motion model
+    hears each view's segment in stamp order
     (``BinauralDirection.hear``, the node's call; the views are 0.5 s apart,
     so the node hears every one) and the node's tracker
     (``SourceTracker.for_array``, the head, 'learned') decides what is
@@ -119,14 +119,11 @@ def tracked(folder: Path, visual_model: Path, binaural_model: Path) -> dict:
     azimuth."""
     from av_perception.arrays import load_array
     from av_perception.direction.tracker import SourceTracker
-    from av_perception.rotation.dataset import load_all
-    from av_perception.rotation.estimate import BinauralDirection, VisualRotation
+    from av_perception.rotation.estimate import BinauralDirection
     from av_perception.rotation.features import fold_front
 
-    spec = VisualRotation(visual_model).spec
     head = load_array(spec.array)
     est = BinauralDirection(binaural_model, array=spec.array)
-    bags, _ = load_all(folder, spec, need_audio=True, need_truth=True)
     counts = {k: {'published': 0, 'within_20_deg': 0} for k in ('tracked', 'untracked')}
     n = 0
     for bv in bags:
@@ -220,6 +217,7 @@ def main() -> None:
     node_topic = {}
     lines = []
     visual = args.models / 'rotation_visual.onnx'
+    spec = VisualRotation(visual).spec
     binaural = {k: args.models / f'{v}.onnx' for k, v in BINAURAL_MODELS.items()}
     sets = {**{name: ('test', textures) for name, textures in SETS.items()},
             SHIFT: (SHIFT, None)}
@@ -231,8 +229,9 @@ def main() -> None:
                               labels_model=args.models / 'rotation_visual_labels.onnx',
                               binaural_models=binaural)
         lines += report(per_set[name], label=f'{name:>15} ')
-        segments[name] = sounding_classes(folder, textures, visual, split)
-        node_topic[name] = tracked(folder, visual, binaural['binaural_motion'])
+        bags, _ = load_all(folder, spec, need_audio=True, need_truth=True)  # what score() read
+        segments[name] = sounding_classes(folder, bags, textures, split)
+        node_topic[name] = tracked(bags, spec, binaural['binaural_motion'])
     methods = ('selfsup', 'supervised', 'opencv')
     every = {m: merged([per_set[s][m] for s in SETS]) for m in (*methods, *BINAURAL)}
     lines += report(every, label=f'{"all (test)":>15} ')
