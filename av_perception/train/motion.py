@@ -69,7 +69,7 @@ from av_perception.train.motion_sign import (LABELLED, SIGNS, fix_binaural_sign,
                                              labelled_views, sign_and_scale,
                                              view_distributions)
 from av_perception.train.motion_losses import pair_losses
-from av_perception.train.motion_refine import refine
+from av_perception.train.motion_refine import check_settings, refine
 
 if TYPE_CHECKING:
     import torch
@@ -180,9 +180,7 @@ class MotionConfig:
 
     def __post_init__(self) -> None:
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
-        if self.refine_epochs < 0 or self.refine_rounds < 0:
-            raise ConfigError(f'refine epochs and rounds must be at least 0, got '
-                              f'{self.refine_epochs} and {self.refine_rounds}')
+        check_settings(self.refine_epochs, self.refine_rounds)
         if self.sign not in SIGNS:
             raise ConfigError(f'the binaural sign must be one of {SIGNS}, got {self.sign!r}')
         if self.draws < 1 or self.labelled < 1:

@@ -83,6 +83,18 @@ STILL_DEG = ALPHA_STEP_DEG
 BALANCE_BIN_DEG = 10.0
 
 
+def check_settings(epochs: int, rounds: int) -> None:
+    """The self-training settings, checked one way for ``MotionConfig`` and
+    ``RotationConfig`` (the latter before any bag is read).
+
+    Raises:
+        ConfigError: a negative number of epochs or rounds.
+    """
+    if epochs < 0 or rounds < 0:
+        raise ConfigError(f'refine epochs and rounds must be at least 0, got {epochs} and '
+                          f'{rounds}')
+
+
 def fold(a: np.ndarray) -> np.ndarray:
     """Azimuths [rad] folded into [-pi/2, pi/2] (front and back mirror)."""
     return np.arctan2(np.sin(a), np.abs(np.cos(a)))
@@ -287,5 +299,6 @@ def report(labels: np.ndarray, prob: np.ndarray, data: MotionData,
     return line
 
 
-__all__ = ['AGREE', 'BALANCE_BIN_DEG', 'STILL_DEG', 'Refined', 'balance_weights', 'chains', 'fold',
+__all__ = ['AGREE', 'BALANCE_BIN_DEG', 'STILL_DEG', 'Refined', 'balance_weights', 'chains',
+           'check_settings', 'fold',
            'pseudo_labels', 'refine', 'report', 'self_train']

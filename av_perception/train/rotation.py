@@ -63,6 +63,7 @@ from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.loop import (EpochLoop, EpochResult, Fit, batch_pass,
                                       check_optimisation)
 from av_perception.train.motion import MotionConfig, MotionResult
+from av_perception.train.motion_refine import check_settings
 from av_perception.train.rotation_data import Data, build_data, spec_for_bags, synthetic_pairs
 from av_perception.train.rotation_net import (export_visual, flip_images, make_visual,
                                               rotation_outputs, visual_schedule,
@@ -163,9 +164,7 @@ class RotationConfig:
         if self.epochs < 1 or self.binaural_epochs < 1:
             raise ConfigError(f'epochs must be >= 1, got {self.epochs} (visual) and '
                               f'{self.binaural_epochs} (binaural)')
-        if self.refine_epochs < 0 or self.refine_rounds < 0:   # before the bags are read
-            raise ConfigError(f'refine epochs and rounds must be at least 0, got '
-                              f'{self.refine_epochs} and {self.refine_rounds}')
+        check_settings(self.refine_epochs, self.refine_rounds)   # before the bags are read
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
 
 
