@@ -280,6 +280,7 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
         binaural_epochs=args.binaural_epochs, scale_from_labels=not args.sign_only,
         visual_model=args.visual_model, binaural_sign=args.binaural_sign,
         refine_epochs=args.refine_epochs, refine_rounds=args.refine_rounds,
+        refine_members=args.refine_members,
         binaural_array=args.binaural_array,
         options=_rotation_options(args)))
     for t, v in res.visual.items():
@@ -547,6 +548,7 @@ def _add_av_heatmap_commands(tsub, esub) -> None:
 
 def _add_rotation_commands(tsub, esub) -> None:
     """train rotation, eval rotation."""
+    from av_perception.train.motion_refine import MEMBERS
     t = tsub.add_parser('rotation', help='visual rotation and binaural direction, learned '
                         'together without labels (and the label-trained reference)')
     t.add_argument('--bags', type=Path, nargs='+', required=True,
@@ -578,6 +580,10 @@ def _add_rotation_commands(tsub, esub) -> None:
                    help='self-supervised: the most self-training rounds, each on the '
                    'pseudo-labels of the network before it; they stop once the pseudo-labels '
                    'stand still (0: none)')
+    t.add_argument('--refine-members', type=int, default=MEMBERS,
+                   help='self-supervised: chains of self-training rounds, each from its own '
+                   'seed, whose networks\' distributions are averaged in the exported model '
+                   '(default %(default)s; 1: one network)')
     t.add_argument('--binaural-array', default='binaural',
                    help='the binaural head\'s geometry: a name under config/arrays/ or a file '
                    '(its sample rate is the one audio/binaural must have; the models record '

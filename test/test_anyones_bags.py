@@ -175,6 +175,9 @@ def test_train_rotation_cli_learns_from_odometry_only_bags(bags, tmp_path):
     r = cli('train', 'rotation', '--bags', str(bags['odo']), '--out', str(tmp_path / 'm3'),
             '--refine-rounds', '-1')
     assert 'rounds must be at least 0' in one_error_line(r) and '[bags]' not in r.stderr
+    r = cli('train', 'rotation', '--bags', str(bags['odo']), '--out', str(tmp_path / 'm4'),
+            '--refine-members', '0')
+    assert 'members must be at least 1, got 0' in one_error_line(r) and '[bags]' not in r.stderr
 
 
 def test_train_rotation_learns_the_binaural_direction_from_bags_without_any_label(tmp_path):
@@ -197,6 +200,7 @@ def test_train_rotation_learns_the_binaural_direction_from_bags_without_any_labe
     meta = OnnxModel(tmp_path / 'm' / 'rotation_binaural.onnx').metadata
     assert meta['labelled_samples'] == '0' and 'GCC-PHAT' in meta['sign_scale']
     assert 'pseudo-label from' in meta['self_training']      # the chains' round ran
+    assert "the 5 members' distributions averaged" in meta['self_training']
     line = one_error_line(cli(*common, '--out', str(tmp_path / 'm2'), '--binaural-sign',
                               'labels'))
     assert 'gt/sound_direction' in line and '--binaural-sign geometry' in line

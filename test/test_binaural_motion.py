@@ -404,6 +404,43 @@ def test_self_training_on_the_chains_reads_no_label(synthetic, learned, tmp_path
     assert np.median(_val_errors_deg(refined, synthetic, sign, k)) < 10.0
 
 
+def test_an_ensemble_of_self_training_chains_averages_their_distributions(
+        synthetic, learned, tmp_path):
+    """Each member is the rounds of :func:`refine` from its own seed (the
+    same pseudo-labels to start from, its own checkpoints); the exported
+    network's distribution is the mean of the members', and one member is
+    that member's network itself."""
+    from av_perception.train import motion_refine as refine
+    torch.set_num_threads(1)
+    prob = motion.view_distributions(learned.model, synthetic, learned.mean, learned.std,
+                                     np.arange(len(synthetic.x)), loud=True)
+    ens = refine.refine_ensemble(synthetic, prob, SPEC, learned.mean, learned.std,
+                                 tmp_path / 'e.onnx', epochs=4, rounds=2, seed=7, members=2,
+                                 progress=io.StringIO())
+    assert len(ens.members) == 2 and len(ens.lines) == 3
+    assert ens.lines[1].startswith('member 1 (seed 7): round 1:')
+    assert ens.lines[2].startswith(f'member 2 (seed {7 + refine.MEMBER_SEED_STEP}): round 1:')
+    root = tmp_path / 'e_refine_checkpoints'
+    assert sorted(p.name for p in root.iterdir()) == ['member0', 'member1']
+    one = refine.refine(synthetic, prob, SPEC, learned.mean, learned.std, tmp_path / 'o.onnx',
+                        epochs=4, rounds=2, seed=7, progress=io.StringIO())
+    for p1, p2 in zip(one.model.parameters(), ens.members[0].model.parameters()):
+        assert torch.equal(p1, p2)                 # member 1 is refine() with its seed
+    x = torch.from_numpy(((synthetic.x[:40, 0] - learned.mean) / learned.std).astype(np.float32))
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(r.model(x), -1) for r in ens.members]).mean(0)
+        assert torch.allclose(torch.softmax(ens.model(x), -1), mean, atol=1e-6)
+        assert not torch.allclose(mean, torch.softmax(ens.members[0].model(x), -1), atol=1e-3)
+    single = refine.refine_ensemble(synthetic, prob, SPEC, learned.mean, learned.std,
+                                    tmp_path / 's.onnx', epochs=4, rounds=2, seed=7, members=1,
+                                    progress=io.StringIO())
+    assert single.model is single.members[0].model
+    for p1, p2 in zip(one.model.parameters(), single.model.parameters()):
+        assert torch.equal(p1, p2)
+    with pytest.raises(motion.ConfigError, match='members must be at least 1, got 0'):
+        motion.MotionConfig(refine_members=0)
+
+
 def test_self_training_without_pseudo_labels_says_so(synthetic, learned, tmp_path):
     """No chain gave a pseudo-label (e.g. a robot that never turned twice in
     one place): the round refuses in one sentence, which train_from_views

@@ -69,7 +69,7 @@ from av_perception.train.motion_sign import (LABELLED, SIGNS, fix_binaural_sign,
                                              labelled_views, sign_and_scale,
                                              view_distributions)
 from av_perception.train.motion_losses import pair_losses
-from av_perception.train.motion_refine import check_settings, refine
+from av_perception.train.motion_refine import MEMBERS, check_settings, refine_ensemble
 
 if TYPE_CHECKING:
     import torch
@@ -164,6 +164,9 @@ class MotionConfig:
         refine_rounds: the most self-training rounds; they stop earlier
             once the pseudo-labels stand still (``motion_refine.refine``;
             0: none). Figures of each: docs/binaural_motion.md.
+        refine_members: chains of rounds, each from its own seed, whose
+            networks' distributions are averaged
+            (``motion_refine.refine_ensemble``; 1: one network).
     """
 
     epochs: int = 40
@@ -177,10 +180,11 @@ class MotionConfig:
     sign: str = 'auto'
     refine_epochs: int = 30
     refine_rounds: int = 6
+    refine_members: int = MEMBERS
 
     def __post_init__(self) -> None:
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
-        check_settings(self.refine_epochs, self.refine_rounds)
+        check_settings(self.refine_epochs, self.refine_rounds, self.refine_members)
         if self.sign not in SIGNS:
             raise ConfigError(f'the binaural sign must be one of {SIGNS}, got {self.sign!r}')
         if self.draws < 1 or self.labelled < 1:
@@ -312,12 +316,12 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
         prob = view_distributions(res.model, data, res.mean, res.std,
                                   np.arange(len(data.x)), loud=True)
         try:
-            r = refine(data, prob, spec, res.mean, res.std, out, cfg.refine_epochs,
-                       cfg.refine_rounds, cfg.seed, progress=progress)
+            r = refine_ensemble(data, prob, spec, res.mean, res.std, out, cfg.refine_epochs,
+                                cfg.refine_rounds, cfg.seed, cfg.refine_members, progress)
             model = r.model
-            refined = '; '.join([*r.lines, f'{r.rounds} rounds, ' + (
-                'stopped: the pseudo-labels stood still' if r.converged else
-                'stopped at the most rounds allowed')])
+            refined = '; '.join(r.lines) + (
+                f'; the {len(r.members)} members\' distributions averaged'
+                if len(r.members) > 1 else '')
         except ConfigError as exc:   # too few chains: keep what the pairs taught
             refined = f'skipped ({exc}): the pair-trained network is exported'
             print(f'[motion] warning: self-training {refined}', file=progress)

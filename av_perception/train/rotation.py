@@ -63,7 +63,7 @@ from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.loop import (EpochLoop, EpochResult, Fit, batch_pass,
                                       check_optimisation)
 from av_perception.train.motion import MotionConfig, MotionResult
-from av_perception.train.motion_refine import check_settings
+from av_perception.train.motion_refine import MEMBERS, check_settings
 from av_perception.train.rotation_data import Data, build_data, spec_for_bags, synthetic_pairs
 from av_perception.train.rotation_net import (export_visual, flip_images, make_visual,
                                               rotation_outputs, visual_schedule,
@@ -139,6 +139,8 @@ class RotationConfig:
             rounds on the chains of turns (``motion_refine``; 0: none).
         refine_rounds: the most self-training rounds (they stop once the
             pseudo-labels stand still; 0: none).
+        refine_members: chains of self-training rounds, each from its own
+            seed, whose networks' distributions are averaged (1: one).
         options: how the bags are read (turn pairs, odometry frames,
             namespace: ``rotation.dataset.BagOptions``).
     """
@@ -155,6 +157,7 @@ class RotationConfig:
     binaural_sign: str = 'auto'
     refine_epochs: int = 30
     refine_rounds: int = 6
+    refine_members: int = MEMBERS
     options: BagOptions = field(default_factory=BagOptions)
 
     def __post_init__(self) -> None:
@@ -164,7 +167,8 @@ class RotationConfig:
         if self.epochs < 1 or self.binaural_epochs < 1:
             raise ConfigError(f'epochs must be >= 1, got {self.epochs} (visual) and '
                               f'{self.binaural_epochs} (binaural)')
-        check_settings(self.refine_epochs, self.refine_rounds)   # before the bags are read
+        check_settings(self.refine_epochs, self.refine_rounds,   # before the bags are read
+                       self.refine_members)
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
 
 
@@ -259,7 +263,8 @@ def train(bags_dirs: list, out_dir: str | Path, cfg: RotationConfig = RotationCo
         result.binaural = train_from_views(
             bags, pairs, yaw, out_dir / FILES['selfsup'][1], teacher,
             MotionConfig(epochs=cfg.binaural_epochs, seed=cfg.seed, sign=cfg.binaural_sign,
-                         refine_epochs=cfg.refine_epochs, refine_rounds=cfg.refine_rounds),
+                         refine_epochs=cfg.refine_epochs, refine_rounds=cfg.refine_rounds,
+                         refine_members=cfg.refine_members),
             progress=progress, array=cfg.binaural_array)
     return result
 
