@@ -59,11 +59,11 @@ from pathlib import Path
 import numpy as np
 
 from av_perception.arrays import load_array
+from av_perception.audio.level import level_dbfs
 from av_perception.av_heatmap import metrics
 from av_perception.av_heatmap.dataset import MASK_TOPIC, NEEDS, AvSample, load_samples
 from av_perception.av_heatmap.frontend import PRIOR_SIGMA_DEG
-from av_perception.av_heatmap.heatmap import (HEATMAP_SCALE, HeatmapModel, fused_score, level_dbfs,
-                                              to_heatmap)
+from av_perception.av_heatmap.heatmap import HEATMAP_SCALE, HeatmapModel, fused_score, to_heatmap
 from av_perception.av_heatmap.projection import (AcousticImage, AcousticProjector, direction_map,
                                                  elevation_prior, grid_directions)
 from av_perception.bag.contents import CAMERA_INFO, UnusableBag, each_bag, list_bags

@@ -51,12 +51,6 @@ HEATMAP_SCALE = 0.1
 MEMORY_SECONDS = 1.5
 
 
-def level_dbfs(samples: np.ndarray) -> float:
-    """RMS level of a window over all channels [dBFS]."""
-    rms = float(np.sqrt(np.mean(np.asarray(samples, np.float64) ** 2)))
-    return 20.0 * np.log10(max(rms, 1e-12))
-
-
 def to_heatmap(cosine: np.ndarray, height: int, width: int) -> np.ndarray:
     """A (G, G) cosine map -> (height, width) float32 heatmap in [0, 1]."""
     return np.clip(resize_map(cosine, height, width), 0.0, 1.0).astype(np.float32)

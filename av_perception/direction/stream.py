@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from av_perception.audio.chunk import AudioBlock
+from av_perception.audio.level import level_dbfs
 from av_perception.direction.classic import DoaEstimate
 
 
@@ -90,8 +91,7 @@ class StreamingDoa:
         return out
 
     def _estimate(self, samples: np.ndarray, stamp_ns: int) -> DoaResult:
-        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
-        level = 20 * np.log10(max(rms, 1e-12))
+        level = level_dbfs(samples)
         if level < self.silence_dbfs:
             return DoaResult(stamp_ns, [], True, level)
         est = self.estimator.estimate(samples, self.num_src)

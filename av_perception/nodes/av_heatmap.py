@@ -40,8 +40,9 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
+from av_perception.audio.level import level_dbfs
 from av_perception.av_heatmap.dataset import camera_view
-from av_perception.av_heatmap.heatmap import MEMORY_SECONDS, HeatmapModel, level_dbfs, overlay
+from av_perception.av_heatmap.heatmap import MEMORY_SECONDS, HeatmapModel, overlay
 from av_perception.av_heatmap.sync import ALIGNS, AudioImageSync
 from av_perception.bag.contents import Intrinsics
 from av_perception.geometry.tf_buffer import TransformError

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.audio.level import level_dbfs
 from av_perception.bag.contents import (CAMERA_INFO, FRAME_TOPICS, MOTION_TOPICS, BagFrames,
                                         Intrinsics, Motion, MotionFrames, UnusableBag,
                                         check_fov, each_bag, list_bags)
@@ -34,8 +35,7 @@ from av_perception.bag.sources import source_readings
 from av_perception.direction.dataset import assemble
 from av_perception.errors import ConfigError
 from av_perception.image import RawImage, decode
-from av_perception.rotation.features import (RotationSpec, grey_input, level_dbfs,
-                                             max_turn_rad, wrap)
+from av_perception.rotation.features import RotationSpec, grey_input, max_turn_rad, wrap
 
 #: Default largest base translation [m] between two views of a turn in place.
 TURN_IN_PLACE_M = 0.01

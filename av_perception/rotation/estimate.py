@@ -15,15 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from av_perception.audio.level import level_dbfs
 from av_perception.direction.stream import DoaResult
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
-from av_perception.rotation.features import RotationSpec, level_dbfs, pair_input
+from av_perception.rotation.features import MIN_LEVEL_DBFS, RotationSpec, pair_input
 
-#: Binaural segments quieter than this carry no direction [dBFS] (the
-#: rotation node's ``min_level_dbfs`` default).
-MIN_LEVEL_DBFS = -45.0
 #: Standard deviation [rad] of a binaural azimuth, for the fusion (the
 #: shipped binaural model's median error is of this order).
 AUDIO_SIGMA = math.radians(10.0)

@@ -28,6 +28,12 @@ from av_perception.direction.classic import fold_front, wrap
 from av_perception.errors import InputError
 from av_perception.geometry.frames import hfov_deg
 
+#: Binaural windows and segments quieter than this carry no direction [dBFS]:
+#: the loud windows a model learns a view from (``train/motion_data``), the
+#: windows its estimate averages and the rotation node's ``min_level_dbfs``
+#: default.
+MIN_LEVEL_DBFS = -45.0
+
 #: Largest shift of the visual network's matching curve, in cells of its
 #: stride-2 feature map (two input columns each): the largest turn it reads.
 MAX_SHIFT = 36
@@ -132,11 +138,5 @@ def pair_input(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.stack([first, second]).astype(np.float32)
 
 
-def level_dbfs(samples: np.ndarray) -> float:
-    """RMS level of a segment [dBFS]."""
-    x = np.asarray(samples, np.float64)
-    return float(10.0 * np.log10(np.mean(x ** 2) + 1e-20))
-
-
-__all__ = ['MAX_SHIFT', 'RotationSpec', 'fold_front', 'grey_input', 'hfov_deg', 'level_dbfs',
+__all__ = ['MAX_SHIFT', 'MIN_LEVEL_DBFS', 'RotationSpec', 'fold_front', 'grey_input', 'hfov_deg',
            'max_turn_rad', 'pair_input', 'wrap']

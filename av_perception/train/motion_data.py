@@ -13,12 +13,11 @@ from typing import TextIO
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry, load_array
+from av_perception.audio.level import level_dbfs
 from av_perception.direction.classic import ClassicDoa, fold_front
 from av_perception.direction.learned_features import FeatureSpec, features, window_starts
 from av_perception.errors import ConfigError
-
-#: Binaural windows quieter than this carry no direction [dBFS].
-MIN_LEVEL_DBFS = -45.0
+from av_perception.rotation.features import MIN_LEVEL_DBFS
 
 
 @dataclass
@@ -70,7 +69,7 @@ def view_windows(segment: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np
         w = seg[:, s:s + spec.window]
         x.append(features(w, spec))
         xs.append(features(w[::-1], spec))
-        lv.append(10.0 * math.log10(float(np.mean(w ** 2)) + 1e-20))
+        lv.append(level_dbfs(w))
     return np.stack(x), np.stack(xs), np.array(lv, np.float32)
 
 
