@@ -152,3 +152,25 @@ def test_a_block_longer_than_the_model_window_averages_its_windows():
         est.estimate(x[:, :win - 1])
     with pytest.raises(InputError):
         est.estimate(x[:3])
+
+
+def test_a_block_with_a_pause_averages_only_its_loud_windows_when_asked():
+    """With a level, the windows quieter than it are left out of the mean (a
+    pause of speech: only the room's tail), as a model learned from motion
+    saw each view; when no window is that loud, all of them count."""
+    from av_perception.direction.learned import LearnedDoa
+    from av_perception.paths import shipped_model
+    est = LearnedDoa(shipped_model('rotation_binaural'), load_array('binaural'))
+    win = est.window
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 8000)) * 0.1                        # 0.5 s: 3 windows
+    x[1, 1:] = x[0, :-1]                                         # one side leads
+    x[:, 1952:] = rng.normal(size=(2, 8000 - 1952)) * 1e-4      # then a pause, -80 dBFS
+    dists = [est.distribution(x[:, s:s + win]) for s in (0, 1952, 8000 - win)]
+    np.testing.assert_allclose(est.block_distribution(x, -45.0), dists[0], atol=1e-6)
+    np.testing.assert_allclose(est.block_distribution(x), np.mean(dists, axis=0), atol=1e-6)
+    quiet = x * 1e-3                                             # no window above -45 dBFS
+    every = np.mean([est.distribution(quiet[:, s:s + win]) for s in (0, 1952, 8000 - win)],
+                    axis=0)
+    np.testing.assert_allclose(est.block_distribution(quiet, -45.0), every, atol=1e-6)
+    assert not np.allclose(dists[0], np.mean(dists, axis=0), atol=1e-3)

@@ -80,11 +80,13 @@ class BinauralDirection:
                               threads=threads)
         self.model = self.doa.model
 
-    def estimate(self, segment: np.ndarray):
+    def estimate(self, segment: np.ndarray, min_level_dbfs: float = MIN_LEVEL_DBFS):
         """(2, n) left/right samples (n >= the model's window) -> the
         strongest peak (DoaEstimate: folded azimuth [rad] in [-pi/2, pi/2],
-        confidence, front/back ambiguous)."""
-        return self.doa.estimate(segment, 1)[0]
+        confidence, front/back ambiguous), from the segment's windows at
+        least ``min_level_dbfs`` loud (all when none is), as the model
+        learned a view (``LearnedDoa.block_distribution``)."""
+        return self.doa.estimate(segment, 1, min_level_dbfs)[0]
 
     def azimuth(self, segment: np.ndarray) -> float:
         """The folded azimuth [rad] of :meth:`estimate`."""
@@ -96,7 +98,7 @@ class BinauralDirection:
         direction if the segment is at least ``min_level_dbfs`` loud, else
         a silent result (no source); stamped ``stamp_ns``."""
         level = level_dbfs(segment)
-        est = self.estimate(segment) if level >= min_level_dbfs else None
+        est = self.estimate(segment, min_level_dbfs) if level >= min_level_dbfs else None
         return DoaResult(stamp_ns, [est] if est is not None else [], est is None, level)
 
 

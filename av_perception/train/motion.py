@@ -332,12 +332,13 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
              **randomization([b.path for b in bags])}
     export(model, spec, res.mean, res.std, out, target='motion',
            n_train=res.train_pairs, n_bags=data.n_bags, sign=sign, scale=k, extra=extra)
-    # the labelled validation error is reported, never used to choose anything
+    # the labelled validation error is reported, never used to choose anything; each
+    # view as the estimator hears it (its loud windows: LearnedDoa.block_distribution)
     val_room = data.n_bags - max(1, data.n_bags // 10)
     vv = np.flatnonzero((data.view_room >= val_room) & ~np.isnan(data.azimuth))
     err = []
     if len(vv):
-        prob = view_distributions(model, data, res.mean, res.std, vv) @ \
+        prob = view_distributions(model, data, res.mean, res.std, vv, loud=True) @ \
             calibration(spec, sign, k)
         err = [abs(peaks(p, spec, 1)[0][0] - a) for p, a in zip(prob, data.azimuth[vv])]
     return MotionResult(out, int(len(data.x)), int(len(data.pairs)), res.train_pairs,
