@@ -15,7 +15,10 @@ constant guess. Prints each figure beside its baseline (OpenCV, GCC-PHAT)
 and the targets; writes bench/results/rotation.json. The binaural errors are
 also given per sound class of the sounding source (`binaural_by_class`: the
 class comes from the scene the bag was rendered from, rebuilt by its seed)
-and over the broadband classes together (`binaural_broadband`). And what
+and over the broadband classes together (`binaural_broadband`); on the
+shifted split also by the rooms' reverberation (`binaural_broadband_by_tail`:
+the training rooms' 0.6 s impulse responses against the longer ones of its
+halls, stairwells and tiled rooms). And what
 the rotation node's direction topic would carry on these bags with the
 motion model, tracked as the node tracks it and untracked
 (`binaural_node_topic`).
@@ -33,6 +36,7 @@ import argparse
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,7 @@ from av_perception.rotation.evaluate import (BINAURAL, BINAURAL_MODELS, TARGET_S
 from av_perception.rotation.dataset import load_all
 from av_perception.rotation.estimate import VisualRotation
 from av_perception.sim.bags import SceneJob
+from av_perception.sim.scene import Scene
 
 import rendered
 from paired import paired_ratio_ci
@@ -62,6 +67,20 @@ BROADBAND = ('speech', 'noise', 'music', 'voice')
 TARGET_MOTION_OVER_GCC = 1.0
 TARGET_MOTION_OVER_GCC_BROADBAND = 0.8
 TARGET_MOTION_OVER_TEACHER = 1.2
+#: The impulse-response length of every training-split room [s]: a shifted
+#: room with longer ones reverberates beyond anything trained on.
+TRAINING_TAIL_S = Scene.tail_seconds
+
+
+@dataclass(frozen=True)
+class Segment:
+    """What a scored binaural segment heard: the sound class of its one
+    source, its room (split/set/scene id) and the room's impulse-response
+    length [s]."""
+
+    cls: str
+    room: str
+    tail_seconds: float
 
 
 def merged(parts: list[Errors]) -> Errors:
@@ -74,10 +93,11 @@ def merged(parts: list[Errors]) -> Errors:
 
 
 def sounding_classes(folder: Path, bags: list, textures,
-                     split: str = 'test') -> list[tuple[str, str]]:
-    """(sound class, room) of the one source heard in each binaural segment
-    that ``score`` scores, in its order (``bags``: ``folder``'s views as
-    score reads them; bags, then views). The bags carry
+                     split: str = 'test') -> list[Segment]:
+    """The :class:`Segment` (sound class, room, tail) of the one source
+    heard in each binaural segment that ``score`` scores, in its order
+    (``bags``: ``folder``'s views as score reads them; bags, then views).
+    The bags carry
     directions, not classes: each bag's scene is rebuilt from its seed
     (``SceneJob.scene``, what ``simulate`` rendered; pose k is the bag's k-th
     image, as in the av_heatmap benchmark), and the source whose direction
@@ -102,7 +122,7 @@ def sounding_classes(folder: Path, bags: list, textures,
                 raise RuntimeError(f'{bv.path}: no source of the rebuilt scene at the '
                                    f'segment\'s azimuth (nearest {math.degrees(miss):.1f} deg '
                                    'off)')
-            out.append((cls, f'{split}/{folder.name}/{sid}'))
+            out.append(Segment(cls, f'{split}/{folder.name}/{sid}', scene.tail_seconds))
     return out
 
 
@@ -159,16 +179,35 @@ def by_class(classes: list[str], errors: dict[str, Errors]) -> dict:
             for cls, r in sorted(rows.items())}
 
 
+def by_tail(errors: dict[str, Errors], segments: list[Segment], lines: list[str]) -> dict:
+    """Median error [deg] of each binaural estimator on the broadband
+    segments of rooms whose impulse responses are as long as the training
+    rooms' (:data:`TRAINING_TAIL_S`) and of those with longer ones, with
+    their segment and room counts; their lines appended to ``lines``."""
+    broad = np.isin([g.cls for g in segments], BROADBAND)
+    long = np.array([g.tail_seconds > TRAINING_TAIL_S + 1e-9 for g in segments])
+    out = {}
+    for name, mask in (('training_tail', broad & ~long), ('longer_tail', broad & long)):
+        rooms = {g.room for g, k in zip(segments, mask) if k}
+        out[name] = {'n': int(mask.sum()), 'rooms': len(rooms),
+                     **{m: round(float(np.median(subset(errors[m], mask).errors_deg)), 2)
+                        if mask.any() else None for m in BINAURAL}}
+        lines.append(f'{SHIFT:>6} {"broadband, " + name:>24}: ' + ', '.join(
+            f'{m[9:]} {out[name][m]}' for m in BINAURAL)
+            + f' deg (n = {out[name]["n"]}, {len(rooms)} rooms)')
+    out['training_tail_s'] = TRAINING_TAIL_S
+    return out
+
+
 def subset(errors: Errors, mask: np.ndarray) -> Errors:
     """The errors of the segments in ``mask``."""
     return Errors([e for e, k in zip(errors.errors_deg, mask) if k])
 
 
-def binaural_targets(res: dict, errors: dict[str, Errors],
-                     segments: list[tuple[str, str]]) -> dict:
+def binaural_targets(res: dict, errors: dict[str, Errors], segments: list[Segment]) -> dict:
     """The targets of issue #25 on one split's results (``res`` holds the
     binaural summaries of all segments and of the broadband ones;
-    ``segments``: (class, room) of each), each ratio with its 95 % interval
+    ``segments``: what each heard), each ratio with its 95 % interval
     (``_ci95``: whole rooms resampled, both methods together,
     :func:`paired.paired_ratio_ci`): whether a ratio near a target is the
     model's or the draw of these rooms'."""
@@ -176,8 +215,8 @@ def binaural_targets(res: dict, errors: dict[str, Errors],
     bb = res['binaural_broadband']
     teacher = res['binaural_teacher']['median_deg']
     labels = res['binaural_labels']['median_deg']
-    broad = np.isin([c for c, _ in segments], BROADBAND)
-    rooms = np.asarray([r for _, r in segments])
+    broad = np.isin([g.cls for g in segments], BROADBAND)
+    rooms = np.asarray([g.room for g in segments])
 
     def ci(m: str, base: str, mask: np.ndarray | None = None) -> list | None:
         keep = np.ones(len(rooms), bool) if mask is None else mask
@@ -236,12 +275,14 @@ def main() -> None:
     every = {m: merged([per_set[s][m] for s in SETS]) for m in (*methods, *BINAURAL)}
     lines += report(every, label=f'{"all (test)":>15} ')
     test_segments = sum((segments[s] for s in SETS), [])
-    results = summarise(every, [c for c, _ in test_segments], lines, 'test')
+    results = summarise(every, [g.cls for g in test_segments], lines, 'test')
     for name in SETS:
         results[name] = {m: per_set[name][m].summary() for m in methods}
         for m in BINAURAL:
             results[name][m] = per_set[name][m].summary(with_time=False)
-    results[SHIFT] = summarise(per_set[SHIFT], [c for c, _ in segments[SHIFT]], lines, SHIFT)
+    results[SHIFT] = summarise(per_set[SHIFT], [g.cls for g in segments[SHIFT]], lines, SHIFT)
+    results[SHIFT]['binaural_broadband_by_tail'] = by_tail(per_set[SHIFT], segments[SHIFT],
+                                                           lines)
     poor = results['poorly_textured']
     results['targets'] = {
         'selfsup_median_deg_le': TARGET_SELFSUP_DEG,
