@@ -19,10 +19,11 @@ also per sound class of the scored source. Prints each figure beside its
 baseline (the best classic method) and target, writes
 bench/results/direction.json.
 
-The package's SRP-PHAT (``srp``: the node's, vectorised) is scored beside
-pyroomacoustics' own (``srp_pra``) on the same windows in the same run: the
-CPU-time ratio, and how far apart their medians are (target: <= 5 ms per
-100 ms chunk, medians within 0.3 deg).
+The package's SRP-PHAT and NormMUSIC (``srp``, ``normmusic``: the node's,
+their steering computed once) are scored beside pyroomacoustics' own
+(``srp_pra``, ``normmusic_pra``) on the same windows in the same run: the
+CPU-time ratios, and how far apart their medians are (target for SRP-PHAT:
+<= 5 ms per 100 ms chunk; medians within 0.3 deg).
 
     .venv/bin/python bench/direction.py [--scenes 72] [--models av_perception/models]
 """
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from av_perception.direction.evaluate import REFERENCE_SRP, score
+from av_perception.direction.evaluate import REFERENCES, score
 from av_perception.sim.acoustics import line_of_sight, rt60_sabine
 from av_perception.sim.scene import SceneParams, base_to_world, direction_in_frame, generate_scene
 from av_perception.robot import load_robot
@@ -176,12 +177,13 @@ def main() -> None:
                     help='shifted-split rooms for the binaural head (issue #25; 0: none)')
     args = ap.parse_args()
     args.data = test_rooms(args.scenes, args.data)
-    plan = {'array': ['srp', REFERENCE_SRP, 'normmusic', 'learned', 'learned_labels'],
+    plan = {'array': ['srp', 'srp_pra', 'normmusic', 'normmusic_pra', 'learned',
+                      'learned_labels'],
             'binaural': ['gcc', 'learned', 'learned_labels', 'learned_motion', 'constant']}
     model_file = {'array': 'direction_respeaker4', 'binaural': 'direction_binaural'}
     results: dict = {}
     subsets = {}
-    errors: dict = {}  # per-window errors of the array's SRP-PHATs [deg]
+    errors: dict = {}  # per-window errors of the array's classic methods [deg]
     gcc_scores = None   # the binaural windows, for the constant guess
     kept: dict = {}     # the binaural Scores, for issue #25's intervals
     for role, methods in plan.items():
@@ -213,7 +215,7 @@ def main() -> None:
             results[role][m] = res
             if role == 'binaural':
                 kept[m] = s
-            if m in ('srp', REFERENCE_SRP):
+            if m in ('srp', 'normmusic', *REFERENCES):
                 errors[m] = np.asarray(s.errors_deg, float)
             subsets[role] = {'windows': len(s.errors_deg),
                              'line_of_sight': int(c['los'].sum()),
@@ -237,8 +239,9 @@ def main() -> None:
         results[role]['best_classic'] = best
     b = results['binaural']
     bb = {m: b[m]['median_deg'] for m in ('gcc', 'learned', 'learned_motion') if m in b}
-    # the package's methods (the baseline srp_pra is the same map as srp, slower)
-    a = {m: v for m, v in results['array'].items() if isinstance(v, dict) and m != REFERENCE_SRP}
+    # the package's methods (each *_pra baseline is the same map, slower)
+    a = {m: v for m, v in results['array'].items()
+         if isinstance(v, dict) and m not in REFERENCES}
     four = [v['snr_ge10_rt60_le06_los']['median_deg'] for v in a.values()]
     targets = {
         'array4_best_median_deg_snr10_rt06_los': min(x for x in four if x is not None),
@@ -258,7 +261,8 @@ def main() -> None:
             'binaural_motion_over_distilled_met_le_1.2': bb['learned_motion']
             <= 1.2 * bb['learned']})
         targets.update({k: v for k, v in motion_ratios(kept).items() if k not in targets})
-    targets.update(srp_against_pyroomacoustics(results['array'], errors))
+    for ref, m in REFERENCES.items():
+        targets.update(against_pyroomacoustics(m, ref, results['array'], errors))
     if args.shift_scenes:
         shift_kept: dict = {}
         results['binaural_shift'] = sh = shift_binaural(args.shift_scenes, args.models,
@@ -286,27 +290,29 @@ def main() -> None:
           f'sources {targets["array4_best_median_deg_snr10_rt06_all"]}); binaural learned / '
           f'best classic {targets["binaural_learned_over_best_classic"]} (<= 0.8); worst '
           f'{targets["max_ms_per_100ms"]} ms per 100 ms chunk (<= 10)')
-    print(f'4-mic SRP-PHAT: package {targets["srp_ms_per_100ms"]} ms per 100 ms chunk (<= 5) '
-          f'vs pyroomacoustics {targets["srp_pra_ms_per_100ms"]} ms (x'
-          f'{targets["srp_pra_over_srp_ms"]} faster); medians differ by at most '
-          f'{targets["srp_median_delta_deg"]} deg over all windows and subsets (<= 0.3); '
-          f'{targets["srp_windows_differing"]} of {len(errors["srp"])} window errors differ')
+    for ref, m in REFERENCES.items():
+        print(f'4-mic {m}: package {targets[f"{m}_ms_per_100ms"]} ms per 100 ms chunk vs '
+              f'pyroomacoustics {targets[f"{ref}_ms_per_100ms"]} ms (x'
+              f'{targets[f"{ref}_over_{m}_ms"]} faster); medians differ by at most '
+              f'{targets[f"{m}_median_delta_deg"]} deg over all windows and subsets (<= 0.3); '
+              f'{targets[f"{m}_windows_differing"]} of {len(errors[m])} window errors differ')
 
 
-def srp_against_pyroomacoustics(array: dict, errors: dict[str, np.ndarray]) -> dict:
-    """The package's SRP-PHAT beside pyroomacoustics' on the same windows:
-    CPU time per 100 ms chunk of each and their ratio, the largest median
-    difference over all windows and the three subsets [deg], and how many
-    per-window errors differ by more than 1e-6 deg."""
-    srp, pra = array['srp'], array[REFERENCE_SRP]
-    medians = [(srp[k]['median_deg'], pra[k]['median_deg']) for k in SUBSETS]
-    medians.append((srp['median_deg'], pra['median_deg']))
-    return {'srp_ms_per_100ms': srp['ms_per_100ms'],
-            'srp_pra_ms_per_100ms': pra['ms_per_100ms'],
-            'srp_pra_over_srp_ms': round(pra['ms_per_100ms'] / srp['ms_per_100ms'], 2),
-            'srp_median_delta_deg': round(max(abs(x - y) for x, y in medians), 2),
-            'srp_windows_differing': int((np.abs(errors['srp'] - errors[REFERENCE_SRP])
-                                          > 1e-6).sum())}
+def against_pyroomacoustics(method: str, ref: str, array: dict,
+                            errors: dict[str, np.ndarray]) -> dict:
+    """The package's ``method`` beside pyroomacoustics' (``ref``) on the
+    same windows: CPU time per 100 ms chunk of each and their ratio, the
+    largest median difference over all windows and the three subsets [deg],
+    and how many per-window errors differ by more than 1e-6 deg."""
+    own, pra = array[method], array[ref]
+    medians = [(own[k]['median_deg'], pra[k]['median_deg']) for k in SUBSETS]
+    medians.append((own['median_deg'], pra['median_deg']))
+    return {f'{method}_ms_per_100ms': own['ms_per_100ms'],
+            f'{ref}_ms_per_100ms': pra['ms_per_100ms'],
+            f'{ref}_over_{method}_ms': round(pra['ms_per_100ms'] / own['ms_per_100ms'], 2),
+            f'{method}_median_delta_deg': round(max(abs(x - y) for x, y in medians), 2),
+            f'{method}_windows_differing': int((np.abs(errors[method] - errors[ref])
+                                                > 1e-6).sum())}
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
-"""Classic direction of arrival: SRP-PHAT (vectorised on pyroomacoustics'
-grid: :mod:`av_perception.direction.srp`) and NormMUSIC (pyroomacoustics) for
-arrays of 3+ microphones, GCC-PHAT for two.
+"""Classic direction of arrival: SRP-PHAT and NormMUSIC for arrays of 3+
+microphones, each on pyroomacoustics' grid with its steering computed once
+(:mod:`av_perception.direction.srp`, :mod:`av_perception.direction.normmusic`),
+GCC-PHAT for two.
 
 Angles follow REP 103 in the array frame: azimuth counter-clockwise from +x
 [rad], elevation above the x-y plane: estimated on an azimuth x elevation
@@ -20,6 +21,7 @@ import pyroomacoustics as pra
 
 from av_perception.arrays import ArrayGeometry
 from av_perception.direction.features import stft
+from av_perception.direction.normmusic import NormMusic
 from av_perception.direction.srp import SrpPhat
 from av_perception.errors import InputError
 
@@ -85,10 +87,11 @@ class ClassicDoa:
             a binaural head (where interaural phase gives a reliable delay).
         grid_deg: azimuth grid step [deg] (at least 4 for 3-D arrays, whose
             grid also spans elevation).
-        reference: 'srp' only: run pyroomacoustics' own SRP-PHAT (a Python
-            loop over the grid, about 10x the CPU time) instead of the
-            package's vectorised one (:mod:`av_perception.direction.srp`), which
-            gives the same power map; the baseline of bench/direction and the tests.
+        reference: run pyroomacoustics' own SRP-PHAT or NormMUSIC (they
+            recompute the steering on every call: about 10x the CPU time)
+            instead of the package's (:mod:`av_perception.direction.srp`,
+            :mod:`av_perception.direction.normmusic`), which give the same
+            maps; the baselines of bench/direction and the tests.
     """
 
     def __init__(self, geometry: ArrayGeometry, method: str = 'srp', nfft: int = 256,
@@ -113,6 +116,7 @@ class ClassicDoa:
         fs = geometry.sample_rate
         self.elevation = geometry.resolves_elevation and method != 'gcc'
         self._srp: SrpPhat | None = None
+        self._music: NormMusic | None = None
         if method != 'gcc':
             cls = pra.doa.algorithms['SRP' if method == 'srp' else 'NormMUSIC']
             if self.elevation:  # a 3-D array: azimuth x elevation grid (poles left out)
@@ -132,6 +136,9 @@ class ClassicDoa:
             if method == 'srp' and not reference:
                 # SRP-PHAT as one matrix product on pyroomacoustics' grid and delays
                 self._srp = SrpPhat(self._doa, self.freq_range)
+            elif method == 'normmusic' and not reference:
+                # NormMUSIC with pyroomacoustics' steering vectors computed once
+                self._music = NormMusic(self._doa, self.freq_range)
 
     def _spectrum(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The method's power over the grid and the indices of its ``k``
@@ -139,6 +146,9 @@ class ClassicDoa:
         if self._srp is not None:
             values = self._srp.power(X)
             return values, self._srp.peaks(values, k)
+        if self._music is not None:
+            values = self._music.power(X, k)
+            return values, self._music.peaks(values, k)
         self._doa.locate_sources(X, num_src=k, freq_range=list(self.freq_range))
         return np.asarray(self._doa.grid.values, float), np.atleast_1d(self._doa.src_idx)
 

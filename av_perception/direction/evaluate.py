@@ -26,8 +26,9 @@ from av_perception.paths import shipped_model
 
 ROLE_ARRAY = {'array': 'respeaker4', 'binaural': 'binaural'}
 HOP_SECONDS = 0.1      # one estimate per 100 ms chunk, as the node
-#: pyroomacoustics' own SRP-PHAT: the baseline the package's SRP is scored against.
-REFERENCE_SRP = 'srp_pra'
+#: pyroomacoustics' own SRP-PHAT and NormMUSIC (scoring names -> the
+#: package's method they are the baselines of).
+REFERENCES = {'srp_pra': 'srp', 'normmusic_pra': 'normmusic'}
 # The analysis window is the array's ``doa_window``, as the node's default.
 
 
@@ -39,9 +40,9 @@ def angle_error(a: float, b: float) -> float:
 def make_estimator(method: str, geometry, model: str | Path | None = None, num_src: int = 1):
     """The estimator of ``method`` for an array: ClassicDoa, or LearnedDoa on
     ``model`` (default: the shipped ``models/direction_<array>.onnx``). The
-    node and the scoring build it here alike. ``srp_pra`` (scoring only, not
-    a node method) is pyroomacoustics' own SRP-PHAT, the baseline of the
-    package's vectorised one.
+    node and the scoring build it here alike. ``srp_pra`` and
+    ``normmusic_pra`` (scoring only, not node methods) are pyroomacoustics'
+    own, the baselines of the package's (:data:`REFERENCES`).
 
     Raises:
         InputError: a method the array cannot use (gcc needs 2 microphones).
@@ -50,8 +51,8 @@ def make_estimator(method: str, geometry, model: str | Path | None = None, num_s
     if method == 'learned':
         from av_perception.direction.learned import LearnedDoa
         return LearnedDoa(model or shipped_model(f'direction_{geometry.name}'), geometry)
-    if method == REFERENCE_SRP:
-        return ClassicDoa(geometry, 'srp', num_src=num_src, reference=True)
+    if method in REFERENCES:
+        return ClassicDoa(geometry, REFERENCES[method], num_src=num_src, reference=True)
     return ClassicDoa(geometry, method, num_src=num_src)
 
 

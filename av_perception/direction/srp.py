@@ -75,8 +75,7 @@ class SrpPhat:
                                       -np.sin(phase).reshape(f * p, -1)])
         self._offset_per_frame = m * f           # the diagonal's sum (|PHAT| = 1)
         self._norm_per_frame = f * p
-        self._neighbors: np.ndarray | None = None   # sphere only: flat adjacency
-        self._starts: np.ndarray | None = None      # where each point's neighbours start
+        self._peaks = GridPeaks(doa.grid)
 
     def _cross(self, X: np.ndarray) -> np.ndarray:
         """PHAT-weighted cross-spectra of every pair summed over frames:
@@ -98,6 +97,20 @@ class SrpPhat:
                 / (frames * self._norm_per_frame))
 
     def peaks(self, values: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` highest peaks of ``values`` (:class:`GridPeaks`)."""
+        return self._peaks(values, k)
+
+
+class GridPeaks:
+    """The peaks of values on a pyroomacoustics grid, as its
+    ``grid.find_peaks`` finds them."""
+
+    def __init__(self, grid: pra.doa.grid.Grid) -> None:
+        self.grid = grid
+        self._neighbors: np.ndarray | None = None   # sphere only: flat adjacency
+        self._starts: np.ndarray | None = None      # where each point's neighbours start
+
+    def __call__(self, values: np.ndarray, k: int) -> np.ndarray:
         """Indices of the ``k`` highest local maxima of ``values`` on the
         grid, weakest first: what ``grid.find_peaks(k)`` returns (the
         circle's is vectorised in pyroomacoustics and used as is; the
