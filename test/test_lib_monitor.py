@@ -172,6 +172,19 @@ def test_buffers_stay_bounded():
     assert s.report(100.0)[0] == OK
 
 
+def test_arrivals_keep_only_the_window():
+    """A 20 Hz input for 10 minutes keeps the last ``window`` seconds of
+    arrivals (what rate() reads), not thousands: a graph of dozens of inputs
+    would otherwise grow by megabytes over its first hour."""
+    s = InputStats('x', window=5.0)
+    for i in range(12_000):
+        s.on_receive(i / 20)
+    assert len(s._arrivals) <= 5.0 * 20 + 2
+    assert s.rate(11_999 / 20) == pytest.approx(20.0, rel=1e-6)
+    s.on_receive(10_000.0)                      # after a long silence: the newest stays
+    assert list(s._arrivals) == [10_000.0] and s.rate(10_000.0) == 0.0
+
+
 # ---------------------------------------------------------------- node monitor
 
 def test_node_monitor_reports_inputs_and_node_facts():

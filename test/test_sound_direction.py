@@ -301,3 +301,26 @@ def test_a_3d_array_gives_elevation_and_a_planar_one_does_not():
     flat = ClassicDoa(load_array('respeaker4'), 'srp').estimate(
         np.asarray(room.mic_array.signals[:4, :8000]))
     assert flat[0].elevation == 0.0
+
+
+def test_source_frames_are_named_by_slot_not_by_track_id():
+    """The k-th source in order of track id gets ``<prefix><k>``: ids only
+    count up, and a frame per id would leave a dead frame per track in every
+    TF listener; the direction is the source's, 1 m out."""
+    from av_perception.direction.tracker import TrackedSource
+    from av_perception.ros.sound_sources import source_frames
+
+    def src(i: int, az: float) -> TrackedSource:
+        d = (math.cos(az), math.sin(az), 0.0)
+        return TrackedSource(i, az, 0.0, False, 0.8, False, d, 3, 0)
+
+    names = set()
+    for first in range(0, 3000, 3):   # a thousand windows, each with new tracks
+        frames = source_frames('mic_array', 'sound_source_',
+                               [src(first + 2, 0.5), src(first, -1.0)], 10**9)
+        names |= {f.child_frame_id for f in frames}
+        assert [f.child_frame_id for f in frames] == ['sound_source_0', 'sound_source_1']
+        t = frames[0].transform.translation          # the older track, at -1 rad
+        assert (t.x, t.y) == pytest.approx((math.cos(-1.0), math.sin(-1.0)))
+        assert frames[0].header.frame_id == 'mic_array'
+    assert names == {'sound_source_0', 'sound_source_1'}

@@ -26,7 +26,8 @@ later frame's stamp:
   ``rotation/sound_direction`` (SoundSourceArray in the binaural head's
   frame, a tracked id per source, empty when silent),
   ``rotation/sound_direction/markers`` and, with ``publish_source_tf``, a
-  /tf frame ``<source_tf_prefix><id>`` per source.
+  /tf frame ``<source_tf_prefix><k>`` per source (``k`` = 0, 1, ... in
+  order of track id: ``source_frames``).
 
 Frames whose stamp goes backwards (or repeats) restart the pairing; a gap
 longer than ``max_interval`` (dropped frames) also restarts it, since the
@@ -235,7 +236,7 @@ class RotationNode(AvNode):
         self.dir_markers.publish(source_markers(hdr, sources, keys, 'rotation/sound_direction',
                                                 self.arrow_length))
         if self.publish_source_tf and sources:
-            self.tf.send(source_frames(self.head_frame, self.source_tf_prefix, sources, keys,
+            self.tf.send(source_frames(self.head_frame, self.source_tf_prefix, sources,
                                        result.stamp_ns))
 
     def _try_audio(self) -> None:

@@ -24,8 +24,9 @@ sample, in the array frame (REP 103, azimuth CCW from +x):
 - ``sound_direction/markers`` (visualization_msgs/MarkerArray): a DELETEALL,
   then per source one ARROW (length proportional to its confidence, id =
   the track id) and a TEXT label with the id;
-- optionally a TF frame ``<tf_prefix><id>`` per source on /tf, 1 m from the
-  array along the direction (``publish_tf``).
+- optionally a TF frame ``<tf_prefix><k>`` per source on /tf, 1 m from the
+  array along the direction (``publish_tf``; ``k`` = 0, 1, ... in order of
+  track id, so that the frame names stay bounded: ``source_frames``).
 
 Chunks whose channel count or sample rate differ from the array geometry
 file are dropped and counted in /diagnostics: a wrong array configuration is
@@ -192,7 +193,7 @@ class SoundDirectionNode(AvNode):
         self.markers.publish(source_markers(hdr, sources, keys, 'sound_direction',
                                             self.arrow_length))
         if self.publish_tf and sources:
-            self.tf.send(source_frames(self.frame_id, self.tf_prefix, sources, keys,
+            self.tf.send(source_frames(self.frame_id, self.tf_prefix, sources,
                                        result.stamp_ns))
         self.monitor.set_fact('level_dbfs', f'{result.level_dbfs:.1f}')
         self.monitor.set_fact('sources', len(sources))
