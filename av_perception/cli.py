@@ -548,7 +548,7 @@ def _add_av_heatmap_commands(tsub, esub) -> None:
 
 def _add_rotation_commands(tsub, esub) -> None:
     """train rotation, eval rotation."""
-    from av_perception.train.motion_refine import MEMBERS
+    from av_perception.train.motion_refine import EPOCHS, MEMBERS, ROUNDS
     t = tsub.add_parser('rotation', help='visual rotation and binaural direction, learned '
                         'together without labels (and the label-trained reference)')
     t.add_argument('--bags', type=Path, nargs='+', required=True,
@@ -572,11 +572,11 @@ def _add_rotation_commands(tsub, esub) -> None:
                    'labelled validation views (gt/sound_direction), or no labels at all: '
                    'GCC-PHAT\'s left/right on the training views (auto: labels if the bags '
                    'have them)')
-    t.add_argument('--refine-epochs', type=int, default=30,
+    t.add_argument('--refine-epochs', type=int, default=EPOCHS,
                    help='self-supervised: epochs of each round of the binaural network\'s '
                    'self-training on the pseudo-labels that each chain of turns gives its views '
                    '(0: none; no label is read either way)')
-    t.add_argument('--refine-rounds', type=int, default=6,
+    t.add_argument('--refine-rounds', type=int, default=ROUNDS,
                    help='self-supervised: the most self-training rounds, each on the '
                    'pseudo-labels of the network before it; they stop once the pseudo-labels '
                    'stand still (0: none)')

@@ -57,9 +57,9 @@ def ensure(folder: Path, scenes: int = 0, note: str = '', **kwargs) -> Path:
     ``scenes`` (a bench run with another ``--scenes``) is rendered anew, so
     the figures are never scored on fewer rooms than asked for."""
     folder = fresh(folder)
-    if scenes and 'ids' not in kwargs and _cached(folder) and folder.exists() \
-            and _rows(folder) not in (0, scenes):
-        print(f'[bench] {folder} holds {_rows(folder)} rooms, {scenes} asked for: '
+    held = _rows(folder) if scenes and 'ids' not in kwargs and _cached(folder) else 0
+    if held not in (0, scenes):
+        print(f'[bench] {folder} holds {held} rooms, {scenes} asked for: '
               'rendering again', flush=True)
         shutil.rmtree(folder)
     if rendered_by_this_simulator(folder) or \

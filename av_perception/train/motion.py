@@ -69,7 +69,8 @@ from av_perception.train.motion_sign import (LABELLED, SIGNS, fix_binaural_sign,
                                              labelled_views, sign_and_scale,
                                              view_distributions)
 from av_perception.train.motion_losses import pair_losses
-from av_perception.train.motion_refine import MEMBERS, check_settings, refine_ensemble
+from av_perception.train.motion_refine import (EPOCHS, MEMBERS, ROUNDS, check_settings,
+                                               refine_ensemble)
 
 if TYPE_CHECKING:
     import torch
@@ -178,8 +179,8 @@ class MotionConfig:
     labelled: int = LABELLED
     scale: bool = False
     sign: str = 'auto'
-    refine_epochs: int = 30
-    refine_rounds: int = 6
+    refine_epochs: int = EPOCHS
+    refine_rounds: int = ROUNDS
     refine_members: int = MEMBERS
 
     def __post_init__(self) -> None:

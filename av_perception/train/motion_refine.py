@@ -89,7 +89,11 @@ FLOOR = 1e-3
 STILL_DEG = ALPHA_STEP_DEG
 #: Width of the |azimuth| bins whose pseudo-labels are balanced [deg].
 BALANCE_BIN_DEG = 10.0
-#: Chains of self-training rounds whose networks are averaged.
+#: Epochs of each self-training round (``train rotation --refine-epochs``).
+EPOCHS = 30
+#: The most self-training rounds of a chain (``--refine-rounds``).
+ROUNDS = 6
+#: Chains of self-training rounds whose networks are averaged (``--refine-members``).
 MEMBERS = 5
 #: Member j's rounds are seeded from ``seed + MEMBER_SEED_STEP * j``.
 MEMBER_SEED_STEP = 100
@@ -380,6 +384,7 @@ def report(labels: np.ndarray, prob: np.ndarray, data: MotionData,
     return line
 
 
-__all__ = ['AGREE', 'BALANCE_BIN_DEG', 'MEMBERS', 'MEMBER_SEED_STEP', 'STILL_DEG', 'Ensemble',
-           'Refined', 'average', 'balance_weights', 'chains', 'check_settings', 'fold',
-           'pseudo_labels', 'refine', 'refine_ensemble', 'report', 'self_train']
+__all__ = ['AGREE', 'BALANCE_BIN_DEG', 'EPOCHS', 'MEMBERS', 'MEMBER_SEED_STEP', 'ROUNDS',
+           'STILL_DEG', 'Ensemble', 'Refined', 'average', 'balance_weights', 'chains',
+           'check_settings', 'fold', 'pseudo_labels', 'refine', 'refine_ensemble', 'report',
+           'self_train']

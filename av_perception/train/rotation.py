@@ -63,7 +63,7 @@ from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.loop import (EpochLoop, EpochResult, Fit, batch_pass,
                                       check_optimisation)
 from av_perception.train.motion import MotionConfig, MotionResult
-from av_perception.train.motion_refine import MEMBERS, check_settings
+from av_perception.train.motion_refine import EPOCHS, MEMBERS, ROUNDS, check_settings
 from av_perception.train.rotation_data import Data, build_data, spec_for_bags, synthetic_pairs
 from av_perception.train.rotation_net import (export_visual, flip_images, make_visual,
                                               rotation_outputs, visual_schedule,
@@ -155,8 +155,8 @@ class RotationConfig:
     visual_model: str | Path | None = None
     binaural_array: str = 'binaural'
     binaural_sign: str = 'auto'
-    refine_epochs: int = 30
-    refine_rounds: int = 6
+    refine_epochs: int = EPOCHS
+    refine_rounds: int = ROUNDS
     refine_members: int = MEMBERS
     options: BagOptions = field(default_factory=BagOptions)
 
