@@ -264,11 +264,11 @@ def main() -> None:
         folder = args.data / name
         rendered.ensure(folder, args.scenes, note=f'{args.scenes} held-out {name} rooms',
                         seed=SEED, split=split, textures=textures)
+        bags, pairs = load_all(folder, spec, need_audio=True, need_truth=True)
         per_set[name] = score(folder, model=visual,
                               labels_model=args.models / 'rotation_visual_labels.onnx',
-                              binaural_models=binaural)
+                              binaural_models=binaural, loaded=(bags, pairs))
         lines += report(per_set[name], label=f'{name:>15} ')
-        bags, _ = load_all(folder, spec, need_audio=True, need_truth=True)  # what score() read
         segments[name] = sounding_classes(folder, bags, textures, split)
         node_topic[name] = tracked(bags, spec, binaural['binaural_motion'])
     methods = ('selfsup', 'supervised', 'opencv')

@@ -73,7 +73,8 @@ def _angle_deg(a: float, b: float) -> float:
 def score(bags_dir: str | Path, model: str | Path | None = None,
           labels_model: str | Path | None = None, binaural_models: dict | None = None,
           namespace: str = '', opencv: bool = True, progress=None,
-          options: BagOptions = BagOptions()) -> dict[str, Errors]:
+          options: BagOptions = BagOptions(), loaded: tuple[list, list] | None = None
+          ) -> dict[str, Errors]:
     """Errors of the self-supervised visual model (``model``, default the
     shipped one), the supervised reference (``labels_model``, default the
     shipped ``rotation_visual_labels``), OpenCV, and the binaural
@@ -83,6 +84,8 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
 
     ``options``: namespace, odometry frame names, which views are turn pairs,
     the accepted field-of-view difference (``rotation.dataset.BagOptions``).
+    ``loaded``: ``load_all(bags_dir, ..., need_audio=True, need_truth=True)``'s
+    bags and pairs when the caller has read them already (not read again).
 
     Raises:
         InputError: no bag with the topics scoring needs.
@@ -99,8 +102,8 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
     for a in audio.values():
         check_same_contract(visual, a)
     gcc = ClassicDoa(load_array(spec.array), method='gcc')
-    bags, pairs = load_all(bags_dir, spec, namespace, need_audio=True, progress=progress,
-                           options=options, need_truth=True)
+    bags, pairs = loaded or load_all(bags_dir, spec, namespace, need_audio=True,
+                                     progress=progress, options=options, need_truth=True)
     out = {'selfsup': Errors(), 'supervised': Errors(), 'opencv': Errors(),
            **{k: Errors() for k in BINAURAL}}
     cv = {}
