@@ -282,10 +282,14 @@ def impulse_responses(model: RoomModel, source, receivers: list[Receiver],
     for r in receivers:
         parts = []
         if r.early is not None:
-            parts.append(compute_ism_rir(src, np.asarray(r.early, float), r.directivity,
-                                         src.directions[m, :, :], ism.visibility[0][m, :], fdl,
-                                         room.c, model.fs, model.bands, min_phase=False,
-                                         air_abs_coeffs=room.air_absorption))
+            # Furniture can block the direct path and every reflection up to
+            # the model's order; such a receiver hears only the late part
+            # (pyroomacoustics' compute_ism_rir fails on no visible source).
+            if ism.visibility[0][m, :].any():
+                parts.append(compute_ism_rir(src, np.asarray(r.early, float), r.directivity,
+                                             src.directions[m, :, :], ism.visibility[0][m, :],
+                                             fdl, room.c, model.fs, model.bands,
+                                             min_phase=False, air_abs_coeffs=room.air_absorption))
             m += 1
         if r.tail is not None:
             t0 = float(np.linalg.norm(source - np.asarray(r.at, float))) / rt.c
@@ -295,7 +299,7 @@ def impulse_responses(model: RoomModel, source, receivers: list[Receiver],
                                         rt.rt_args['hist_bin_size_samples'], model.volume, fdl,
                                         rt.c, model.fs, model.bands,
                                         air_abs_coeffs=rt.air_absorption))
-        h = np.zeros(max(len(p) for p in parts))
+        h = np.zeros(max((len(p) for p in parts), default=fdl))
         for p in parts:
             h[:len(p)] += p
         if hpf is not None:
