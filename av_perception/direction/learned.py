@@ -52,7 +52,7 @@ class LearnedDoa:
         """Predicted distribution over ``self.spec.grid()`` for a block of at
         least the model's window: the mean of the distributions of the model
         windows that cover it, overlapping by half (``window_starts``). With
-        ``min_level_dbfs``, only the windows at least that loud count (all of
+        ``min_level_dbfs``, only the windows louder than that count (all of
         them when none is): a model learned from motion saw each view as the
         mean of its loud windows (``train/motion_data``), and a pause of
         speech in a block carries no direction, only the room's tail."""

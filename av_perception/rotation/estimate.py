@@ -83,8 +83,8 @@ class BinauralDirection:
     def estimate(self, segment: np.ndarray, min_level_dbfs: float = MIN_LEVEL_DBFS):
         """(2, n) left/right samples (n >= the model's window) -> the
         strongest peak (DoaEstimate: folded azimuth [rad] in [-pi/2, pi/2],
-        confidence, front/back ambiguous), from the segment's windows at
-        least ``min_level_dbfs`` loud (all when none is), as the model
+        confidence, front/back ambiguous), from the segment's windows louder
+        than ``min_level_dbfs`` (all when none is), as the model
         learned a view (``LearnedDoa.block_distribution``)."""
         return self.doa.estimate(segment, 1, min_level_dbfs)[0]
 
