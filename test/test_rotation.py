@@ -339,6 +339,9 @@ def test_training_runs_its_phases_resumes_and_exports(tmp_path):
     assert meta['task'] == 'direction' and meta['target'] == 'motion'
     assert meta['teacher'].startswith('rotation-visual-selfsup')
     assert int(meta['labelled_samples']) <= 12
+    # windows are the training rooms' loud windows (3 a view at most), pairs the pairs
+    assert meta['train_pairs'] == str(aud.train_pairs)
+    assert 0 < int(meta['train_windows']) <= 3 * aud.views
     # the bags' sensor randomization, from the simulator's index beside them
     assert meta['train_randomize'] == v.model.metadata['train_randomize'] == 'none 3 bags'
     pair = np.random.default_rng(0).normal(size=(1, 2, SPEC.image_size, SPEC.image_size))

@@ -215,13 +215,11 @@ def fit(data: MotionData, spec: FeatureSpec, out: Path, cfg: MotionConfig = Moti
     torch = _torch()
     from av_perception.train.direction import make_model
     torch.manual_seed(cfg.seed)
-    n_val = max(1, data.n_bags // 10)
-    val_room = data.n_bags - n_val
-    tr = both_pairs_usable(data, np.flatnonzero(data.room < val_room))
-    va = both_pairs_usable(data, np.flatnonzero(data.room >= val_room))
+    tr = both_pairs_usable(data, np.flatnonzero(data.room < data.val_room))
+    va = both_pairs_usable(data, np.flatnonzero(data.room >= data.val_room))
     if len(tr) < 10:
         raise ConfigError(f'only {len(tr)} training pairs with sound in both views')
-    train_views = data.view_room < val_room
+    train_views = data.view_room < data.val_room
     flat = data.x[train_views][data.loud[train_views]]
     mean, std = flat.mean(0), flat.std(0) + 1e-3
     xt = torch.from_numpy((data.x - mean) / std)
@@ -331,12 +329,13 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
     extra = {'teacher': teacher, 'sign_scale': note, 'labelled_samples': str(n_labelled),
              'train_pairs': str(res.train_pairs), 'self_training': refined,
              **randomization([b.path for b in bags])}
+    # the training rooms' loud windows: what the pairs and the rounds learned from
+    n_windows = int(data.loud[data.view_room < data.val_room].sum())
     export(model, spec, res.mean, res.std, out, target='motion',
-           n_train=res.train_pairs, n_bags=data.n_bags, sign=sign, scale=k, extra=extra)
+           n_train=n_windows, n_bags=data.n_bags, sign=sign, scale=k, extra=extra)
     # the labelled validation error is reported, never used to choose anything; each
     # view as the estimator hears it (its loud windows: LearnedDoa.block_distribution)
-    val_room = data.n_bags - max(1, data.n_bags // 10)
-    vv = np.flatnonzero((data.view_room >= val_room) & ~np.isnan(data.azimuth))
+    vv = np.flatnonzero((data.view_room >= data.val_room) & ~np.isnan(data.azimuth))
     err = []
     if len(vv):
         prob = view_distributions(model, data, res.mean, res.std, vv, loud=True) @ \

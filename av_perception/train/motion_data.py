@@ -58,6 +58,13 @@ class MotionData:
     def n_bags(self) -> int:
         return int(self.view_room.max()) + 1 if len(self.view_room) else 0
 
+    @property
+    def val_room(self) -> int:
+        """The first validation bag: the last tenth of the bags (at least
+        one) validate, in pair training, self-training, the sign's labelled
+        views and the reported error alike."""
+        return self.n_bags - max(1, self.n_bags // 10)
+
 
 def view_windows(segment: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray,
                                                                   np.ndarray]:

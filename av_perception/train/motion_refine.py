@@ -185,8 +185,7 @@ def self_train(data: MotionData, labels: np.ndarray, spec: FeatureSpec, mean: np
 
     from av_perception.train.direction import make_model, soft_cross_entropy
     view, win = np.nonzero(data.loud & ~np.isnan(labels)[:, None])
-    n_val = max(1, data.n_bags // 10)
-    val = data.view_room[view] >= data.n_bags - n_val
+    val = data.view_room[view] >= data.val_room
     tr, va = np.flatnonzero(~val), np.flatnonzero(val)
     if len(tr) < 10 or len(va) == 0:
         raise ConfigError(f'{len(tr)} training and {len(va)} validation windows with a '

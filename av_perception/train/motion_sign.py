@@ -87,7 +87,7 @@ def labelled_views(data: MotionData, n: int = LABELLED) -> np.ndarray:
     labelled source and a loud window, until ``n`` (further rounds through
     the rooms if there are fewer than ``n`` of them; the training rooms only
     if the validation rooms have too few such views)."""
-    val_room = data.n_bags - max(1, data.n_bags // 10)
+    val_room = data.val_room
     ok = ~np.isnan(data.azimuth) & data.loud.any(1)
     out: list[int] = []
     for cand in (np.flatnonzero(ok & (data.view_room >= val_room)),
