@@ -25,6 +25,21 @@ The matrix is float64: 4 MB for the 4-mic array's 1 deg azimuth grid,
 19 MB for a 4-mic 3-D array's 4 x 10 deg grid, 70 MB for the 16-mic
 teacher. CPU time per 0.5 s window, STFT included: about 1 ms on the
 4-mic array, 2 ms on a 4-mic 3-D grid (pyroomacoustics: 10 and 50 ms).
+
+Onset weighting (``onset_history`` > 0; the acoustic image's, not
+pyroomacoustics'): in a room the direct sound reaches the array first, and
+its reflections pile up on it a few milliseconds later, often louder than
+it, from other directions; plain SRP-PHAT weights every frame alike and
+peaks on a strong reflection as readily as on the source. Weighting each
+time-frequency bin's PHAT cross-spectrum by how sharply that bin's power
+rises over its last ``onset_history`` frames (the squared log ratio, 0 where
+it falls) lets the onsets, where the direct sound dominates (the precedence
+effect), point the map. No library here has such a weighting; it is written
+by hand. A block without any onset (a steady tone) falls back to the plain
+map. Measured on the path views of 60 training-split rooms (804 windows
+with a sounding source, 4-mic array, 0.4 s windows): the map's peak is a
+median 10.0 deg from the nearest sounding source, against 18.9 deg plain
+(scratch measurement, 2026-12-07).
 """
 
 from __future__ import annotations
@@ -45,6 +60,32 @@ def band_bins(fs: float, nfft: int, freq_range: tuple[float, float]) -> np.ndarr
     return bins[(bins >= 0) & (bins < nfft // 2 + 1)]
 
 
+#: floor added to a bin's power in the onset ratio, relative to the block's
+#: mean bin power (-30 dB): bins far below the block's level (numerical
+#: noise, a band the sound does not reach) do not count as rising
+ONSET_FLOOR = 1e-3
+
+
+def onset_weights(power: np.ndarray, history: int) -> np.ndarray:
+    """(F, S) weights of a block's time-frequency bins from their power
+    (F, S) (summed over the microphones): the squared log10 ratio of each
+    bin's power to its mean over the ``history`` frames before it (both
+    plus :data:`ONSET_FLOOR` times the block's mean), 0 where the power does
+    not rise, and 0 in the first frame (nothing before it)."""
+    p = np.asarray(power, float)
+    f, n = p.shape
+    floor = ONSET_FLOOR * float(p.mean()) + 1e-30
+    csum = np.concatenate([np.zeros((f, 1)), np.cumsum(p, axis=1)], axis=1)    # (F, S + 1)
+    idx = np.arange(n)
+    lo = np.maximum(idx - int(history), 0)
+    before = np.maximum(idx - lo, 1)
+    ref = (csum[:, idx] - csum[:, lo]) / before
+    rise = np.log10((p + floor) / (ref + floor))
+    w = np.maximum(rise, 0.0) ** 2
+    w[:, 0] = 0.0
+    return w
+
+
 class SrpPhat:
     """Vectorised SRP-PHAT on the grid of a pyroomacoustics DOA object.
 
@@ -53,14 +94,18 @@ class SrpPhat:
             frame], grid, sample rate, FFT size and speed of sound define the
             steering delays ``doa.mode_vec.tau`` [s]).
         freq_range: band [Hz] (``locate_sources``' ``freq_range``).
+        onset_history: frames each bin's onset is measured against (0: plain
+            SRP-PHAT, pyroomacoustics' map; see the module docstring).
 
     Attributes:
         bins: the STFT bins used (F of them).
         n_points: grid points (N); ``power`` is indexed like ``doa.grid``.
     """
 
-    def __init__(self, doa: pra.doa.DOA, freq_range: tuple[float, float]) -> None:
+    def __init__(self, doa: pra.doa.DOA, freq_range: tuple[float, float],
+                 onset_history: int = 0) -> None:
         self.grid = doa.grid
+        self.onset_history = int(onset_history)
         self.bins = band_bins(doa.fs, doa.nfft, freq_range)
         m = doa.M
         self.pairs = np.triu_indices(m, 1)        # (i, j), i < j: P = M (M - 1) / 2
@@ -77,13 +122,16 @@ class SrpPhat:
         self._norm_per_frame = f * p
         self._peaks = GridPeaks(doa.grid)
 
-    def _cross(self, X: np.ndarray) -> np.ndarray:
+    def _cross(self, X: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """PHAT-weighted cross-spectra of every pair summed over frames:
-        (M, nfft // 2 + 1, S) STFT -> [Re C; Im C] (2 F P,)."""
+        (M, nfft // 2 + 1, S) STFT -> [Re C; Im C] (2 F P,); ``weights``
+        (F, S): each bin's share of the sum (None: 1)."""
         Xb = X[:, self.bins, :].transpose(1, 0, 2)            # (F, M, S)
         mag = np.abs(Xb)
         np.maximum(mag, PHAT_FLOOR, out=mag)
         pX = Xb / mag
+        if weights is not None:
+            pX *= np.sqrt(weights)[:, None, :]
         cc = np.matmul(pX, pX.conj().transpose(0, 2, 1))     # (F, M, M), C[i, j]
         c = cc[:, self.pairs[0], self.pairs[1]].ravel()       # (F * P,)
         return np.concatenate([c.real, c.imag])
@@ -93,7 +141,14 @@ class SrpPhat:
         (M, nfft // 2 + 1, S), normalised as pyroomacoustics does (a value
         per pair, frequency and frame; about 1 + the mean PHAT coherence)."""
         frames = X.shape[2]
-        return ((2.0 * (self._cross(X) @ self._steer) + frames * self._offset_per_frame)
+        weights = None
+        if self.onset_history > 0:
+            w = onset_weights((np.abs(X[:, self.bins, :]) ** 2).sum(axis=0), self.onset_history)
+            total = float(w.sum())
+            if total > 1e-12 * w.size:   # no onset at all (a steady tone): the plain map
+                # normalised to the frame count, so the map's scale stays the plain one's
+                weights = w * (w.size / total)
+        return ((2.0 * (self._cross(X, weights) @ self._steer) + frames * self._offset_per_frame)
                 / (frames * self._norm_per_frame))
 
     def peaks(self, values: np.ndarray, k: int) -> np.ndarray:
