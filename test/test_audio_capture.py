@@ -1,4 +1,4 @@
-"""audio_capture: a sound card (an ALSA PCM fed from a FIFO, see alsa_pcm.py)
+"""audio_capture: a sound card (an ALSA PCM fed by the test, see alsa_pcm.py)
 gives AudioChunks with the right samples in the configured channel order and a
 continuous first_sample; a missing device is reported and picked up once it
 appears; the stamping and supervision logic on its own."""
@@ -13,7 +13,7 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 
-from alsa_pcm import Fifo, capture_pcm, write_config
+from alsa_pcm import CardInput, capture_pcm, write_config
 from av_perception.audio.chunk import deinterleave
 from av_perception.audio.soundcard import (RescanPolicy, SampleClock, StreamSupervisor,
                                            adc_time_to_ns)
@@ -44,7 +44,7 @@ def _signal(chunks: int) -> np.ndarray:
 def _params(device: str, **extra) -> dict:
     return {'device': device, 'array': 'respeaker4', 'chunk': CHUNK / RATE,
             'channel_map': CHANNEL_MAP,
-            # the FIFO blocks once its samples are used up: no "device lost" in a slow run
+            # the input blocks once its samples are used up: no "device lost" in a slow run
             'device_timeout': 60.0, **extra}
 
 
@@ -67,12 +67,12 @@ def _check_chunks(chunks, signal, n):
 
 
 def test_capture_samples_channel_order_and_continuity(ros, alsa_dir):
-    fifo = Fifo(alsa_dir / 'in.fifo')
+    card_in = CardInput()
     try:
         write_config(alsa_dir / 'asound.conf',
-                     capture_pcm('avp_test_in', fifo.path))
+                     capture_pcm('avp_test_in', card_in.infile))
         signal = _signal(10)
-        fifo.write(signal)  # 8 chunks checked, 2 more so no read ever comes short
+        card_in.write(signal)  # 8 chunks checked, 2 more: a read waits for a whole period
         out = ros.collect(AudioChunk, 'audio/raw', qos.AUDIO)
         diags = ros.collect(DiagnosticArray, '/diagnostics')
         node = ros.node(AudioCaptureNode, _params('avp_test_in', diagnostics_period=0.2))
@@ -88,7 +88,7 @@ def test_capture_samples_channel_order_and_continuity(ros, alsa_dir):
         assert 'error.device' not in values
         assert node.supervisor.opens == 1
     finally:
-        fifo.close()
+        card_in.close()
 
 
 def test_missing_device_is_reported_then_picked_up(ros, alsa_dir):
@@ -101,24 +101,24 @@ def test_missing_device_is_reported_then_picked_up(ros, alsa_dir):
                    timeout=5, what='the missing device in /diagnostics')
     assert 'avp_late_in' in diag_values(diags, 'audio_capture')['error.device']
     assert not out
-    fifo = Fifo(alsa_dir / 'late.fifo')
+    card_in = CardInput()
     try:
         signal = _signal(5)
-        fifo.write(signal)
-        write_config(conf, capture_pcm('avp_late_in', fifo.path))
+        card_in.write(signal)
+        write_config(conf, capture_pcm('avp_late_in', card_in.infile))
         ros.spin_until(lambda: len(out) >= 3, timeout=10, what='chunks once the device is there')
         _check_chunks(out, signal, 3)
         assert node.supervisor.error is None and node.supervisor.opens == 1
     finally:
-        fifo.close()
+        card_in.close()
 
 
 def test_capture_runs_on_the_executor_of_av_perception_run(alsa_dir):
     """spin_nodes (rclpy's EventsExecutor, as `av-perception run`) drives the node."""
-    fifo = Fifo(alsa_dir / 'run.fifo')
-    write_config(alsa_dir / 'asound.conf', capture_pcm('avp_run_in', fifo.path))
+    card_in = CardInput()
+    write_config(alsa_dir / 'asound.conf', capture_pcm('avp_run_in', card_in.infile))
     signal = _signal(6)
-    fifo.write(signal)
+    card_in.write(signal)
     got: list = []
     stop = threading.Event()
 
@@ -131,7 +131,7 @@ def test_capture_runs_on_the_executor_of_av_perception_run(alsa_dir):
         deadline = time.monotonic() + 10
         while len(got) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
-        fifo.close()
+        card_in.close()
         stop.set()
     watcher = threading.Thread(target=until_received)
     watcher.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alsa_pcm import Fifo, capture_pcm, duplex_pcm, playback_pcm, write_config
+from alsa_pcm import CardInput, capture_pcm, duplex_pcm, playback_pcm, write_config
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import deinterleave
 from av_perception.audio.echo_recorder import EchoScheduler, calibrated_offset, direct_path_lag
@@ -34,15 +34,15 @@ DIRECT = float(np.linalg.norm(load_array('echo_head_cardioid').positions[0])
 @pytest.fixture
 def duplex(tmp_path, monkeypatch):
     monkeypatch.setenv('ALSA_CONFIG_PATH', str(tmp_path / 'asound.conf'))
-    fifo = Fifo(tmp_path / 'mics.fifo')
+    card_in = CardInput()
     out = tmp_path / 'speaker.raw'
-    write_config(tmp_path / 'asound.conf', capture_pcm('avp_echo_in', fifo.path),
+    write_config(tmp_path / 'asound.conf', capture_pcm('avp_echo_in', card_in.infile),
                  playback_pcm('avp_echo_out', out), duplex_pcm('avp_echo', 'avp_echo_out',
                                                                'avp_echo_in'))
     try:
-        yield fifo, out
+        yield card_in, out
     finally:
-        fifo.close()
+        card_in.close()
 
 
 def _mics(frames: int, loop_delay: int | None = None) -> np.ndarray:
@@ -68,9 +68,9 @@ def _window(msg) -> np.ndarray:
 
 
 def test_chirps_are_played_and_echo_windows_start_at_emission(ros, duplex):
-    fifo, out_file = duplex
+    card_in, out_file = duplex
     mics = _mics(7 * PERIOD)
-    fifo.write(mics)
+    card_in.write(mics)
     offset = 44  # latency_offset 1 ms at 44.1 kHz
     echoes = ros.collect(AudioChunk, 'audio/echo', qos.AUDIO)
     chirps = ros.collect(AudioChunk, 'audio/chirp', qos.LATCHED)
@@ -83,7 +83,7 @@ def test_chirps_are_played_and_echo_windows_start_at_emission(ros, duplex):
         assert msg.first_sample == start
         np.testing.assert_array_equal(_window(msg), mics[start:start + WINDOW, CHANNEL_MAP].T)
     # the speaker: silence on output 0, the chirp x gain every period on output 1
-    fifo.close()
+    card_in.close()
     played = np.fromfile(out_file, dtype='<f4').reshape(-1, 2)
     assert not played[:, 0].any()
     onset = np.flatnonzero(played[:, 1])[0] - np.flatnonzero(CHIRP)[0]
@@ -94,10 +94,10 @@ def test_chirps_are_played_and_echo_windows_start_at_emission(ros, duplex):
 
 
 def test_calibration_measures_the_loop_latency(ros, duplex):
-    fifo, _ = duplex
+    card_in, _ = duplex
     loop = 40  # frames of latency that PortAudio does not report
     mics = _mics(8 * PERIOD, loop_delay=loop)
-    fifo.write(mics)
+    card_in.write(mics)
     echoes = ros.collect(AudioChunk, 'audio/echo', qos.AUDIO)
     node = ros.node(ChirpEmitterNode, _params(calibrate=True, calibration_chirps=3))
     ros.spin_until(lambda: len(echoes) >= 2, timeout=10, what='echoes after calibration')

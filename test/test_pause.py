@@ -13,7 +13,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from std_srvs.srv import SetBool
 
-from alsa_pcm import Fifo, capture_pcm, duplex_pcm, playback_pcm, write_config
+from alsa_pcm import CardInput, capture_pcm, duplex_pcm, playback_pcm, write_config
 from av_perception.msg import AudioChunk
 from av_perception.nodes.audio_capture import AudioCaptureNode
 from av_perception.nodes.audio_monitor import AudioMonitorNode
@@ -43,74 +43,69 @@ def _spin(ros, seconds: float) -> None:
 
 
 class ClockedFeeder:
-    """Feeds the capture FIFO in real time, as a sound card's clock would (a
-    card always delivers; an empty FIFO would block PortAudio's reader, and so
-    the stream's close, forever)."""
+    """Feeds the card's input in real time, as a sound card's clock would (a
+    card always delivers; with no more samples PortAudio's reader, and so the
+    stream's close, would wait forever), and keeps what it fed: a capture
+    must deliver exactly those frames, in order."""
 
-    def __init__(self, fifo: Fifo, channels: int, rate: int, block: float = 0.02) -> None:
-        self.fifo, self.channels, self.rate, self.block = fifo, channels, rate, block
+    def __init__(self, card_in: CardInput, channels: int, rate: int, block: float = 0.02) -> None:
+        self.card_in, self.channels, self.rate, self.block = card_in, channels, rate, block
+        self.fed: list[np.ndarray] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
-
-        self.halted = threading.Event()
-        self.lock = threading.Lock()  # whole frames only: never drain mid-write
-
-    def halt(self) -> None:
-        """While no stream reads (the device is closed), a card's samples are
-        gone, not queued: stop writing and empty the FIFO."""
-        import os
-        self.halted.set()
-        with self.lock:
-            self._drain(os)
-
-    def _drain(self, os) -> None:
-        os.set_blocking(self.fifo.fd, False)
-        try:
-            while os.read(self.fifo.fd, 1 << 16):
-                pass
-        except BlockingIOError:
-            pass
-        os.set_blocking(self.fifo.fd, True)
 
     def _run(self) -> None:
         rng = np.random.default_rng(1)
         frames = int(self.rate * self.block)
         while not self.stop.wait(self.block):
-            with self.lock:
-                if self.halted.is_set():
-                    continue
-                try:
-                    self.fifo.write(rng.uniform(-0.2, 0.2, (frames, self.channels))
-                                    .astype(np.float32))
-                except OSError:  # closed at the end of the test
-                    return
+            block = rng.uniform(-0.2, 0.2, (frames, self.channels)).astype(np.float32)
+            self.fed.append(block)  # before the write: the capture may read it at once
+            try:
+                self.card_in.write(block)
+            except OSError:  # closed at the end of the test
+                return
+
+    def assert_delivered(self, frames: np.ndarray, what: str) -> None:
+        """(frames, channels) read from the card are consecutive fed frames:
+        not another format's bytes, nor a period's stale tail (the frames of a
+        buffer earlier, or a never-written buffer's memory), which a range
+        check alone would pass when they are old samples."""
+        fed = np.concatenate(self.fed)
+        at = np.flatnonzero((fed == frames[0]).all(axis=1))
+        assert at.size == 1, (f'{what}: its first frame was never fed (peak '
+                              f'{np.abs(frames).max():.3g}, fed within +-0.2)')
+        start = int(at[0])
+        np.testing.assert_array_equal(frames, fed[start:start + len(frames)],
+                                      err_msg=f'{what}: not the frames fed from {start} on')
 
 
 @pytest.fixture
 def alsa(tmp_path, monkeypatch):
     monkeypatch.setenv('ALSA_CONFIG_PATH', str(tmp_path / 'asound.conf'))
-    fifo = Fifo(tmp_path / 'mics.fifo', capacity=1 << 20)
+    card_in = CardInput()
     feeders = []
 
     def feed(channels: int, rate: int) -> ClockedFeeder:
-        feeders.append(ClockedFeeder(fifo, channels, rate))
+        feeders.append(ClockedFeeder(card_in, channels, rate))
         return feeders[-1]
     try:
-        yield tmp_path, fifo, feed
+        yield tmp_path, card_in, feed
     finally:
         for f in feeders:
             f.stop.set()
-        fifo.close()
+            f.thread.join(timeout=5)
+        card_in.close()
 
 
 def test_paused_chirp_emitter_is_a_pause_for_echo_depth(ros, alsa):
-    tmp, fifo, feed = alsa
-    write_config(tmp / 'asound.conf', capture_pcm('avp_in', fifo.path),
+    tmp, card_in, feed = alsa
+    write_config(tmp / 'asound.conf', capture_pcm('avp_in', card_in.infile),
                  playback_pcm('avp_out', tmp / 'speaker.raw'),
                  duplex_pcm('avp_echo', 'avp_out', 'avp_in'))
-    feed(2, RATE)
+    feeder = feed(2, RATE)
     depth = ros.collect(Image, 'echo_depth/depth')
+    echoes = ros.collect(AudioChunk, 'audio/echo', qos.AUDIO)
     diags = ros.collect(DiagnosticArray, '/diagnostics')
     emitter = ros.node(ChirpEmitterNode, {'device': 'avp_echo', 'period': PERIOD / RATE,
                                           'device_timeout': 60.0, 'channel_map': [0, 1]})
@@ -138,12 +133,20 @@ def test_paused_chirp_emitter_is_a_pause_for_echo_depth(ros, alsa):
     _spin(ros, 0.5)
     echo = diag_values(diags, 'echo_depth: audio/echo')
     assert echo['paused'] == 'false' and echo['pauses'] == '1' and echo['dropped'] == '0'
+    # The depth came from the card's samples: echo_depth refused no echo (a
+    # corrupt one, beyond +-1000, would count as dropped.range), and every
+    # echo window is a run of the frames fed, before and after the pause.
+    assert 'dropped.range' not in echo
+    assert len(echoes) >= 4
+    for k, msg in enumerate(echoes):
+        window = np.asarray(msg.data, np.float32).reshape(-1, msg.channels)
+        feeder.assert_delivered(window, f'echo {k} of {len(echoes)}')
 
 
 def test_capture_pauses_releases_the_device_and_resumes(ros, alsa):
-    tmp, fifo, feed = alsa
-    write_config(tmp / 'asound.conf', capture_pcm('avp_in4', fifo.path))
-    feed(4, 16000)
+    tmp, card_in, feed = alsa
+    write_config(tmp / 'asound.conf', capture_pcm('avp_in4', card_in.infile))
+    feeder = feed(4, 16000)
     out = ros.collect(AudioChunk, 'audio/raw', qos.AUDIO)
     diags = ros.collect(DiagnosticArray, '/diagnostics')
     capture = ros.node(AudioCaptureNode, {'device': 'avp_in4', 'array': 'respeaker4',
@@ -163,6 +166,9 @@ def test_capture_pauses_releases_the_device_and_resumes(ros, alsa):
     ros.spin_until(lambda: len(out) >= n + 3, timeout=20, what='audio again')
     assert capture.supervisor.opens == 2
     assert out[n].first_sample > out[n - 1].first_sample + 1600  # the pause's time, skipped
+    for k, msg in enumerate(out):  # the card's samples, before and after the pause
+        chunk = np.asarray(msg.data, np.float32).reshape(-1, msg.channels)
+        feeder.assert_delivered(chunk, f'chunk {k} of {len(out)}')
 
 
 @pytest.mark.parametrize('announced', [True, False], ids=['paused', 'unannounced-gap'])
