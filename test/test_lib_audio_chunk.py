@@ -94,6 +94,20 @@ def test_deinterleave_rejects_nan_and_inf_unless_allowed():
     assert np.isnan(out[1, 0]) and np.isinf(out[0, 1])
 
 
+def test_deinterleave_refuses_samples_far_beyond_full_scale():
+    """Float32 samples 60 dB over full scale are corrupt data, not audio
+    (bytes of another format read as float32 squared in a spectrum
+    overflow): refused with the peak named; loud but plausible audio (a
+    clipped +-2) passes."""
+    from av_perception.audio.chunk import MAX_ABS
+    ok = deinterleave(np.array([2.0, -2.0, 0.5, 0.0], np.float32), 2)
+    assert ok.shape == (2, 2)
+    with pytest.raises(InputError) as exc:
+        deinterleave(np.array([0.0, 3e20, 0.0, 0.0], np.float32), 2)
+    assert exc.value.kind == 'range' and '3e+20' in str(exc.value)
+    assert deinterleave(np.full(2, MAX_ABS, np.float32), 2).shape == (2, 1)
+
+
 def test_interleave_rejects_a_one_dimensional_array():
     """interleave needs (channels, frames); a flat vector is refused under 'shape'."""
     with pytest.raises(InputError) as exc:

@@ -15,6 +15,11 @@ from av_perception.errors import InputError
 #: Largest chunk accepted: 60 s of 64 channels at 48 kHz. Anything bigger is a
 #: corrupt message, not audio, and is refused before it is copied.
 MAX_SAMPLES = 60 * 48_000 * 64
+#: Samples beyond this magnitude (60 dB over the contract's full scale of
+#: +-1) are not audio but corrupt data (e.g. bytes of another sample format
+#: read as float32) and are refused; squared in a float32 spectrum, values
+#: beyond about 1e19 overflow.
+MAX_ABS = 1000.0
 
 
 @dataclass
@@ -54,7 +59,8 @@ def deinterleave(data, channels: int, *, allow_non_finite: bool = False) -> np.n
 
     Raises:
         InputError: zero channels, a length that is not a multiple of the
-            channel count, an empty or oversized block, or NaN/Inf samples.
+            channel count, an empty or oversized block, NaN/Inf samples, or
+            samples beyond :data:`MAX_ABS`.
     """
     if channels <= 0:
         raise InputError('channels', 'at least 1 channel', f'{channels}')
@@ -69,6 +75,10 @@ def deinterleave(data, channels: int, *, allow_non_finite: bool = False) -> np.n
     if not allow_non_finite and not np.isfinite(flat).all():
         bad = int(flat.size - np.count_nonzero(np.isfinite(flat)))
         raise InputError('non_finite', 'finite samples', f'{bad} NaN/Inf samples')
+    peak = float(np.nanmax(np.abs(flat), initial=0.0, where=np.isfinite(flat)))
+    if peak > MAX_ABS:
+        raise InputError('range', f'samples within +-{MAX_ABS:g} (full scale +-1)',
+                         f'a sample of {peak:.3g}')
     return flat.reshape(-1, channels).T.copy()
 
 
