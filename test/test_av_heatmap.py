@@ -385,6 +385,28 @@ def test_bad_input_is_refused_with_what_was_expected():
     assert overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4))).max() == 0
 
 
+def test_a_fused_model_gets_the_acoustic_image_it_was_trained_with(tmp_path):
+    """Models name their acoustic image in their metadata (``acoustic_image``):
+    new ones the onset-weighted SRP-PHAT, one without the key the plain map
+    that models were fused with before; an unknown one is refused."""
+    import onnx
+
+    from av_perception.train.export import add_metadata
+    new = _horizon_model(tmp_path / 'new.onnx')
+    assert HeatmapModel(new, GEOM).acoustic_image.kind == 'srp_phat_onset'
+    m = onnx.load(str(new))
+    keep = [p for p in m.metadata_props if p.key != 'acoustic_image']
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    legacy = tmp_path / 'legacy.onnx'
+    onnx.save(m, str(legacy))
+    plain = HeatmapModel(legacy, GEOM).acoustic_image
+    assert plain.kind == 'srp_phat' and plain.doa._srp.onset_history == 0
+    add_metadata(legacy, {'acoustic_image': 'beamformer9000'})
+    with pytest.raises(ConfigError, match='beamformer9000'):
+        HeatmapModel(legacy, GEOM)
+
+
 def test_eval_cli_on_a_folder_without_bags_fails_in_one_line(tmp_path, capsys):
     from av_perception.cli import main
     assert main(['eval', 'av-heatmap', '--bags', str(tmp_path)]) == 2
@@ -435,6 +457,7 @@ def test_training_from_bags_without_ground_truth_exports_a_fused_model(tmp_path)
     meta = model.model.metadata
     assert meta['extra_positives'] == 'True' and meta['train_data'] == '5 tiny rooms'
     assert meta['model_id'] == 'av_heatmap-respeaker4-fused-multi-positive'
+    assert meta['acoustic_image'] == 'srp_phat_onset'     # the map it was trained with
     assert meta['train_randomize'] == 'unrecorded 5 bags'   # copied without the sim's index
     log = io.StringIO()
     train(bags, out, AvHeatmapConfig(epochs=2, batch=2, jobs=1, warmup=1), progress=log)

@@ -137,6 +137,12 @@ def test_pixel_rays_and_points_agree_and_the_horizon_prior_is_level():
     # a level camera: the horizon is the principal point's row (64, integer centres)
     assert int(np.argmax(prior[:, 64])) == 64
     assert prior[0, 64] < 0.05 and prior[64, 0] == pytest.approx(1.0, abs=1e-6)
+    # centred 10 deg below the array's plane: the rows of rays 10 deg down,
+    # 64 + tan 10 deg x (the ray's horizontal reach in px): 75.3 on the
+    # centre column, 78.8 on column 10 (the band bends off-axis)
+    below = elevation_prior(view, center_deg=-10.0)
+    assert int(np.argmax(below[:, 64])) == 75 and int(np.argmax(below[:, 10])) == 79
+    assert below[75, 64] == pytest.approx(1.0, abs=0.01) and below[64, 64] < 0.9
 
 
 def test_normalised_power_is_zero_below_the_median_and_one_at_the_peak():

@@ -20,8 +20,9 @@ Methods, all on the same samples in one run:
 - ``center_prior``: a Gaussian in the image's centre;
 - ``random``: independent uniform pixel values (a random peak);
 - ``acoustic``: the array's SRP-PHAT acoustic image projected into the
-  image (marginalised over 0.5-6 m), times a horizon prior on the vertical
-  axis (:func:`~av_perception.av_heatmap.projection.elevation_prior`, 15 deg): the
+  image (marginalised over 0.5-6 m), times the fused model's horizon prior
+  on the vertical axis (:func:`~av_perception.av_heatmap.projection.elevation_prior`:
+  its contract's ``prior_sigma`` and ``prior_center``, 15 deg if it has none): the
   geometric cue alone, as the fused model takes it;
 - ``alone``: an audio-visual model without the acoustic image (``--alone``);
 - ``fused_semantic``: the fused model's own cosine map, without the
@@ -128,8 +129,13 @@ def _ranking(fused: np.ndarray) -> np.ndarray:
 class _Context:
     """What the methods share on a bag: projectors per view, priors."""
 
-    def __init__(self, imager: AcousticImage) -> None:
+    def __init__(self, imager: AcousticImage, prior_sigma: float = PRIOR_SIGMA_DEG,
+                 prior_center: float = 0.0) -> None:
         self.imager = imager
+        # the horizon prior of the fused model's contract (the acoustic image
+        # alone is scored as the fusion takes it)
+        self.prior_sigma = prior_sigma or PRIOR_SIGMA_DEG
+        self.prior_center = prior_center
         self._proj: dict = {}
         self._virtual: AcousticImage | None = None
         self._truth_dirs = grid_directions(np.radians(np.arange(-180.0, 180.0, 1.0)))
@@ -143,7 +149,8 @@ class _Context:
     def prior(self, view) -> np.ndarray:
         k = ('prior', view.K.tobytes(), view.width, view.height, view.array_from_optical)
         if k not in self._proj:
-            self._proj[k] = elevation_prior(view, sigma_deg=PRIOR_SIGMA_DEG)
+            self._proj[k] = elevation_prior(view, sigma_deg=self.prior_sigma,
+                                            center_deg=self.prior_center)
         return self._proj[k]
 
     def acoustic(self, s: AvSample, window: int) -> np.ndarray:
@@ -161,7 +168,7 @@ class _Context:
         if s.teacher is None:
             return None
         if self._virtual is None:
-            self._virtual = AcousticImage(load_array('teacher16'))
+            self._virtual = AcousticImage(load_array('teacher16'), self.imager.kind)
         return self.projector(s.view, self._virtual.directions, 'virtual').project(
             self._virtual(s.teacher[:, :window]))
 
@@ -189,7 +196,7 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
         print(f'warning: model {hm.model.path.name} does not say which field of view it was '
               'trained for (no hfov_deg in its metadata): the bags\' cameras are not checked',
               file=progress or sys.stderr, flush=True)
-    ctx = _Context(hm.acoustic_image)
+    ctx = _Context(hm.acoustic_image, hm.spec.prior_sigma, hm.spec.prior_center)
     rng = np.random.default_rng(0)
     out = Scores()
     bags = list_bags(bags_dir)

@@ -35,7 +35,8 @@ import numpy as np
 from av_perception.arrays import ArrayGeometry
 from av_perception.av_heatmap.frontend import AvSpec, audio_features, image_input
 from av_perception.av_heatmap.metrics import resize_map
-from av_perception.av_heatmap.projection import (AcousticImage, AcousticMemory, AcousticProjector,
+from av_perception.av_heatmap.projection import (ACOUSTIC_IMAGES, LEGACY_ACOUSTIC_IMAGE_ID,
+                                                 AcousticImage, AcousticMemory, AcousticProjector,
                                                  CameraView, elevation_prior, pixel_ray)
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
@@ -126,7 +127,13 @@ class HeatmapModel:
         except (KeyError, ValueError) as exc:
             raise ConfigError(f'model {self.model.path.name}: incomplete contract in its '
                               f'metadata ({exc!r})') from None
-        self.acoustic_image = AcousticImage(geometry) if self.spec.acoustic else None
+        kind = self.model.metadata.get('acoustic_image', LEGACY_ACOUSTIC_IMAGE_ID)
+        if self.spec.acoustic and kind not in ACOUSTIC_IMAGES:
+            raise ConfigError(f'model {self.model.path.name}: fused with an acoustic image '
+                              f'{kind!r} this version does not compute (one of '
+                              f'{sorted(ACOUSTIC_IMAGES)})')
+        # the map the model was trained with
+        self.acoustic_image = AcousticImage(geometry, kind) if self.spec.acoustic else None
         self.memory = AcousticMemory(self.acoustic_image.directions, MEMORY_SECONDS) \
             if self.acoustic_image is not None else None
         self._projectors: dict = {}
@@ -192,7 +199,8 @@ class HeatmapModel:
         of the contract at ``view``'s image size (built once per view)."""
         key = ('prior', view.width, view.height, view.K.tobytes(), view.array_from_optical)
         if key not in self._projectors:
-            self._projectors[key] = elevation_prior(view, sigma_deg=self.spec.prior_sigma)
+            self._projectors[key] = elevation_prior(view, sigma_deg=self.spec.prior_sigma,
+                                                    center_deg=self.spec.prior_center)
         return self._projectors[key]
 
     def localize(self, rgb: np.ndarray, window: np.ndarray, view: CameraView | None = None,

@@ -1,9 +1,11 @@
 """The microphone array's acoustic image, projected into the camera image
 (no ROS): the geometric cue of audio-visual localization.
 
-The acoustic image is SRP-PHAT power over the array's direction grid
-(``ClassicDoa(geometry, 'srp').spatial_spectrum``: azimuth, and elevation
-where the geometry resolves it), a direction map in the **array frame**
+The acoustic image is onset-weighted SRP-PHAT power over the array's
+direction grid (``ClassicDoa(geometry, 'srp', onset=True).spatial_spectrum``:
+azimuth, and elevation where the geometry resolves it; the onsets weighted
+so that the direct sound, not a strong reflection, makes the peak, see
+:mod:`av_perception.direction.srp`), a direction map in the **array frame**
 (REP 103: x forward, y left, z up). To put it on the camera image, every
 pixel's ray (CameraInfo ``K``, **camera optical frame**: z forward, x right,
 y down; pixel centres at integer coordinates, as ROS) is carried into the
@@ -39,6 +41,15 @@ from av_perception.arrays import ArrayGeometry
 from av_perception.echo.occupancy import depth_points
 from av_perception.errors import InputError
 from av_perception.geometry.tf_buffer import Transform
+
+#: The acoustic images :class:`AcousticImage` computes, by the id a fused
+#: model's metadata (``acoustic_image``) names the one it was trained with:
+#: id -> onset weighting. Models without the key predate the onset weighting.
+ACOUSTIC_IMAGES = {'srp_phat': False, 'srp_phat_onset': True}
+#: The acoustic image training uses now (in training-data fingerprints too).
+ACOUSTIC_IMAGE_ID = 'srp_phat_onset'
+#: The acoustic image of a model whose metadata does not say.
+LEGACY_ACOUSTIC_IMAGE_ID = 'srp_phat'
 
 #: Source distances the projection marginalises over [m] (evenly in log distance).
 DEFAULT_DISTANCES = tuple(float(d) for d in np.geomspace(0.5, 6.0, 12))
@@ -120,20 +131,30 @@ def normalise_power(power: np.ndarray) -> np.ndarray:
 
 
 class AcousticImage:
-    """The array's acoustic image: normalised SRP-PHAT power over its grid.
+    """The array's acoustic image: normalised onset-weighted SRP-PHAT power
+    over its grid.
 
     Args:
         geometry: the array (its SRP-PHAT grid: azimuth at 1 deg for a planar
             array, azimuth x elevation for a 3-D one).
+        kind: which map (:data:`ACOUSTIC_IMAGES`): ``'srp_phat_onset'``
+            (onset-weighted, the default) or ``'srp_phat'`` (plain, what
+            models trained before the weighting were fused with).
 
     Attributes:
         directions: (N, 3) unit vectors of the grid in the array frame.
         planar: True if the geometry does not resolve elevation.
+
+    Raises:
+        InputError: an unknown ``kind``.
     """
 
-    def __init__(self, geometry: ArrayGeometry) -> None:
+    def __init__(self, geometry: ArrayGeometry, kind: str = ACOUSTIC_IMAGE_ID) -> None:
         from av_perception.direction.classic import ClassicDoa
-        self.doa = ClassicDoa(geometry, 'srp')
+        if kind not in ACOUSTIC_IMAGES:
+            raise InputError('acoustic_image', f'one of {sorted(ACOUSTIC_IMAGES)}', repr(kind))
+        self.kind = kind
+        self.doa = ClassicDoa(geometry, 'srp', onset=ACOUSTIC_IMAGES[kind])
         self.planar = not self.doa.elevation
         self.directions = grid_directions(self.doa.grid, self.doa.grid_elevation)
 
@@ -196,18 +217,19 @@ class AcousticProjector:
 
 
 def elevation_prior(view: CameraView, shape: tuple[int, int] | None = None,
-                    sigma_deg: float = 15.0) -> np.ndarray:
+                    sigma_deg: float = 15.0, center_deg: float = 0.0) -> np.ndarray:
     """(h, w) weights in (0, 1]: a Gaussian in the elevation of each cell's
-    ray above the array's x-y plane (rotation only), 1 at the horizon. What
-    fills the vertical axis of a planar array's projected acoustic image
-    when nothing else does."""
+    ray above the array's x-y plane (rotation only), 1 at ``center_deg``
+    (0: the horizon; negative: below it). What fills the vertical axis of a
+    planar array's projected acoustic image when nothing else does."""
     proj_shape = tuple(shape) if shape is not None else (view.height, view.width)
     k = view.scaled_K(proj_shape)
     rays = depth_points(np.ones(proj_shape), k).reshape(-1, 3)
     r = view.array_from_optical.matrix[:3, :3]
     d = rays @ r.T
     el = np.arctan2(d[:, 2], np.hypot(d[:, 0], d[:, 1]))
-    return np.exp(-0.5 * (el / np.radians(sigma_deg)) ** 2).reshape(proj_shape) \
+    return np.exp(-0.5 * ((el - np.radians(center_deg)) / np.radians(sigma_deg)) ** 2) \
+        .reshape(proj_shape) \
         .astype(np.float32)
 
 

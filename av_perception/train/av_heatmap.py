@@ -62,6 +62,7 @@ from av_perception.av_heatmap.evaluate import HFOV_TOLERANCE_DEG
 from av_perception.av_heatmap.frontend import AvSpec, spec_for_array
 from av_perception.av_heatmap.heatmap import fused_score
 from av_perception.av_heatmap.metrics import retrieval
+from av_perception.av_heatmap.projection import ACOUSTIC_IMAGE_ID
 from av_perception.bag.contents import CAMERA_INFO, check_fov, each_bag, first_camera, list_bags
 from av_perception.bag.provenance import randomization
 from av_perception.errors import ConfigError
@@ -217,7 +218,8 @@ def train(bags_dir: str | Path | list, out: str | Path,
         (*NEEDS, CAMERA_INFO), cfg.namespace, 'av-heatmap training', progress)]
     ckpt_dir = out.parent / f'{out.stem}_checkpoints'
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    data_key = fingerprint([str(b) for b in bags], spec.to_metadata(), list(OFFSETS))[:16]
+    data_key = fingerprint([str(b) for b in bags], spec.to_metadata(), list(OFFSETS),
+                           ACOUSTIC_IMAGE_ID if spec.acoustic else None)[:16]
     data = cached_data(ckpt_dir / f'data_{data_key}.npz', bags, spec, cfg.jobs, cfg.namespace,
                        progress)
     n = len(data['bag'])
@@ -371,5 +373,6 @@ def export(model: AvModel, spec: AvSpec, out: Path, extra_positives: bool, n_tra
             'train_all_samples': str(samples), 'train_bags': str(n_bags),
             'train_in_view_deg': str(in_view_deg), 'train_data': data_note,
             **({'hfov_deg': f'{hfov_deg:.2f}'} if hfov_deg is not None else {}),
+            **({'acoustic_image': ACOUSTIC_IMAGE_ID} if spec.acoustic else {}),
             **spec.to_metadata(), **(extra or {})}
     export_onnx(model, args, out, names, ['cosine', 'audio_embedding', 'image_embedding'], meta)

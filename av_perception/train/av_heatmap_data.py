@@ -75,7 +75,8 @@ def _bag_arrays(args: tuple[str, int, AvSpec, str]) -> dict[str, np.ndarray | No
                 projectors[key] = (AcousticProjector(s.view, imager.directions,
                                                      (spec.grid, spec.grid)),
                                    elevation_prior(s.view, (spec.grid, spec.grid),
-                                                   spec.prior_sigma) if spec.prior_sigma
+                                                   spec.prior_sigma, spec.prior_center)
+                                   if spec.prior_sigma
                                    else np.ones((spec.grid, spec.grid), np.float32))
             projector, prior = projectors[key]
             teachers.append(projector.project(imager(s.audio)).astype(np.float16))
