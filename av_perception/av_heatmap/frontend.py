@@ -125,9 +125,10 @@ def _gcc_spec(array: str, window: int) -> FeatureSpec:
 #: images with the sounding object in view; never a benchmark's rooms), with the
 #: onset-weighted acoustic image: sounding objects stand on the floor and on furniture,
 #: below the array (0.6 m up on the simulated robot), and the geometry, trusted more,
-#: points better. Fused pointing there, shipped model of 2026-12-05 (0.15, 0 deg):
-#: 0.58; retrained on the onset map at (0.15, 0): 0.565; at (0.6, -10 deg): 0.65
-#: (the acoustic image alone: 0.47 at 0 deg, 0.61 at -10 deg).
+#: points better. Fused pointing there: model of 2026-12-05 (0.15, 0 deg) 0.58; a
+#: model trained on the onset map at (0.15, 0 deg) 0.565, the same model fused at
+#: (0.6, -10 deg) 0.65; retrained at (0.6, -10 deg), the shipped model, 0.61 (the
+#: acoustic image alone: 0.47 at 0 deg, 0.61 at -10 deg).
 FUSION_WEIGHT = 0.6
 PRIOR_CENTER_DEG = -10.0
 #: the horizon prior's standard deviation in elevation [deg] (what the acoustic image
