@@ -407,6 +407,59 @@ def test_a_fused_model_gets_the_acoustic_image_it_was_trained_with(tmp_path):
         HeatmapModel(legacy, GEOM)
 
 
+def _robot_view():
+    """The simulated robot camera's CameraView in the array frame."""
+    from av_perception.av_heatmap.dataset import camera_view
+    from av_perception.bag.contents import Intrinsics
+    from av_perception.geometry.tf_buffer import TfBuffer, Transform
+    tf = TfBuffer()
+    for f in _robot_frames():
+        x, y, z, w = f.quat_xyzw
+        tf.set_transform(f.parent, f.child, Transform(f.xyz, (w, x, y, z)), 0, static=True)
+    cam = ROBOT.camera
+    return camera_view(Intrinsics(cam.K, cam.width, cam.height, OPTICAL), tf, GEOM.frame_id)
+
+
+def test_the_horizon_prior_can_be_centred_for_another_robot(tmp_path):
+    """The contract's prior centre (10 deg below the array's plane) suits the
+    simulated robot; an array mounted higher sees the floor's objects further
+    down: ``set_prior_center`` (the node's ``prior_center``) moves the prior's
+    brightest row with the angle, and the fused peak with it on a map that
+    prefers no row. A model without a prior, or an angle beyond +-90, is
+    refused."""
+    model = HeatmapModel(_horizon_model(tmp_path / 'h.onnx'), GEOM)
+    view = _robot_view()
+    col = view.width // 2
+    assert model.spec.prior_center == pytest.approx(-10.0)
+
+    def brightest_row():
+        return int(np.argmax(model.prior(view)[:, col]))
+    rows = {}
+    for center in (-10.0, -25.0, 5.0):
+        model.set_prior_center(center)
+        rows[center] = brightest_row()
+    fy, cy = view.K[1, 1], view.K[1, 2]
+    for center, row in rows.items():   # a level camera: row = cy - fy tan(elevation)
+        assert abs(row - (cy - fy * math.tan(math.radians(center)))) <= 1.0, (center, row)
+    assert rows[-25.0] > rows[-10.0] > rows[5.0]
+    # the fused peak follows it where the acoustic image is a vertical band
+    flat = np.zeros((view.height, view.width), np.float32)
+    flat[:, col - 4:col + 5] = 1.0
+    rgb = np.zeros((view.height, view.width, 3), np.uint8)
+    window = np.zeros((GEOM.channels, model.window), np.float32)
+    cosine = np.zeros((model.spec.grid, model.spec.grid), np.float32)
+    peaks = {}
+    for center in (-25.0, 5.0):
+        model.set_prior_center(center)
+        peaks[center] = model.localize(rgb, window, view, cosine=cosine, acoustic=flat).peak[0]
+    assert abs(peaks[-25.0] - rows[-25.0]) <= 2 and abs(peaks[5.0] - rows[5.0]) <= 2, peaks
+    with pytest.raises(ConfigError, match='elevation in \\[-90, 90\\]'):
+        model.set_prior_center(120.0)
+    assert model.spec.prior_center == 5.0
+    with pytest.raises(ConfigError, match='no horizon prior'):
+        HeatmapModel(_left_model(tmp_path / 'left.onnx'), GEOM).set_prior_center(-10.0)
+
+
 def test_eval_cli_on_a_folder_without_bags_fails_in_one_line(tmp_path, capsys):
     from av_perception.cli import main
     assert main(['eval', 'av-heatmap', '--bags', str(tmp_path)]) == 2

@@ -136,6 +136,12 @@ def check_av_heatmap(ros):
     _set(node, 'overlay_alpha', 0.25)
     _set(node, 'odom_frame', 'odom_wheels')
     assert (node.silence, node.alpha, node.odom_frame) == (-20.0, 0.25, 'odom_wheels')
+    # the shipped fused model's horizon prior: the model uses the new centre
+    assert node.model.spec.prior_center == -10.0
+    _set(node, 'prior_center', 4.5)
+    assert node.model.spec.prior_center == 4.5
+    assert not node.set_parameters([Parameter('prior_center', value=75.0)])[0].successful
+    assert node.model.spec.prior_center == 4.5
     return node
 
 
@@ -190,7 +196,8 @@ CHECKS = {
     'audio_monitor': ({'silent_dbfs', 'clip_level'}, check_audio_monitor),
     'audio_common_adapter': ({'frame_id', 'sample_format', 'channels', 'sample_rate',
                               'stamp_at_end', 'receipt_tolerance'}, check_audio_common_adapter),
-    'av_heatmap': ({'silence_dbfs', 'overlay_alpha', 'odom_frame'}, check_av_heatmap),
+    'av_heatmap': ({'silence_dbfs', 'overlay_alpha', 'odom_frame', 'prior_center'},
+                   check_av_heatmap),
     'echo_depth': ({'publish_points', 'map_period'}, check_echo_depth),
     'rotation': ({'odom_frame', 'base_frame', 'twist_frame', 'publish_tf', 'max_interval',
                   'min_level_dbfs', 'hfov_tolerance_deg'}, check_rotation),

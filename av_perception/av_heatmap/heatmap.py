@@ -27,7 +27,7 @@ Two kinds of model (``AvSpec.acoustic`` in the model's metadata):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +193,30 @@ class HeatmapModel:
         if not self.spec.prior_sigma or view is None:
             return acoustic
         return acoustic * self.prior(view)
+
+    def set_prior_center(self, center_deg: float) -> None:
+        """Centre the horizon prior at ``center_deg`` [deg] of elevation above
+        the array's x-y plane (negative: below) instead of where the model's
+        contract puts it. The contract's centre suits the robot the model was
+        trained for (the shipped model: 10 deg below, an array 0.6 m up and
+        objects on and near the floor a few metres away); an array mounted
+        much higher or lower sees them at other elevations. The network and
+        the fusion weight are unchanged.
+
+        Raises:
+            ConfigError: a model without a horizon prior (``prior_sigma`` 0),
+                or an angle outside [-90, 90].
+        """
+        center = float(center_deg)
+        if not self.spec.prior_sigma:
+            raise ConfigError(f'model {self.model.path.name} has no horizon prior to centre '
+                              f'(prior_sigma 0 in its contract); expected no prior centre, '
+                              f'got {center:g} deg')
+        if not -90.0 <= center <= 90.0:
+            raise ConfigError(f'the horizon prior\'s centre is an elevation in [-90, 90] deg, '
+                              f'got {center:g}')
+        self.spec = replace(self.spec, prior_center=center)
+        self._projectors = {k: v for k, v in self._projectors.items() if k[0] != 'prior'}
 
     def prior(self, view: CameraView) -> np.ndarray:
         """The horizon prior (:func:`~av_perception.av_heatmap.projection.elevation_prior`)

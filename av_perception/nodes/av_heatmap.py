@@ -100,6 +100,16 @@ class AvHeatmapNode(AvNode):
         self.model = HeatmapModel(model or None, self.array)
         if self.model.memory is not None:
             self.model.memory.seconds = memory
+        if self.model.spec.prior_sigma:
+            center = self.param('prior_center', self.model.spec.prior_center, 'Centre of the '
+                                'horizon prior on the projected acoustic image: elevation [deg] '
+                                'above the array\'s x-y plane (negative: below). Default: the '
+                                'model\'s (the shipped one: -10, for an array 0.6 m up and '
+                                'objects on and near the floor a few metres away); an array '
+                                'mounted much higher or lower sees them at other elevations. '
+                                'Declared only for a fused model with a prior.', lo=-60.0,
+                                hi=60.0, on_change=self.model.set_prior_center)
+            self.model.set_prior_center(center)
         self.array_frame = self.array.frame_id
         self.info = None
         self.tf = TfListener(self)
