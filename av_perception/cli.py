@@ -485,7 +485,11 @@ def _add_direction_commands(tsub, esub) -> None:
     e = esub.add_parser('direction', help='direction of arrival vs gt/sound_direction')
     e.add_argument('--bags', type=Path, required=True)
     e.add_argument('--array', choices=['array', 'binaural'], default='array')
-    e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'learned'], default='srp')
+    # direction.evaluate.ESTIMATORS, written out: the parser imports no science
+    # (test_direction_eval checks they agree)
+    e.add_argument('--method', choices=['srp', 'srp_onset', 'normmusic', 'gcc', 'learned'],
+                   default='srp',
+                   help='srp_onset: SRP-PHAT weighted by onsets')
     e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
                    'shipped one for the array)')
     e.add_argument('--geometry', help='array geometry name or file (default: respeaker4 for '

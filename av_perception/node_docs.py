@@ -47,19 +47,41 @@ def _literal(node: ast.AST) -> str:
     return ast.unparse(node)
 
 
-def _default(node: ast.AST, tree: ast.Module) -> str:
-    """A default's repr: a literal's, or that of a constant the node module
-    imports by name from the package (``from av_perception.x import NAME``;
-    the library modules, not the node, are imported); else its source."""
-    if isinstance(node, ast.Constant):
-        return repr(node.value)
+_MISSING = object()
+
+
+def _imported(node: ast.AST, tree: ast.Module):
+    """The value of a constant the node module imports by name from the
+    package (``from av_perception.x import NAME``; the library modules, not
+    the node, are imported), or _MISSING."""
     if isinstance(node, ast.Name):
         for imp in tree.body:
             if isinstance(imp, ast.ImportFrom) and (imp.module or '').startswith(
                     'av_perception.') and any(a.name == node.id and a.asname is None
                                               for a in imp.names):
-                return repr(getattr(importlib.import_module(imp.module), node.id))
-    return ast.unparse(node)
+                return getattr(importlib.import_module(imp.module), node.id)
+    return _MISSING
+
+
+def _default(node: ast.AST, tree: ast.Module) -> str:
+    """A default's repr: a literal's, or that of an imported constant
+    (:func:`_imported`); else its source."""
+    if isinstance(node, ast.Constant):
+        return repr(node.value)
+    value = _imported(node, tree)
+    return ast.unparse(node) if value is _MISSING else repr(value)
+
+
+def _choices(node: ast.AST, tree: ast.Module) -> str:
+    """A choices list's text: its literals, or an imported constant's items
+    (``NAME`` or ``list(NAME)``); else its source."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return 'one of ' + ', '.join(_literal(e) for e in node.elts)
+    if isinstance(node, ast.Call) and ast.unparse(node.func) in ('list', 'tuple') \
+            and len(node.args) == 1:
+        node = node.args[0]
+    value = _imported(node, tree)
+    return ast.unparse(node) if value is _MISSING else 'one of ' + ', '.join(map(str, value))
 
 
 def params_of(module: str) -> list[Param]:
@@ -74,9 +96,7 @@ def params_of(module: str) -> list[Param]:
         kw = {k.arg: k.value for k in call.keywords}
         limits = ''
         if 'choices' in kw:
-            c = kw['choices']
-            limits = ('one of ' + ', '.join(_literal(e) for e in c.elts)
-                      if isinstance(c, (ast.List, ast.Tuple)) else ast.unparse(c))
+            limits = _choices(kw['choices'], tree)
         elif 'lo' in kw or 'hi' in kw:
             limits = f'{ast.unparse(kw["lo"]) if "lo" in kw else ""} – ' \
                      f'{ast.unparse(kw["hi"]) if "hi" in kw else ""}'

@@ -9,7 +9,8 @@ compute is the CPU time of one thread per 100 ms chunk.
 Rooms of the test split (never trained on) whose Sabine RT60 is 0.2-0.8 s,
 SNR 0-30 dB, speech and noise sources, one or two at a time. Figures for
 all windows, for sources in line of sight, and for the target's conditions
-(SNR >= 10 dB, RT60 <= 0.6 s). For the 4-mic array: SRP-PHAT, NormMUSIC and
+(SNR >= 10 dB, RT60 <= 0.6 s). For the 4-mic array: SRP-PHAT, SRP-PHAT
+weighted by onsets (``srp_onset``), NormMUSIC and
 the learned model (distilled from the 16-mic acoustic image, and the
 label-trained ablation); for the binaural head: GCC-PHAT, the one binaural
 direction network by each of its three teachers (distilled from the
@@ -138,6 +139,34 @@ def shift_binaural(scenes: int, models: Path, kept: dict) -> dict:
     return out
 
 
+def shift_array(scenes: int, models: Path) -> dict:
+    """The 4-mic array on the same ``scenes`` shifted rooms as
+    :func:`shift_binaural` (RT60 up to several seconds: where a reflection
+    outweighs the direct sound most often): the classic methods and the
+    learned model on the same windows, all windows and per sound class, each
+    method's median over the best classic method's with its 95 % interval
+    over whole rooms."""
+    folder = rendered.ensure(ROOT / '.cache' / f'doa_shift_{scenes}', scenes,
+                             note=f'{scenes} shifted rooms', seed=SEED, split='shift',
+                             snr_db=PARAMS.snr_db)
+    out: dict = {}
+    kept = {}
+    for m in ('srp', 'srp_onset', 'normmusic', 'learned'):
+        s = score(folder, 'array', m, model=models / 'direction_respeaker4.onnx'
+                  if m == 'learned' else None)
+        cls = conditions(folder, s)['cls']
+        out[m] = {**s.summary(), 'by_class': {k: s.summary(cls == k) for k in np.unique(cls)}}
+        kept[m] = s
+    best = min(('srp', 'normmusic'), key=lambda m: out[m]['median_deg'])
+    for m in kept:
+        out[m]['over_' + best] = round(out[m]['median_deg'] / out[best]['median_deg'], 3)
+        out[m]['over_' + best + '_ci95'] = paired_ratio_ci(
+            kept[m].errors_deg, kept[best].errors_deg, groups=kept[best].bags)
+    out['scored'] = {'rooms': scenes, 'windows': len(kept['srp'].errors_deg),
+                     'folder': folder.name, 'baseline': best}
+    return out
+
+
 def motion_ratios(kept: dict, prefix: str = '') -> dict:
     """Issue #25's ratios of one split's binaural Scores (``kept``: method ->
     Scores on the same windows), each with its 95 % interval over whole
@@ -174,10 +203,11 @@ def main() -> None:
                     'changed; a folder given here is simulated only if it has no index)')
     ap.add_argument('--models', type=Path, default=ROOT.parent / 'av_perception' / 'models')
     ap.add_argument('--shift-scenes', type=int, default=30,
-                    help='shifted-split rooms for the binaural head (issue #25; 0: none)')
+                    help='shifted-split rooms for the binaural head (issue #25) and the '
+                    '4-mic array (0: none)')
     args = ap.parse_args()
     args.data = test_rooms(args.scenes, args.data)
-    plan = {'array': ['srp', 'srp_pra', 'normmusic', 'normmusic_pra', 'learned',
+    plan = {'array': ['srp', 'srp_pra', 'srp_onset', 'normmusic', 'normmusic_pra', 'learned',
                       'learned_labels'],
             'binaural': ['gcc', 'learned', 'learned_labels', 'learned_motion', 'constant']}
     model_file = {'array': 'direction_respeaker4', 'binaural': 'direction_binaural'}
@@ -224,7 +254,7 @@ def main() -> None:
                              'rt60_range': [round(float(c['rt60'].min()), 2),
                                             round(float(c['rt60'].max()), 2)]}
     results['scored'] = subsets
-    classic = {'array': ['srp', 'normmusic'], 'binaural': ['gcc']}
+    classic = {'array': ['srp', 'srp_onset', 'normmusic'], 'binaural': ['gcc']}
     lines = []
     for role in plan:
         best = min(classic[role], key=lambda m: results[role][m]['median_deg'])
@@ -264,6 +294,12 @@ def main() -> None:
     for ref, m in REFERENCES.items():
         targets.update(against_pyroomacoustics(m, ref, results['array'], errors))
     if args.shift_scenes:
+        results['array_shift'] = sa = shift_array(args.shift_scenes, args.models)
+        for m in ('srp', 'srp_onset', 'normmusic', 'learned'):
+            lines.append(f'shift 4-mic {m:15s} median {sa[m]["median_deg"]:6.1f} deg (vs '
+                         f'{sa["scored"]["baseline"]} x{sa[m]["over_" + sa["scored"]["baseline"]]}'
+                         f' {sa[m]["over_" + sa["scored"]["baseline"] + "_ci95"]}) mean '
+                         f'{sa[m]["mean_deg"]:6.1f} within10 {sa[m]["within10"]:.2f}')
         shift_kept: dict = {}
         results['binaural_shift'] = sh = shift_binaural(args.shift_scenes, args.models,
                                                         shift_kept)

@@ -112,10 +112,9 @@ def _burst_worst(d: dict, key: str) -> float | None:
 
 BENCHES: dict[str, list[Figure]] = {
     'direction': [
-        Figure('4-mic best median [deg], SNR>=10 dB, RT60<=0.6 s',
+        Figure('4-mic best median [deg], SNR>=10 dB, RT60<=0.6 s (baseline: srp, the default)',
                lambda d: get(d, 'targets.array4_best_median_deg_snr10_rt06_all'),
-               lambda d: get(d, f'array.{get(d, "array.best_classic")}.snr_ge10_rt60_le06.'
-                                'median_deg'),
+               lambda d: get(d, 'array.srp.snr_ge10_rt60_le06.median_deg'),
                '<= 5', lambda v, d: v <= 5),
         Figure('binaural learned median [deg]', lambda d: get(d, 'binaural.learned.median_deg'),
                lambda d: get(d, f'binaural.{get(d, "binaural.best_classic")}.median_deg'),

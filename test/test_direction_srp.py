@@ -13,7 +13,7 @@ import pytest
 
 from av_perception.arrays import ArrayGeometry, load_array
 from av_perception.direction.classic import ClassicDoa
-from av_perception.direction.evaluate import make_estimator
+from av_perception.direction.evaluate import ESTIMATORS, make_estimator
 
 FS = 16000
 #: four microphones on the corners of a tetrahedron (8 cm edges' cube): a 3-D array
@@ -197,6 +197,9 @@ def test_onset_weighting_follows_the_direct_sound_not_a_louder_reflection():
 
     assert off(peak(ClassicDoa(geometry, 'srp')), -110.0) < 5.0
     assert off(peak(ClassicDoa(geometry, 'srp', onset=True)), 40.0) < 5.0
+    # the node's and eval's method srp_onset is that estimator
+    assert off(peak(make_estimator('srp_onset', geometry)), 40.0) < 5.0
+    assert off(peak(make_estimator('srp', geometry)), -110.0) < 5.0
 
 
 def test_onset_weighting_of_a_steady_tone_is_the_plain_map():
@@ -220,3 +223,19 @@ def test_onset_weighting_is_for_the_packages_srp_only():
         ClassicDoa(geometry, 'normmusic', onset=True)
     with pytest.raises(InputError, match='onset'):
         ClassicDoa(geometry, 'srp', onset=True, reference=True)
+
+
+def test_eval_offers_every_method_the_node_runs():
+    """``eval direction --method`` lists its choices without importing the
+    estimators (the parser stays light): they are the node's, ESTIMATORS."""
+    import argparse
+
+    from av_perception.cli import build_parser
+
+    def sub(parser, name):
+        act = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return act.choices[name]
+    direction = sub(sub(build_parser(), 'eval'), 'direction')
+    method = next(a for a in direction._actions if a.dest == 'method')
+    assert set(method.choices) == set(ESTIMATORS)
+    assert direction.parse_args(['--bags', '.', '--method', 'srp_onset']).method == 'srp_onset'

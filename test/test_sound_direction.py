@@ -116,7 +116,7 @@ def _sources(arrays):
     return [s for a in arrays for s in a.sources]
 
 
-@pytest.mark.parametrize('method', ['srp', 'normmusic'])
+@pytest.mark.parametrize('method', ['srp', 'srp_onset', 'normmusic'])
 def test_node_finds_and_tracks_a_source_with_the_4mic_array(ros, one_source, method):
     """One source, 1 s: one message per 0.1 s window; the tracker confirms
     it after k hits and keeps one id; markers carry that id."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from av_perception.arrays import load_array
 from av_perception.bag.contents import UnusableBag, each_bag, list_bags
-from av_perception.direction.classic import ClassicDoa, fold_front
+from av_perception.direction.classic import METHODS, ClassicDoa, fold_front
 from av_perception.direction.dataset import STREAM_TOPICS, load_bag, windows
 from av_perception.errors import ConfigError
 from av_perception.paths import shipped_model
@@ -29,6 +29,10 @@ HOP_SECONDS = 0.1      # one estimate per 100 ms chunk, as the node
 #: pyroomacoustics' own SRP-PHAT and NormMUSIC (scoring names -> the
 #: package's method they are the baselines of).
 REFERENCES = {'srp_pra': 'srp', 'normmusic_pra': 'normmusic'}
+#: the methods the node and ``eval direction`` run (:func:`make_estimator`):
+#: the classic ones, SRP-PHAT with onset weighting (``srp_onset``:
+#: ClassicDoa(onset=True), the av heatmap's acoustic image) and the learned model
+ESTIMATORS = (*METHODS, 'srp_onset', 'learned')
 # The analysis window is the array's ``doa_window``, as the node's default.
 
 
@@ -39,7 +43,8 @@ def angle_error(a: float, b: float) -> float:
 
 def make_estimator(method: str, geometry, model: str | Path | None = None, num_src: int = 1):
     """The estimator of ``method`` for an array: ClassicDoa, or LearnedDoa on
-    ``model`` (default: the shipped ``models/direction_<array>.onnx``). The
+    ``model`` (default: the shipped ``models/direction_<array>.onnx``);
+    ``srp_onset``: SRP-PHAT with onset weighting. The
     node and the scoring build it here alike. ``srp_pra`` and
     ``normmusic_pra`` (scoring only, not node methods) are pyroomacoustics'
     own, the baselines of the package's (:data:`REFERENCES`).
@@ -53,6 +58,8 @@ def make_estimator(method: str, geometry, model: str | Path | None = None, num_s
         return LearnedDoa(model or shipped_model(f'direction_{geometry.name}'), geometry)
     if method in REFERENCES:
         return ClassicDoa(geometry, REFERENCES[method], num_src=num_src, reference=True)
+    if method == 'srp_onset':
+        return ClassicDoa(geometry, 'srp', num_src=num_src, onset=True)
     return ClassicDoa(geometry, method, num_src=num_src)
 
 

@@ -73,7 +73,7 @@ from av_perception.geometry.frames import unit_vector
 FIRST_ID = 1
 ID_MODULUS = 2 ** 32
 #: Estimation methods that estimate elevation (on an array that resolves it).
-ELEVATION_METHODS = ('srp', 'normmusic')
+ELEVATION_METHODS = ('srp', 'srp_onset', 'normmusic')
 
 
 @dataclass(frozen=True)

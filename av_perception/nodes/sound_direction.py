@@ -40,8 +40,7 @@ from visualization_msgs.msg import MarkerArray
 
 from av_perception.arrays import load_array
 from av_perception.audio.chunk import AudioBlock
-from av_perception.direction.classic import METHODS
-from av_perception.direction.evaluate import make_estimator
+from av_perception.direction.evaluate import ESTIMATORS, make_estimator
 from av_perception.direction.stream import DoaResult, StreamingDoa
 from av_perception.direction.tracker import SourceTracker, TrackedSource
 from av_perception.errors import ConfigError, InputError
@@ -66,9 +65,10 @@ class SoundDirectionNode(AvNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('sound_direction', **kwargs)
-        method = self.param('method', 'srp', 'Estimator: srp, normmusic (3+ mics), gcc '
-                            '(2 mics / binaural) or learned (ONNX model).',
-                            choices=[*METHODS, 'learned'], read_only=True)
+        method = self.param('method', 'srp', 'Estimator: srp, srp_onset (SRP-PHAT weighted '
+                            'by onsets: the direct sound before its reflections), normmusic '
+                            '(3+ mics), gcc (2 mics / binaural) or learned (ONNX model).',
+                            choices=list(ESTIMATORS), read_only=True)
         model = self.param('model', '', 'ONNX model for method learned ("": the shipped model '
                            'for the array, models/direction_<array>.onnx).', read_only=True)
         array_file = self.param('array', 'respeaker4', 'Array geometry: a name under '
