@@ -132,6 +132,14 @@ BENCHES: dict[str, list[Figure]] = {
                lambda d: get(d, 'binaural_shift.gcc.median_deg'), '<= 0.8 x GCC-PHAT',
                lambda v, d: v <= 0.8 * get(d, 'binaural_shift.gcc.median_deg')),
     ],
+    'direction_onset': [
+        Figure('4-mic srp_onset median [deg], 200 test rooms (baseline: srp, the default)',
+               lambda d: get(d, 'test.srp_onset.median_deg'),
+               lambda d: get(d, 'test.srp.median_deg'), '(context)', None),
+        Figure('4-mic srp_onset median [deg], 90 shifted rooms (baseline: srp, the default)',
+               lambda d: get(d, 'shift.srp_onset.median_deg'),
+               lambda d: get(d, 'shift.srp.median_deg'), '(context)', None),
+    ],
     'direction_tracking': [
         Figure('4-mic tracked ID switches per min (baseline: untracked)',
                lambda d: get(d, 'array.tracked.id_switches_per_min'),
