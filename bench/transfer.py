@@ -9,8 +9,9 @@ scored with the package's own scoring code, as `av-perception eval` and the
 per-model benches score it:
 
 - 4-mic direction (``direction.evaluate.score``, role ``array``): the learned
-  model (and its label-trained ablation) vs the better of SRP-PHAT and
-  NormMUSIC on that split, median error [deg] over every window;
+  model (and its label-trained ablation) vs the best of SRP-PHAT,
+  onset-weighted SRP-PHAT and NormMUSIC on that split, median error [deg]
+  over every window;
 - binaural direction (role ``binaural``): the learned models vs GCC-PHAT;
 - echo depth (``echo.evaluate``): the students vs the mean-depth baseline
   (bench/results/echo_depth_train_mean.npy), delta1 and RMSE;
@@ -61,9 +62,10 @@ HOLD = 0.15
 
 #: model -> (task, its baseline, metric, True if higher is better)
 ROWS = {
-    'direction_respeaker4': ('4-mic direction', 'best of srp / normmusic', 'median_deg', False),
-    'direction_respeaker4_labels': ('4-mic direction', 'best of srp / normmusic', 'median_deg',
-                                    False),
+    'direction_respeaker4': ('4-mic direction', 'best of srp / srp_onset / normmusic',
+                             'median_deg', False),
+    'direction_respeaker4_labels': ('4-mic direction', 'best of srp / srp_onset / normmusic',
+                                    'median_deg', False),
     'direction_binaural': ('binaural direction', 'gcc', 'median_deg', False),
     'direction_binaural_labels': ('binaural direction', 'gcc', 'median_deg', False),
     'echo_depth (sam student) delta1': ('echo depth', 'mean depth', 'delta1', True),
@@ -117,7 +119,7 @@ def skipped(log: io.StringIO) -> list[str]:
 def direction(folder: Path, models: Path) -> dict:
     from av_perception.direction.evaluate import score
     out = {}
-    plan = {'array': (('srp', None), ('normmusic', None),
+    plan = {'array': (('srp', None), ('srp_onset', None), ('normmusic', None),
                       ('learned', 'direction_respeaker4'),
                       ('learned', 'direction_respeaker4_labels')),
             'binaural': (('gcc', None), ('learned', 'direction_binaural'),
@@ -202,7 +204,8 @@ def figures(split: dict) -> dict:
         k = min(ok, key=ok.get)
         return ok[k], k
 
-    arr_base, arr_name = best_classic({'srp': d['array_srp'], 'normmusic': d['array_normmusic']})
+    arr_base, arr_name = best_classic({m: d[f'array_{m}'] for m in ('srp', 'srp_onset',
+                                                                    'normmusic')})
     gcc = fig(d['binaural_gcc'], 'median_deg')
     out = {}
     for row, (task, _, metric, _) in ROWS.items():
