@@ -35,6 +35,8 @@ strength).
 
     .venv/bin/python bench/direction_tracking.py
     -> bench/results/direction_tracking.json
+    .venv/bin/python bench/direction_tracking.py --array-method srp_onset
+    -> bench/results/direction_tracking_srp_onset.json (the 4-mic array only)
 """
 
 from __future__ import annotations
@@ -170,11 +172,11 @@ def labelled(directions: list[tuple[float, float]], stamp: int, scene: Scene, mo
     return out
 
 
-def load_room(bag: Path, split: str, role: str) -> Room:
-    """Run the array's estimator over a bag's stream as the node would, and
-    build each window's truth (with ids) and the frame's turns."""
+def load_room(bag: Path, split: str, role: str, method: str, num: int) -> Room:
+    """Run the array's estimator (``method``, ``num`` sources per window) over
+    a bag's stream as the node would, and build each window's truth (with
+    ids) and the frame's turns."""
     geom = load_array(role if role != 'array' else 'respeaker4')
-    method, num = PLAN[role]
     topic = STREAM_TOPICS[role]
     chunks, gt = [], {}
     for m in read_bag(bag, [topic, 'gt/sound_direction']):
@@ -283,15 +285,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--cache', type=Path, default=ROOT / '.cache')
     ap.add_argument('--jobs', type=int, default=0, help='simulation processes (0: one per core)')
+    ap.add_argument('--array-method', choices=['srp', 'srp_onset', 'normmusic'], default='srp',
+                    help='the 4-mic array\'s estimator; other than srp (the node\'s default): '
+                    'the array alone, its own sweep, written to '
+                    'direction_tracking_<method>.json')
     args = ap.parse_args()
+    plan = PLAN if args.array_method == 'srp' else {'array': (args.array_method, 2)}
+    out_name = 'direction_tracking.json' if args.array_method == 'srp' else \
+        f'direction_tracking_{args.array_method}.json'
     bags = prepare(args.cache, args.jobs)
     results: dict = {'rooms': {}, 'gate_deg': GATE_DEG, 'hop_s': HOP_SECONDS,
                      'sweep_grid': {k: list(v) for k, v in GRID.items()}}
     lines = []
-    for role, (method, num) in PLAN.items():
+    for role, (method, num) in plan.items():
         geom = load_array(role if role != 'array' else 'respeaker4')
         amb = geom.front_back_ambiguous
-        rooms = {split: [load_room(b, split, role) for b in folder]
+        rooms = {split: [load_room(b, split, role, method, num) for b in folder]
                  for split, folder in bags.items()}
         params, rows = sweep(rooms['train'], amb)
         test = rooms['test']
@@ -329,7 +338,7 @@ def main() -> None:
                      f'windows, {base["truths"]} true source-windows '
                      f'({close_share(test, amb):.0%} within {GATE_DEG:.0f} deg of the other)')
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'direction_tracking.json').write_text(dumps(results))
+    (RESULTS / out_name).write_text(dumps(results))
     print('\n'.join(lines))
 
 

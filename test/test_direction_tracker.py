@@ -336,11 +336,15 @@ def test_the_node_runs_the_tracker_the_benchmark_chose_and_scored():
     from pathlib import Path
 
     from av_perception.direction.tracker import TUNED_PARAMS
-    doc = json.loads((Path(__file__).resolve().parents[1] / 'bench' / 'results'
-                      / 'direction_tracking.json').read_text())
+    results = Path(__file__).resolve().parents[1] / 'bench' / 'results'
+    doc = json.loads((results / 'direction_tracking.json').read_text())
     for role in ('array', 'binaural'):
         r = doc[role]
         assert asdict(TUNED_PARAMS[(r['array'], r['method'])]) == r['params'], role
+    # the 4-mic array's other method, swept and scored alone
+    r = json.loads((results / 'direction_tracking_srp_onset.json').read_text())['array']
+    assert r['method'] == 'srp_onset'
+    assert asdict(TUNED_PARAMS[(r['array'], r['method'])]) == r['params']
 
 
 def test_the_binaural_learned_model_confirms_tracks_at_its_confidence():

@@ -141,6 +141,9 @@ class TrackerParams:
 #: for 3 windows after the last estimate, ids kept for 3 s).
 TUNED_PARAMS: dict[tuple[str, str], TrackerParams] = {
     ('respeaker4', 'srp'): TrackerParams(max_misses=15),
+    # the sweep on the same train rooms chose the defaults for onset-weighted SRP-PHAT
+    # (bench/results/direction_tracking_srp_onset.json)
+    ('respeaker4', 'srp_onset'): TrackerParams(),
     ('binaural', 'gcc'): TrackerParams(gate_deg=60.0, confirm_hits=2, confirm_window=3,
                                        max_misses=30, birth_confidence=0.3, coast=3),
 }
