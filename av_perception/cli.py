@@ -486,7 +486,7 @@ def _add_direction_commands(tsub, esub) -> None:
     e.add_argument('--bags', type=Path, required=True)
     e.add_argument('--array', choices=['array', 'binaural'], default='array')
     # direction.evaluate.ESTIMATORS, written out: the parser imports no science
-    # (test_direction_eval checks they agree)
+    # (test_direction_srp.py checks they agree)
     e.add_argument('--method', choices=['srp', 'srp_onset', 'normmusic', 'gcc', 'learned'],
                    default='srp',
                    help='srp_onset: SRP-PHAT weighted by onsets')

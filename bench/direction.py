@@ -85,6 +85,16 @@ def test_rooms(scenes: int, folder: Path | None = None) -> Path:
                            classes=CLASSES)
 
 
+def shift_rooms(scenes: int) -> Path:
+    """The first ``scenes`` rooms of the shifted split (this bench's seed and
+    SNR; the split's own sounds), simulated into bench/.cache/doa_shift_<scenes>
+    unless this simulator rendered them there; returns the folder. Shared
+    by the benches that score direction on them."""
+    return rendered.ensure(ROOT / '.cache' / f'doa_shift_{scenes}', scenes,
+                           note=f'{scenes} shifted rooms', seed=SEED, split='shift',
+                           snr_db=PARAMS.snr_db)
+
+
 def conditions(out: Path, s) -> dict[str, np.ndarray]:
     """Per scored error: its room's RT60 and SNR, whether the source it
     scores was in line of sight of the array (the simulator models no
@@ -121,9 +131,7 @@ def shift_binaural(scenes: int, models: Path, kept: dict) -> dict:
     ``scenes`` shifted rooms (this bench's seed and SNR; the split's own
     sounds: voices, music, appliances, 1-3 sources), all windows and per
     sound class; each method's Scores go into ``kept``."""
-    folder = rendered.ensure(ROOT / '.cache' / f'doa_shift_{scenes}', scenes,
-                             note=f'{scenes} shifted rooms', seed=SEED, split='shift',
-                             snr_db=PARAMS.snr_db)
+    folder = shift_rooms(scenes)
     out: dict = {}
     gcc = None
     for m, path in (('gcc', None), ('learned', models / 'direction_binaural.onnx'),
@@ -146,15 +154,14 @@ def shift_array(scenes: int, models: Path) -> dict:
     learned model on the same windows, all windows and per sound class, each
     method's median over the best classic method's with its 95 % interval
     over whole rooms."""
-    folder = rendered.ensure(ROOT / '.cache' / f'doa_shift_{scenes}', scenes,
-                             note=f'{scenes} shifted rooms', seed=SEED, split='shift',
-                             snr_db=PARAMS.snr_db)
+    folder = shift_rooms(scenes)
     out: dict = {}
     kept = {}
+    cls = None   # every method scores the same windows
     for m in ('srp', 'srp_onset', 'normmusic', 'learned'):
         s = score(folder, 'array', m, model=models / 'direction_respeaker4.onnx'
                   if m == 'learned' else None)
-        cls = conditions(folder, s)['cls']
+        cls = conditions(folder, s)['cls'] if cls is None else cls
         out[m] = {**s.summary(), 'by_class': {k: s.summary(cls == k) for k in np.unique(cls)}}
         kept[m] = s
     best = min(('srp', 'normmusic'), key=lambda m: out[m]['median_deg'])

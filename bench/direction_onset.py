@@ -29,8 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-import rendered
-from direction import PARAMS, SEED, conditions, test_rooms
+from direction import SEED, conditions, shift_rooms, test_rooms
 from paired import paired_ratio_ci
 from av_perception.direction.evaluate import score
 
@@ -70,11 +69,8 @@ def main() -> None:
     ap.add_argument('--test', type=int, default=200, help='test-split rooms (RT60 0.2-0.8 s)')
     ap.add_argument('--shift', type=int, default=90, help='shifted-split rooms')
     args = ap.parse_args()
-    shift_folder = rendered.ensure(ROOT / '.cache' / f'doa_shift_{args.shift}', args.shift,
-                                   note=f'{args.shift} shifted rooms', seed=SEED, split='shift',
-                                   snr_db=PARAMS.snr_db)
     results = {'test': compare(test_rooms(args.test), True),
-               'shift': compare(shift_folder, False),
+               'shift': compare(shift_rooms(args.shift), False),
                'seed': SEED}
     for split in ('test', 'shift'):
         r = results[split]

@@ -259,14 +259,19 @@ def test_the_peak_points_where_the_sound_comes_from(ros, left_scene, tmp_path):
 def left_scene_source_optical() -> np.ndarray:
     """The sounding object's emission point in the optical frame of the
     left_scene pose [m]."""
-    from av_perception.geometry.tf_buffer import TfBuffer, Transform
     _, src = _object('speech', 25.0, True, 0)
+    p_base = world_to_base(Pose2D(1.5, 4.0, 0.0), src.position)
+    return _robot_tf().lookup(OPTICAL, 'base_link', None).apply(p_base)
+
+
+def _robot_tf():
+    """A TfBuffer holding the simulated robot's /tf_static (:func:`_robot_frames`)."""
+    from av_perception.geometry.tf_buffer import TfBuffer, Transform
     tf = TfBuffer()
     for f in _robot_frames():
         x, y, z, w = f.quat_xyzw
         tf.set_transform(f.parent, f.child, Transform(f.xyz, (w, x, y, z)), 0, static=True)
-    p_base = world_to_base(Pose2D(1.5, 4.0, 0.0), src.position)
-    return tf.lookup(OPTICAL, 'base_link', None).apply(p_base)
+    return tf
 
 
 def test_without_camera_info_or_tf_a_fused_model_drops_the_image_and_says_why(ros, left_scene):
@@ -411,13 +416,9 @@ def _robot_view():
     """The simulated robot camera's CameraView in the array frame."""
     from av_perception.av_heatmap.dataset import camera_view
     from av_perception.bag.contents import Intrinsics
-    from av_perception.geometry.tf_buffer import TfBuffer, Transform
-    tf = TfBuffer()
-    for f in _robot_frames():
-        x, y, z, w = f.quat_xyzw
-        tf.set_transform(f.parent, f.child, Transform(f.xyz, (w, x, y, z)), 0, static=True)
     cam = ROBOT.camera
-    return camera_view(Intrinsics(cam.K, cam.width, cam.height, OPTICAL), tf, GEOM.frame_id)
+    return camera_view(Intrinsics(cam.K, cam.width, cam.height, OPTICAL), _robot_tf(),
+                       GEOM.frame_id)
 
 
 def test_the_horizon_prior_can_be_centred_for_another_robot(tmp_path):
