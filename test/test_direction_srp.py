@@ -174,55 +174,122 @@ def _bursts(seconds: float, seed: int) -> np.ndarray:
     return rng.normal(size=len(t)) * ((t % int(0.15 * FS)) < int(0.06 * FS))
 
 
-def test_onset_weighting_follows_the_direct_sound_not_a_louder_reflection():
-    """A source at 40 deg and its echo from -110 deg 25 ms later, 1.6x as
+@pytest.mark.parametrize('array, source, echo', [
+    ('respeaker4', (40.0, 0.0), (-110.0, 0.0)),
+    ('tetra4', (40.0, 30.0), (-110.0, -20.0)),   # a 3-D array: azimuth x elevation grid
+])
+def test_onset_weighting_follows_the_direct_sound_not_a_louder_reflection(array, source, echo):
+    """A source and its echo from another direction 25 ms later, 1.6x as
     loud (a hard surface nearer the array than the source): plain SRP-PHAT
-    peaks on the echo, the onset-weighted map (the acoustic image's) on the
-    source, whose sound arrives first."""
-    geometry = load_array('respeaker4')
+    peaks on the echo, the onset-weighted map (the acoustic image's, the
+    node's srp_onset) on the source, whose sound arrives first; on a planar
+    array and on a 3-D one, in azimuth and elevation (within the 3-D grid's
+    10 deg elevation step)."""
+    geometry = _tetra() if array == 'tetra4' else load_array(array)
     dry = _bursts(0.6, 3)
     room = pra.AnechoicRoom(3, fs=FS)
-    room.add_source(1.5 * _unit(40.0, 0.0), signal=dry)
-    room.add_source(1.5 * _unit(-110.0, 0.0), signal=1.6 * dry, delay=0.025)
+    room.add_source(1.5 * _unit(*source), signal=dry)
+    room.add_source(1.5 * _unit(*echo), signal=1.6 * dry, delay=0.025)
     room.add_microphone_array(geometry.positions.T)
     room.simulate()
     x = room.mic_array.signals[:, 800:800 + 6400]
     x = x + 1e-4 * np.random.default_rng(1).normal(size=x.shape)
 
-    def peak(doa: ClassicDoa) -> float:
-        return math.degrees(doa.estimate(x)[0].azimuth)
+    def off(doa: ClassicDoa, want: tuple[float, float]) -> tuple[float, float]:
+        e = doa.estimate(x)[0]
+        return (abs((math.degrees(e.azimuth) - want[0] + 180.0) % 360.0 - 180.0),
+                abs(math.degrees(e.elevation) - want[1]))
 
-    def off(a: float, b: float) -> float:
-        return abs((a - b + 180.0) % 360.0 - 180.0)
+    az_tol, el_tol = (5.0, 10.0) if geometry.resolves_elevation else (5.0, 0.0)
+    for doa, want in ((ClassicDoa(geometry, 'srp'), echo),
+                      (ClassicDoa(geometry, 'srp', onset=True), source),
+                      # the node's and eval's methods are these estimators
+                      (make_estimator('srp_onset', geometry), source),
+                      (make_estimator('srp', geometry), echo)):
+        d_az, d_el = off(doa, want)
+        assert d_az < az_tol and d_el <= el_tol, (doa.method, want, d_az, d_el)
 
-    assert off(peak(ClassicDoa(geometry, 'srp')), -110.0) < 5.0
-    assert off(peak(ClassicDoa(geometry, 'srp', onset=True)), 40.0) < 5.0
-    # the node's and eval's method srp_onset is that estimator
-    assert off(peak(make_estimator('srp_onset', geometry)), 40.0) < 5.0
-    assert off(peak(make_estimator('srp', geometry)), -110.0) < 5.0
+
+def _tone(geometry: ArrayGeometry, az_deg: float, hz: float, frames: int) -> np.ndarray:
+    """(channels, frames) of a steady tone from ``az_deg`` 1.5 m away in free
+    field, from 2000 samples in (past the simulation's onset)."""
+    t = np.arange(2000 + frames) / FS
+    room = pra.AnechoicRoom(3, fs=FS)
+    room.add_source(1.5 * _unit(az_deg, 0.0), signal=np.sin(2 * np.pi * hz * t))
+    room.add_microphone_array(geometry.positions.T)
+    room.simulate()
+    return room.mic_array.signals[:, 2000:2000 + frames]
 
 
 def test_onset_weighting_of_a_steady_tone_is_the_plain_map():
     """Nothing rises in a steady tone: the weighted map is the plain one."""
     geometry = load_array('respeaker4')
-    t = np.arange(int(FS * 0.6)) / FS
-    room = pra.AnechoicRoom(3, fs=FS)
-    room.add_source(1.5 * _unit(70.0, 0.0), signal=np.sin(2 * np.pi * 1000.0 * t))
-    room.add_microphone_array(geometry.positions.T)
-    room.simulate()
-    x = room.mic_array.signals[:, 2000:2000 + 6400]
+    x = _tone(geometry, 70.0, 1000.0, 6400)
     plain = ClassicDoa(geometry, 'srp').spatial_spectrum(x)
     weighted = ClassicDoa(geometry, 'srp', onset=True).spatial_spectrum(x)
     np.testing.assert_allclose(weighted, plain, rtol=1e-9)
 
 
-def test_onset_weighting_is_for_the_packages_srp_only():
+def test_onset_weighting_is_for_the_packages_srp_and_gcc_only():
     geometry = load_array('respeaker4')
     from av_perception.errors import InputError
     with pytest.raises(InputError, match='onset'):
         ClassicDoa(geometry, 'normmusic', onset=True)
     with pytest.raises(InputError, match='onset'):
         ClassicDoa(geometry, 'srp', onset=True, reference=True)
+    assert ClassicDoa(load_array('binaural'), 'gcc', onset=True).onset
+
+
+def _pair() -> ArrayGeometry:
+    """Two free-field microphones 18 cm apart on the y axis (a binaural
+    head's spacing without the head): GCC-PHAT's delay -> angle to the axis."""
+    return ArrayGeometry('pair18', 'mic_array', FS, 'planar', ('l', 'r'),
+                         np.array([[0.0, 0.09, 0.0], [0.0, -0.09, 0.0]]))
+
+
+def test_onset_weighted_gcc_follows_the_direct_sound_not_a_louder_reflection():
+    """Two microphones: a source at 40 deg and its echo from -50 deg 25 ms
+    later, 1.6x as loud: GCC-PHAT's delay is the echo's, the onset-weighted
+    one's (``gcc_onset``) the source's; on a steady tone nothing rises and
+    it is GCC-PHAT's estimate (750 Hz: six periods to the STFT's 128-sample
+    hop, so every frame's power is the same)."""
+    geometry = _pair()
+    dry = _bursts(0.4, 5)
+    room = pra.AnechoicRoom(3, fs=FS)
+    room.add_source(2.0 * _unit(40.0, 0.0), signal=dry)
+    room.add_source(2.0 * _unit(-50.0, 0.0), signal=1.6 * dry, delay=0.025)
+    room.add_microphone_array(geometry.positions.T)
+    room.simulate()
+    x = room.mic_array.signals[:, 800:800 + 4096]
+    x = x + 1e-4 * np.random.default_rng(1).normal(size=x.shape)
+
+    def az(doa) -> float:
+        return math.degrees(doa.estimate(x)[0].azimuth)
+    assert abs(az(make_estimator('gcc', geometry)) - (-50.0)) < 6.0
+    assert abs(az(make_estimator('gcc_onset', geometry)) - 40.0) < 6.0
+    tone = _tone(geometry, 30.0, 750.0, 4096)
+    plain, weighted = (make_estimator(m, geometry).estimate(tone)[0]
+                       for m in ('gcc', 'gcc_onset'))
+    assert weighted.azimuth == plain.azimuth and weighted.confidence == plain.confidence
+
+
+@pytest.mark.parametrize('method', ['gcc', 'gcc_onset'])
+@pytest.mark.parametrize('side', [1, -1])
+def test_gcc_at_the_largest_delay_is_a_source_at_the_side(method, side):
+    """Noise bursts reaching one ear 0.9 ms before the other, beyond the
+    head's largest modelled delay (0.75 ms): the correlation still rises at
+    the end of the searched lags. That end is the peak, a source at the
+    side (left: mic 0 first, positive), at the azimuth the head's delay table
+    gives the largest searched delay (80 deg), not a block without an
+    estimate."""
+    head = load_array('binaural')
+    lag = round(0.9e-3 * FS)
+    dry = _bursts(0.3, 7)
+    first, later = dry[lag:], dry[:-lag]
+    x = np.stack([first, later] if side > 0 else [later, first])[:, :4096]
+    x = x + 1e-4 * np.random.default_rng(2).normal(size=x.shape)
+    found = make_estimator(method, head).estimate(x)
+    assert found and side * math.degrees(found[0].azimuth) > 75.0, found
 
 
 def test_eval_offers_every_method_the_node_runs():

@@ -22,7 +22,7 @@ import pyroomacoustics as pra
 from av_perception.arrays import ArrayGeometry
 from av_perception.direction.features import stft
 from av_perception.direction.normmusic import NormMusic
-from av_perception.direction.srp import SrpPhat
+from av_perception.direction.srp import SrpPhat, onset_weights
 from av_perception.errors import InputError
 
 C = 343.0
@@ -98,8 +98,10 @@ class ClassicDoa:
         onset: weight SRP-PHAT's time-frequency bins by their onsets
             (:data:`ONSET_HISTORY` frames back; :mod:`av_perception.direction.srp`):
             the acoustic image's map, whose peak follows the direct sound
-            rather than a strong reflection. SRP-PHAT only, not with
-            ``reference`` (pyroomacoustics has no such weighting).
+            rather than a strong reflection; for GCC-PHAT the same weighting
+            of the ``nfft`` frames' cross-spectra, summed (a block without
+            any onset, e.g. a steady tone: plain GCC-PHAT). Not with
+            ``reference`` or NormMUSIC (pyroomacoustics has no such weighting).
     """
 
     def __init__(self, geometry: ArrayGeometry, method: str = 'srp', nfft: int = 256,
@@ -107,8 +109,8 @@ class ClassicDoa:
                  num_src: int = 1, reference: bool = False, onset: bool = False) -> None:
         if method not in METHODS:
             raise InputError('method', f'one of {METHODS}', repr(method))
-        if onset and (method != 'srp' or reference):
-            raise InputError('onset', "method 'srp' with the package's SRP-PHAT (not reference)",
+        if onset and (method not in ('srp', 'gcc') or reference):
+            raise InputError('onset', "method 'srp' (the package's, not reference) or 'gcc'",
                              f'method {method!r}, reference {reference}')
         if method == 'gcc' and geometry.channels != 2:
             raise InputError('method', 'gcc for a 2-microphone array',
@@ -119,6 +121,7 @@ class ClassicDoa:
         self.geometry = geometry
         self.method = method
         self.nfft = nfft
+        self.onset = bool(onset)
         self.freq_range = freq_range or (
             (200.0, 1500.0) if geometry.kind == 'binaural'
             else (300.0, min(7900.0, 0.49 * geometry.sample_rate)))
@@ -190,6 +193,25 @@ class ClassicDoa:
                                    _peak_confidence(values, float(values[idx])), self.ambiguous))
         return out
 
+    def _onset_cross(self, samples: np.ndarray) -> np.ndarray | None:
+        """GCC-PHAT's cross-spectrum over the block's ``nfft`` frames, each
+        time-frequency bin's PHAT-beta cross-spectrum weighted by its onset
+        (:func:`~av_perception.direction.srp.onset_weights`, the acoustic
+        image's weighting) and summed: the direct sound, which arrives first,
+        sets the delay rather than a louder reflection. None where nothing
+        rises (a steady tone): the caller uses the plain cross-spectrum."""
+        X = stft(samples, self.nfft)                           # (2, nfft // 2 + 1, frames)
+        freqs = np.fft.rfftfreq(self.nfft, 1 / self.geometry.sample_rate)
+        band = (freqs >= self.freq_range[0]) & (freqs <= self.freq_range[1])
+        w = onset_weights((np.abs(X[:, band]) ** 2).sum(axis=0), ONSET_HISTORY)
+        if not float(w.sum()) > 1e-12 * w.size:
+            return None
+        cross = np.conj(X[0, band]) * X[1, band]
+        cross = (cross / (np.abs(cross) ** PHAT_BETA + 1e-12) * w).sum(axis=-1)
+        out = np.zeros(len(freqs), complex)
+        out[band] = cross
+        return out
+
     def _gcc(self, samples: np.ndarray, k: int) -> list[DoaEstimate]:
         """GCC-PHAT between the two microphones (written here: pyroomacoustics
         has no two-microphone TDOA estimator). The delay gives the angle to the
@@ -199,14 +221,18 @@ class ClassicDoa:
         d = float(np.linalg.norm(axis))
         fs = self.geometry.sample_rate
         up = 8  # interpolation of the cross-correlation
-        n = 2 * samples.shape[1]
-        A, B = np.fft.rfft(samples[0], n), np.fft.rfft(samples[1], n)
-        freqs = np.fft.rfftfreq(n, 1 / fs)
-        band = (freqs >= self.freq_range[0]) & (freqs <= self.freq_range[1])
-        cross = np.conj(A) * B
-        # PHAT-beta weighting (beta < 1 keeps some of the spectrum's magnitude, so
-        # noise-only bins do not count as much as the source's): robust in reverb
-        cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)
+        cross = self._onset_cross(samples) if self.onset else None
+        if cross is None:   # the whole block's cross-spectrum
+            n = 2 * samples.shape[1]
+            A, B = np.fft.rfft(samples[0], n), np.fft.rfft(samples[1], n)
+            freqs = np.fft.rfftfreq(n, 1 / fs)
+            band = (freqs >= self.freq_range[0]) & (freqs <= self.freq_range[1])
+            cross = np.conj(A) * B
+            # PHAT-beta weighting (beta < 1 keeps some of the spectrum's magnitude, so
+            # noise-only bins do not count as much as the source's): robust in reverb
+            cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)
+        else:
+            n = self.nfft
         r = np.fft.irfft(cross, n * up)
         binaural = self.geometry.kind == 'binaural'
         r_head = self.geometry.head_radius or d / 2
@@ -216,7 +242,13 @@ class ClassicDoa:
         max_lag = int(math.ceil(max_tau * fs * up)) + 1
         r = np.concatenate([r[-max_lag:], r[:max_lag + 1]])
         lags = np.arange(-max_lag, max_lag + 1)
-        peaks = [i for i in range(1, len(r) - 1) if r[i] >= r[i - 1] and r[i] >= r[i + 1]]
+        # local maxima, the window's ends included: a correlation still rising
+        # at the largest possible delay is a source at the side (before
+        # 2026-12-07 the ends were left out, and such a block, 2 % of the
+        # rotation bench's segments, gave no estimate at all)
+        padded = np.concatenate([[-np.inf], r, [-np.inf]])
+        peaks = [i for i in range(len(r)) if padded[i + 1] >= padded[i]
+                 and padded[i + 1] >= padded[i + 2]]
         peaks = sorted(peaks, key=lambda i: r[i], reverse=True)[:k]
         alpha = math.atan2(axis[1], axis[0])
         grid = np.linspace(-math.pi / 2, math.pi / 2, 1801)

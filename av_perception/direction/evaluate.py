@@ -30,9 +30,11 @@ HOP_SECONDS = 0.1      # one estimate per 100 ms chunk, as the node
 #: package's method they are the baselines of).
 REFERENCES = {'srp_pra': 'srp', 'normmusic_pra': 'normmusic'}
 #: the methods the node and ``eval direction`` run (:func:`make_estimator`):
-#: the classic ones, SRP-PHAT with onset weighting (``srp_onset``:
-#: ClassicDoa(onset=True), the av heatmap's acoustic image) and the learned model
-ESTIMATORS = (*METHODS, 'srp_onset', 'learned')
+#: the classic ones, SRP-PHAT and GCC-PHAT with onset weighting (``srp_onset``,
+#: ``gcc_onset``: ClassicDoa(onset=True); the former is the av heatmap's
+#: acoustic image) and the learned model
+ONSET_METHODS = {'srp_onset': 'srp', 'gcc_onset': 'gcc'}
+ESTIMATORS = (*METHODS, *ONSET_METHODS, 'learned')
 # The analysis window is the array's ``doa_window``, as the node's default.
 
 
@@ -44,7 +46,7 @@ def angle_error(a: float, b: float) -> float:
 def make_estimator(method: str, geometry, model: str | Path | None = None, num_src: int = 1):
     """The estimator of ``method`` for an array: ClassicDoa, or LearnedDoa on
     ``model`` (default: the shipped ``models/direction_<array>.onnx``);
-    ``srp_onset``: SRP-PHAT with onset weighting. The
+    ``srp_onset`` / ``gcc_onset``: SRP-PHAT / GCC-PHAT with onset weighting. The
     node and the scoring build it here alike. ``srp_pra`` and
     ``normmusic_pra`` (scoring only, not node methods) are pyroomacoustics'
     own, the baselines of the package's (:data:`REFERENCES`).
@@ -58,8 +60,8 @@ def make_estimator(method: str, geometry, model: str | Path | None = None, num_s
         return LearnedDoa(model or shipped_model(f'direction_{geometry.name}'), geometry)
     if method in REFERENCES:
         return ClassicDoa(geometry, REFERENCES[method], num_src=num_src, reference=True)
-    if method == 'srp_onset':
-        return ClassicDoa(geometry, 'srp', num_src=num_src, onset=True)
+    if method in ONSET_METHODS:
+        return ClassicDoa(geometry, ONSET_METHODS[method], num_src=num_src, onset=True)
     return ClassicDoa(geometry, method, num_src=num_src)
 
 

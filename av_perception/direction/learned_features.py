@@ -3,7 +3,10 @@ only: the node computes exactly what training computed).
 
 Features, per microphone pair of the array, over one analysis window:
 - GCC-PHAT-beta cross-correlation, interpolated, over the physically
-  possible lags (plus a margin);
+  possible lags (plus a margin); with ``onset_history`` > 0 the
+  cross-spectrum is that of the window's short frames, each time-frequency
+  bin weighted by its onset (``direction.srp.onset_weights``, the acoustic
+  image's weighting: the direct sound before its reflections);
 - level differences [dB] in log-spaced bands (head shadow for a binaural
   head; near zero for a small free-field array).
 
@@ -15,15 +18,20 @@ binaural arrays.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
 from av_perception.direction.classic import fold_front
+from av_perception.direction.features import stft
+from av_perception.direction.srp import onset_weights
 
 C = 343.0
 PHAT_BETA = 0.7
+#: frame length [samples] of the onset-weighted cross-spectrum (16 ms at 16 kHz, hop 8 ms:
+#: the acoustic image's, ``ClassicDoa``'s nfft)
+ONSET_NFFT = 256
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,9 @@ class FeatureSpec:
         fmin, fmax: band range [Hz].
         bins: azimuth bins of the output.
         front_only: True if the output covers -90..90 deg only.
+        onset_history: 0: the cross-correlation of the whole window; > 0:
+            of its :data:`ONSET_NFFT` frames, each bin weighted by its rise
+            over this many frames before it (models from before it: 0).
     """
 
     array: str
@@ -56,6 +67,7 @@ class FeatureSpec:
     fmax: float
     bins: int
     front_only: bool
+    onset_history: int = 0
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
@@ -77,8 +89,12 @@ class FeatureSpec:
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> FeatureSpec:
         kinds = {f: t for f, t in cls.__annotations__.items()}
+        defaults = {f.name: f.default for f in fields(cls) if f.default is not f.default_factory}
         out = {}
         for f, t in kinds.items():
+            if f not in meta and f in defaults:   # a model from before the field
+                out[f] = defaults[f]
+                continue
             v = meta[f]
             out[f] = (v == 'True') if t == 'bool' else int(v) if t == 'int' else \
                 float(v) if t == 'float' else v
@@ -86,7 +102,7 @@ class FeatureSpec:
 
 
 def spec_for(geometry: ArrayGeometry, window: int = 4096, upsample: int = 4,
-             bands: int = 16) -> FeatureSpec:
+             bands: int = 16, onset_history: int = 0) -> FeatureSpec:
     """The feature contract for an array (lags cover its aperture, or a
     head's largest interaural delay, plus a margin)."""
     max_tau = geometry.aperture / C
@@ -98,7 +114,8 @@ def spec_for(geometry: ArrayGeometry, window: int = 4096, upsample: int = 4,
                        sample_rate=geometry.sample_rate, window=window, max_lag=max_lag,
                        upsample=upsample, bands=bands, fmin=200.0,
                        fmax=min(7000.0, geometry.sample_rate / 2 * 0.9),
-                       bins=37 if front else 72, front_only=front)
+                       bins=37 if front else 72, front_only=front,
+                       onset_history=onset_history)
 
 
 def features(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -111,11 +128,25 @@ def features(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     edges = np.geomspace(spec.fmin, spec.fmax, spec.bands + 1)
     idx = np.clip(np.searchsorted(edges, f) - 1, 0, spec.bands - 1)
     power = np.abs(X) ** 2
+    if spec.onset_history > 0:
+        # the frames' cross-spectra, each bin weighted by its onset and summed
+        # over the frames (all frames alike where nothing rises: a steady tone)
+        S = stft(x, ONSET_NFFT)                                   # (M, F', frames)
+        sf = np.fft.rfftfreq(ONSET_NFFT, 1 / spec.sample_rate)
+        sband = (sf >= spec.fmin) & (sf <= spec.fmax)
+        w = onset_weights((np.abs(S[:, sband]) ** 2).sum(axis=0), spec.onset_history)
+        weights = np.zeros(S.shape[1:])
+        weights[sband] = w if float(w.sum()) > 1e-12 * w.size else 1.0
     out = []
     for i, j in spec.pairs:
-        cross = np.conj(X[i]) * X[j]
-        cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)
-        r = np.fft.irfft(cross, n * spec.upsample)
+        if spec.onset_history > 0:
+            cross = np.conj(S[i]) * S[j]
+            cross = (cross / (np.abs(cross) ** PHAT_BETA + 1e-12) * weights).sum(axis=-1)
+            r = np.fft.irfft(cross, ONSET_NFFT * spec.upsample)
+        else:
+            cross = np.conj(X[i]) * X[j]
+            cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)
+            r = np.fft.irfft(cross, n * spec.upsample)
         L = spec.max_lag
         g = np.concatenate([r[-L:], r[:L + 1]])
         g = g / (np.abs(g).max() + 1e-12)

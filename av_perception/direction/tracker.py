@@ -155,6 +155,9 @@ TUNED_PARAMS: dict[tuple[str, str], TrackerParams] = {
 #: with these, on 72-77 % (bench/results/rotation.json,
 #: ``binaural_node_topic``).
 TUNED_PARAMS[('binaural', 'learned')] = TUNED_PARAMS[('binaural', 'gcc')]
+#: Onset-weighted GCC-PHAT (``gcc_onset``) takes GCC-PHAT's parameters too:
+#: not swept on its own.
+TUNED_PARAMS[('binaural', 'gcc_onset')] = TUNED_PARAMS[('binaural', 'gcc')]
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,12 @@ from av_perception.rotation.features import fold_front, wrap
 #: Target of the issue: self-supervised median yaw error [deg].
 TARGET_SELFSUP_DEG = 2.0
 #: The binaural estimators scored, in report order: the network by each of
-#: its teachers (shipped model files), GCC-PHAT, the constant guess.
+#: its teachers (shipped model files), GCC-PHAT, GCC-PHAT weighted by onsets
+#: (the node's ``gcc_onset``), the constant guess.
 BINAURAL_MODELS = {'binaural_motion': 'rotation_binaural',
                    'binaural_teacher': 'direction_binaural',
                    'binaural_labels': 'direction_binaural_labels'}
-BINAURAL = (*BINAURAL_MODELS, 'binaural_gcc', 'binaural_constant')
+BINAURAL = (*BINAURAL_MODELS, 'binaural_gcc', 'binaural_gcc_onset', 'binaural_constant')
 
 
 @dataclass
@@ -101,7 +102,8 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
         raise ConfigError('the scored visual models were trained on different input contracts')
     for a in audio.values():
         check_same_contract(visual, a)
-    gcc = ClassicDoa(load_array(spec.array), method='gcc')
+    classic = {'binaural_gcc': ClassicDoa(load_array(spec.array), method='gcc'),
+               'binaural_gcc_onset': ClassicDoa(load_array(spec.array), method='gcc', onset=True)}
     bags, pairs = loaded or load_all(bags_dir, spec, namespace, need_audio=True,
                                      progress=progress, options=options, need_truth=True)
     out = {'selfsup': Errors(), 'supervised': Errors(), 'opencv': Errors(),
@@ -139,11 +141,12 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
                 az = est.azimuth(v.segment)
                 out[name].seconds.append(time.perf_counter() - t)
                 out[name].errors_deg.append(_angle_deg(az, truth))
-            found = gcc.estimate(v.segment)
-            if not found:
-                out['binaural_gcc'].failures += 1
-            out['binaural_gcc'].errors_deg.append(_angle_deg(
-                fold_front(found[0].azimuth) if found else 0.0, truth))
+            for name, gcc in classic.items():
+                found = gcc.estimate(v.segment)
+                if not found:
+                    out[name].failures += 1
+                out[name].errors_deg.append(_angle_deg(
+                    fold_front(found[0].azimuth) if found else 0.0, truth))
             out['binaural_constant'].errors_deg.append(_angle_deg(0.0, truth))
     if not opencv:
         del out['opencv']

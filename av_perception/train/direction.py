@@ -195,6 +195,9 @@ class DirectionConfig:
         jobs: processes that read the bags (0: one per core).
         salvage: use the readable part of damaged bags instead of failing.
         namespace: the robot's topic namespace in the bags.
+        onset_history: > 0: the features' cross-correlation weighted by onsets
+            over this many frames (``FeatureSpec.onset_history``); 0: the
+            whole window's (the shipped models').
     """
 
     array: str = 'array'
@@ -208,6 +211,7 @@ class DirectionConfig:
     namespace: str = ''
     geometry: str | None = None
     teacher_array: str = TEACHER_ARRAY
+    onset_history: int = 0
 
     def __post_init__(self) -> None:
         if self.array not in ROLES:
@@ -217,6 +221,8 @@ class DirectionConfig:
         check_optimisation(self.epochs, self.batch, self.lr)
         if self.jobs < 0:
             raise ConfigError(f'--jobs must be at least 0, got {self.jobs}')
+        if not 0 <= self.onset_history <= 16:
+            raise ConfigError(f'--onset-history must be 0..16 frames, got {self.onset_history}')
 
 
 @dataclass
@@ -242,7 +248,7 @@ def train(bags_dir: str | Path, out: str | Path, cfg: DirectionConfig = Directio
         raise ConfigError(f'--geometry {cfg.geometry}: the binaural student is a two-microphone '
                           f'head, got {student.channels} microphones')
     teacher = load_array(cfg.teacher_array) if cfg.target == 'teacher' else None
-    spec = spec_for(student)
+    spec = spec_for(student, onset_history=cfg.onset_history)
     needs = [STREAM_TOPICS[cfg.array], 'audio/teacher' if cfg.target == 'teacher'
              else 'gt/sound_direction']
     why = ('the teacher: `av-perception simulate --teacher` records it, or use --target labels'
