@@ -72,7 +72,7 @@ def _cmd_train_direction(args: argparse.Namespace) -> int:
     res = train(args.bags, args.out, DirectionConfig(
         array=args.array, target=args.target, epochs=args.epochs, jobs=args.jobs,
         seed=args.seed, salvage=args.salvage, namespace=args.namespace,
-        geometry=args.geometry,
+        geometry=args.geometry, onset_history=args.onset_history,
         **({'teacher_array': args.teacher_geometry} if args.teacher_geometry else {})))
     print(f'[train] wrote {res.model} ({res.windows} windows from {res.bags} bags; '
           f'curve {res.fit.plot})')
@@ -93,6 +93,7 @@ def _cmd_train_av_heatmap(args: argparse.Namespace) -> int:
 
 def _cmd_eval_direction(args: argparse.Namespace) -> int:
     from av_perception.direction.evaluate import score
+    args.method = args.method or ('gcc_onset' if args.array == 'binaural' else 'srp_onset')
     if args.tracks:
         from av_perception.direction.track_eval import score_tracking
         t = score_tracking(args.bags, args.array, args.method, num_sources=args.sources,
@@ -481,15 +482,20 @@ def _add_direction_commands(tsub, esub) -> None:
     t.add_argument('--teacher-geometry', help='geometry of the larger '
                    'array recorded on audio/teacher, whose acoustic image teaches (name or '
                    'file; default: the simulator\'s 16-mic virtual array)')
+    t.add_argument('--onset-history', type=int, default=0, help='> 0: the cross-correlation '
+                   'features weighted by onsets over this many 8 ms frames (0: the whole '
+                   'window\'s, the shipped models\')')
     t.set_defaults(func=_cmd_train_direction)
     e = esub.add_parser('direction', help='direction of arrival vs gt/sound_direction')
     e.add_argument('--bags', type=Path, required=True)
     e.add_argument('--array', choices=['array', 'binaural'], default='array')
     # direction.evaluate.ESTIMATORS, written out: the parser imports no science
     # (test_direction_srp.py checks they agree)
-    e.add_argument('--method', choices=['srp', 'srp_onset', 'normmusic', 'gcc', 'learned'],
-                   default='srp',
-                   help='srp_onset: SRP-PHAT weighted by onsets')
+    e.add_argument('--method', choices=['srp', 'normmusic', 'gcc', 'srp_onset', 'gcc_onset',
+                                        'learned'],
+                   help='default: srp_onset (SRP-PHAT weighted by onsets, the node\'s default) '
+                   'for --array array, gcc_onset (GCC-PHAT weighted by onsets, '
+                   'config/sim.yaml\'s) for binaural')
     e.add_argument('--model', type=Path, help='ONNX model for --method learned (default: the '
                    'shipped one for the array)')
     e.add_argument('--geometry', help='array geometry name or file (default: respeaker4 for '

@@ -44,13 +44,17 @@ def learned_loses() -> bool:
     return row['beats_baseline'] is not True
 
 
-def test_robot_and_sim_configs_use_srp_for_the_4mic_array():
+def test_robot_and_sim_configs_use_onset_weighted_srp_for_the_4mic_array():
+    """The shipped graphs run the node's default, onset-weighted SRP-PHAT:
+    level with plain SRP-PHAT on the test rooms, better on the shifted ones
+    (bench/results/direction_onset.json), fewer ID switches when tracked
+    (direction_tracking_srp_onset.json)."""
     found = {(str(f), k): p for f, k, p in direction_sections()}
     for name in ('config/robot.yaml', 'config/sim.yaml'):
         four = [p for (f, _), p in found.items() if f == name
                 and p.get('array', 'respeaker4') == 'respeaker4']
         assert four, f'{name} has no sound_direction for respeaker4'
-        assert all(p.get('method', 'srp') == 'srp' for p in four), (name, four)
+        assert all(p.get('method', 'srp_onset') == 'srp_onset' for p in four), (name, four)
 
 
 def test_transfer_bench_scored_the_learned_4mic_model_on_both_splits():

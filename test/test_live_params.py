@@ -220,7 +220,7 @@ def test_read_only_parameters_are_refused_at_run_time(ros):
     node = ros.node(node_class('sound_direction'))
     result = node.set_parameters([Parameter('method', value='gcc')])[0]
     assert not result.successful
-    assert node.get_parameter('method').value == 'srp'
+    assert node.get_parameter('method').value == 'srp_onset'   # the default, kept
 
 
 def test_a_writable_parameter_without_an_effect_is_a_programming_error(ros):

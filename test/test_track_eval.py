@@ -66,6 +66,6 @@ def test_cli_eval_direction_tracks(sim_bags):
                        timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert [ln.split(' (')[0] for ln in lines] == ['tracks array srp tracked',
-                                                   'tracks array srp untracked']
+    assert [ln.split(' (')[0] for ln in lines] == ['tracks array srp_onset tracked',
+                                                   'tracks array srp_onset untracked']
     assert all('id_switches_per_min' in ln and 'idf1' in ln for ln in lines)

@@ -65,9 +65,10 @@ class SoundDirectionNode(AvNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('sound_direction', **kwargs)
-        method = self.param('method', 'srp', 'Estimator: srp, srp_onset (SRP-PHAT weighted '
-                            'by onsets: the direct sound before its reflections), normmusic '
-                            '(3+ mics), gcc (2 mics / binaural) or learned (ONNX model).',
+        method = self.param('method', 'srp_onset', 'Estimator: srp_onset (SRP-PHAT weighted '
+                            'by onsets: the direct sound before its reflections), srp, normmusic '
+                            '(3+ mics), gcc or gcc_onset (GCC-PHAT, plain or weighted by onsets; '
+                            '2 mics / binaural) or learned (ONNX model).',
                             choices=list(ESTIMATORS), read_only=True)
         model = self.param('model', '', 'ONNX model for method learned ("": the shipped model '
                            'for the array, models/direction_<array>.onnx).', read_only=True)

@@ -147,7 +147,7 @@ TARGETS: dict[str, LoadTarget] = {
     # every window gives a MarkerArray (a DELETEALL at least), stamped at the
     # window's first sample: the chunk that completed it holds its last sample
     'sound_direction': LoadTarget(
-        'sound_direction', {'method': 'srp', 'array': 'respeaker4', 'window': _WINDOW,
+        'sound_direction', {'method': 'srp_onset', 'array': 'respeaker4', 'window': _WINDOW,
                             'hop': CHUNK_SECONDS, 'min_confidence': 0.0,
                             'silence_dbfs': -150.0},
         [LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 1 / CHUNK_SECONDS,
