@@ -12,7 +12,8 @@ all windows, for sources in line of sight, and for the target's conditions
 (SNR >= 10 dB, RT60 <= 0.6 s). For the 4-mic array: SRP-PHAT, SRP-PHAT
 weighted by onsets (``srp_onset``), NormMUSIC and
 the learned model (distilled from the 16-mic acoustic image, and the
-label-trained ablation); for the binaural head: GCC-PHAT, the one binaural
+label-trained ablation); for the binaural head: GCC-PHAT, GCC-PHAT weighted
+by onsets (``gcc_onset``), the one binaural
 direction network by each of its three teachers (distilled from the
 acoustic image, from labels, and from motion without labels:
 models/rotation_binaural.onnx) and a constant guess (0, straight ahead),
@@ -127,14 +128,15 @@ def conditions(out: Path, s) -> dict[str, np.ndarray]:
 
 def shift_binaural(scenes: int, models: Path, kept: dict) -> dict:
     """Issue #25 on the shifted split: the binaural network by each of its
-    teachers, GCC-PHAT and the constant guess on the same windows of
+    teachers, GCC-PHAT (plain and onset-weighted) and the constant guess on the same windows of
     ``scenes`` shifted rooms (this bench's seed and SNR; the split's own
     sounds: voices, music, appliances, 1-3 sources), all windows and per
     sound class; each method's Scores go into ``kept``."""
     folder = shift_rooms(scenes)
     out: dict = {}
     gcc = None
-    for m, path in (('gcc', None), ('learned', models / 'direction_binaural.onnx'),
+    for m, path in (('gcc', None), ('gcc_onset', None),
+                    ('learned', models / 'direction_binaural.onnx'),
                     ('learned_labels', models / 'direction_binaural_labels.onnx'),
                     ('learned_motion', models / 'rotation_binaural.onnx'), ('constant', None)):
         s = constant_guess(gcc) if m == 'constant' else \
@@ -216,7 +218,8 @@ def main() -> None:
     args.data = test_rooms(args.scenes, args.data)
     plan = {'array': ['srp', 'srp_pra', 'srp_onset', 'normmusic', 'normmusic_pra', 'learned',
                       'learned_labels'],
-            'binaural': ['gcc', 'learned', 'learned_labels', 'learned_motion', 'constant']}
+            'binaural': ['gcc', 'gcc_onset', 'learned', 'learned_labels', 'learned_motion',
+                         'constant']}
     model_file = {'array': 'direction_respeaker4', 'binaural': 'direction_binaural'}
     results: dict = {}
     subsets = {}
@@ -261,7 +264,7 @@ def main() -> None:
                              'rt60_range': [round(float(c['rt60'].min()), 2),
                                             round(float(c['rt60'].max()), 2)]}
     results['scored'] = subsets
-    classic = {'array': ['srp', 'srp_onset', 'normmusic'], 'binaural': ['gcc']}
+    classic = {'array': ['srp', 'srp_onset', 'normmusic'], 'binaural': ['gcc', 'gcc_onset']}
     lines = []
     for role in plan:
         best = min(classic[role], key=lambda m: results[role][m]['median_deg'])
@@ -318,7 +321,7 @@ def main() -> None:
                                                     / sh['gcc']['median_deg'], 3),
             'shift_binaural_motion_over_distilled': round(
                 sh['learned_motion']['median_deg'] / sh['learned']['median_deg'], 3)})
-        for m in ('gcc', 'learned', 'learned_labels', 'learned_motion', 'constant'):
+        for m in ('gcc', 'gcc_onset', 'learned', 'learned_labels', 'learned_motion', 'constant'):
             lines.append(f'shift binaural {m:15s} median {sh[m]["median_deg"]:6.1f} deg '
                          f'(vs gcc x{sh[m]["median_deg"] / sh["gcc"]["median_deg"]:.2f}) | '
                          + ', '.join(f'{k} {v["median_deg"]}' for k, v in sh[m]['by_class']

@@ -8,7 +8,8 @@ SceneParams.max_active; a speech and a noise source: the classes of
 bench/direction), Sabine RT60 0.2-0.8 s, SNR 0-30 dB, 16 robot poses of 0.5 s
 (8 s) each; the robot turns in place (up to 45 deg) or drives between poses,
 so the sources' directions in the array frame jump. Arrays: the 4-mic array
-(SRP-PHAT, 2 sources per window, as config/sim.yaml runs it) and the
+(SRP-PHAT, 2 sources per window; config/sim.yaml runs the node's default,
+onset-weighted SRP-PHAT, which ``--array-method srp_onset`` scores) and the
 binaural head (GCC-PHAT, 2 sources per window; config/sim.yaml asks it for
 1). Windows of the array's ``doa_window`` every 0.1 s, through
 StreamingDoa as the node runs them (confidence >= 0.1, silence gate -60 dBFS).
@@ -36,7 +37,8 @@ strength).
     .venv/bin/python bench/direction_tracking.py
     -> bench/results/direction_tracking.json
     .venv/bin/python bench/direction_tracking.py --array-method srp_onset
-    -> bench/results/direction_tracking_srp_onset.json (the 4-mic array only)
+    -> bench/results/direction_tracking_srp_onset.json (the 4-mic array only,
+       with the node's default method; the README's tracking row)
 """
 
 from __future__ import annotations
@@ -286,9 +288,9 @@ def main() -> None:
     ap.add_argument('--cache', type=Path, default=ROOT / '.cache')
     ap.add_argument('--jobs', type=int, default=0, help='simulation processes (0: one per core)')
     ap.add_argument('--array-method', choices=['srp', 'srp_onset', 'normmusic'], default='srp',
-                    help='the 4-mic array\'s estimator; other than srp (the node\'s default): '
-                    'the array alone, its own sweep, written to '
-                    'direction_tracking_<method>.json')
+                    help='the 4-mic array\'s estimator; other than srp: the array alone, its '
+                    'own sweep, written to direction_tracking_<method>.json (srp_onset: the '
+                    'node\'s default)')
     args = ap.parse_args()
     plan = PLAN if args.array_method == 'srp' else {'array': (args.array_method, 2)}
     out_name = 'direction_tracking.json' if args.array_method == 'srp' else \

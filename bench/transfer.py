@@ -12,12 +12,14 @@ per-model benches score it:
   model (and its label-trained ablation) vs the best of SRP-PHAT,
   onset-weighted SRP-PHAT and NormMUSIC on that split, median error [deg]
   over every window;
-- binaural direction (role ``binaural``): the learned models vs GCC-PHAT;
+- binaural direction (role ``binaural``): the learned models vs the better of
+  GCC-PHAT and onset-weighted GCC-PHAT;
 - echo depth (``echo.evaluate``): the students vs the mean-depth baseline
   (bench/results/echo_depth_train_mean.npy), delta1 and RMSE;
 - yaw (``rotation.evaluate.score``): the self-supervised visual model (and
   its label-trained reference) vs OpenCV, median error [deg]; binaural
-  direction from motion vs GCC-PHAT on the same segments;
+  direction from motion vs the better of GCC-PHAT and onset-weighted GCC-PHAT
+  on the same segments;
 - audio-visual heatmap (``av_heatmap.evaluate.score``): pointing (the map's
   peak on the sounding object, issue #24's metric for robot views) of the
   fused model (the node's) vs the better of the centre prior and the
@@ -66,8 +68,10 @@ ROWS = {
                              'median_deg', False),
     'direction_respeaker4_labels': ('4-mic direction', 'best of srp / srp_onset / normmusic',
                                     'median_deg', False),
-    'direction_binaural': ('binaural direction', 'gcc', 'median_deg', False),
-    'direction_binaural_labels': ('binaural direction', 'gcc', 'median_deg', False),
+    'direction_binaural': ('binaural direction', 'best of gcc / gcc_onset', 'median_deg',
+                           False),
+    'direction_binaural_labels': ('binaural direction', 'best of gcc / gcc_onset',
+                                  'median_deg', False),
     'echo_depth (sam student) delta1': ('echo depth', 'mean depth', 'delta1', True),
     'echo_depth (sam student) rmse': ('echo depth', 'mean depth', 'rmse', False),
     'echo_depth_pseudo delta1': ('echo depth', 'mean depth', 'delta1', True),
@@ -76,7 +80,8 @@ ROWS = {
     'echo_depth_gt rmse': ('echo depth', 'mean depth', 'rmse', False),
     'rotation_visual (self-supervised)': ('yaw', 'opencv', 'median_deg', False),
     'rotation_visual_labels': ('yaw', 'opencv', 'median_deg', False),
-    'rotation_binaural (from motion)': ('binaural direction', 'gcc', 'median_deg', False),
+    'rotation_binaural (from motion)': ('binaural direction', 'best of gcc / gcc_onset',
+                                        'median_deg', False),
     'av_heatmap': ('av heatmap', 'best of centre prior / acoustic image alone', 'pointing',
                    True),
 }
@@ -122,7 +127,7 @@ def direction(folder: Path, models: Path) -> dict:
     plan = {'array': (('srp', None), ('srp_onset', None), ('normmusic', None),
                       ('learned', 'direction_respeaker4'),
                       ('learned', 'direction_respeaker4_labels')),
-            'binaural': (('gcc', None), ('learned', 'direction_binaural'),
+            'binaural': (('gcc', None), ('gcc_onset', None), ('learned', 'direction_binaural'),
                          ('learned', 'direction_binaural_labels'))}
     for role, methods in plan.items():
         for method, stem in methods:
@@ -168,7 +173,7 @@ def rotation(folder: Path, models: Path) -> dict:
         progress=log), log)
     names = {'selfsup': 'rotation_visual', 'supervised': 'rotation_visual_labels',
              'opencv': 'opencv', 'binaural_motion': 'rotation_binaural',
-             'binaural_gcc': 'binaural_gcc'}
+             'binaural_gcc': 'binaural_gcc', 'binaural_gcc_onset': 'binaural_gcc_onset'}
     if 'unavailable' in res:
         return {k: res for k in names.values()}
     return {names[k]: e.summary(with_time=not k.startswith('binaural'))
@@ -206,13 +211,13 @@ def figures(split: dict) -> dict:
 
     arr_base, arr_name = best_classic({m: d[f'array_{m}'] for m in ('srp', 'srp_onset',
                                                                     'normmusic')})
-    gcc = fig(d['binaural_gcc'], 'median_deg')
+    bin_base, bin_name = best_classic({m: d[f'binaural_{m}'] for m in ('gcc', 'gcc_onset')})
     out = {}
     for row, (task, _, metric, _) in ROWS.items():
         if row.startswith('direction_respeaker4'):
             out[row] = (fig(d[row], metric), arr_base, arr_name, d[row])
         elif row.startswith('direction_binaural'):
-            out[row] = (fig(d[row], metric), gcc, 'gcc', d[row])
+            out[row] = (fig(d[row], metric), bin_base, bin_name, d[row])
         elif row.startswith('echo_depth'):
             stem = row.split(' ')[0]
             out[row] = (fig(e[stem], metric), fig(e['mean_depth'], metric), 'mean_depth',
@@ -222,7 +227,8 @@ def figures(split: dict) -> dict:
             out[row] = (fig(r[stem], metric), fig(r['opencv'], metric), 'opencv', r[stem])
         elif row.startswith('rotation_binaural'):
             stem = row.split(' ')[0]
-            out[row] = (fig(r[stem], metric), fig(r['binaural_gcc'], metric), 'gcc', r[stem])
+            base, name = best_classic({m: r[f'binaural_{m}'] for m in ('gcc', 'gcc_onset')})
+            out[row] = (fig(r[stem], metric), base, name, r[stem])
         else:
             base = {k: fig(h[k], metric) for k in ('center_prior', 'acoustic')}
             base = {k: v for k, v in base.items() if v is not None}
@@ -286,7 +292,7 @@ def verdicts(per_split: dict) -> dict:
             entry['depth_mix'] = depth_mix(rt['by_range'], rs['by_range'])
         elif row.startswith('direction_'):   # how sure the shifted split's ratio is
             base = d[f'array_{bn_s}'] if row.startswith('direction_respeaker4') else \
-                d['binaural_gcc']
+                d[f'binaural_{bn_s}']
             entry['shift']['ratio_ci95'] = paired_ratio_ci(d[row]['_errors'], base['_errors'],
                                                            groups=d[row]['_bags'])
         table[row] = entry
