@@ -174,12 +174,12 @@ def test_a_model_trained_with_onset_features_records_and_uses_them(teacher_bags,
 
     from av_perception.direction.learned import LearnedDoa
     from av_perception.train.direction import DirectionConfig, train
-    out = tmp_path / 'binaural_onset.onnx'
-    train(teacher_bags, out, DirectionConfig(array='binaural', target='labels', epochs=2, jobs=1,
+    out = tmp_path / 'respeaker4_onset.onnx'
+    train(teacher_bags, out, DirectionConfig(array='array', target='teacher', epochs=2, jobs=1,
                                              onset_history=3), progress=io.StringIO())
-    est = LearnedDoa(out, load_array('binaural'))
+    est = LearnedDoa(out, load_array('respeaker4'))
     assert est.spec.onset_history == 3
-    x = np.random.default_rng(4).normal(size=(2, est.spec.window))
+    x = np.random.default_rng(4).normal(size=(4, est.spec.window))
     np.testing.assert_allclose(est.distribution(x), est.model(features(x, est.spec)[None])[0])
     assert not np.allclose(features(x, est.spec), features(x, replace(est.spec, onset_history=0)))
     with pytest.raises(ConfigError, match='onset-history'):
