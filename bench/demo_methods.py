@@ -29,7 +29,7 @@ from av_perception.ros.demo import DEMO_PARAMS, run_demo
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / 'results'
-#: the swapped methods: (params key, method as shipped, method run instead)
+#: the swapped run: params key -> the method run instead of config/sim.yaml's
 SWAPS = {'/**/sound_direction': 'srp', '/**/binaural/sound_direction': 'gcc'}
 
 

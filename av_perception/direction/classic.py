@@ -22,7 +22,8 @@ import pyroomacoustics as pra
 from av_perception.arrays import ArrayGeometry
 from av_perception.direction.features import stft
 from av_perception.direction.normmusic import NormMusic
-from av_perception.direction.srp import SrpPhat, onset_weights
+from av_perception.direction.srp import (SrpPhat, has_onsets, onset_weights,
+                                         weighted_cross_spectra)
 from av_perception.errors import InputError
 
 C = 343.0
@@ -204,13 +205,9 @@ class ClassicDoa:
         freqs = np.fft.rfftfreq(self.nfft, 1 / self.geometry.sample_rate)
         band = (freqs >= self.freq_range[0]) & (freqs <= self.freq_range[1])
         w = onset_weights((np.abs(X[:, band]) ** 2).sum(axis=0), ONSET_HISTORY)
-        if not float(w.sum()) > 1e-12 * w.size:
+        if not has_onsets(w):
             return None
-        cross = np.conj(X[0, band]) * X[1, band]
-        cross = (cross / (np.abs(cross) ** PHAT_BETA + 1e-12) * w).sum(axis=-1)
-        out = np.zeros(len(freqs), complex)
-        out[band] = cross
-        return out
+        return weighted_cross_spectra(X, band, [(0, 1)], w, PHAT_BETA)[0]
 
     def _gcc(self, samples: np.ndarray, k: int) -> list[DoaEstimate]:
         """GCC-PHAT between the two microphones (written here: pyroomacoustics

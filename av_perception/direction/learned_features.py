@@ -18,14 +18,14 @@ binaural arrays.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
 from av_perception.direction.classic import fold_front
 from av_perception.direction.features import stft
-from av_perception.direction.srp import onset_weights
+from av_perception.direction.srp import has_onsets, onset_weights, weighted_cross_spectra
 
 C = 343.0
 PHAT_BETA = 0.7
@@ -89,7 +89,7 @@ class FeatureSpec:
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> FeatureSpec:
         kinds = {f: t for f, t in cls.__annotations__.items()}
-        defaults = {f.name: f.default for f in fields(cls) if f.default is not f.default_factory}
+        defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
         out = {}
         for f, t in kinds.items():
             if f not in meta and f in defaults:   # a model from before the field
@@ -135,14 +135,12 @@ def features(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
         sf = np.fft.rfftfreq(ONSET_NFFT, 1 / spec.sample_rate)
         sband = (sf >= spec.fmin) & (sf <= spec.fmax)
         w = onset_weights((np.abs(S[:, sband]) ** 2).sum(axis=0), spec.onset_history)
-        weights = np.zeros(S.shape[1:])
-        weights[sband] = w if float(w.sum()) > 1e-12 * w.size else 1.0
+        onset_cross = weighted_cross_spectra(S, sband, spec.pairs,
+                                             w if has_onsets(w) else np.ones_like(w), PHAT_BETA)
     out = []
-    for i, j in spec.pairs:
+    for k, (i, j) in enumerate(spec.pairs):
         if spec.onset_history > 0:
-            cross = np.conj(S[i]) * S[j]
-            cross = (cross / (np.abs(cross) ** PHAT_BETA + 1e-12) * weights).sum(axis=-1)
-            r = np.fft.irfft(cross, ONSET_NFFT * spec.upsample)
+            r = np.fft.irfft(onset_cross[k], ONSET_NFFT * spec.upsample)
         else:
             cross = np.conj(X[i]) * X[j]
             cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)

@@ -86,6 +86,28 @@ def onset_weights(power: np.ndarray, history: int) -> np.ndarray:
     return w
 
 
+def has_onsets(weights: np.ndarray) -> bool:
+    """True if :func:`onset_weights` found anything rising (a steady tone:
+    False, and the plain, unweighted map or cross-spectrum is used)."""
+    return float(weights.sum()) > 1e-12 * weights.size
+
+
+def weighted_cross_spectra(X: np.ndarray, band: np.ndarray, pairs: list[tuple[int, int]],
+                           weights: np.ndarray, beta: float) -> np.ndarray:
+    """GCC-PHAT-beta cross-spectra of microphone pairs from an STFT, each
+    time-frequency bin weighted and summed over the frames: (M, F, S) STFT,
+    a boolean band mask (F,), pairs (i, j), weights (band bins, S) (e.g.
+    :func:`onset_weights`) -> (pairs, F) complex, 0 outside the band. The
+    onset-weighted cross-spectrum of GCC-PHAT (``ClassicDoa(onset=True)``)
+    and of the learned models' features alike."""
+    i, j = (np.array(k) for k in zip(*pairs))
+    cross = np.conj(X[i][:, band]) * X[j][:, band]                # (P, band, S)
+    cross = (cross / (np.abs(cross) ** beta + 1e-12) * weights).sum(axis=-1)
+    out = np.zeros((len(pairs), X.shape[1]), complex)
+    out[:, band] = cross
+    return out
+
+
 class SrpPhat:
     """Vectorised SRP-PHAT on the grid of a pyroomacoustics DOA object.
 
@@ -144,10 +166,9 @@ class SrpPhat:
         weights = None
         if self.onset_history > 0:
             w = onset_weights((np.abs(X[:, self.bins, :]) ** 2).sum(axis=0), self.onset_history)
-            total = float(w.sum())
-            if total > 1e-12 * w.size:   # no onset at all (a steady tone): the plain map
+            if has_onsets(w):   # no onset at all (a steady tone): the plain map
                 # normalised to the frame count, so the map's scale stays the plain one's
-                weights = w * (w.size / total)
+                weights = w * (w.size / float(w.sum()))
         return ((2.0 * (self._cross(X, weights) @ self._steer) + frames * self._offset_per_frame)
                 / (frames * self._norm_per_frame))
 

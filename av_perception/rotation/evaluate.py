@@ -102,8 +102,9 @@ def score(bags_dir: str | Path, model: str | Path | None = None,
         raise ConfigError('the scored visual models were trained on different input contracts')
     for a in audio.values():
         check_same_contract(visual, a)
-    classic = {'binaural_gcc': ClassicDoa(load_array(spec.array), method='gcc'),
-               'binaural_gcc_onset': ClassicDoa(load_array(spec.array), method='gcc', onset=True)}
+    head = load_array(spec.array)
+    classic = {'binaural_gcc': ClassicDoa(head, method='gcc'),
+               'binaural_gcc_onset': ClassicDoa(head, method='gcc', onset=True)}
     bags, pairs = loaded or load_all(bags_dir, spec, namespace, need_audio=True,
                                      progress=progress, options=options, need_truth=True)
     out = {'selfsup': Errors(), 'supervised': Errors(), 'opencv': Errors(),
