@@ -283,6 +283,7 @@ def _cmd_train_rotation(args: argparse.Namespace) -> int:
         refine_epochs=args.refine_epochs, refine_rounds=args.refine_rounds,
         refine_members=args.refine_members,
         binaural_array=args.binaural_array,
+        binaural_onset_history=args.binaural_onset_history,
         options=_rotation_options(args)))
     for t, v in res.visual.items():
         how = (f'given {v.given}' if v.given else
@@ -598,6 +599,10 @@ def _add_rotation_commands(tsub, esub) -> None:
                    help='the binaural head\'s geometry: a name under config/arrays/ or a file '
                    '(its sample rate is the one audio/binaural must have; the models record '
                    'the name)')
+    t.add_argument('--binaural-onset-history', type=int, default=0,
+                   help='self-supervised: the binaural network\'s cross-correlation features '
+                   'weighted by onsets over this many 8 ms frames (as train direction '
+                   '--onset-history; 0: the whole window\'s)')
     t.add_argument('--seed', type=int, default=0)
     _add_rotation_bag_options(t)
     t.set_defaults(func=_cmd_train_rotation)

@@ -361,14 +361,20 @@ def test_training_runs_its_phases_resumes_and_exports(tmp_path):
     log = io.StringIO()
     train([bags], out, cfg, progress=log)
     assert 'resuming at epoch 1' in log.getvalue() and 'resuming at epoch 2' in log.getvalue()
-    # given a visual partner, only the binaural network is trained
+    # given a visual partner, only the binaural network is trained (here on
+    # onset-weighted features, which its exported contract carries)
     res = train([bags], tmp_path / 'given', RotationConfig(
-        targets=('selfsup',), binaural_epochs=1, visual_model=out / 'rotation_visual.onnx'),
-        progress=io.StringIO())
+        targets=('selfsup',), binaural_epochs=1, visual_model=out / 'rotation_visual.onnx',
+        binaural_onset_history=3), progress=io.StringIO())
     assert res.visual['selfsup'].given and res.visual['selfsup'].fit is None
     assert not (tmp_path / 'given' / 'rotation_visual.onnx').exists()
+    given = BinauralDirection(tmp_path / 'given' / 'rotation_binaural.onnx')
+    assert given.doa.spec.onset_history == 3
+    assert a.doa.spec.onset_history == 0
     with pytest.raises(ConfigError, match='epochs'):
         RotationConfig(targets=('selfsup',), epochs=0)
+    with pytest.raises(ConfigError, match='binaural-onset-history'):
+        RotationConfig(binaural_onset_history=17)
 
 
 def test_eval_cli_refuses_a_folder_without_bags(tmp_path):

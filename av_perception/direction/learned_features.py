@@ -23,6 +23,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 import numpy as np
 
 from av_perception.arrays import ArrayGeometry
+from av_perception.errors import ConfigError
 from av_perception.direction.classic import fold_front
 from av_perception.direction.features import stft
 from av_perception.direction.srp import has_onsets, onset_weights, weighted_cross_spectra
@@ -32,6 +33,8 @@ PHAT_BETA = 0.7
 #: frame length [samples] of the onset-weighted cross-spectrum (16 ms at 16 kHz, hop 8 ms:
 #: the acoustic image's, ``ClassicDoa``'s nfft)
 ONSET_NFFT = 256
+#: the longest onset history a training command accepts [frames of ONSET_NFFT / 2]
+MAX_ONSET_HISTORY = 16
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,12 @@ class FeatureSpec:
             out[f] = (v == 'True') if t == 'bool' else int(v) if t == 'int' else \
                 float(v) if t == 'float' else v
         return cls(**out)
+
+
+def check_onset_history(frames: int, option: str = '--onset-history') -> None:
+    """Raise ``ConfigError`` unless ``frames`` is 0..:data:`MAX_ONSET_HISTORY`."""
+    if not 0 <= frames <= MAX_ONSET_HISTORY:
+        raise ConfigError(f'{option} must be 0..{MAX_ONSET_HISTORY} frames, got {frames}')
 
 
 def spec_for(geometry: ArrayGeometry, window: int = 4096, upsample: int = 4,

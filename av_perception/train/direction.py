@@ -26,7 +26,8 @@ from av_perception.bag.contents import UnusableBag, each_bag, list_bags
 from av_perception.bag.provenance import randomization
 from av_perception.direction.dataset import STREAM_TOPICS, load_bag, windows
 from av_perception.direction.learned_features import (FeatureSpec, calibration, features,
-                                                      label_map, map_to_bins, spec_for)
+                                                      label_map, map_to_bins, spec_for,
+                                                      check_onset_history)
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
 from av_perception.train.export import export_onnx
@@ -221,8 +222,7 @@ class DirectionConfig:
         check_optimisation(self.epochs, self.batch, self.lr)
         if self.jobs < 0:
             raise ConfigError(f'--jobs must be at least 0, got {self.jobs}')
-        if not 0 <= self.onset_history <= 16:
-            raise ConfigError(f'--onset-history must be 0..16 frames, got {self.onset_history}')
+        check_onset_history(self.onset_history)
 
 
 @dataclass

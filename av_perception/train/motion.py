@@ -58,7 +58,8 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 
 from av_perception.arrays import load_array
-from av_perception.direction.learned_features import FeatureSpec, calibration, peaks, spec_for
+from av_perception.direction.learned_features import (FeatureSpec, calibration,
+                                                      check_onset_history, peaks, spec_for)
 from av_perception.bag.provenance import randomization
 from av_perception.errors import ConfigError
 from av_perception.train.checkpoints import Checkpoints, fingerprint
@@ -168,6 +169,9 @@ class MotionConfig:
         refine_members: chains of rounds, each from its own seed, whose
             networks' distributions are averaged
             (``motion_refine.refine_ensemble``; 1: one network).
+        onset_history: > 0: the features' cross-correlation weighted by
+            onsets over this many frames (``FeatureSpec.onset_history``, as
+            ``train direction --onset-history``); 0: the whole window's.
     """
 
     epochs: int = 40
@@ -182,9 +186,11 @@ class MotionConfig:
     refine_epochs: int = EPOCHS
     refine_rounds: int = ROUNDS
     refine_members: int = MEMBERS
+    onset_history: int = 0
 
     def __post_init__(self) -> None:
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
+        check_onset_history(self.onset_history)
         check_settings(self.refine_epochs, self.refine_rounds, self.refine_members)
         if self.sign not in SIGNS:
             raise ConfigError(f'the binaural sign must be one of {SIGNS}, got {self.sign!r}')
@@ -307,7 +313,7 @@ def train_from_views(bags: list, pairs: list, yaw: np.ndarray, out: str | Path,
     from av_perception.train.direction import export
     out = Path(out)
     head = load_array(array)
-    spec = spec_for(head)
+    spec = spec_for(head, onset_history=cfg.onset_history)
     data = build_data(bags, pairs, yaw, spec, progress=progress, geometry=head)
     res = fit(data, spec, out, cfg, progress=progress)
     model, refined = res.model, 'none'

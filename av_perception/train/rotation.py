@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
+from av_perception.direction.learned_features import check_onset_history
 from av_perception.errors import ConfigError
 from av_perception.rotation.dataset import BagOptions, load_all
 from av_perception.rotation.features import RotationSpec
@@ -141,6 +142,9 @@ class RotationConfig:
             pseudo-labels stand still; 0: none).
         refine_members: chains of self-training rounds, each from its own
             seed, whose networks' distributions are averaged (1: one).
+        binaural_onset_history: the binaural network's features weighted
+            by onsets over this many frames (``MotionConfig.onset_history``;
+            0: the whole window's).
         options: how the bags are read (turn pairs, odometry frames,
             namespace: ``rotation.dataset.BagOptions``).
     """
@@ -158,6 +162,7 @@ class RotationConfig:
     refine_epochs: int = EPOCHS
     refine_rounds: int = ROUNDS
     refine_members: int = MEMBERS
+    binaural_onset_history: int = 0
     options: BagOptions = field(default_factory=BagOptions)
 
     def __post_init__(self) -> None:
@@ -169,6 +174,7 @@ class RotationConfig:
                               f'{self.binaural_epochs} (binaural)')
         check_settings(self.refine_epochs, self.refine_rounds,   # before the bags are read
                        self.refine_members)
+        check_onset_history(self.binaural_onset_history, '--binaural-onset-history')
         check_optimisation(self.epochs, self.batch, self.lr, min_batch=2)
 
 
@@ -264,7 +270,8 @@ def train(bags_dirs: list, out_dir: str | Path, cfg: RotationConfig = RotationCo
             bags, pairs, yaw, out_dir / FILES['selfsup'][1], teacher,
             MotionConfig(epochs=cfg.binaural_epochs, seed=cfg.seed, sign=cfg.binaural_sign,
                          refine_epochs=cfg.refine_epochs, refine_rounds=cfg.refine_rounds,
-                         refine_members=cfg.refine_members),
+                         refine_members=cfg.refine_members,
+                         onset_history=cfg.binaural_onset_history),
             progress=progress, array=cfg.binaural_array)
     return result
 
