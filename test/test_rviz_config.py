@@ -84,6 +84,7 @@ def test_rviz_shows_what_the_issue_asks_for():
     assert 'rviz_default_plugins/TF' in classes
     assert {'/echo_depth/depth', '/echo_depth/occupancy', '/echo_depth/map',
             '/echo_depth/scan', '/sound_direction/markers',
+            '/rotation/sound_direction/markers',   # use_audio: on by default (issue #25)
             '/av_heatmap/overlay'} <= _rviz_topics()
     markers = next(d for d in doc['Visualization Manager']['Displays']
                    if d.get('Topic', {}).get('Value') == '/sound_direction/markers')

@@ -79,7 +79,7 @@ class RotationNode(AvNode):
                            'models/rotation_visual.onnx).', read_only=True)
         audio_model = self.param('binaural_model', '', 'Binaural direction ONNX model ("": '
                                  'the shipped models/rotation_binaural.onnx).', read_only=True)
-        self.use_audio = self.param('use_audio', False, 'Hear the binaural direction on a '
+        self.use_audio = self.param('use_audio', True, 'Hear the binaural direction on a '
                                     'frame\'s segment and publish it (rotation/sound_direction).',
                                     read_only=True)
         self.fuse_audio = self.param('fuse_audio', False, 'With use_audio: fuse the binaural '
