@@ -28,6 +28,9 @@ from av_perception.errors import InputError
 
 C = 343.0
 METHODS = ('srp', 'normmusic', 'gcc')
+#: GCC-PHAT-beta's exponent (here and in the learned models' features): beta < 1
+#: keeps some of the spectrum's magnitude, so noise-only bins do not count as much
+#: as the source's; robust in reverb
 PHAT_BETA = 0.7
 #: frames [STFT hops] an onset-weighted SRP-PHAT measures each bin's rise
 #: against (``ClassicDoa(onset=True)``): 3 hops of 8 ms at 16 kHz, nfft 256
@@ -219,15 +222,13 @@ class ClassicDoa:
         fs = self.geometry.sample_rate
         up = 8  # interpolation of the cross-correlation
         cross = self._onset_cross(samples) if self.onset else None
-        if cross is None:   # the whole block's cross-spectrum
+        if cross is None:   # the whole block's cross-spectrum: one frame of unit weight
             n = 2 * samples.shape[1]
-            A, B = np.fft.rfft(samples[0], n), np.fft.rfft(samples[1], n)
             freqs = np.fft.rfftfreq(n, 1 / fs)
             band = (freqs >= self.freq_range[0]) & (freqs <= self.freq_range[1])
-            cross = np.conj(A) * B
-            # PHAT-beta weighting (beta < 1 keeps some of the spectrum's magnitude, so
-            # noise-only bins do not count as much as the source's): robust in reverb
-            cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)
+            cross = weighted_cross_spectra(np.fft.rfft(samples, n, axis=1)[:, :, None], band,
+                                           [(0, 1)], np.ones((int(band.sum()), 1)),
+                                           PHAT_BETA)[0]
         else:
             n = self.nfft
         r = np.fft.irfft(cross, n * up)

@@ -24,12 +24,11 @@ import numpy as np
 
 from av_perception.arrays import ArrayGeometry
 from av_perception.errors import ConfigError
-from av_perception.direction.classic import fold_front
+from av_perception.direction.classic import PHAT_BETA, fold_front
 from av_perception.direction.features import stft
 from av_perception.direction.srp import has_onsets, onset_weights, weighted_cross_spectra
 
 C = 343.0
-PHAT_BETA = 0.7
 #: frame length [samples] of the onset-weighted cross-spectrum (16 ms at 16 kHz, hop 8 ms:
 #: the acoustic image's, ``ClassicDoa``'s nfft)
 ONSET_NFFT = 256
@@ -144,16 +143,16 @@ def features(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
         sf = np.fft.rfftfreq(ONSET_NFFT, 1 / spec.sample_rate)
         sband = (sf >= spec.fmin) & (sf <= spec.fmax)
         w = onset_weights((np.abs(S[:, sband]) ** 2).sum(axis=0), spec.onset_history)
-        onset_cross = weighted_cross_spectra(S, sband, spec.pairs,
-                                             w if has_onsets(w) else np.ones_like(w), PHAT_BETA)
+        cross = weighted_cross_spectra(S, sband, spec.pairs,
+                                       w if has_onsets(w) else np.ones_like(w), PHAT_BETA)
+        n_cross = ONSET_NFFT
+    else:   # the whole window: one frame of unit weight
+        cross = weighted_cross_spectra(X[:, :, None], band, spec.pairs,
+                                       np.ones((int(band.sum()), 1)), PHAT_BETA)
+        n_cross = n
     out = []
     for k, (i, j) in enumerate(spec.pairs):
-        if spec.onset_history > 0:
-            r = np.fft.irfft(onset_cross[k], ONSET_NFFT * spec.upsample)
-        else:
-            cross = np.conj(X[i]) * X[j]
-            cross = np.where(band, cross / (np.abs(cross) ** PHAT_BETA + 1e-12), 0)
-            r = np.fft.irfft(cross, n * spec.upsample)
+        r = np.fft.irfft(cross[k], n_cross * spec.upsample)
         L = spec.max_lag
         g = np.concatenate([r[-L:], r[:L + 1]])
         g = g / (np.abs(g).max() + 1e-12)

@@ -99,7 +99,8 @@ def weighted_cross_spectra(X: np.ndarray, band: np.ndarray, pairs: list[tuple[in
     a boolean band mask (F,), pairs (i, j), weights (band bins, S) (e.g.
     :func:`onset_weights`) -> (pairs, F) complex, 0 outside the band. The
     onset-weighted cross-spectrum of GCC-PHAT (``ClassicDoa(onset=True)``)
-    and of the learned models' features alike."""
+    and of the learned models' features alike; with one frame of unit
+    weight, their whole window's cross-spectrum."""
     i, j = (np.array(k) for k in zip(*pairs))
     cross = np.conj(X[i][:, band]) * X[j][:, band]                # (P, band, S)
     cross = (cross / (np.abs(cross) ** beta + 1e-12) * weights).sum(axis=-1)
