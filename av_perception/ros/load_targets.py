@@ -163,9 +163,13 @@ TARGETS: dict[str, LoadTarget] = {
     'echo_depth': LoadTarget(
         'echo_depth', {}, [LoadInput('audio/echo', AudioChunk, echo_chunks(), AUDIO)], 2.0,
         ('echo_depth/depth', Image), _header_stamp),
-    # one twist per frame after the first, with the later frame's stamp
+    # one twist per frame after the first, with the later frame's stamp; the
+    # binaural head's audio too, as the node's default (use_audio) hears the
+    # segment of every frame on it while it turns the frames into twists
     'rotation': LoadTarget(
-        'rotation', {}, [LoadInput('camera/image_raw', Image, camera_images(), SENSOR)], 10.0,
+        'rotation', {}, [LoadInput('camera/image_raw', Image, camera_images(), SENSOR),
+                         LoadInput('audio/binaural', AudioChunk, audio_chunks('binaural'),
+                                   AUDIO)], 10.0,
         ('rotation/twist', TwistWithCovarianceStamped), _header_stamp),
     # a heatmap per image, with the image's stamp, once the audio window
     # that starts at the image has come
