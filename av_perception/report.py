@@ -441,6 +441,9 @@ SECTIONS: list[Callable[[BagData], Section | None]] = [
     lambda d: direction_section(d, 'sound_direction', 'direction_array', '4-mic direction'),
     lambda d: direction_section(d, 'binaural/sound_direction', 'direction_binaural',
                                 'binaural direction', window_s=0.256),
+    # the rotation node's (use_audio): one direction per frame's 0.5 s segment
+    lambda d: direction_section(d, 'rotation/sound_direction', 'direction_binaural_motion',
+                                'binaural, learned from motion', window_s=0.5),
     echo_depth_section,
     echo_map_section,
     rotation_section,

@@ -57,6 +57,32 @@ def test_direction_errors_are_scored_against_the_truth_of_the_same_frame(tmp_pat
     assert json.loads((tmp_path / 'out' / 'metrics.json').read_text()) == metrics
 
 
+def test_the_rotation_nodes_directions_are_scored_on_their_own(tmp_path):
+    """rotation/sound_direction (the rotation node's binaural directions, one
+    per frame's 0.5 s segment) gets its own section, scored against the
+    head's truth within the segment, and does not mix with the binaural
+    sound_direction instance's."""
+    m = Messages()
+    with BagWriter(tmp_path / 'bag') as w:
+        for topic in ('/gt/sound_direction', '/rotation/sound_direction',
+                      '/binaural/sound_direction'):
+            w.add_topic(topic, SSA)
+        for k in range(10):
+            t = 10**9 + k * 10**8
+            w.write('/gt/sound_direction', SSA, t, _sources(m, SSA, 40, 1, True, t, 'head'))
+            w.write('/binaural/sound_direction', SSA, t,
+                    _sources(m, SSA, 20, 0.5, True, t, 'head'))
+        for k in range(2):          # a frame's segment: truth 0.4 s after its stamp counts
+            t = 10**9 + k * 5 * 10**8
+            w.write('/rotation/sound_direction', SSA, t,
+                    _sources(m, SSA, 43, 0.5, True, t, 'head'))
+    metrics = report.build(tmp_path / 'bag', tmp_path / 'out')
+    mo, gcc = metrics['direction_binaural_motion'], metrics['direction_binaural']
+    assert mo['topic'] == 'rotation/sound_direction' and mo['estimates'] == 2
+    assert mo['median_deg'] == pytest.approx(3.0, abs=0.01)
+    assert gcc['median_deg'] == pytest.approx(20.0, abs=0.01)
+
+
 def test_demo_params_send_the_recorder_into_the_demo_folder(tmp_path):
     from av_perception.ros.demo import demo_params
     doc = yaml.safe_load(demo_params(tmp_path).read_text())
