@@ -39,6 +39,9 @@ strength).
     .venv/bin/python bench/direction_tracking.py --array-method srp_onset
     -> bench/results/direction_tracking_srp_onset.json (the 4-mic array only,
        with the node's default method; the README's tracking row)
+    .venv/bin/python bench/direction_tracking.py --binaural-method gcc_onset --sources 1
+    -> bench/results/direction_tracking_gcc_onset.json (the binaural head only,
+       with config/sim.yaml's method and its one source per window)
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ from av_perception.direction.stream import DoaResult, StreamingDoa
 from av_perception.direction.track_metrics import (GATE_DEG, TrackScores, TruthWindow,
                                                    estimate_outputs, score_tracks, track_outputs,
                                                    window_truth)
-from av_perception.direction.tracker import (SourceTracker, TrackerParams, angle_between,
-                                             unit_vector, yaw_rotation)
+from av_perception.direction.tracker import (TUNED_PARAMS, SourceTracker, TrackerParams,
+                                             angle_between, unit_vector, yaw_rotation)
 from av_perception.sim.acoustics import rt60_sabine
 from av_perception.sim.bags import CHUNK_SECONDS, SceneJob, simulate
 from av_perception.robot import load_robot
@@ -291,10 +294,23 @@ def main() -> None:
                     help='the 4-mic array\'s estimator; other than srp: the array alone, its '
                     'own sweep, written to direction_tracking_<method>.json (srp_onset: the '
                     'node\'s default)')
+    ap.add_argument('--binaural-method', choices=['gcc', 'gcc_onset'], default='gcc',
+                    help='the binaural head\'s estimator; other than gcc: the head alone, its '
+                    'own sweep, written to direction_tracking_<method>.json (gcc_onset: '
+                    'config/sim.yaml\'s)')
+    ap.add_argument('--sources', type=int, choices=[1, 2], default=None,
+                    help='sources per window of the one array a --*-method names (default: '
+                    'its PLAN\'s, 2; config/sim.yaml asks the binaural head for 1)')
     args = ap.parse_args()
-    plan = PLAN if args.array_method == 'srp' else {'array': (args.array_method, 2)}
-    out_name = 'direction_tracking.json' if args.array_method == 'srp' else \
-        f'direction_tracking_{args.array_method}.json'
+    if args.array_method != 'srp' and args.binaural_method != 'gcc':
+        ap.error('one of --array-method and --binaural-method at a time (each writes its '
+                 'own JSON)')
+    plan, out_name = PLAN, 'direction_tracking.json'
+    for role, method, default in (('array', args.array_method, 'srp'),
+                                  ('binaural', args.binaural_method, 'gcc')):
+        if method != default:
+            plan = {role: (method, args.sources or PLAN[role][1])}
+            out_name = f'direction_tracking_{method}.json'
     bags = prepare(args.cache, args.jobs)
     results: dict = {'rooms': {}, 'gate_deg': GATE_DEG, 'hop_s': HOP_SECONDS,
                      'sweep_grid': {k: list(v) for k, v in GRID.items()}}
@@ -311,6 +327,9 @@ def main() -> None:
                              amb).summary()
         trk = score_rooms(test, lambda room: tracked(room, params), amb).summary()
         turn = score_rooms(test, lambda room: tracked(room, params, turns=True), amb).summary()
+        # what the node runs today for this array and method, on the same rooms
+        node_params = TUNED_PARAMS.get((geom.name, method), TrackerParams())
+        node = score_rooms(test, lambda room: tracked(room, node_params), amb).summary()
         ratio = {k: (round(trk[k] / base[k], 3) if base[k] else None) for k in KEYS}
         results[role] = {
             'array': geom.name, 'method': method, 'sources_per_window': num,
@@ -318,6 +337,7 @@ def main() -> None:
             'params': asdict(params), 'untracked': base,
             'untracked_confident': strong, 'tracked': trk,
             'tracked_turns_known': turn, 'tracked_over_untracked': ratio,
+            'node_params': asdict(node_params), 'tracked_node_params': node,
             'true_sources_within_gate_of_another': close_share(test, amb),
             'sweep_train': {'objective': 'max IDF1 (ties: higher MOTA)',
                             'rooms': len(rooms['train']),
@@ -336,6 +356,9 @@ def main() -> None:
         for k in KEYS:
             lines.append(f'  {k:24s} {base[k]!s:>10s} {trk[k]!s:>10s} {ratio[k]!s:>7s} '
                          f'{turn[k]!s:>12s} {strong[k]!s:>15s}')
+        lines.append(f'  the node\'s parameters today {asdict(node_params)}: '
+                     + ', '.join(f'{k} {node[k]}' for k in (
+                         'id_switches_per_min', 'idf1', 'mota', 'recall', 'median_error_deg')))
         lines.append(f'  {len(test)} test rooms, {base["minutes"]} min, {base["windows"]} '
                      f'windows, {base["truths"]} true source-windows '
                      f'({close_share(test, amb):.0%} within {GATE_DEG:.0f} deg of the other)')

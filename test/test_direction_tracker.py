@@ -345,6 +345,10 @@ def test_the_node_runs_the_tracker_the_benchmark_chose_and_scored():
     r = json.loads((results / 'direction_tracking_srp_onset.json').read_text())['array']
     assert r['method'] == 'srp_onset'
     assert asdict(TUNED_PARAMS[(r['array'], r['method'])]) == r['params']
+    # the binaural head's other method (config/sim.yaml's), swept at its one source
+    r = json.loads((results / 'direction_tracking_gcc_onset.json').read_text())['binaural']
+    assert r['method'] == 'gcc_onset' and r['sources_per_window'] == 1
+    assert asdict(TUNED_PARAMS[(r['array'], r['method'])]) == r['params']
 
 
 def test_the_binaural_learned_model_confirms_tracks_at_its_confidence():
