@@ -302,6 +302,9 @@ def main() -> None:
                     help='sources per window of the one array a --*-method names (default: '
                     'its PLAN\'s, 2; config/sim.yaml asks the binaural head for 1)')
     args = ap.parse_args()
+    if args.sources and args.array_method == 'srp' and args.binaural_method == 'gcc':
+        ap.error('--sources applies to the array that --array-method or --binaural-method '
+                 'names')
     if args.array_method != 'srp' and args.binaural_method != 'gcc':
         ap.error('one of --array-method and --binaural-method at a time (each writes its '
                  'own JSON)')

@@ -59,9 +59,10 @@ def test_direction_errors_are_scored_against_the_truth_of_the_same_frame(tmp_pat
 
 def test_the_rotation_nodes_directions_are_scored_on_their_own(tmp_path):
     """rotation/sound_direction (the rotation node's binaural directions, one
-    per frame's 0.5 s segment) gets its own section, scored against the
-    head's truth within the segment, and does not mix with the binaural
-    sound_direction instance's."""
+    per frame's 0.5 s segment) gets its own section, scored against every
+    source the head's truth has within the whole segment (a source 0.4 s
+    into it counts, which a 0.256 s window would miss), and does not mix
+    with the binaural sound_direction instance's."""
     m = Messages()
     with BagWriter(tmp_path / 'bag') as w:
         for topic in ('/gt/sound_direction', '/rotation/sound_direction',
@@ -69,18 +70,21 @@ def test_the_rotation_nodes_directions_are_scored_on_their_own(tmp_path):
             w.add_topic(topic, SSA)
         for k in range(10):
             t = 10**9 + k * 10**8
-            w.write('/gt/sound_direction', SSA, t, _sources(m, SSA, 40, 1, True, t, 'head'))
+            late = k in (4, 9)       # 0.4 s into each segment: another source, at 60 deg
+            w.write('/gt/sound_direction', SSA, t,
+                    _sources(m, SSA, 60 if late else 40, 1, True, t, 'head'))
             w.write('/binaural/sound_direction', SSA, t,
                     _sources(m, SSA, 20, 0.5, True, t, 'head'))
-        for k in range(2):          # a frame's segment: truth 0.4 s after its stamp counts
+        for k in range(2):           # the segments from 1.0 s and 1.5 s
             t = 10**9 + k * 5 * 10**8
             w.write('/rotation/sound_direction', SSA, t,
                     _sources(m, SSA, 43, 0.5, True, t, 'head'))
     metrics = report.build(tmp_path / 'bag', tmp_path / 'out')
     mo, gcc = metrics['direction_binaural_motion'], metrics['direction_binaural']
     assert mo['topic'] == 'rotation/sound_direction' and mo['estimates'] == 2
-    assert mo['median_deg'] == pytest.approx(3.0, abs=0.01)
-    assert gcc['median_deg'] == pytest.approx(20.0, abs=0.01)
+    assert mo['scored'] == 4                  # 40 and 60 deg in each segment
+    assert mo['median_deg'] == pytest.approx(10.0, abs=0.01)   # errors 3, 17, 3, 17
+    assert gcc['topic'] == 'binaural/sound_direction' and gcc['estimates'] == 10
 
 
 def test_demo_params_send_the_recorder_into_the_demo_folder(tmp_path):
