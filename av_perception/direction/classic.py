@@ -222,13 +222,12 @@ class ClassicDoa:
         fs = self.geometry.sample_rate
         up = 8  # interpolation of the cross-correlation
         cross = self._onset_cross(samples) if self.onset else None
-        if cross is None:   # the whole block's cross-spectrum: one frame of unit weight
+        if cross is None:   # the whole block's cross-spectrum: one frame, unweighted
             n = 2 * samples.shape[1]
             freqs = np.fft.rfftfreq(n, 1 / fs)
             band = (freqs >= self.freq_range[0]) & (freqs <= self.freq_range[1])
             cross = weighted_cross_spectra(np.fft.rfft(samples, n, axis=1)[:, :, None], band,
-                                           [(0, 1)], np.ones((int(band.sum()), 1)),
-                                           PHAT_BETA)[0]
+                                           [(0, 1)], None, PHAT_BETA)[0]
         else:
             n = self.nfft
         r = np.fft.irfft(cross, n * up)

@@ -143,12 +143,11 @@ def features(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
         sf = np.fft.rfftfreq(ONSET_NFFT, 1 / spec.sample_rate)
         sband = (sf >= spec.fmin) & (sf <= spec.fmax)
         w = onset_weights((np.abs(S[:, sband]) ** 2).sum(axis=0), spec.onset_history)
-        cross = weighted_cross_spectra(S, sband, spec.pairs,
-                                       w if has_onsets(w) else np.ones_like(w), PHAT_BETA)
+        cross = weighted_cross_spectra(S, sband, spec.pairs, w if has_onsets(w) else None,
+                                       PHAT_BETA)
         n_cross = ONSET_NFFT
-    else:   # the whole window: one frame of unit weight
-        cross = weighted_cross_spectra(X[:, :, None], band, spec.pairs,
-                                       np.ones((int(band.sum()), 1)), PHAT_BETA)
+    else:   # the whole window: one frame, unweighted
+        cross = weighted_cross_spectra(X[:, :, None], band, spec.pairs, None, PHAT_BETA)
         n_cross = n
     out = []
     for k, (i, j) in enumerate(spec.pairs):

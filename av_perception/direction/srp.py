@@ -93,17 +93,18 @@ def has_onsets(weights: np.ndarray) -> bool:
 
 
 def weighted_cross_spectra(X: np.ndarray, band: np.ndarray, pairs: list[tuple[int, int]],
-                           weights: np.ndarray, beta: float) -> np.ndarray:
+                           weights: np.ndarray | None, beta: float) -> np.ndarray:
     """GCC-PHAT-beta cross-spectra of microphone pairs from an STFT, each
     time-frequency bin weighted and summed over the frames: (M, F, S) STFT,
     a boolean band mask (F,), pairs (i, j), weights (band bins, S) (e.g.
-    :func:`onset_weights`) -> (pairs, F) complex, 0 outside the band. The
-    onset-weighted cross-spectrum of GCC-PHAT (``ClassicDoa(onset=True)``)
-    and of the learned models' features alike; with one frame of unit
-    weight, their whole window's cross-spectrum."""
+    :func:`onset_weights`; None: every bin alike) -> (pairs, F) complex, 0
+    outside the band. The onset-weighted cross-spectrum of GCC-PHAT
+    (``ClassicDoa(onset=True)``) and of the learned models' features alike;
+    with one frame (S = 1) and no weights, their whole window's cross-spectrum."""
     i, j = (np.array(k) for k in zip(*pairs))
     cross = np.conj(X[i][:, band]) * X[j][:, band]                # (P, band, S)
-    cross = (cross / (np.abs(cross) ** beta + 1e-12) * weights).sum(axis=-1)
+    cross = cross / (np.abs(cross) ** beta + 1e-12)
+    cross = (cross if weights is None else cross * weights).sum(axis=-1)
     out = np.zeros((len(pairs), X.shape[1]), complex)
     out[:, band] = cross
     return out
