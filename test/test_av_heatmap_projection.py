@@ -198,3 +198,50 @@ def test_the_acoustic_memory_carries_past_windows_through_the_odometry():
     # no odometry: the current window alone
     mem.add(heard(70.0), 3 * 10**9 + 1, None)
     assert abs(az[np.argmax(mem.image(3 * 10**9 + 1, None))] - 70.0) <= 1.0
+
+
+def test_the_acoustic_memory_weighs_each_window_by_how_far_its_peak_stands_out():
+    """A window that heard a source (free field, 4-mic array) has a tall SRP
+    peak over its floor; one of independent sensor noise alone has a nearly
+    flat map, though normalised it is as tall as any. Weighted by
+    :func:`power_contrast`, the memory follows the source through later
+    noise windows; weighted alike, the noise windows outvote it. Weights of
+    zero everywhere fall back to the plain mean; a negative weight is 0."""
+    import pyroomacoustics as pra
+
+    from av_perception.arrays import load_array
+    from av_perception.av_heatmap.projection import (AcousticImage, AcousticMemory,
+                                                     normalise_power, power_contrast)
+    geometry = load_array('respeaker4')
+    imager = AcousticImage(geometry)
+    rng = np.random.default_rng(3)
+    fs, n = geometry.sample_rate, 6400
+    room = pra.AnechoicRoom(3, fs=fs)
+    room.add_source(1.5 * np.array([math.cos(math.radians(40.0)), math.sin(math.radians(40.0)),
+                                    0.0]), signal=rng.normal(size=n + 2000))
+    room.add_microphone_array(geometry.positions.T)
+    room.simulate()
+    source = room.mic_array.signals[:, 1000:1000 + n]
+    source = source + 1e-3 * source.std() * rng.normal(size=source.shape)
+    az = np.degrees(np.arctan2(imager.directions[:, 1], imager.directions[:, 0]))
+    raw_source = imager.spectrum(source)
+    assert abs(az[np.argmax(raw_source)] - 40.0) <= 3.0
+    noises = [imager.spectrum(rng.normal(size=source.shape)) for _ in range(3)]
+    assert all(power_contrast(r) < 0.2 * power_contrast(raw_source) for r in noises)
+    assert all(normalise_power(r).max() == pytest.approx(1.0) for r in noises)
+
+    def memory(weighted: bool) -> np.ndarray:
+        mem = AcousticMemory(imager.directions, seconds=1.5)
+        for k, raw in enumerate([raw_source, *noises]):
+            mem.add(normalise_power(raw), k * 5 * 10**8, _yawed(0.0),
+                    power_contrast(raw) if weighted else 1.0)
+        return mem.image(15 * 10**8, _yawed(0.0))
+    assert abs(az[np.argmax(memory(True))] - 40.0) <= 3.0
+    assert abs(az[np.argmax(memory(False))] - 40.0) > 3.0
+    flat = AcousticMemory(PLANAR, seconds=1.5)
+    flat.add(direction_map(PLANAR, [1.0, 0.0, 0.0], 3.0), 0, _yawed(0.0), 0.0)
+    flat.add(direction_map(PLANAR, [0.0, 1.0, 0.0], 3.0), 10**8, _yawed(0.0), -1.0)
+    both = flat.image(10**8, _yawed(0.0))
+    assert both[np.argmin(np.abs(np.degrees(np.arctan2(PLANAR[:, 1], PLANAR[:, 0]))))] \
+        == pytest.approx(1.0)
+    assert both.max() == pytest.approx(1.0)

@@ -31,7 +31,8 @@ Methods, all on the same samples in one run:
 
 ``acoustic`` and ``fused`` take the acoustic memory of the last 1.5 s
 (:class:`~av_perception.av_heatmap.projection.AcousticMemory`: the bag's windows in
-time order, carried through its odometry on /tf), as the node does;
+time order, carried through its odometry on /tf, each weighted by its map's
+contrast), as the node does;
 ``acoustic_window`` and ``fused_window`` take each image's own window alone.
 
 Oracles (``oracle=True``; they read ground truth, they are not methods):

@@ -37,7 +37,8 @@ from av_perception.av_heatmap.frontend import AvSpec, audio_features, image_inpu
 from av_perception.av_heatmap.metrics import resize_map
 from av_perception.av_heatmap.projection import (ACOUSTIC_IMAGES, LEGACY_ACOUSTIC_IMAGE_ID,
                                                  AcousticImage, AcousticMemory, AcousticProjector,
-                                                 CameraView, elevation_prior, pixel_ray)
+                                                 CameraView, elevation_prior, normalise_power,
+                                                 pixel_ray, power_contrast)
 from av_perception.errors import ConfigError
 from av_perception.inference import OnnxModel
 from av_perception.paths import shipped_model
@@ -50,6 +51,8 @@ ALONE_MODEL = 'av_heatmap_alone'
 HEATMAP_SCALE = 0.1
 #: how far back the acoustic memory reaches by default [s] (AcousticMemory)
 MEMORY_SECONDS = 1.5
+#: farthest the base may have moved since a window the acoustic memory keeps [m]
+MEMORY_TRAVEL = 0.5
 
 
 def to_heatmap(cosine: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -134,8 +137,8 @@ class HeatmapModel:
                               f'{sorted(ACOUSTIC_IMAGES)})')
         # the map the model was trained with
         self.acoustic_image = AcousticImage(geometry, kind) if self.spec.acoustic else None
-        self.memory = AcousticMemory(self.acoustic_image.directions, MEMORY_SECONDS) \
-            if self.acoustic_image is not None else None
+        self.memory = None if self.acoustic_image is None else \
+            AcousticMemory(self.acoustic_image.directions, MEMORY_SECONDS, MEMORY_TRAVEL)
         self._projectors: dict = {}
 
     @property
@@ -181,9 +184,10 @@ class HeatmapModel:
         the odometry frame, a Transform or None) and the memory's image of
         the last ``memory.seconds`` is projected instead (windows must come
         in time order; ``memory.clear()`` between recordings)."""
-        power = self.acoustic_image(window[:, :self.spec.window])
+        raw = self.acoustic_image.spectrum(window[:, :self.spec.window])
+        power = normalise_power(raw)
         if stamp_ns is not None and self.memory.seconds > 0:
-            self.memory.add(power, stamp_ns, odom)
+            self.memory.add(power, stamp_ns, odom, power_contrast(raw))
             power = self.memory.image(stamp_ns, odom)
         return self.projector(view).project(power)
 

@@ -130,6 +130,19 @@ def normalise_power(power: np.ndarray) -> np.ndarray:
     return np.clip((p - med) / (top - med), 0.0, 1.0)
 
 
+def power_contrast(power: np.ndarray) -> float:
+    """How far an SRP power map's peak stands above its diffuse floor:
+    ``max - median`` in SRP-PHAT's own units (the mean PHAT coherence per
+    microphone pair, frequency and frame; the onset-weighted map keeps that
+    scale). A direct sound makes it large; diffuse noise, a pause or a
+    late reverberant tail leave the map nearly flat and it near 0, though
+    :func:`normalise_power` stretches any map to a full 0-1 peak. The
+    acoustic memory weighs each window by it."""
+    p = np.asarray(power, float)
+    top = float(np.max(p))
+    return max(top - float(np.median(p)), 0.0) if np.isfinite(top) else 0.0
+
+
 class AcousticImage:
     """The array's acoustic image: normalised onset-weighted SRP-PHAT power
     over its grid.
@@ -160,7 +173,11 @@ class AcousticImage:
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """One window (channels, frames) -> (N,) power in [0, 1] (:func:`normalise_power`)."""
-        return normalise_power(self.doa.spatial_spectrum(np.asarray(samples, np.float64)))
+        return normalise_power(self.spectrum(samples))
+
+    def spectrum(self, samples: np.ndarray) -> np.ndarray:
+        """One window (channels, frames) -> (N,) SRP-PHAT power, not normalised."""
+        return self.doa.spatial_spectrum(np.asarray(samples, np.float64))
 
 
 class AcousticProjector:
@@ -259,7 +276,10 @@ class AcousticMemory:
     :meth:`image` rotates every kept image into the current array frame
     (rotation only: the base's translation between windows is ignored, and
     windows from more than ``max_travel`` m away are left out) and averages
-    them, equally weighted, renormalised to [0, 1].
+    them, each weighted by its ``weight`` (the node's: the window's
+    :func:`power_contrast`, so that a window that heard only diffuse noise
+    or a pause, whose normalised map is as tall as any, counts for little),
+    renormalised to [0, 1].
 
     Args:
         directions: (N, 3) unit grid directions in the array frame.
@@ -268,21 +288,24 @@ class AcousticMemory:
     """
 
     def __init__(self, directions: np.ndarray, seconds: float = 1.5,
-                 max_travel: float = 0.3) -> None:
+                 max_travel: float = 0.5) -> None:
         self.directions = np.asarray(directions, float)
         self.seconds = float(seconds)
         self.max_travel = float(max_travel)
-        self._kept: list[tuple[int, Transform, np.ndarray]] = []
+        self._kept: list[tuple[int, Transform | None, np.ndarray, float]] = []
 
     def clear(self) -> None:
         self._kept.clear()
 
-    def add(self, power: np.ndarray, stamp_ns: int, odom_from_array: Transform | None) -> None:
+    def add(self, power: np.ndarray, stamp_ns: int, odom_from_array: Transform | None,
+            weight: float = 1.0) -> None:
         """Keep a window's normalised acoustic image (N,) with its pose
-        (None: no odometry, the memory holds this window only)."""
+        (None: no odometry, the memory holds this window only) and its
+        weight in the average (>= 0, e.g. :func:`power_contrast` of its map)."""
         if odom_from_array is None:
             self._kept.clear()
-        self._kept.append((int(stamp_ns), odom_from_array, np.asarray(power, np.float32)))
+        self._kept.append((int(stamp_ns), odom_from_array, np.asarray(power, np.float32),
+                           max(float(weight), 0.0)))
         self._kept = [k for k in self._kept
                       if int(stamp_ns) - k[0] <= self.seconds * 1e9 and k[0] <= int(stamp_ns)]
 
@@ -298,8 +321,8 @@ class AcousticMemory:
         if odom_from_array is None:
             return self._kept[-1][2]
         now = odom_from_array.matrix
-        maps = []
-        for t, pose, power in self._kept:
+        maps, weights = [], []
+        for t, pose, power, weight in self._kept:
             if pose is None or t > stamp_ns or stamp_ns - t > self.seconds * 1e9:
                 continue
             then = pose.matrix
@@ -308,6 +331,8 @@ class AcousticMemory:
             rot = then[:3, :3].T @ now[:3, :3]            # current array -> that window's array
             idx = np.argmax((self.directions @ rot.T) @ self.directions.T, axis=1)
             maps.append(power[idx])
+            weights.append(weight)
         if not maps:
             return self._kept[-1][2]
-        return normalise_power(np.mean(maps, axis=0)).astype(np.float32)
+        w = np.asarray(weights) if sum(weights) > 0 else None     # all flat: alike
+        return normalise_power(np.average(maps, axis=0, weights=w)).astype(np.float32)
