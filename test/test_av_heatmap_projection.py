@@ -206,7 +206,7 @@ def test_the_acoustic_memory_weighs_each_window_by_how_far_its_peak_stands_out()
     flat map, though normalised it is as tall as any. Weighted by
     :func:`power_contrast`, the memory follows the source through later
     noise windows; weighted alike, the noise windows outvote it. Weights of
-    zero everywhere fall back to the plain mean; a negative weight is 0."""
+    zero everywhere fall back to the plain mean; a negative or NaN weight is 0."""
     import pyroomacoustics as pra
 
     from av_perception.arrays import load_array
@@ -241,7 +241,8 @@ def test_the_acoustic_memory_weighs_each_window_by_how_far_its_peak_stands_out()
     flat = AcousticMemory(PLANAR, seconds=1.5)
     flat.add(direction_map(PLANAR, [1.0, 0.0, 0.0], 3.0), 0, _yawed(0.0), 0.0)
     flat.add(direction_map(PLANAR, [0.0, 1.0, 0.0], 3.0), 10**8, _yawed(0.0), -1.0)
-    both = flat.image(10**8, _yawed(0.0))
+    flat.add(direction_map(PLANAR, [-1.0, 0.0, 0.0], 3.0), 2 * 10**8, _yawed(0.0), float('nan'))
+    both = flat.image(2 * 10**8, _yawed(0.0))
     assert both[np.argmin(np.abs(np.degrees(np.arctan2(PLANAR[:, 1], PLANAR[:, 0]))))] \
         == pytest.approx(1.0)
     assert both.max() == pytest.approx(1.0)

@@ -301,11 +301,13 @@ class AcousticMemory:
             weight: float = 1.0) -> None:
         """Keep a window's normalised acoustic image (N,) with its pose
         (None: no odometry, the memory holds this window only) and its
-        weight in the average (>= 0, e.g. :func:`power_contrast` of its map)."""
+        weight in the average (e.g. :func:`power_contrast` of its map; a
+        negative or non-finite weight counts as 0)."""
         if odom_from_array is None:
             self._kept.clear()
+        w = float(weight)
         self._kept.append((int(stamp_ns), odom_from_array, np.asarray(power, np.float32),
-                           max(float(weight), 0.0)))
+                           w if np.isfinite(w) and w > 0 else 0.0))
         self._kept = [k for k in self._kept
                       if int(stamp_ns) - k[0] <= self.seconds * 1e9 and k[0] <= int(stamp_ns)]
 
