@@ -461,6 +461,36 @@ def test_the_horizon_prior_can_be_centred_for_another_robot(tmp_path):
         HeatmapModel(_left_model(tmp_path / 'left.onnx'), GEOM).set_prior_center(-10.0)
 
 
+def test_the_models_acoustic_memory_follows_the_window_that_heard_a_source():
+    """HeatmapModel.acoustic, as the node and scoring call it: a window that
+    heard a source 10 deg left of the camera axis (free field), then three
+    windows of independent noise; the memory's projected image still peaks
+    on the source's column, because each window counts by its map's
+    contrast (the noise windows' normalised maps are as tall as any)."""
+    import pyroomacoustics as pra
+
+    from av_perception.geometry.tf_buffer import Transform
+    model = HeatmapModel(None, GEOM)
+    view = _robot_view()
+    rng = np.random.default_rng(5)
+    n = model.window
+    room = pra.AnechoicRoom(3, fs=GEOM.sample_rate)
+    room.add_source(2.0 * np.array([math.cos(math.radians(10.0)), math.sin(math.radians(10.0)),
+                                    0.0]), signal=rng.normal(size=n + 2000))
+    room.add_microphone_array(GEOM.positions.T)
+    room.simulate()
+    source = room.mic_array.signals[:, 1000:1000 + n]
+    source = (source + 1e-3 * source.std() * rng.normal(size=source.shape)).astype(np.float32)
+    column = int(np.argmax(model.acoustic(source, view).max(axis=0)))
+    assert column < view.width / 2 - 5                 # left of the axis
+    odom = Transform((0.0, 0.0, 0.6), (1.0, 0.0, 0.0, 0.0))
+    model.memory.clear()
+    for k, window in enumerate([source] + [rng.normal(size=source.shape).astype(np.float32)
+                                           for _ in range(3)]):
+        image = model.acoustic(window, view, k * 4 * 10**8, odom)
+    assert abs(int(np.argmax(image.max(axis=0))) - column) <= 2
+
+
 def test_eval_cli_on_a_folder_without_bags_fails_in_one_line(tmp_path, capsys):
     from av_perception.cli import main
     assert main(['eval', 'av-heatmap', '--bags', str(tmp_path)]) == 2
