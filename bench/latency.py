@@ -9,7 +9,12 @@ recorder) reports its own callback time from /diagnostics instead
 (``latency: callback``). Target: every node keeps up with its input rate with
 p95 latency below its input period. Writes bench/results/latency.json:
 ``<node>.p50_ms``, ``<node>.p95_ms``, ``<node>.hz`` (one process) and the same
-under ``<node>.two_processes``.
+under ``<node>.two_processes``. A node's further stamped outputs
+(``load_targets.second_outputs``: the rotation node's
+``rotation/sound_direction``, one per 0.5 s segment, its latency from the
+chunk that completes the segment) are measured in runs of their own and
+written under the node, ``<node>.<topic>``, with their nominal rate
+``expected_hz``; they are not nodes, so the worst-node figures leave them out.
 
     nice -n 10 .venv/bin/python bench/latency.py [--seconds 20] [--nodes a b]
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -56,7 +62,7 @@ def measure(target: LoadTarget, separate: bool, seconds: float, warmup: float = 
 
 
 def main() -> int:
-    from av_perception.ros.load_targets import TARGETS
+    from av_perception.ros.load_targets import TARGETS, second_outputs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seconds', type=float, default=20.0, help='steady phase per run [s]')
@@ -75,6 +81,18 @@ def main() -> int:
                   f'x{r["p95_ms"] * r["input_hz"] / 1e3:.2f})'
                   f'  {r["hz"]:6.2f} Hz of {r["input_hz"]:.0f} Hz input  [{r["latency"]}]',
                   flush=True)
+    for topic, target in second_outputs().items():
+        if target.node not in args.nodes:
+            continue
+        one = measure(target, separate=False, seconds=args.seconds)
+        two = measure(target, separate=True, seconds=args.seconds)
+        expected = 1.0 / (math.floor(target.offset_s * target.rate_hz) + 1)  # one per segment
+        results[target.node][topic] = {**one, 'expected_hz': round(target.rate_hz * expected, 3),
+                                       'two_processes': two}
+        for label, r in (('one process', one), ('two processes', two)):
+            print(f'{topic:22s} {label:14s} p50 {r["p50_ms"]:8.2f} ms  p95 {r["p95_ms"]:8.2f} ms '
+                  f'after the chunk that completes its segment; {r["hz"]:6.2f} Hz '
+                  f'(one per segment: {target.rate_hz * expected:.2f} Hz)', flush=True)
     results['seconds_per_run'] = args.seconds
     results['load_average_1min_at_end'] = round(os.getloadavg()[0], 2)  # shared machine
     results['wall_seconds'] = round(time.perf_counter() - t0, 1)

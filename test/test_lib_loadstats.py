@@ -24,6 +24,19 @@ def test_output_of_a_window_is_matched_to_the_input_that_completed_it():
     assert m.latencies(2.5, 3.5) == [pytest.approx(0.25)]
 
 
+def test_the_rotation_nodes_direction_is_matched_to_the_chunk_that_completes_its_segment():
+    """bench/latency.py's second output: rotation/sound_direction is stamped
+    at its frame and needs the frame's 0.5 s segment, which the 5th 100 ms
+    tick from the frame's completes (its chunk covers 0.4-0.5 s)."""
+    from av_perception.ros.load_targets import second_outputs
+    target = second_outputs()['rotation/sound_direction']
+    assert target.node == 'rotation' and target.output[0] == 'rotation/sound_direction'
+    m = LatencyMatcher(int(1e9 / target.rate_hz), int(round(target.offset_s * 1e9)))
+    m.sent(10**9, t=0.0)
+    assert m.input_stamp(10**9) == 10**9 + 4 * P
+    assert m.input_stamp(10**9 + P) == 10**9 + 5 * P
+
+
 def test_matcher_is_bounded():
     m = LatencyMatcher(P, max_pending=5)
     for k in range(100):

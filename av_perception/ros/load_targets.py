@@ -13,6 +13,8 @@ chunks, audio_common S16LE buffers, ...
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from geometry_msgs.msg import TwistWithCovarianceStamped
@@ -26,7 +28,7 @@ from av_perception.audio.chunk import AudioBlock
 from av_perception.ros.load import LoadInput, LoadTarget
 from av_perception.ros.messages import block_to_chunk, ns_to_stamp, stamp_to_ns
 from av_perception.ros.qos import AUDIO, LATCHED, SENSOR
-from av_perception.msg import AudioChunk
+from av_perception.msg import AudioChunk, SoundSourceArray
 
 CHUNK_SECONDS = 0.1
 
@@ -193,3 +195,17 @@ TARGETS: dict[str, LoadTarget] = {
         [LoadInput('audio/raw', AudioChunk, audio_chunks(), AUDIO)], 1 / CHUNK_SECONDS,
         diag_input='/audio/raw'),
 }
+
+
+def second_outputs() -> dict[str, LoadTarget]:
+    """Stamped outputs that bench/latency.py measures beside each target's
+    own, by name, each as its target with that output: the rotation node's
+    binaural direction (``use_audio``, its default), stamped at its frame's
+    stamp and published once that frame's segment (the shipped model's
+    ``audio_window``) has come, so its latency runs from the chunk that
+    completes the segment. Loads the shipped rotation model (not at import)."""
+    from av_perception.rotation.estimate import VisualRotation
+    spec = VisualRotation().spec
+    return {'rotation/sound_direction': replace(
+        TARGETS['rotation'], output=('rotation/sound_direction', SoundSourceArray),
+        offset_s=(spec.audio_window - 1) / spec.sample_rate)}
