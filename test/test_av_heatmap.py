@@ -467,20 +467,16 @@ def test_the_models_acoustic_memory_follows_the_window_that_heard_a_source():
     windows of independent noise; the memory's projected image still peaks
     on the source's column, because each window counts by its map's
     contrast (the noise windows' normalised maps are as tall as any)."""
-    import pyroomacoustics as pra
-
     from av_perception.geometry.tf_buffer import Transform
+    from test_direction_srp import _record
     model = HeatmapModel(None, GEOM)
     view = _robot_view()
     rng = np.random.default_rng(5)
     n = model.window
-    room = pra.AnechoicRoom(3, fs=GEOM.sample_rate)
-    room.add_source(2.0 * np.array([math.cos(math.radians(10.0)), math.sin(math.radians(10.0)),
-                                    0.0]), signal=rng.normal(size=n + 2000))
-    room.add_microphone_array(GEOM.positions.T)
-    room.simulate()
-    source = room.mic_array.signals[:, 1000:1000 + n]
-    source = (source + 1e-3 * source.std() * rng.normal(size=source.shape)).astype(np.float32)
+    # the helper cuts its recording's start: ask for more than the window
+    source = _record(GEOM, [(10.0, 0.0)], None, seconds=1.5 * n / GEOM.sample_rate,
+                     seed=5)[:, :n].astype(np.float32)
+    assert source.shape == (GEOM.channels, n)
     column = int(np.argmax(model.acoustic(source, view).max(axis=0)))
     assert column < view.width / 2 - 5                 # left of the axis
     odom = Transform((0.0, 0.0, 0.6), (1.0, 0.0, 0.0, 0.0))

@@ -207,22 +207,16 @@ def test_the_acoustic_memory_weighs_each_window_by_how_far_its_peak_stands_out()
     :func:`power_contrast`, the memory follows the source through later
     noise windows; weighted alike, the noise windows outvote it. Weights of
     zero everywhere fall back to the plain mean; a negative or NaN weight is 0."""
-    import pyroomacoustics as pra
-
     from av_perception.arrays import load_array
     from av_perception.av_heatmap.projection import (AcousticImage, AcousticMemory,
                                                      normalise_power, power_contrast)
+    from test_direction_srp import _record
     geometry = load_array('respeaker4')
     imager = AcousticImage(geometry)
     rng = np.random.default_rng(3)
-    fs, n = geometry.sample_rate, 6400
-    room = pra.AnechoicRoom(3, fs=fs)
-    room.add_source(1.5 * np.array([math.cos(math.radians(40.0)), math.sin(math.radians(40.0)),
-                                    0.0]), signal=rng.normal(size=n + 2000))
-    room.add_microphone_array(geometry.positions.T)
-    room.simulate()
-    source = room.mic_array.signals[:, 1000:1000 + n]
-    source = source + 1e-3 * source.std() * rng.normal(size=source.shape)
+    # the helper cuts its recording's start: ask for more than the window
+    source = _record(geometry, [(40.0, 0.0)], None, seconds=0.6, seed=3)[:, :6400]
+    assert source.shape == (geometry.channels, 6400)
     az = np.degrees(np.arctan2(imager.directions[:, 1], imager.directions[:, 0]))
     raw_source = imager.spectrum(source)
     assert abs(az[np.argmax(raw_source)] - 40.0) <= 3.0
