@@ -86,13 +86,13 @@ def main() -> int:
             continue
         one = measure(target, separate=False, seconds=args.seconds)
         two = measure(target, separate=True, seconds=args.seconds)
-        expected = 1.0 / (math.floor(target.offset_s * target.rate_hz) + 1)  # one per segment
-        results[target.node][topic] = {**one, 'expected_hz': round(target.rate_hz * expected, 3),
-                                       'two_processes': two}
+        # one per segment: the input ticks its offset spans, and the one that completes it
+        expected_hz = round(target.rate_hz / (math.floor(target.offset_s * target.rate_hz) + 1), 3)
+        results[target.node][topic] = {**one, 'expected_hz': expected_hz, 'two_processes': two}
         for label, r in (('one process', one), ('two processes', two)):
             print(f'{topic:22s} {label:14s} p50 {r["p50_ms"]:8.2f} ms  p95 {r["p95_ms"]:8.2f} ms '
                   f'after the chunk that completes its segment; {r["hz"]:6.2f} Hz '
-                  f'(one per segment: {target.rate_hz * expected:.2f} Hz)', flush=True)
+                  f'(one per segment: {expected_hz:.2f} Hz)', flush=True)
     results['seconds_per_run'] = args.seconds
     results['load_average_1min_at_end'] = round(os.getloadavg()[0], 2)  # shared machine
     results['wall_seconds'] = round(time.perf_counter() - t0, 1)
